@@ -1,0 +1,196 @@
+#include "kx/registry.h"
+
+#include <cmath>
+#include <sstream>
+#include <unordered_map>
+
+#include "kx/error.h"
+
+namespace kx {
+
+namespace {
+
+std::string trim(const std::string& s) {
+  const size_t a = s.find_first_not_of(" \t");
+  if (a == std::string::npos) return "";
+  return s.substr(a, s.find_last_not_of(" \t") - a + 1);
+}
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> parts;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    item = trim(item);
+    if (!item.empty()) parts.push_back(item);
+  }
+  return parts;
+}
+
+// "name:kind", "name?:kind" (optional) or "name...:kind" (variadic, stored as optional=false and
+// the name ending in "...").
+InputSpec parse_input(const std::string& text) {
+  const size_t colon = text.find(':');
+  InputSpec spec{text.substr(0, colon), InputKind::Any, false};
+  const std::string kind = colon == std::string::npos ? "any" : text.substr(colon + 1);
+  if (!spec.name.empty() && spec.name.back() == '?') {
+    spec.optional = true;
+    spec.name.pop_back();
+  }
+  spec.kind = kind == "float" ? InputKind::Float : kind == "int32" ? InputKind::Int32
+            : kind == "uint8" ? InputKind::UInt8 : InputKind::Any;
+  return spec;
+}
+
+std::vector<OpDef> build_table() {
+  std::vector<OpDef> table;
+#define KX_OP(NAME, INPUTS, ATTRS, DOC)                                     \
+  {                                                                         \
+    OpDef def{#NAME, {}, split_list(ATTRS), DOC};                           \
+    for (const auto& in : split_list(INPUTS)) def.inputs.push_back(parse_input(in)); \
+    table.push_back(def);                                                   \
+  }
+#include "ops/ops.def"
+#undef KX_OP
+  return table;
+}
+
+std::unordered_map<std::string, Kernel>& kernels() {
+  static std::unordered_map<std::string, Kernel> map;
+  return map;
+}
+
+std::string kernel_key(const std::string& op, DeviceType device) {
+  return op + (device == DeviceType::CPU ? "@cpu" : "@cuda");
+}
+
+bool is_variadic(const InputSpec& s) { return s.name.size() > 3 && s.name.compare(s.name.size() - 3, 3, "...") == 0; }
+
+const char* kind_name(InputKind k) {
+  switch (k) {
+    case InputKind::Float: return "a floating dtype";
+    case InputKind::Int32: return "int32";
+    case InputKind::UInt8: return "uint8";
+    case InputKind::Any: return "any dtype";
+  }
+  return "?";
+}
+
+bool kind_accepts(InputKind k, DType t) {
+  switch (k) {
+    case InputKind::Float: return is_floating(t);
+    case InputKind::Int32: return t == DType::Int32;
+    case InputKind::UInt8: return t == DType::UInt8;
+    case InputKind::Any: return true;
+  }
+  return false;
+}
+
+void check_inputs(const OpDef& def, const Inputs& inputs) {
+  const bool variadic = def.inputs.size() == 1 && is_variadic(def.inputs[0]);
+  if (!variadic) {
+    KX_CHECK(inputs.size() == def.inputs.size(), Arg, def.name, ": expected ", def.inputs.size(),
+             " inputs, got ", inputs.size());
+  } else {
+    KX_CHECK(!inputs.empty(), Arg, def.name, ": expected at least one input");
+  }
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const InputSpec& spec = def.inputs[variadic ? 0 : i];
+    if (!inputs[i].defined()) {
+      KX_CHECK(spec.optional, Arg, def.name, ": input '", spec.name, "' is required");
+      continue;
+    }
+    KX_CHECK(kind_accepts(spec.kind, inputs[i].dtype), DType, def.name, ": input '", spec.name,
+             "' must be ", kind_name(spec.kind), ", got ", dtype_name(inputs[i].dtype));
+  }
+}
+
+void check_attrs(const OpDef& def, const Attrs& attrs) {
+  for (const auto& [name, value] : attrs.values) {
+    bool known = false;
+    for (const auto& a : def.attrs) known = known || a == name;
+    KX_CHECK(known, Arg, def.name, ": unknown attribute '", name, "'");
+  }
+}
+
+Device common_device(const OpDef& def, const Inputs& inputs) {
+  const Tensor* first = nullptr;
+  for (const Tensor& t : inputs) {
+    if (!t.defined()) continue;
+    if (!first) { first = &t; continue; }
+    KX_CHECK(t.device() == first->device(), Device, def.name, ": inputs on ", first->device().name(),
+             " and ", t.device().name());
+  }
+  return first ? first->device() : Device{};
+}
+
+}  // namespace
+
+const std::vector<OpDef>& op_table() {
+  static const std::vector<OpDef> table = build_table();
+  return table;
+}
+
+const OpDef* find_op(const std::string& name) {
+  for (const OpDef& d : op_table()) if (d.name == name) return &d;
+  return nullptr;
+}
+
+void register_kernel(const char* op, DeviceType device, Kernel kernel) { kernels()[kernel_key(op, device)] = kernel; }
+
+Kernel find_kernel(const std::string& op, DeviceType device) {
+  auto it = kernels().find(kernel_key(op, device));
+  return it == kernels().end() ? nullptr : it->second;
+}
+
+std::vector<Tensor> run(const std::string& op, const Inputs& inputs, const Attrs& attrs) {
+  const OpDef* def = find_op(op);
+  KX_CHECK(def, Arg, "unknown op '", op, "'");
+  check_inputs(*def, inputs);
+  check_attrs(*def, attrs);
+  const Device device = common_device(*def, inputs);
+  Kernel kernel = find_kernel(op, device.type);
+  KX_CHECK(kernel, Device, op, ": no kernel for ", device.type == DeviceType::CPU ? "cpu" : "cuda", " in this build");
+  return kernel(inputs, attrs);
+}
+
+// --- attribute access -------------------------------------------------------------------------
+
+double Attrs::num(const std::string& name, double fallback) const {
+  auto it = values.find(name);
+  if (it == values.end()) return fallback;
+  if (auto* d = std::get_if<double>(&it->second)) return *d;
+  if (auto* b = std::get_if<bool>(&it->second)) return *b ? 1.0 : 0.0;
+  fail(Code::Arg, "attribute '", name, "' must be a number");
+}
+
+int64_t Attrs::int_(const std::string& name, int64_t fallback) const {
+  const double v = num(name, (double)fallback);
+  KX_CHECK(std::isfinite(v) && v == std::floor(v), Arg, "attribute '", name, "' must be an integer, got ", v);
+  return (int64_t)v;
+}
+
+bool Attrs::flag(const std::string& name, bool fallback) const {
+  auto it = values.find(name);
+  if (it == values.end()) return fallback;
+  if (auto* b = std::get_if<bool>(&it->second)) return *b;
+  if (auto* d = std::get_if<double>(&it->second)) return *d != 0;
+  fail(Code::Arg, "attribute '", name, "' must be a boolean");
+}
+
+std::string Attrs::str(const std::string& name, const std::string& fallback) const {
+  auto it = values.find(name);
+  if (it == values.end()) return fallback;
+  if (auto* s = std::get_if<std::string>(&it->second)) return *s;
+  fail(Code::Arg, "attribute '", name, "' must be a string");
+}
+
+std::vector<int64_t> Attrs::ints(const std::string& name) const {
+  auto it = values.find(name);
+  if (it == values.end()) return {};
+  if (auto* v = std::get_if<std::vector<int64_t>>(&it->second)) return *v;
+  if (auto* d = std::get_if<double>(&it->second)) return {(int64_t)*d};
+  fail(Code::Arg, "attribute '", name, "' must be a list of integers");
+}
+
+}  // namespace kx

@@ -1,0 +1,89 @@
+#include "kx/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+#include "kx/error.h"
+
+namespace kx {
+
+namespace {
+std::atomic<int64_t> g_storages{0}, g_bytes{0}, g_peak{0}, g_cuda_bytes{0}, g_delta{0};
+constexpr size_t kAlign = 64;  // a cache line, and enough for AVX-512 loads
+}  // namespace
+
+int64_t numel_of(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) n *= d;
+  return n;
+}
+
+std::string shape_str(const Shape& s) {
+  std::ostringstream os;
+  os << '[';
+  for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
+  os << ']';
+  return os.str();
+}
+
+std::string Device::name() const {
+  return type == DeviceType::CPU ? std::string("cpu") : "cuda:" + std::to_string(index);
+}
+
+Storage::Storage(size_t nbytes, Device dev) : bytes(nbytes), device(dev) {
+  if (dev.type == DeviceType::CPU) {
+    const size_t rounded = ((nbytes ? nbytes : 1) + kAlign - 1) / kAlign * kAlign;
+    data = std::aligned_alloc(kAlign, rounded);
+    if (!data) fail(Code::OOM, "out of host memory allocating ", nbytes, " bytes");
+  } else {
+    data = cuda::alloc(nbytes, dev.index);
+    g_cuda_bytes += (int64_t)nbytes;
+  }
+  g_storages += 1;
+  const int64_t now = (g_bytes += (int64_t)nbytes);
+  int64_t peak = g_peak.load();
+  while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {}
+  g_delta += (int64_t)nbytes;
+}
+
+Storage::~Storage() {
+  if (device.type == DeviceType::CPU) {
+    std::free(data);
+  } else {
+    cuda::free(data, device.index);
+    g_cuda_bytes -= (int64_t)bytes;
+  }
+  g_storages -= 1;
+  g_bytes -= (int64_t)bytes;
+  g_delta -= (int64_t)bytes;
+}
+
+Tensor empty(const Shape& shape, DType dtype, Device device) {
+  for (int64_t d : shape) KX_CHECK(d >= 0, Arg, "negative dimension in shape ", shape_str(shape));
+  Tensor t;
+  t.shape = shape;
+  t.dtype = dtype;
+  t.storage = std::make_shared<Storage>((size_t)numel_of(shape) * dtype_size(dtype), device);
+  return t;
+}
+
+Tensor zeros(const Shape& shape, DType dtype, Device device) {
+  Tensor t = empty(shape, dtype, device);
+  KX_CHECK(device.type == DeviceType::CPU, Device, "zeros(): CPU only here; CUDA kernels fill their own");
+  std::memset(t.raw(), 0, t.nbytes());
+  return t;
+}
+
+Tensor view(const Tensor& t, const Shape& shape) {
+  KX_CHECK(numel_of(shape) == t.numel(), Shape, "cannot view ", shape_str(t.shape), " as ", shape_str(shape));
+  Tensor v = t;
+  v.shape = shape;
+  return v;
+}
+
+MemoryStats memory_stats() { return {g_storages.load(), g_bytes.load(), g_peak.load(), g_cuda_bytes.load()}; }
+
+int64_t take_external_memory_delta() { return g_delta.exchange(0); }
+
+}  // namespace kx

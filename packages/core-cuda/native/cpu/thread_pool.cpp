@@ -1,0 +1,147 @@
+#include "cpu/thread_pool.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace kx::cpu {
+
+namespace {
+
+int default_threads() {
+  if (const char* env = std::getenv("KEXUE_NUM_THREADS")) {
+    const int n = std::atoi(env);
+    if (n > 0) return n;
+  }
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw ? (int)hw : 1;
+}
+
+// Workers wait for a job generation; each job hands out chunk indices through an atomic counter.
+class Pool {
+ public:
+  explicit Pool(int threads) { resize(threads); }
+  ~Pool() { stop(); }
+
+  int size() const { return (int)workers_.size() + 1; }
+
+  void resize(int threads) {
+    stop();
+    stopping_ = false;
+    for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { work(); });
+  }
+
+  void run(int64_t chunks, const std::function<void(int64_t)>& task) {
+    std::unique_lock<std::mutex> lock(mu_);
+    task_ = &task;
+    chunks_ = chunks;
+    next_.store(0);
+    pending_ = chunks;
+    error_ = nullptr;
+    ++generation_;
+    cv_.notify_all();
+    lock.unlock();
+    drain();
+    lock.lock();
+    done_cv_.wait(lock, [this] { return pending_ == 0; });
+    task_ = nullptr;
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+      cv_.notify_all();
+    }
+    for (auto& w : workers_) w.join();
+    workers_.clear();
+  }
+
+  void work() {
+    uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+        if (stopping_) return;
+        seen = generation_;
+      }
+      drain();
+    }
+  }
+
+  // Takes chunks until none are left; the last one to finish wakes the caller.
+  void drain() {
+    for (;;) {
+      const int64_t i = next_.fetch_add(1);
+      if (i >= chunks_) return;
+      try {
+        (*task_)(i);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!error_) error_ = std::current_exception();
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      if (--pending_ == 0) done_cv_.notify_all();
+    }
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable cv_, done_cv_;
+  const std::function<void(int64_t)>* task_ = nullptr;
+  int64_t chunks_ = 0, pending_ = 0;
+  std::atomic<int64_t> next_{0};
+  uint64_t generation_ = 0;
+  bool stopping_ = false;
+  std::exception_ptr error_;
+};
+
+Pool& pool() {
+  static Pool p(default_threads());
+  return p;
+}
+
+thread_local bool t_inside = false;
+std::mutex g_run_mu;  // one parallel region at a time
+
+}  // namespace
+
+int num_threads() { return pool().size(); }
+
+void set_num_threads(int n) {
+  std::lock_guard<std::mutex> lock(g_run_mu);
+  pool().resize(std::max(1, n));
+  openblas_set_num_threads(std::max(1, n));
+}
+
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(1, grain);
+  const int64_t max_chunks = (n + grain - 1) / grain;
+  const int64_t chunks = std::min<int64_t>(max_chunks, num_threads());
+  if (chunks <= 1 || t_inside) {
+    fn(0, n);
+    return;
+  }
+  const int64_t per = (n + chunks - 1) / chunks;
+  std::lock_guard<std::mutex> lock(g_run_mu);
+  pool().run(chunks, [&](int64_t c) {
+    const bool was_inside = t_inside;
+    t_inside = true;
+    const int64_t b = c * per, e = std::min(n, b + per);
+    if (b < e) fn(b, e);
+    t_inside = was_inside;
+  });
+}
+
+}  // namespace kx::cpu

@@ -1,0 +1,60 @@
+// The op registry: every op is named once in ops/ops.def with its inputs and attributes; kernels
+// register themselves per device, and run() looks them up by (op, device).
+#pragma once
+#include <functional>
+#include <map>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "kx/tensor.h"
+
+namespace kx {
+
+// Attribute values as they come from JS: numbers, booleans, strings, integer lists.
+using AttrValue = std::variant<double, bool, std::string, std::vector<int64_t>>;
+
+class Attrs {
+ public:
+  std::map<std::string, AttrValue> values;
+  bool has(const std::string& name) const { return values.count(name) != 0; }
+  double num(const std::string& name, double fallback) const;
+  int64_t int_(const std::string& name, int64_t fallback) const;
+  bool flag(const std::string& name, bool fallback) const;
+  std::string str(const std::string& name, const std::string& fallback) const;
+  std::vector<int64_t> ints(const std::string& name) const;  // empty when absent
+};
+
+// Inputs in the order the table names them; an absent optional input is an undefined Tensor.
+using Inputs = std::vector<Tensor>;
+using Kernel = std::vector<Tensor> (*)(const Inputs& in, const Attrs& attrs);
+
+enum class InputKind { Float, Int32, UInt8, Any };
+struct InputSpec {
+  std::string name;
+  InputKind kind;
+  bool optional;
+};
+struct OpDef {
+  std::string name;
+  std::vector<InputSpec> inputs;
+  std::vector<std::string> attrs;
+  std::string doc;
+};
+
+const std::vector<OpDef>& op_table();
+const OpDef* find_op(const std::string& name);
+void register_kernel(const char* op, DeviceType device, Kernel kernel);
+Kernel find_kernel(const std::string& op, DeviceType device);
+
+// Checks inputs and attributes against the table, finds the kernel for the inputs' device, runs it.
+std::vector<Tensor> run(const std::string& op, const Inputs& inputs, const Attrs& attrs);
+
+struct KernelRegistrar {
+  KernelRegistrar(const char* op, DeviceType device, Kernel kernel) { register_kernel(op, device, kernel); }
+};
+
+}  // namespace kx
+
+#define KX_REGISTER_KERNEL(OP, DEVICE, FN) \
+  static ::kx::KernelRegistrar kx_registrar_##OP##_##DEVICE(#OP, ::kx::DeviceType::DEVICE, FN)

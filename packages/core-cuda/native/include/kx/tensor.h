@@ -1,0 +1,64 @@
+// Tensors: contiguous row-major storage with a shape and dtype. Views exist only for reshape, which
+// shares the storage.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kx/device.h"
+#include "kx/dtype.h"
+
+namespace kx {
+
+using Shape = std::vector<int64_t>;
+
+int64_t numel_of(const Shape& s);
+std::string shape_str(const Shape& s);
+
+// Owns one allocation. Live bytes are counted so that memory() and V8's external-memory
+// accounting stay true.
+struct Storage {
+  void* data = nullptr;
+  size_t bytes = 0;
+  Device device;
+  Storage(size_t bytes, Device device);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+};
+
+struct Tensor {
+  std::shared_ptr<Storage> storage;
+  Shape shape;
+  DType dtype = DType::Float32;
+
+  bool defined() const { return storage != nullptr; }
+  int64_t numel() const { return numel_of(shape); }
+  int64_t dim() const { return (int64_t)shape.size(); }
+  int64_t size(int64_t axis) const { return shape[axis < 0 ? axis + dim() : axis]; }
+  size_t nbytes() const { return (size_t)numel() * dtype_size(dtype); }
+  Device device() const { return storage->device; }
+  void* raw() const { return storage->data; }
+  template <class T> T* data() const { return static_cast<T*>(storage->data); }
+};
+
+// A new uninitialised / zero-filled tensor.
+Tensor empty(const Shape& shape, DType dtype, Device device);
+Tensor zeros(const Shape& shape, DType dtype, Device device);
+// The same storage under another shape of equal numel.
+Tensor view(const Tensor& t, const Shape& shape);
+
+// Live native memory, for memory() and for V8's AdjustExternalMemory.
+struct MemoryStats {
+  int64_t storages;
+  int64_t bytes;
+  int64_t peak_bytes;
+  int64_t cuda_bytes;
+};
+MemoryStats memory_stats();
+// Bytes allocated minus freed since the last call (reported to V8 by the N-API layer).
+int64_t take_external_memory_delta();
+
+}  // namespace kx

@@ -1,0 +1,346 @@
+// The only N-API code: tensor handles, data in and out, run(op, inputs, attrs), and what the build
+// and the machine can do. Every native error becomes a JS Error carrying the same `.code`.
+#include <napi.h>
+
+#include <cstring>
+#include <new>
+
+#include "cpu/thread_pool.h"
+#include "kx/error.h"
+#include "kx/registry.h"
+#include "kx/tensor.h"
+
+namespace {
+
+using kx::Code;
+
+// A JS handle owns one reference to a tensor; dispose drops it early, the finalizer late.
+struct Handle {
+  kx::Tensor tensor;
+};
+
+// V8 is told about native bytes after every call that may allocate or free.
+void report_memory(Napi::Env env) {
+  const int64_t delta = kx::take_external_memory_delta();
+  if (delta != 0) Napi::MemoryManagement::AdjustExternalMemory(env, delta);
+}
+
+Napi::Error js_error(Napi::Env env, const char* code, const std::string& message) {
+  Napi::Error err = Napi::Error::New(env, message);
+  err.Set("code", Napi::String::New(env, code));
+  return err;
+}
+
+// Runs body, turning C++ exceptions into JS exceptions with a code.
+template <class F>
+Napi::Value guarded(const Napi::CallbackInfo& info, F body) {
+  Napi::Env env = info.Env();
+  try {
+    Napi::Value v = body(env);
+    report_memory(env);
+    return v;
+  } catch (const kx::Error& e) {
+    report_memory(env);
+    js_error(env, kx::code_name(e.code), e.what()).ThrowAsJavaScriptException();
+  } catch (const std::bad_alloc&) {
+    report_memory(env);
+    js_error(env, "E_OOM", "out of host memory").ThrowAsJavaScriptException();
+  } catch (const Napi::Error& e) {
+    throw;
+  } catch (const std::exception& e) {
+    report_memory(env);
+    js_error(env, "E_INTERNAL", e.what()).ThrowAsJavaScriptException();
+  }
+  return env.Undefined();
+}
+
+Handle* handle_of(const Napi::Value& v, const char* what) {
+  KX_CHECK(v.IsExternal(), Arg, what, ": not a tensor handle");
+  Handle* h = v.As<Napi::External<Handle>>().Data();
+  KX_CHECK(h->tensor.defined(), Disposed, what, ": the tensor has been disposed");
+  return h;
+}
+
+Napi::Value wrap(Napi::Env env, kx::Tensor t) {
+  Napi::Object out = Napi::Object::New(env);
+  Napi::Array shape = Napi::Array::New(env, t.shape.size());
+  for (size_t i = 0; i < t.shape.size(); ++i) shape.Set((uint32_t)i, Napi::Number::New(env, (double)t.shape[i]));
+  out.Set("shape", shape);
+  out.Set("dtype", Napi::String::New(env, kx::dtype_name(t.dtype)));
+  out.Set("device", Napi::String::New(env, t.device().name()));
+  out.Set("handle", Napi::External<Handle>::New(env, new Handle{std::move(t)}, [](Napi::Env, Handle* h) { delete h; }));
+  return out;
+}
+
+kx::Device parse_device(const std::string& name) {
+  if (name == "cpu") return {kx::DeviceType::CPU, 0};
+  if (name == "cuda") return {kx::DeviceType::CUDA, 0};
+  if (name.rfind("cuda:", 0) == 0) {
+    const std::string idx = name.substr(5);
+    KX_CHECK(!idx.empty() && idx.find_first_not_of("0123456789") == std::string::npos, Arg, "bad device '", name, "'");
+    return {kx::DeviceType::CUDA, std::stoi(idx)};
+  }
+  kx::fail(Code::Arg, "unknown device '", name, "' (expected cpu, cuda or cuda:N)");
+}
+
+kx::DType parse_dtype(const Napi::Value& v) {
+  kx::DType t;
+  KX_CHECK(v.IsString() && kx::dtype_from_name(v.As<Napi::String>().Utf8Value(), &t), DType, "unknown dtype");
+  return t;
+}
+
+kx::Shape parse_shape(const Napi::Value& v) {
+  KX_CHECK(v.IsArray(), Arg, "shape must be an array of non-negative integers");
+  Napi::Array arr = v.As<Napi::Array>();
+  kx::Shape shape(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    Napi::Value d = arr.Get(i);
+    KX_CHECK(d.IsNumber(), Arg, "shape must be an array of non-negative integers");
+    const double x = d.As<Napi::Number>().DoubleValue();
+    KX_CHECK(x >= 0 && x == (double)(int64_t)x && x < 9.0e15, Arg, "bad dimension ", x, " in shape");
+    shape[i] = (int64_t)x;
+  }
+  return shape;
+}
+
+napi_typedarray_type array_type_for(kx::DType t) {
+  switch (t) {
+    case kx::DType::Float32: return napi_float32_array;
+    case kx::DType::Float16:
+    case kx::DType::BFloat16: return napi_uint16_array;
+    case kx::DType::Int32: return napi_int32_array;
+    case kx::DType::UInt8: return napi_uint8_array;
+  }
+  return napi_uint8_array;
+}
+
+const char* array_name_for(kx::DType t) {
+  switch (array_type_for(t)) {
+    case napi_float32_array: return "Float32Array";
+    case napi_uint16_array: return "Uint16Array";
+    case napi_int32_array: return "Int32Array";
+    default: return "Uint8Array";
+  }
+}
+
+// fromData(typedArray, shape, dtype, device) -> wrapped tensor (the data is copied).
+Napi::Value FromData(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    KX_CHECK(info.Length() == 4, Arg, "fromData(data, shape, dtype, device)");
+    const kx::Shape shape = parse_shape(info[1]);
+    const kx::DType dtype = parse_dtype(info[2]);
+    const kx::Device device = parse_device(info[3].ToString().Utf8Value());
+    KX_CHECK(info[0].IsTypedArray(), Arg, "data must be a typed array");
+    Napi::TypedArray arr = info[0].As<Napi::TypedArray>();
+    KX_CHECK(arr.TypedArrayType() == array_type_for(dtype), DType, dtype_name(dtype), " data must be a ",
+             array_name_for(dtype));
+    KX_CHECK((int64_t)arr.ElementLength() == kx::numel_of(shape), Shape, "data has ", arr.ElementLength(),
+             " elements but shape ", kx::shape_str(shape), " needs ", kx::numel_of(shape));
+    kx::Tensor t = kx::empty(shape, dtype, device);
+    const uint8_t* src = static_cast<const uint8_t*>(arr.ArrayBuffer().Data()) + arr.ByteOffset();
+    if (device.type == kx::DeviceType::CPU) {
+      if (t.nbytes()) std::memcpy(t.raw(), src, t.nbytes());
+    } else {
+      kx::cuda::copy_to_device(t.raw(), src, t.nbytes(), device.index);
+    }
+    return wrap(env, std::move(t));
+  });
+}
+
+// toData(handle) -> a new typed array holding a copy of the elements.
+Napi::Value ToData(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    const kx::Tensor& t = handle_of(info[0], "toData")->tensor;
+    Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, t.nbytes());
+    if (t.device().type == kx::DeviceType::CPU) {
+      if (t.nbytes()) std::memcpy(buf.Data(), t.raw(), t.nbytes());
+    } else {
+      kx::cuda::copy_to_host(buf.Data(), t.raw(), t.nbytes(), t.device().index);
+    }
+    napi_value arr;
+    NAPI_THROW_IF_FAILED(env, napi_create_typedarray(env, array_type_for(t.dtype), (size_t)t.numel(), buf, 0, &arr),
+                         Napi::Value());
+    return Napi::Value(env, arr);
+  });
+}
+
+// toDevice(handle, device) -> a copy of the tensor on another device.
+Napi::Value ToDevice(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    const kx::Tensor& src = handle_of(info[0], "to")->tensor;
+    const kx::Device device = parse_device(info[1].ToString().Utf8Value());
+    kx::Tensor dst = kx::empty(src.shape, src.dtype, device);
+    if (src.device().type == kx::DeviceType::CPU && device.type == kx::DeviceType::CPU) {
+      if (src.nbytes()) std::memcpy(dst.raw(), src.raw(), src.nbytes());
+    } else if (src.device().type == kx::DeviceType::CPU) {
+      kx::cuda::copy_to_device(dst.raw(), src.raw(), src.nbytes(), device.index);
+    } else if (device.type == kx::DeviceType::CPU) {
+      kx::cuda::copy_to_host(dst.raw(), src.raw(), src.nbytes(), src.device().index);
+    } else {
+      kx::Tensor host = kx::empty(src.shape, src.dtype, kx::Device{});
+      kx::cuda::copy_to_host(host.raw(), src.raw(), src.nbytes(), src.device().index);
+      kx::cuda::copy_to_device(dst.raw(), host.raw(), src.nbytes(), device.index);
+    }
+    return wrap(env, std::move(dst));
+  });
+}
+
+kx::AttrValue parse_attr(const std::string& name, const Napi::Value& v) {
+  if (v.IsBoolean()) return v.As<Napi::Boolean>().Value();
+  if (v.IsNumber()) return v.As<Napi::Number>().DoubleValue();
+  if (v.IsString()) return v.As<Napi::String>().Utf8Value();
+  if (v.IsArray()) {
+    Napi::Array arr = v.As<Napi::Array>();
+    std::vector<int64_t> ints(arr.Length());
+    for (uint32_t i = 0; i < arr.Length(); ++i) {
+      Napi::Value e = arr.Get(i);
+      KX_CHECK(e.IsNumber(), Arg, "attribute '", name, "' must hold integers");
+      const double x = e.As<Napi::Number>().DoubleValue();
+      KX_CHECK(x == (double)(int64_t)x, Arg, "attribute '", name, "' must hold integers, got ", x);
+      ints[i] = (int64_t)x;
+    }
+    return ints;
+  }
+  kx::fail(Code::Arg, "attribute '", name, "' has an unsupported type");
+}
+
+// run(op, inputs: (handle | null)[], attrs: object) -> wrapped outputs.
+Napi::Value Run(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    KX_CHECK(info.Length() >= 2 && info[0].IsString() && info[1].IsArray(), Arg, "run(op, inputs, attrs)");
+    const std::string op = info[0].As<Napi::String>().Utf8Value();
+    Napi::Array arr = info[1].As<Napi::Array>();
+    kx::Inputs inputs(arr.Length());
+    for (uint32_t i = 0; i < arr.Length(); ++i) {
+      Napi::Value v = arr.Get(i);
+      if (!v.IsNull() && !v.IsUndefined()) inputs[i] = handle_of(v, op.c_str())->tensor;
+    }
+    kx::Attrs attrs;
+    if (info.Length() > 2 && info[2].IsObject()) {
+      Napi::Object obj = info[2].As<Napi::Object>();
+      Napi::Array keys = obj.GetPropertyNames();
+      for (uint32_t i = 0; i < keys.Length(); ++i) {
+        const std::string key = keys.Get(i).ToString().Utf8Value();
+        Napi::Value v = obj.Get(key);
+        if (!v.IsUndefined() && !v.IsNull()) attrs.values[key] = parse_attr(key, v);
+      }
+    }
+    std::vector<kx::Tensor> outs = kx::run(op, inputs, attrs);
+    Napi::Array result = Napi::Array::New(env, outs.size());
+    for (size_t i = 0; i < outs.size(); ++i) result.Set((uint32_t)i, wrap(env, std::move(outs[i])));
+    return result;
+  });
+}
+
+Napi::Value Dispose(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    if (info.Length() > 0 && info[0].IsExternal()) info[0].As<Napi::External<Handle>>().Data()->tensor = kx::Tensor{};
+    return env.Undefined();
+  });
+}
+
+Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    const kx::MemoryStats s = kx::memory_stats();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("storages", (double)s.storages);
+    o.Set("bytes", (double)s.bytes);
+    o.Set("peakBytes", (double)s.peak_bytes);
+    o.Set("cudaBytes", (double)s.cuda_bytes);
+    return o;
+  });
+}
+
+const char* simd_level() {
+#if defined(__AVX512F__)
+  return "avx512";
+#elif defined(__AVX2__)
+  return "avx2";
+#elif defined(__SSE4_2__)
+  return "sse4.2";
+#else
+  return "portable";
+#endif
+}
+
+Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("blas", "openblas");
+    o.Set("simd", simd_level());
+    o.Set("f16c", Napi::Boolean::New(env,
+#if defined(__F16C__)
+                                     true
+#else
+                                     false
+#endif
+                                     ));
+    o.Set("cuda", Napi::Boolean::New(env, kx::cuda::compiled()));
+    o.Set("cudaArchs", kx::cuda::compiled_archs());
+    o.Set("cudaRuntimeVersion", kx::cuda::runtime_version());
+    o.Set("threads", kx::cpu::num_threads());
+    o.Set("compiler", __VERSION__);
+    Napi::Array ops = Napi::Array::New(env);
+    uint32_t i = 0;
+    for (const kx::OpDef& d : kx::op_table()) {
+      Napi::Object op = Napi::Object::New(env);
+      op.Set("name", d.name);
+      op.Set("cpu", Napi::Boolean::New(env, kx::find_kernel(d.name, kx::DeviceType::CPU) != nullptr));
+      op.Set("cuda", Napi::Boolean::New(env, kx::find_kernel(d.name, kx::DeviceType::CUDA) != nullptr));
+      op.Set("doc", d.doc);
+      ops.Set(i++, op);
+    }
+    o.Set("ops", ops);
+    return o;
+  });
+}
+
+Napi::Value CudaDevices(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    Napi::Array out = Napi::Array::New(env);
+    uint32_t i = 0;
+    for (const kx::CudaDeviceInfo& d : kx::cuda::devices()) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("index", d.index);
+      o.Set("name", d.name);
+      o.Set("computeCapability", std::to_string(d.major) + "." + std::to_string(d.minor));
+      o.Set("totalMemory", (double)d.total_memory);
+      o.Set("multiprocessors", d.multiprocessors);
+      out.Set(i++, o);
+    }
+    return out;
+  });
+}
+
+Napi::Value CudaUnavailableReason(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value { return Napi::String::New(env, kx::cuda::unavailable_reason()); });
+}
+
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    KX_CHECK(info.Length() == 1 && info[0].IsNumber(), Arg, "setNumThreads(n)");
+    const int n = info[0].As<Napi::Number>().Int32Value();
+    KX_CHECK(n >= 1 && n <= 1024, Arg, "thread count must be in 1..1024, got ", n);
+    kx::cpu::set_num_threads(n);
+    return env.Undefined();
+  });
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  kx::cpu::set_num_threads(kx::cpu::num_threads());  // OpenBLAS gets the pool's count
+  exports.Set("fromData", Napi::Function::New(env, FromData));
+  exports.Set("toData", Napi::Function::New(env, ToData));
+  exports.Set("toDevice", Napi::Function::New(env, ToDevice));
+  exports.Set("run", Napi::Function::New(env, Run));
+  exports.Set("dispose", Napi::Function::New(env, Dispose));
+  exports.Set("memoryStats", Napi::Function::New(env, MemoryStats));
+  exports.Set("buildInfo", Napi::Function::New(env, BuildInfo));
+  exports.Set("cudaDevices", Napi::Function::New(env, CudaDevices));
+  exports.Set("cudaUnavailableReason", Napi::Function::New(env, CudaUnavailableReason));
+  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(kexue_core, Init)

@@ -1,0 +1,33 @@
+// cast on the CPU: one pass, the element conversion from kx/cast.h.
+#include "cpu/thread_pool.h"
+#include "kx/cast.h"
+#include "kx/registry.h"
+
+namespace kx {
+namespace {
+
+template <class From, class To>
+void cast_loop(const From* src, To* dst, int64_t n) {
+  cpu::parallel_for(n, 1 << 16, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) dst[i] = CastTo<To>::from(src[i]);
+  });
+}
+
+std::vector<Tensor> cast_cpu(const Inputs& in, const Attrs& attrs) {
+  const Tensor& x = in[0];
+  DType to;
+  KX_CHECK(dtype_from_name(attrs.str("dtype", ""), &to), DType, "cast: unknown target dtype '",
+           attrs.str("dtype", ""), "'");
+  Tensor y = empty(x.shape, to, x.device());
+  KX_DISPATCH_ALL(x.dtype, {
+    using From = scalar_t;
+    KX_DISPATCH_ALL(to, cast_loop(x.data<From>(), y.data<scalar_t>(), x.numel()));
+  });
+  return {y};
+}
+
+}  // namespace
+
+KX_REGISTER_KERNEL(cast, CPU, cast_cpu);
+
+}  // namespace kx

@@ -1,0 +1,145 @@
+/**
+ * Reverse-mode autograd over the tape: valueAndGrad, grad, and checkGrad (finite differences).
+ */
+import { isFloating } from './dtype.js';
+import { ArgumentError, DTypeError, ShapeError } from './errors.js';
+import { fullLike, tensor, zeros } from './creation.js';
+import { tidy } from './memory.js';
+import { add } from './ops/elementwise.js';
+import { gradientRule, setActiveTape, Tape } from './tape.js';
+import { Tensor } from './tensor.js';
+
+/** Parameters as a list or a record of named tensors; gradients come back in the same form. */
+export type Params = Tensor[] | Record<string, Tensor>;
+export type GradsOf<P extends Params> = P extends Tensor[] ? Tensor[] : { [K in keyof P]: Tensor };
+
+function paramList(params: Params): Tensor[] {
+  const list = Array.isArray(params) ? params : Object.values(params);
+  for (const p of list) {
+    if (!(p instanceof Tensor)) throw new ArgumentError('valueAndGrad: every parameter must be a Tensor');
+    if (!isFloating(p.dtype)) throw new DTypeError(`valueAndGrad: parameters must be floating, got ${p.describe()}`);
+  }
+  return list;
+}
+
+function backward(tape: Tape, value: Tensor, params: Tensor[]): Tensor[] {
+  tape.recording = false;
+  const grads = new Map<Tensor, Tensor>();
+  grads.set(value, fullLike(value, 1));
+  for (let n = tape.nodes.length - 1; n >= 0; n--) {
+    const node = tape.nodes[n]!;
+    const dys = node.outputs.map((o) => grads.get(o) ?? null);
+    if (dys.every((d) => d === null)) continue;
+    const rule = gradientRule(node.op);
+    if (!rule) throw new ArgumentError(`op '${node.op}' has no gradient`);
+    const dxs = rule(dys, node);
+    node.inputs.forEach((input, i) => {
+      const dx = dxs[i];
+      if (!input || !dx || !tape.isTracked(input)) return;
+      const prev = grads.get(input);
+      grads.set(input, prev ? add(prev, dx) : dx);
+    });
+  }
+  return params.map((p) => grads.get(p) ?? zeros(p.shape, { dtype: p.dtype, device: p.device }));
+}
+
+/**
+ * Calls fn(params), which must return a scalar (one-element floating tensor), and returns that
+ * value with the gradient of it with respect to every parameter (zeros where it does not depend on
+ * one). Every other tensor made inside is disposed. Cannot be nested.
+ */
+export function valueAndGrad<P extends Params>(fn: (params: P) => Tensor, params: P): { value: Tensor; grads: GradsOf<P> } {
+  const list = paramList(params);
+  const tape = new Tape(list);
+  let result: { value: Tensor; grads: Tensor[] } | undefined;
+  setActiveTape(tape);
+  try {
+    result = tidy(() => {
+      const value = fn(params);
+      if (!(value instanceof Tensor)) throw new ArgumentError('valueAndGrad: fn must return a Tensor');
+      if (value.size !== 1 || !isFloating(value.dtype)) {
+        throw new ShapeError(`valueAndGrad: fn must return a one-element floating tensor, got ${value.describe()}`);
+      }
+      return { value, grads: backward(tape, value, list) };
+    });
+  } finally {
+    setActiveTape(null);
+    tape.releaseDeferred(new Set(result ? [result.value, ...result.grads] : []));
+  }
+  const grads = Array.isArray(params)
+    ? result.grads
+    : Object.fromEntries(Object.keys(params).map((k, i) => [k, result!.grads[i]!]));
+  return { value: result.value, grads: grads as GradsOf<P> };
+}
+
+/** The gradients of valueAndGrad, with the value disposed. */
+export function grad<P extends Params>(fn: (params: P) => Tensor, params: P): GradsOf<P> {
+  const { value, grads } = valueAndGrad(fn, params);
+  value.dispose();
+  return grads;
+}
+
+export interface CheckGradOptions {
+  /** Finite-difference step. Default 1e-2 (float32 central differences). */
+  eps?: number;
+  /** Passes when |analytic − numeric| ≤ atol + rtol·|numeric|. Defaults 1e-3 and 1e-2. */
+  atol?: number;
+  rtol?: number;
+  /** Elements checked per input, spread evenly over it. Default 64. */
+  maxPoints?: number;
+}
+
+export interface CheckGradResult {
+  ok: boolean;
+  maxAbsError: number;
+  maxRelError: number;
+  /** Where the largest violation is: input index, element index, analytic and numeric values. */
+  worst: { input: number; index: number; analytic: number; numeric: number } | null;
+}
+
+/**
+ * Compares the gradients of fn(...inputs) (a scalar) with central finite differences, element by
+ * element on up to maxPoints elements of each float32 input.
+ */
+export function checkGrad(fn: (...inputs: Tensor[]) => Tensor, inputs: Tensor[], options: CheckGradOptions = {}): CheckGradResult {
+  const { eps = 1e-2, atol = 1e-3, rtol = 1e-2, maxPoints = 64 } = options;
+  for (const x of inputs) {
+    if (x.dtype !== 'float32') throw new DTypeError(`checkGrad: inputs must be float32, got ${x.describe()}`);
+  }
+  const analytic = grad((xs: Tensor[]) => fn(...xs), inputs).map((g) => {
+    const data = g.toFloat32Array();
+    g.dispose();
+    return data;
+  });
+  const evalAt = (which: number, data: Float32Array): number =>
+    tidy(() => {
+      const args = inputs.map((x, i) => (i === which ? tensor(data, x.shape, { device: x.device }) : x));
+      return fn(...args).item();
+    });
+  const result: CheckGradResult = { ok: true, maxAbsError: 0, maxRelError: 0, worst: null };
+  let worstExcess = 0;
+  inputs.forEach((x, which) => {
+    const base = x.toFloat32Array();
+    const points = Math.min(maxPoints, base.length);
+    for (let p = 0; p < points; p++) {
+      const index = Math.floor((p * base.length) / points);
+      const data = base.slice();
+      data[index] = base[index]! + eps;
+      const up = evalAt(which, data);
+      data[index] = base[index]! - eps;
+      const down = evalAt(which, data);
+      const numeric = (up - down) / (2 * eps);
+      const a = analytic[which]![index]!;
+      const abs = Math.abs(a - numeric);
+      result.maxAbsError = Math.max(result.maxAbsError, abs);
+      result.maxRelError = Math.max(result.maxRelError, abs / Math.max(Math.abs(numeric), Math.abs(a), 1e-12));
+      const excess = abs - (atol + rtol * Math.abs(numeric));
+      if (excess > 0 && excess >= worstExcess) {
+        worstExcess = excess;
+        result.ok = false;
+        result.worst = { input: which, index, analytic: a, numeric };
+      }
+    }
+  });
+  return result;
+}

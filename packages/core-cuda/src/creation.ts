@@ -1,0 +1,108 @@
+/** Making tensors from JS data. */
+import { assertDType, isFloating, rawArrayFor, type DType, type RawData } from './dtype.js';
+import { resolveDevice } from './device.js';
+import { ArgumentError, ShapeError, fromNativeError } from './errors.js';
+import { native } from './native.js';
+import { Tensor, type TensorLike } from './tensor.js';
+
+export interface TensorOptions {
+  /** Default: float32 for float data and numbers, the array's own type for Int32Array/Uint8Array. */
+  dtype?: DType;
+  /** Default 'cpu'. */
+  device?: string;
+}
+
+function checkShape(shape: unknown): number[] {
+  if (!Array.isArray(shape)) throw new ArgumentError(`shape must be an array of non-negative integers, got ${String(shape)}`);
+  for (const d of shape) {
+    if (typeof d !== 'number' || !Number.isInteger(d) || d < 0) {
+      throw new ArgumentError(`shape must be non-negative integers, got [${shape.join(', ')}]`);
+    }
+  }
+  return shape as number[];
+}
+
+function defaultDType(data: unknown): DType {
+  if (data instanceof Int32Array) return 'int32';
+  if (data instanceof Uint8Array) return 'uint8';
+  return 'float32';
+}
+
+/**
+ * A tensor from data: a typed array, an array of numbers, or a number (a scalar). Float32Array and
+ * number[] data may be given any dtype (converted with round-to-nearest-even); a Uint16Array is
+ * taken as the raw bits of a float16/bfloat16 tensor. The shape defaults to the data's length
+ * (a vector), or [] for a number.
+ */
+export function tensor(data: RawData | number[] | number, shape?: readonly number[], options: TensorOptions = {}): Tensor {
+  const isArrayLike = ArrayBuffer.isView(data) || Array.isArray(data);
+  if (!isArrayLike && typeof data !== 'number') {
+    throw new ArgumentError(`tensor data must be a typed array, an array of numbers or a number, got ${typeof data}`);
+  }
+  const dtype = options.dtype === undefined ? defaultDType(data) : assertDType(options.dtype);
+  const device = resolveDevice(options.device);
+  const values = typeof data === 'number' ? [data] : data;
+  const dims = checkShape(shape === undefined ? (typeof data === 'number' ? [] : [values.length]) : [...shape]);
+  const size = dims.reduce((a, b) => a * b, 1);
+  if (values.length !== size) {
+    throw new ShapeError(`data has ${values.length} elements but shape [${dims.join(', ')}] needs ${size}`);
+  }
+  const halfBits = values instanceof Uint16Array && (dtype === 'float16' || dtype === 'bfloat16');
+  // Floats for a half dtype are converted natively so that rounding matches PyTorch.
+  const stagingDType: DType = isFloating(dtype) && !halfBits ? 'float32' : dtype;
+  const Raw = rawArrayFor(stagingDType);
+  let raw: ArrayBufferView;
+  if (values instanceof Raw) {
+    raw = values;
+  } else if (Array.isArray(values)) {
+    for (const v of values) if (typeof v !== 'number') throw new ArgumentError(`tensor data must hold numbers, got ${typeof v}`);
+    raw = Raw.from(values);
+  } else if (ArrayBuffer.isView(values) && !(values instanceof DataView)) {
+    raw = Raw.from(values as unknown as ArrayLike<number>);
+  } else {
+    throw new ArgumentError('tensor data must be a typed array, an array of numbers or a number');
+  }
+  try {
+    if (stagingDType === dtype) return new Tensor(native.fromData(raw, dims, dtype, device));
+    const staged = native.fromData(raw, dims, stagingDType, device);
+    const [converted] = native.run('cast', [staged.handle], { dtype });
+    native.dispose(staged.handle);
+    return new Tensor(converted!);
+  } catch (err) {
+    throw fromNativeError(err);
+  }
+}
+
+/** A one-element tensor of shape []. */
+export function scalar(value: number, options: TensorOptions = {}): Tensor {
+  return tensor(value, [], options);
+}
+
+/** A tensor of the given shape filled with `value`. */
+export function full(shape: readonly number[], value: number, options: TensorOptions = {}): Tensor {
+  const dims = checkShape([...shape]);
+  const size = dims.reduce((a, b) => a * b, 1);
+  const dtype = options.dtype ?? 'float32';
+  const Raw = rawArrayFor(isFloating(dtype) ? 'float32' : dtype);
+  return tensor(new Raw(size).fill(value), dims, { ...options, dtype });
+}
+
+export function zeros(shape: readonly number[], options: TensorOptions = {}): Tensor {
+  return full(shape, 0, options);
+}
+
+export function ones(shape: readonly number[], options: TensorOptions = {}): Tensor {
+  return full(shape, 1, options);
+}
+
+/** A tensor of `like`'s shape, dtype and device filled with `value`. */
+export function fullLike(like: Tensor, value: number): Tensor {
+  return full(like.shape, value, { dtype: like.dtype, device: like.device });
+}
+
+/** Numbers become scalars of `like`'s dtype and device; tensors pass through. */
+export function asTensor(x: TensorLike, like: Tensor): Tensor {
+  if (typeof x === 'number') return tensor(x, [], { dtype: like.dtype, device: like.device });
+  if (!(x instanceof Tensor)) throw new ArgumentError(`expected a Tensor or a number, got ${typeof x}`);
+  return x;
+}

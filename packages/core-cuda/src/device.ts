@@ -1,0 +1,66 @@
+/** Devices: what this build and machine can run on. */
+import { ArgumentError, NoCudaError } from './errors.js';
+import { native, type NativeBuildInfo, type NativeCudaDevice } from './native.js';
+
+/** 'cpu', 'cuda' (device 0) or 'cuda:N'. */
+export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
+
+export interface DeviceInfo {
+  /** Canonical name: 'cpu' or 'cuda:N'. */
+  name: string;
+  type: 'cpu' | 'cuda';
+  /** GPU name and capability, for CUDA devices. */
+  cuda?: NativeCudaDevice;
+}
+
+let cudaDeviceList: NativeCudaDevice[] | undefined;
+function cudaDeviceInfo(): NativeCudaDevice[] {
+  cudaDeviceList ??= native.cudaDevices();
+  return cudaDeviceList;
+}
+
+/** CUDA queries. `isAvailable()` is true only when the build has CUDA and a GPU answers. */
+export const cuda = {
+  isAvailable(): boolean {
+    return cudaDeviceInfo().length > 0;
+  },
+  deviceCount(): number {
+    return cudaDeviceInfo().length;
+  },
+  /** Why CUDA is unavailable (empty when it is available). */
+  unavailableReason(): string {
+    return cudaDeviceInfo().length > 0 ? '' : native.cudaUnavailableReason();
+  },
+};
+
+/** Every device usable now: the CPU, then each CUDA device. */
+export function devices(): DeviceInfo[] {
+  return [
+    { name: 'cpu', type: 'cpu' },
+    ...cudaDeviceInfo().map((d) => ({ name: `cuda:${d.index}`, type: 'cuda' as const, cuda: d })),
+  ];
+}
+
+/** What was compiled in: BLAS, SIMD level, CUDA and its architectures, thread count, ops. */
+export function buildInfo(): NativeBuildInfo {
+  return native.buildInfo();
+}
+
+/** Sets the CPU thread count (OpenBLAS and kexue's pool). Default: KEXUE_NUM_THREADS or all cores. */
+export function setNumThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new ArgumentError(`thread count must be a positive integer, got ${n}`);
+  native.setNumThreads(n);
+}
+
+/** Checks a device name and returns its canonical form; E_NO_CUDA where CUDA is absent. */
+export function resolveDevice(device: unknown): string {
+  if (device === undefined || device === 'cpu') return 'cpu';
+  if (typeof device !== 'string' || !/^cuda(:\d+)?$/.test(device)) {
+    throw new ArgumentError(`unknown device ${JSON.stringify(device)} (expected 'cpu', 'cuda' or 'cuda:N')`);
+  }
+  const index = device === 'cuda' ? 0 : Number(device.slice(5));
+  const count = cudaDeviceInfo().length;
+  if (count === 0) throw new NoCudaError(`CUDA is not available: ${native.cudaUnavailableReason()}`);
+  if (index >= count) throw new NoCudaError(`no CUDA device ${index} (${count} present)`);
+  return `cuda:${index}`;
+}

@@ -1,0 +1,88 @@
+/**
+ * Typed errors. Every failure kexue reports is a `KexueError` with a stable `.code`; native errors
+ * arrive with the same codes and are rethrown as the matching subclass.
+ */
+
+export type ErrorCode =
+  | 'E_SHAPE'
+  | 'E_DTYPE'
+  | 'E_DEVICE'
+  | 'E_ARG'
+  | 'E_DISPOSED'
+  | 'E_OOM'
+  | 'E_NO_CUDA'
+  | 'E_IO'
+  | 'E_FORMAT'
+  | 'E_LOAD'
+  | 'E_INTERNAL';
+
+export class KexueError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** Shapes that do not fit together, or data whose length does not match its shape. */
+export class ShapeError extends KexueError {
+  constructor(message: string) { super('E_SHAPE', message); }
+}
+/** A dtype an op does not accept. */
+export class DTypeError extends KexueError {
+  constructor(message: string) { super('E_DTYPE', message); }
+}
+/** Tensors on different devices, or a device that does not exist. */
+export class DeviceError extends KexueError {
+  constructor(message: string) { super('E_DEVICE', message); }
+}
+/** A bad argument: wrong type, out-of-range value or id, unknown option. */
+export class ArgumentError extends KexueError {
+  constructor(message: string) { super('E_ARG', message); }
+}
+/** Use of a tensor after dispose(). */
+export class DisposedError extends KexueError {
+  constructor(message: string) { super('E_DISPOSED', message); }
+}
+/** Host or device memory exhausted. */
+export class OutOfMemoryError extends KexueError {
+  constructor(message: string) { super('E_OOM', message); }
+}
+/** CUDA asked for where this build or machine has none. */
+export class NoCudaError extends KexueError {
+  constructor(message: string) { super('E_NO_CUDA', message); }
+}
+/** A file could not be read or written. */
+export class KexueIOError extends KexueError {
+  constructor(message: string, options?: { cause?: unknown }) { super('E_IO', message, options); }
+}
+/** A file's contents are not in the expected format (truncated, corrupt, wrong header). */
+export class FormatError extends KexueError {
+  constructor(message: string) { super('E_FORMAT', message); }
+}
+/** The native addon could not be loaded. */
+export class LoadError extends KexueError {
+  constructor(message: string, options?: { cause?: unknown }) { super('E_LOAD', message, options); }
+}
+
+const byCode: Record<string, new (message: string) => KexueError> = {
+  E_SHAPE: ShapeError,
+  E_DTYPE: DTypeError,
+  E_DEVICE: DeviceError,
+  E_ARG: ArgumentError,
+  E_DISPOSED: DisposedError,
+  E_OOM: OutOfMemoryError,
+  E_NO_CUDA: NoCudaError,
+  E_IO: KexueIOError,
+  E_FORMAT: FormatError,
+};
+
+/** Turns an error thrown by the addon into the KexueError subclass of its code. */
+export function fromNativeError(err: unknown): KexueError {
+  if (err instanceof KexueError) return err;
+  const code = (err as { code?: unknown })?.code;
+  const message = err instanceof Error ? err.message : String(err);
+  const Cls = typeof code === 'string' ? byCode[code] : undefined;
+  return Cls ? new Cls(message) : new KexueError('E_INTERNAL', message, { cause: err });
+}

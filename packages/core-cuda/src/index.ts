@@ -1,0 +1,30 @@
+/**
+ * @kexue/core-cuda: tensors on CPU (OpenBLAS + kexue's kernels) and CUDA, ops with gradients,
+ * tape autograd and deterministic memory.
+ *
+ *   import * as kx from '@kexue/core-cuda';
+ *   const x = kx.tensor(new Float32Array([1, 2, 3, 4]), [2, 2]);
+ *   const { value, grads } = kx.valueAndGrad(([w]) => kx.sum(kx.matmul(x, w)), [x]);
+ */
+export { Tensor, type TensorLike } from './tensor.js';
+export { DTYPES, isFloating, bytesPerElement, type DType, type RawData } from './dtype.js';
+export { tensor, scalar, full, zeros, ones, fullLike, type TensorOptions } from './creation.js';
+export { cuda, devices, buildInfo, setNumThreads, type Device, type DeviceInfo } from './device.js';
+export * from './errors.js';
+export { tidy, keep, dispose, memory, type MemoryInfo, type TensorContainer } from './memory.js';
+export { valueAndGrad, grad, checkGrad, type Params, type GradsOf, type CheckGradOptions, type CheckGradResult } from './autograd.js';
+export { registerGradient, type GradientRule, type OpRecord } from './tape.js';
+export { runKernel } from './kernel.js';
+export * from './ops/cast.js';
+export * from './ops/shape.js';
+export * from './ops/elementwise.js';
+export * from './ops/reduce.js';
+export * from './ops/softmax.js';
+export * from './ops/cross_entropy.js';
+export * from './ops/norm.js';
+export * from './ops/embedding.js';
+export * from './ops/rope.js';
+export * from './ops/attention.js';
+export * from './ops/matmul.js';
+export * from './ops/random.js';
+export * as io from './io/index.js';

@@ -1,0 +1,120 @@
+/**
+ * Deterministic memory: every tensor belongs to the innermost `tidy` scope open when it was made;
+ * closing the scope disposes what it made, except what the function returned or `keep` marked.
+ * Native memory is freed at once on dispose and reported to V8; a FinalizationRegistry frees
+ * tensors that were dropped without dispose (the safety net, not the plan).
+ */
+import { native } from './native.js';
+import type { Tensor } from './tensor.js';
+import { activeTape } from './tape.js';
+
+let liveTensors = 0;
+const scopes: Set<Tensor>[] = [];
+
+const finalizer = new FinalizationRegistry<void>(() => {
+  liveTensors -= 1;
+});
+
+/** @internal Called by the Tensor constructor. */
+export function track(t: Tensor): void {
+  liveTensors += 1;
+  finalizer.register(t, undefined, t);
+  scopes[scopes.length - 1]?.add(t);
+}
+
+/** @internal Called once a tensor's native memory is released. */
+export function untrack(t: Tensor): void {
+  liveTensors -= 1;
+  finalizer.unregister(t);
+  for (const s of scopes) s.delete(t);
+}
+
+/** Anything that may hold tensors: a tensor, or arrays and plain objects of them. */
+export type TensorContainer = Tensor | null | undefined | void | number | string | boolean | TensorContainer[] | { [key: string]: TensorContainer };
+
+function collect(x: unknown, out: Set<Tensor>, depth = 0): void {
+  if (x === null || typeof x !== 'object' || depth > 8) return;
+  if (isTensor(x)) {
+    out.add(x);
+  } else if (Array.isArray(x)) {
+    for (const v of x) collect(v, out, depth + 1);
+  } else if (Object.getPrototypeOf(x) === Object.prototype) {
+    for (const v of Object.values(x)) collect(v, out, depth + 1);
+  }
+}
+
+function isTensor(x: object): x is Tensor {
+  return (x as { __kexueTensor?: boolean }).__kexueTensor === true;
+}
+
+/**
+ * Runs fn and disposes every tensor it created, except those in its result (a tensor, or arrays or
+ * plain objects of tensors) and those passed to `keep`. Returned tensors join the enclosing scope.
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope = new Set<Tensor>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } catch (err) {
+    scopes.pop();
+    for (const t of scope) if (!t.kept) dispose(t);
+    throw err;
+  }
+  scopes.pop();
+  if (result instanceof Promise) {
+    throw new TypeError('tidy() takes a synchronous function; await inside it would free tensors too early');
+  }
+  const survivors = new Set<Tensor>();
+  collect(result, survivors);
+  for (const t of scope) {
+    if (survivors.has(t)) scopes[scopes.length - 1]?.add(t);
+    else if (!t.kept) dispose(t);
+  }
+  return result;
+}
+
+/** Exempts a tensor from the tidy scopes that hold it; it lives until disposed. */
+export function keep<T extends Tensor>(t: T): T {
+  t.kept = true;
+  for (const s of scopes) s.delete(t);
+  return t;
+}
+
+/**
+ * Frees the native memory of every tensor in x now. A tensor that an active gradient tape still
+ * needs is freed when the tape finishes instead.
+ */
+export function dispose(x: TensorContainer): void {
+  const found = new Set<Tensor>();
+  collect(x, found);
+  for (const t of found) {
+    if (t.isDisposed) continue;
+    const tape = activeTape();
+    if (tape && tape.holds(t)) {
+      tape.deferDispose(t);
+      continue;
+    }
+    t.release();
+  }
+}
+
+/** Live tensors and native bytes. */
+export interface MemoryInfo {
+  /** Tensor objects not yet disposed (views count once each). */
+  tensors: number;
+  /** Native allocations alive. */
+  storages: number;
+  /** Bytes of native memory alive, host and device. */
+  bytes: number;
+  /** The most bytes alive at once since start. */
+  peakBytes: number;
+  /** Of `bytes`, the part on CUDA devices. */
+  cudaBytes: number;
+}
+
+export function memory(): MemoryInfo {
+  const s = native.memoryStats();
+  return { tensors: liveTensors, storages: s.storages, bytes: s.bytes, peakBytes: s.peakBytes, cudaBytes: s.cudaBytes };
+}

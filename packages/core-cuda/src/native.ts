@@ -1,0 +1,73 @@
+/** Loads the N-API addon. The only module that touches it directly is kernel.ts (and tensor I/O). */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+import { LoadError } from './errors.js';
+
+export type NativeHandle = object & { readonly __brand?: 'NativeHandle' };
+
+/** A tensor as the addon returns it. */
+export interface NativeTensor {
+  handle: NativeHandle;
+  shape: number[];
+  dtype: string;
+  device: string;
+}
+
+export interface NativeOpInfo {
+  name: string;
+  cpu: boolean;
+  cuda: boolean;
+  doc: string;
+}
+
+export interface NativeBuildInfo {
+  blas: string;
+  simd: string;
+  f16c: boolean;
+  cuda: boolean;
+  cudaArchs: string;
+  cudaRuntimeVersion: number;
+  threads: number;
+  compiler: string;
+  ops: NativeOpInfo[];
+}
+
+export interface NativeCudaDevice {
+  index: number;
+  name: string;
+  computeCapability: string;
+  totalMemory: number;
+  multiprocessors: number;
+}
+
+export interface NativeAddon {
+  fromData(data: ArrayBufferView, shape: number[], dtype: string, device: string): NativeTensor;
+  toData(handle: NativeHandle): Float32Array | Uint16Array | Int32Array | Uint8Array;
+  toDevice(handle: NativeHandle, device: string): NativeTensor;
+  run(op: string, inputs: (NativeHandle | null)[], attrs: Record<string, unknown>): NativeTensor[];
+  dispose(handle: NativeHandle): void;
+  memoryStats(): { storages: number; bytes: number; peakBytes: number; cudaBytes: number };
+  buildInfo(): NativeBuildInfo;
+  cudaDevices(): NativeCudaDevice[];
+  cudaUnavailableReason(): string;
+  setNumThreads(n: number): void;
+}
+
+function load(): NativeAddon {
+  const require = createRequire(import.meta.url);
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const file = process.env.KEXUE_ADDON ?? path.join(here, '..', 'build', 'Release', 'kexue_core.node');
+  try {
+    return require(file) as NativeAddon;
+  } catch (err) {
+    throw new LoadError(
+      `could not load kexue's native addon from ${file}: ${(err as Error).message}. ` +
+        'Build it with `pnpm -F @kexue/core-cuda run build:native` (needs cmake, g++ and libopenblas-dev).',
+      { cause: err },
+    );
+  }
+}
+
+export const native: NativeAddon = load();

@@ -1,0 +1,109 @@
+/** The Tensor: a handle to native, contiguous, row-major storage with a shape, dtype and device. */
+import { type DType, type RawData } from './dtype.js';
+import { DisposedError, ShapeError, fromNativeError } from './errors.js';
+import { track, untrack, dispose } from './memory.js';
+import { native, type NativeHandle, type NativeTensor } from './native.js';
+
+let nextId = 1;
+
+export class Tensor {
+  /** Unique per tensor object, in creation order. */
+  readonly id: number;
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  /** 'cpu' or 'cuda:N'. */
+  readonly device: string;
+  /** @internal Marks tensors for the memory module without an import cycle. */
+  readonly __kexueTensor = true;
+  /** @internal Set by `keep`: no tidy scope disposes this tensor. */
+  kept = false;
+  #handle: NativeHandle | null;
+
+  /** @internal Tensors are made by ops and creation functions, not by users. */
+  constructor(raw: NativeTensor) {
+    this.id = nextId++;
+    this.shape = Object.freeze(raw.shape.slice());
+    this.dtype = raw.dtype as DType;
+    this.device = raw.device;
+    this.#handle = raw.handle;
+    track(this);
+  }
+
+  /** Number of elements. */
+  get size(): number {
+    let n = 1;
+    for (const d of this.shape) n *= d;
+    return n;
+  }
+
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  get isDisposed(): boolean {
+    return this.#handle === null;
+  }
+
+  /** @internal The native handle; E_DISPOSED after dispose(). */
+  get handle(): NativeHandle {
+    if (this.#handle === null) throw new DisposedError(`${this.describe()} has been disposed`);
+    return this.#handle;
+  }
+
+  /** The raw elements as a typed array: Float32Array, Int32Array, Uint8Array, or Uint16Array bits for halves. */
+  dataSync(): RawData {
+    try {
+      return native.toData(this.handle);
+    } catch (err) {
+      throw fromNativeError(err);
+    }
+  }
+
+  /** The raw elements (as dataSync), resolved once any device work has finished. */
+  async data(): Promise<RawData> {
+    return this.dataSync();
+  }
+
+  /** The elements converted to float32 (half types widened exactly; integers converted). */
+  toFloat32Array(): Float32Array {
+    if (this.dtype === 'float32') return this.dataSync() as Float32Array;
+    try {
+      const [f32] = native.run('cast', [this.handle], { dtype: 'float32' });
+      const out = native.toData(f32!.handle) as Float32Array;
+      native.dispose(f32!.handle);
+      return out;
+    } catch (err) {
+      throw fromNativeError(err);
+    }
+  }
+
+  /** The single element of a one-element tensor, as a number. */
+  item(): number {
+    if (this.size !== 1) throw new ShapeError(`item() needs one element, ${this.describe()} has ${this.size}`);
+    return this.dtype === 'int32' || this.dtype === 'uint8' ? this.dataSync()[0]! : this.toFloat32Array()[0]!;
+  }
+
+  /** Frees the native memory now (see memory.dispose). */
+  dispose(): void {
+    dispose(this);
+  }
+
+  /** @internal Drops the native reference unconditionally. */
+  release(): void {
+    if (this.#handle === null) return;
+    native.dispose(this.#handle);
+    this.#handle = null;
+    untrack(this);
+  }
+
+  describe(): string {
+    return `Tensor(${this.dtype}, [${this.shape.join(', ')}], ${this.device})`;
+  }
+
+  toString(): string {
+    return this.describe();
+  }
+}
+
+/** A tensor, or a number broadcast as a scalar of the other operand's dtype. */
+export type TensorLike = Tensor | number;

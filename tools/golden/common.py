@@ -1,0 +1,62 @@
+"""Shared helpers for the fixture scripts: deterministic inputs and a safetensors writer.
+
+Fixtures are safetensors files (written here by hand, so only torch is needed) whose metadata
+entry "cases" holds a JSON list describing each case; tensors are named "<case>.<role>".
+"""
+import json
+import os
+import struct
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FIXTURES = os.path.join(ROOT, "packages", "core-cuda", "test", "fixtures")
+
+_DTYPES = {
+    torch.float32: "F32",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.int32: "I32",
+    torch.uint8: "U8",
+}
+
+
+def _raw_bytes(t):
+    t = t.detach().contiguous().cpu()
+    if t.dtype in (torch.float16, torch.bfloat16):
+        t = t.view(torch.int16)
+    return t.numpy().tobytes()
+
+
+def save_fixture(name, tensors, cases):
+    """Writes FIXTURES/<name>.safetensors; tensors maps names to torch tensors."""
+    header = {"__metadata__": {"cases": json.dumps(cases)}}
+    blobs, offset = [], 0
+    for key in sorted(tensors):
+        t = tensors[key]
+        if t.dtype not in _DTYPES:
+            raise ValueError(f"{key}: unsupported dtype {t.dtype}")
+        raw = _raw_bytes(t)
+        header[key] = {"dtype": _DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    head = json.dumps(header).encode()
+    head += b" " * ((8 - (8 + len(head)) % 8) % 8)
+    os.makedirs(FIXTURES, exist_ok=True)
+    path = os.path.join(FIXTURES, f"{name}.safetensors")
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(head)))
+        f.write(head)
+        for b in blobs:
+            f.write(b)
+    print(f"wrote {path} ({8 + len(head) + offset} bytes, {len(cases)} cases)")
+
+
+def generator(seed):
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+def randn(g, *shape, scale=1.0):
+    return torch.randn(*shape, generator=g, dtype=torch.float32) * scale
