@@ -1,7 +1,7 @@
 /** Making tensors from JS data. */
 import { assertDType, isFloating, rawArrayFor, type DType, type RawData } from './dtype.js';
 import { resolveDevice } from './device.js';
-import { ArgumentError, ShapeError, fromNativeError } from './errors.js';
+import { ArgumentError, DTypeError, ShapeError, fromNativeError } from './errors.js';
 import { native } from './native.js';
 import { Tensor, type TensorLike } from './tensor.js';
 
@@ -47,7 +47,10 @@ export function tensor(data: RawData | number[] | number, shape?: readonly numbe
   if (values.length !== size) {
     throw new ShapeError(`data has ${values.length} elements but shape [${dims.join(', ')}] needs ${size}`);
   }
-  const halfBits = values instanceof Uint16Array && (dtype === 'float16' || dtype === 'bfloat16');
+  const halfBits = values instanceof Uint16Array;
+  if (halfBits && dtype !== 'float16' && dtype !== 'bfloat16') {
+    throw new DTypeError(`a Uint16Array holds float16/bfloat16 bits; give dtype 'float16' or 'bfloat16', not '${dtype}'`);
+  }
   // Floats for a half dtype are converted natively so that rounding matches PyTorch.
   const stagingDType: DType = isFloating(dtype) && !halfBits ? 'float32' : dtype;
   const Raw = rawArrayFor(stagingDType);

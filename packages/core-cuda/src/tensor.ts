@@ -3,6 +3,9 @@ import { type DType, type RawData } from './dtype.js';
 import { DisposedError, ShapeError, fromNativeError } from './errors.js';
 import { track, untrack, dispose } from './memory.js';
 import { native, type NativeHandle, type NativeTensor } from './native.js';
+import { resolveDevice } from './device.js';
+import { cast as castOp } from './ops/cast.js';
+import { reshape as reshapeOp } from './ops/shape.js';
 
 let nextId = 1;
 
@@ -81,6 +84,26 @@ export class Tensor {
   item(): number {
     if (this.size !== 1) throw new ShapeError(`item() needs one element, ${this.describe()} has ${this.size}`);
     return this.dtype === 'int32' || this.dtype === 'uint8' ? this.dataSync()[0]! : this.toFloat32Array()[0]!;
+  }
+
+  /** A copy on another device ('cpu', 'cuda', 'cuda:N'); E_NO_CUDA where there is no such GPU. */
+  to(device: string): Tensor {
+    const target = resolveDevice(device);
+    try {
+      return new Tensor(native.toDevice(this.handle, target));
+    } catch (err) {
+      throw fromNativeError(err);
+    }
+  }
+
+  /** x converted to another dtype (see ops/cast). */
+  cast(dtype: DType): Tensor {
+    return castOp(this, dtype);
+  }
+
+  /** The same elements under another shape (see ops/shape). */
+  reshape(shape: readonly number[]): Tensor {
+    return reshapeOp(this, shape);
   }
 
   /** Frees the native memory now (see memory.dispose). */

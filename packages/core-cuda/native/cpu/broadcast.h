@@ -1,0 +1,135 @@
+// NumPy broadcasting for CPU kernels with N inputs. The plan coalesces the output's dimensions
+// into as few as possible, so the common cases collapse by themselves: equal shapes become one
+// contiguous row; a scalar operand becomes a row with stride 0; a trailing-row broadcast ([N, D]
+// with [D]) becomes rows of D where that operand restarts at 0. Kernels then see runs of
+// contiguous output whose inputs each have stride 1 or 0, which they specialise and vectorise.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "kx/error.h"
+#include "kx/tensor.h"
+
+namespace kx::cpu {
+
+// The NumPy broadcast of two shapes; false when they do not broadcast.
+inline bool broadcast_shapes(const Shape& a, const Shape& b, Shape* out) {
+  const size_t rank = a.size() > b.size() ? a.size() : b.size();
+  Shape r(rank);
+  for (size_t i = 0; i < rank; ++i) {
+    const int64_t da = i + a.size() >= rank ? a[i + a.size() - rank] : 1;
+    const int64_t db = i + b.size() >= rank ? b[i + b.size() - rank] : 1;
+    if (da != db && da != 1 && db != 1) return false;
+    r[i] = da == 1 ? db : da;
+  }
+  *out = r;
+  return true;
+}
+
+// Whether x broadcasts to target without changing target (x's rank <= target's, each of x's
+// trailing dims equal to target's or 1).
+inline bool broadcasts_to(const Shape& x, const Shape& target) {
+  if (x.size() > target.size()) return false;
+  const size_t off = target.size() - x.size();
+  for (size_t i = 0; i < x.size(); ++i)
+    if (x[i] != 1 && x[i] != target[off + i]) return false;
+  return true;
+}
+
+template <int N>
+class BroadcastPlan {
+ public:
+  // out must be the broadcast of the inputs' shapes (callers check with broadcasts_to first).
+  BroadcastPlan(const Shape& out, const std::array<const Shape*, N>& ins) {
+    numel_ = numel_of(out);
+    // Element strides of each input along the output's dims: 0 where the input broadcasts.
+    const size_t rank = out.size();
+    std::vector<std::array<int64_t, N>> strides(rank);
+    for (int k = 0; k < N; ++k) {
+      const Shape& s = *ins[k];
+      int64_t stride = 1;
+      for (size_t i = rank; i-- > 0;) {
+        const size_t off = rank - s.size();
+        const int64_t d = i >= off ? s[i - off] : 1;
+        strides[i][k] = (d == 1) ? 0 : stride;
+        stride *= d;
+      }
+    }
+    // Drop size-1 dims, then merge an outer dim into its inner neighbour whenever every input
+    // steps through both as one (stride_outer == stride_inner * size_inner, true for 0 == 0).
+    for (size_t i = 0; i < rank; ++i) {
+      if (out[i] == 1) continue;
+      if (!shape_.empty()) {
+        const int64_t inner = shape_.back();
+        bool merge = true;
+        for (int k = 0; k < N; ++k) merge = merge && strides_.back()[k] == strides[i][k] * out[i];
+        if (merge) {
+          shape_.back() = inner * out[i];
+          strides_.back() = strides[i];
+          continue;
+        }
+      }
+      shape_.push_back(out[i]);
+      strides_.push_back(strides[i]);
+    }
+    if (shape_.empty()) {  // a scalar output, or all dims 1
+      shape_.push_back(1);
+      strides_.push_back({});
+      strides_.back().fill(0);
+    }
+    inner_ = shape_.back();
+    inner_stride_ = strides_.back();
+  }
+
+  int64_t numel() const { return numel_; }
+  int64_t inner() const { return inner_; }
+  // Stride (0 or 1) of input k along the innermost coalesced dim.
+  int64_t inner_stride(int k) const { return inner_stride_[k]; }
+  // Number of coalesced dims (1 for the contiguous and scalar fast paths).
+  int64_t rank() const { return (int64_t)shape_.size(); }
+
+  // Calls fn(out_offset, in_offsets, n) for each run of output elements in [begin, end) that lies
+  // within one innermost row: output elements out_offset .. out_offset + n, input k starting at
+  // in_offsets[k] with stride inner_stride(k).
+  template <class F>
+  void for_range(int64_t begin, int64_t end, F&& fn) const {
+    if (begin >= end) return;
+    const int64_t outer_rank = (int64_t)shape_.size() - 1;
+    int64_t row = begin / inner_;
+    int64_t col = begin % inner_;
+    // The multi-index of `row` over the outer dims, and each input's offset there.
+    std::vector<int64_t> idx(outer_rank > 0 ? outer_rank : 1, 0);
+    std::array<int64_t, N> off{};
+    for (int64_t d = outer_rank - 1, r = row; d >= 0; --d) {
+      idx[d] = r % shape_[d];
+      r /= shape_[d];
+      for (int k = 0; k < N; ++k) off[k] += idx[d] * strides_[d][k];
+    }
+    int64_t pos = begin;
+    while (pos < end) {
+      const int64_t n = (inner_ - col) < (end - pos) ? (inner_ - col) : (end - pos);
+      std::array<int64_t, N> start;
+      for (int k = 0; k < N; ++k) start[k] = off[k] + col * inner_stride_[k];
+      fn(pos, start.data(), n);
+      pos += n;
+      col = 0;
+      // Next row: increment the multi-index with carry, keeping the offsets in step.
+      for (int64_t d = outer_rank - 1; d >= 0; --d) {
+        for (int k = 0; k < N; ++k) off[k] += strides_[d][k];
+        if (++idx[d] < shape_[d]) break;
+        for (int k = 0; k < N; ++k) off[k] -= strides_[d][k] * shape_[d];
+        idx[d] = 0;
+      }
+    }
+  }
+
+ private:
+  int64_t numel_ = 0;
+  int64_t inner_ = 1;
+  Shape shape_;
+  std::vector<std::array<int64_t, N>> strides_;
+  std::array<int64_t, N> inner_stride_{};
+};
+
+}  // namespace kx::cpu

@@ -1,0 +1,169 @@
+// The math of LayerNorm and RMSNorm, written once for CPU and CUDA: per-element formulas and the
+// serial row functions (one row in float32). Statistics are always float32, whatever x's dtype.
+//
+//   LayerNorm: mean = Σx/D, var = Σ(x−mean)²/D (two passes: no cancellation for rows with a large
+//              mean), rstd = 1/√(var+eps), y = (x−mean)·rstd·γ + β.
+//              With g = dy·γ and x̂ = (x−mean)·rstd: dx = rstd·(g − mean(g) − x̂·mean(g·x̂)),
+//              dγ = Σ_rows dy·x̂, dβ = Σ_rows dy.
+//   RMSNorm:   rstd = 1/√(Σx²/D + eps), y = x·rstd·γ.
+//              With g = dy·γ: dx = rstd·g − x·rstd³·mean(g·x), dγ = Σ_rows dy·x·rstd.
+#pragma once
+#include <cstdint>
+
+#include "kx/dtype.h"
+#include "kx/math.h"
+
+namespace kx {
+
+// Rows of any floating storage type seen as float32: float rows are used in place, half rows are
+// converted through a caller-owned buffer of n floats.
+KX_HD const float* load_row(const float* p, int64_t, float*) { return p; }
+template <class T> KX_HD const float* load_row(const T* p, int64_t n, float* buf) {
+  for (int64_t i = 0; i < n; ++i) buf[i] = to_float(p[i]);
+  return buf;
+}
+// Where a row's float32 result is written: in place for float, else `buf`, then store_row.
+KX_HD float* out_row(float* p, float*) { return p; }
+template <class T> KX_HD float* out_row(T*, float* buf) { return buf; }
+KX_HD void store_row(const float*, float*, int64_t) {}
+template <class T> KX_HD void store_row(const float* src, T* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = from_float<T>(src[i]);
+}
+
+// Row sums use kNormLanes independent accumulators combined in a fixed order: the lane loop
+// vectorises without -ffast-math, the result does not depend on threads, and each accumulator sees
+// only D/16 terms, which keeps long rows accurate in float32.
+constexpr int kNormLanes = 16;
+
+KX_HD float combine_lanes(float* acc) {
+  for (int w = kNormLanes / 2; w > 0; w /= 2)
+    for (int j = 0; j < w; ++j) acc[j] += acc[j + w];
+  return acc[0];
+}
+
+// Σ x_i
+KX_HD float row_sum(const float* x, int64_t n) {
+  float acc[kNormLanes] = {};
+  int64_t i = 0;
+  for (; i + kNormLanes <= n; i += kNormLanes)
+    for (int j = 0; j < kNormLanes; ++j) acc[j] += x[i + j];
+  for (int j = 0; i < n; ++i, ++j) acc[j] += x[i];
+  return combine_lanes(acc);
+}
+
+// Σ (x_i − c)²
+KX_HD float row_sum_sq_dev(const float* x, int64_t n, float c) {
+  float acc[kNormLanes] = {};
+  int64_t i = 0;
+  for (; i + kNormLanes <= n; i += kNormLanes)
+    for (int j = 0; j < kNormLanes; ++j) {
+      const float d = x[i + j] - c;
+      acc[j] += d * d;
+    }
+  for (int j = 0; i < n; ++i, ++j) {
+    const float d = x[i] - c;
+    acc[j] += d * d;
+  }
+  return combine_lanes(acc);
+}
+
+// Σ a_i·b_i·c_i
+KX_HD float row_dot3(const float* a, const float* b, const float* c, int64_t n) {
+  float acc[kNormLanes] = {};
+  int64_t i = 0;
+  for (; i + kNormLanes <= n; i += kNormLanes)
+    for (int j = 0; j < kNormLanes; ++j) acc[j] += a[i + j] * b[i + j] * c[i + j];
+  for (int j = 0; i < n; ++i, ++j) acc[j] += a[i] * b[i] * c[i];
+  return combine_lanes(acc);
+}
+
+// Σ a_i·b_i
+KX_HD float row_dot(const float* a, const float* b, int64_t n) {
+  float acc[kNormLanes] = {};
+  int64_t i = 0;
+  for (; i + kNormLanes <= n; i += kNormLanes)
+    for (int j = 0; j < kNormLanes; ++j) acc[j] += a[i + j] * b[i + j];
+  for (int j = 0; i < n; ++i, ++j) acc[j] += a[i] * b[i];
+  return combine_lanes(acc);
+}
+
+// How many row blocks keep their own dgamma/dbeta partials in a backward pass: a function of the
+// sizes only, so the reduction order is fixed whatever the thread count; capped so the partials
+// (blocks × D floats per parameter) stay near 8 MB.
+KX_HD int64_t norm_reduction_blocks(int64_t rows, int64_t d) {
+  int64_t cap = ((int64_t)1 << 21) / (d > 1 ? d : 1);
+  if (cap < 1) cap = 1;
+  int64_t b = rows < 64 ? rows : 64;
+  if (b > cap) b = cap;
+  return b > 1 ? b : 1;
+}
+
+KX_HD float norm_rstd(float mean_sq, float eps) { return 1.0f / sqrtf(mean_sq + eps); }
+
+// --- LayerNorm ---------------------------------------------------------------------------------
+
+struct RowStats {
+  float mean;
+  float rstd;
+};
+
+KX_HD RowStats layer_norm_row_stats(const float* x, int64_t n, float eps) {
+  if (n <= 0) return {0.0f, norm_rstd(0.0f, eps)};
+  const float mean = row_sum(x, n) / (float)n;
+  const float var = row_sum_sq_dev(x, n, mean) / (float)n;
+  return {mean, norm_rstd(var, eps)};
+}
+
+KX_HD float layer_norm_elem(float x, float mean, float rstd, float gamma, float beta) {
+  return (x - mean) * rstd * gamma + beta;
+}
+
+// y = layer_norm(x) for one row; gamma/beta are float32 rows (ones/zeros when the op has none).
+KX_HD RowStats layer_norm_row(const float* x, const float* gamma, const float* beta, float* y, int64_t n, float eps) {
+  const RowStats s = layer_norm_row_stats(x, n, eps);
+  for (int64_t i = 0; i < n; ++i) y[i] = layer_norm_elem(x[i], s.mean, s.rstd, gamma[i], beta[i]);
+  return s;
+}
+
+// dx for one row, and the row's contributions dy·x̂ and dy added into dgamma/dbeta (float32 rows
+// owned by the caller, so that the caller decides the reduction order). `xhat` is scratch of n.
+KX_HD void layer_norm_row_backward(const float* dy, const float* x, const float* gamma, float mean, float rstd,
+                                   float* dx, float* xhat, float* dgamma, float* dbeta, int64_t n) {
+  if (n <= 0) return;
+  for (int64_t i = 0; i < n; ++i) xhat[i] = (x[i] - mean) * rstd;
+  const float inv_n = 1.0f / (float)n;
+  const float mean_g = row_dot(dy, gamma, n) * inv_n;
+  const float mean_gx = row_dot3(dy, gamma, xhat, n) * inv_n;
+  for (int64_t i = 0; i < n; ++i) {
+    dx[i] = rstd * (dy[i] * gamma[i] - mean_g - xhat[i] * mean_gx);
+    dgamma[i] += dy[i] * xhat[i];
+    dbeta[i] += dy[i];
+  }
+}
+
+// --- RMSNorm -----------------------------------------------------------------------------------
+
+KX_HD float rms_norm_row_rstd(const float* x, int64_t n, float eps) {
+  if (n <= 0) return norm_rstd(0.0f, eps);
+  return norm_rstd(row_sum_sq_dev(x, n, 0.0f) / (float)n, eps);
+}
+
+KX_HD float rms_norm_row(const float* x, const float* gamma, float* y, int64_t n, float eps) {
+  const float rstd = rms_norm_row_rstd(x, n, eps);
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * rstd * gamma[i];
+  return rstd;
+}
+
+// dx for one row; adds dy·x·rstd into dgamma.
+KX_HD void rms_norm_row_backward(const float* dy, const float* x, const float* gamma, float rstd, float* dx,
+                                 float* dgamma, int64_t n) {
+  if (n <= 0) return;
+  const float mean_gx = row_dot3(dy, gamma, x, n) / (float)n;
+  const float c = rstd * rstd * rstd * mean_gx;
+  for (int64_t i = 0; i < n; ++i) {
+    dx[i] = rstd * dy[i] * gamma[i] - x[i] * c;
+    dgamma[i] += dy[i] * x[i] * rstd;
+  }
+}
+
+}  // namespace kx

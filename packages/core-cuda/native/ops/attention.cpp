@@ -1,0 +1,400 @@
+// Fused attention on the CPU, forward and backward, without a [B, H, Tq, Tk] score matrix: each
+// task owns one (batch, head, block of query rows) (or, for dk/dv, one block of keys), computes a
+// block of scores at a time in a thread-local buffer with sgemm, and applies the row math of
+// kx/attention.h (online softmax forward, probabilities recomputed from the saved logsumexp
+// backward). Masks and biases broadcast by strides (0 on broadcast axes), never materialised.
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "cpu/thread_pool.h"
+#include "kx/attention.h"
+#include "kx/registry.h"
+
+namespace kx {
+namespace {
+
+constexpr int64_t kQueryBlock = 64;
+// OpenBLAS 0.3 runs an sgemm single-threaded when m*n*k <= 4 * 65536; our blocks stay under that so
+// that calls made from the pool's workers do not fight over OpenBLAS's own threads.
+constexpr int64_t kGemmSingleThreadWork = 4 * 65536;
+
+// Element strides of a mask or bias broadcast to [B, H, Tq, Tk]: 0 on axes where it has size 1.
+struct Bcast {
+  int64_t sb = 0, sh = 0, sq = 0, sk = 0;
+  bool full = false;  // no axis broadcast: each (b, h, i, j) has its own element
+  int64_t offset(int64_t b, int64_t h, int64_t i) const { return b * sb + h * sh + i * sq; }
+};
+
+Bcast broadcast_strides(const Tensor& t, const int64_t full[4], const char* op, const char* what) {
+  KX_CHECK(t.dim() <= 4, Shape, op, ": ", what, " of shape ", shape_str(t.shape), " has rank > 4");
+  int64_t dims[4] = {1, 1, 1, 1};
+  const int64_t pad = 4 - t.dim();
+  for (int64_t a = 0; a < t.dim(); ++a) dims[pad + a] = t.shape[a];
+  int64_t strides[4];
+  int64_t s = 1;
+  bool is_full = true;
+  for (int a = 3; a >= 0; --a) {
+    KX_CHECK(dims[a] == 1 || dims[a] == full[a], Shape, op, ": ", what, " of shape ", shape_str(t.shape),
+             " does not broadcast to [", full[0], ", ", full[1], ", ", full[2], ", ", full[3], "]");
+    strides[a] = dims[a] == 1 ? 0 : s;
+    is_full = is_full && dims[a] == full[a];
+    s *= dims[a];
+  }
+  Bcast out;
+  out.sb = strides[0];
+  out.sh = strides[1];
+  out.sq = strides[2];
+  out.sk = strides[3];
+  out.full = is_full;
+  return out;
+}
+
+// A float32 view of a floating tensor: its own data when float32, else a converted copy in store.
+const float* f32_data(const Tensor& t, std::vector<float>& store) {
+  if (t.dtype == DType::Float32) return t.data<float>();
+  store.resize((size_t)t.numel());
+  float* dst = store.data();
+  KX_DISPATCH_FLOAT(t.dtype, {
+    const scalar_t* src = t.data<scalar_t>();
+    cpu::parallel_for(t.numel(), 1 << 15, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) dst[i] = to_float(src[i]);
+    });
+  });
+  return dst;
+}
+
+// Writes n floats times mul to t's storage at element offset, in t's dtype.
+void write_row(const Tensor& t, int64_t offset, const float* src, int64_t n, float mul) {
+  KX_DISPATCH_FLOAT(t.dtype, {
+    scalar_t* dst = t.data<scalar_t>() + offset;
+    for (int64_t c = 0; c < n; ++c) dst[c] = from_float<scalar_t>(src[c] * mul);
+  });
+}
+
+float* scratch(std::vector<float>& buf, size_t n) {
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+
+// Everything a task needs about one call, with q/k/v (and the rest) as float32.
+struct Problem {
+  int64_t B, H, Tq, Tk, D, Dv;
+  float scale;
+  bool causal;
+  int64_t offset;  // Tk - Tq: causal rows see keys j <= i + offset
+  int64_t key_block;
+  const float *q, *k, *v;
+  const uint8_t* mask = nullptr;
+  Bcast ms;
+  const float* bias = nullptr;
+  Bcast bs;
+
+  // Keys [0, end) that any of the query rows [i0, i1) may see.
+  int64_t key_end(int64_t i1) const {
+    if (!causal) return Tk;
+    return std::max<int64_t>(0, std::min<int64_t>(Tk, i1 + offset));
+  }
+
+  // s = scale * Q[rows] K[j0 : j0 + cols]^T, then bias added and masked entries set to -inf.
+  void scores(float* s, const float* qrows, int64_t b, int64_t h, int64_t i0, int64_t rows, const float* kh,
+              int64_t j0, int64_t cols) const {
+    if (D > 0) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)cols, (int)D, scale, qrows, (int)D,
+                  kh + j0 * D, (int)D, 0.0f, s, (int)cols);
+    } else {
+      std::fill(s, s + rows * cols, 0.0f);
+    }
+    if (!mask && !bias && !causal) return;
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t i = i0 + r;
+      float* srow = s + r * cols;
+      const uint8_t* mrow = mask ? mask + ms.offset(b, h, i) + j0 * ms.sk : nullptr;
+      const float* brow = bias ? bias + bs.offset(b, h, i) + j0 * bs.sk : nullptr;
+      for (int64_t c = 0; c < cols; ++c) {
+        const bool keep = (!mrow || mrow[c * ms.sk] != 0) && (!causal || attn_causal_visible(i, j0 + c, offset));
+        srow[c] = attn_score(srow[c], brow ? brow[c * bs.sk] : 0.0f, keep);
+      }
+    }
+  }
+};
+
+int64_t pick_key_block(int64_t D, int64_t Dv) {
+  const int64_t width = std::max<int64_t>({D, Dv, 1});
+  int64_t kb = kGemmSingleThreadWork / (kQueryBlock * width);
+  kb = std::max<int64_t>(16, std::min<int64_t>(256, kb));
+  return kb - kb % 16;
+}
+
+struct Checked {
+  Problem p;
+  std::vector<float> q32, k32, v32, bias32;
+};
+
+// Validates q, k, v, mask, bias (what the kernels rely on) and fills the problem description.
+void check_and_describe(const Inputs& in, const Attrs& attrs, const char* op, Checked& c) {
+  const Tensor &q = in[0], &k = in[1], &v = in[2], &mask = in[3], &bias = in[4];
+  KX_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, Shape, op, ": q, k, v must have rank 4 [B, H, T, D], got ",
+           shape_str(q.shape), ", ", shape_str(k.shape), ", ", shape_str(v.shape));
+  KX_CHECK(q.dtype == k.dtype && q.dtype == v.dtype, DType, op, ": q, k, v must share a dtype, got ",
+           dtype_name(q.dtype), ", ", dtype_name(k.dtype), ", ", dtype_name(v.dtype));
+  Problem& p = c.p;
+  p.B = q.shape[0];
+  p.H = q.shape[1];
+  p.Tq = q.shape[2];
+  p.D = q.shape[3];
+  p.Tk = k.shape[2];
+  p.Dv = v.shape[3];
+  KX_CHECK(k.shape[0] == p.B && k.shape[1] == p.H && v.shape[0] == p.B && v.shape[1] == p.H, Shape, op,
+           ": batch and head dims of q ", shape_str(q.shape), ", k ", shape_str(k.shape), ", v ",
+           shape_str(v.shape), " differ");
+  KX_CHECK(k.shape[3] == p.D, Shape, op, ": q and k head dims differ: ", shape_str(q.shape), " vs ",
+           shape_str(k.shape));
+  KX_CHECK(v.shape[2] == p.Tk, Shape, op, ": k and v lengths differ: ", shape_str(k.shape), " vs ",
+           shape_str(v.shape));
+  const double scale = attrs.num("scale", p.D > 0 ? 1.0 / std::sqrt((double)p.D) : 1.0);
+  KX_CHECK(std::isfinite(scale), Arg, op, ": scale must be finite, got ", scale);
+  p.scale = (float)scale;
+  p.causal = attrs.flag("causal", false);
+  p.offset = p.Tk - p.Tq;
+  p.key_block = pick_key_block(p.D, p.Dv);
+  const int64_t full[4] = {p.B, p.H, p.Tq, p.Tk};
+  if (mask.defined()) {
+    KX_CHECK(mask.dtype == DType::UInt8, DType, op, ": mask must be uint8, got ", dtype_name(mask.dtype));
+    p.ms = broadcast_strides(mask, full, op, "mask");
+    p.mask = mask.data<uint8_t>();
+  }
+  if (bias.defined()) {
+    p.bs = broadcast_strides(bias, full, op, "bias");
+    p.bias = f32_data(bias, c.bias32);
+  }
+  p.q = f32_data(q, c.q32);
+  p.k = f32_data(k, c.k32);
+  p.v = f32_data(v, c.v32);
+}
+
+std::vector<Tensor> attention_cpu(const Inputs& in, const Attrs& attrs) {
+  Checked c;
+  check_and_describe(in, attrs, "attention", c);
+  const Problem& p = c.p;
+  const Tensor& q = in[0];
+  Tensor out = empty({p.B, p.H, p.Tq, p.Dv}, q.dtype, q.device());
+  Tensor lse = empty({p.B, p.H, p.Tq}, DType::Float32, q.device());
+  float* lse_data = lse.data<float>();
+  const int64_t nqb = (p.Tq + kQueryBlock - 1) / kQueryBlock;
+  const int64_t tasks = p.B * p.H * nqb;
+  cpu::parallel_for(tasks, 1, [&](int64_t t0, int64_t t1) {
+    thread_local std::vector<float> buf;
+    float* s = scratch(buf, (size_t)(kQueryBlock * (p.key_block + p.Dv + 2)));
+    float* acc = s + kQueryBlock * p.key_block;
+    float* m = acc + kQueryBlock * p.Dv;
+    float* l = m + kQueryBlock;
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t bh = t / nqb, b = bh / p.H, h = bh % p.H;
+      const int64_t i0 = (t % nqb) * kQueryBlock, rows = std::min(kQueryBlock, p.Tq - i0);
+      const float* qrows = p.q + (bh * p.Tq + i0) * p.D;
+      const float* kh = p.k + bh * p.Tk * p.D;
+      const float* vh = p.v + bh * p.Tk * p.Dv;
+      std::fill(acc, acc + rows * p.Dv, 0.0f);
+      std::fill(m, m + rows, -INFINITY);
+      std::fill(l, l + rows, 0.0f);
+      const int64_t jend = p.key_end(i0 + rows);
+      for (int64_t j0 = 0; j0 < jend; j0 += p.key_block) {
+        const int64_t cols = std::min(p.key_block, jend - j0);
+        p.scores(s, qrows, b, h, i0, rows, kh, j0, cols);
+        for (int64_t r = 0; r < rows; ++r) {
+          const float corr = attn_online_update(s + r * cols, cols, &m[r], &l[r]);
+          if (corr != 1.0f) {
+            float* a = acc + r * p.Dv;
+            for (int64_t d = 0; d < p.Dv; ++d) a[d] *= corr;
+          }
+        }
+        if (p.Dv > 0) {
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)p.Dv, (int)cols, 1.0f, s, (int)cols,
+                      vh + j0 * p.Dv, (int)p.Dv, 1.0f, acc, (int)p.Dv);
+        }
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t row = bh * p.Tq + i0 + r;
+        const float inv = attn_finish(m[r], l[r], &lse_data[row]);
+        write_row(out, row * p.Dv, acc + r * p.Dv, p.Dv, inv);
+      }
+    }
+  });
+  return {out, lse};
+}
+
+std::vector<Tensor> attention_backward_cpu(const Inputs& in, const Attrs& attrs) {
+  Checked c;
+  check_and_describe(in, attrs, "attention_backward", c);
+  const Problem& p = c.p;
+  const Tensor &q = in[0], &k = in[1], &v = in[2], &bias = in[4], &out = in[5], &lse = in[6], &dout = in[7];
+  const Shape out_shape{p.B, p.H, p.Tq, p.Dv};
+  KX_CHECK(out.shape == out_shape && dout.shape == out_shape, Shape, "attention_backward: out ",
+           shape_str(out.shape), " and dout ", shape_str(dout.shape), " must be ", shape_str(out_shape));
+  KX_CHECK(lse.dtype == DType::Float32 && lse.shape == Shape({p.B, p.H, p.Tq}), Shape,
+           "attention_backward: lse must be float32 [B, H, Tq], got ", dtype_name(lse.dtype), " ", shape_str(lse.shape));
+  std::vector<float> dout_store, out_store;
+  const float* dO = f32_data(dout, dout_store);
+  const float* O = f32_data(out, out_store);
+  const float* L = lse.data<float>();
+  const int64_t nrows = p.B * p.H * p.Tq;
+
+  // D_i = dout_i . out_i, the softmax Jacobian's row term.
+  std::vector<float> rowd((size_t)nrows);
+  cpu::parallel_for(nrows, cpu::grain_for(p.Dv + 1), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) rowd[r] = attn_row_dot(dO + r * p.Dv, O + r * p.Dv, p.Dv);
+  });
+
+  Tensor dq = empty(q.shape, q.dtype, q.device());
+  Tensor dk = empty(k.shape, k.dtype, k.device());
+  Tensor dv = empty(v.shape, v.dtype, v.device());
+  const int64_t nqb = (p.Tq + kQueryBlock - 1) / kQueryBlock;
+  const int64_t kb = p.key_block;
+
+  // Pass 1, per (b, h, query block): dq = scale * dS K, and dbias = dS summed onto the bias's shape.
+  // A bias without broadcast axes is written in place (each element belongs to one task); a
+  // broadcast one is summed into per-chunk partial buffers, added up afterwards, so that no two
+  // threads add into the same element.
+  const bool want_dbias = bias.defined();
+  const int64_t bias_n = want_dbias ? bias.numel() : 0;
+  const int64_t qtasks = p.B * p.H * nqb;
+  const bool partials = want_dbias && !p.bs.full;
+  const int64_t chunks = partials ? std::max<int64_t>(1, std::min<int64_t>(cpu::num_threads(), qtasks)) : qtasks;
+  std::vector<float> dbias32(partials ? (size_t)(bias_n * chunks) : (size_t)bias_n, 0.0f);
+  cpu::parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+    thread_local std::vector<float> buf;
+    float* s = scratch(buf, (size_t)(kQueryBlock * (2 * kb + p.D)));
+    float* ds = s + kQueryBlock * kb;
+    float* dqacc = ds + kQueryBlock * kb;
+    for (int64_t ch = c0; ch < c1; ++ch) {
+      float* dbias_target = want_dbias ? dbias32.data() + (partials ? ch * bias_n : 0) : nullptr;
+      const int64_t t_begin = ch * qtasks / chunks, t_end = (ch + 1) * qtasks / chunks;
+      for (int64_t t = t_begin; t < t_end; ++t) {
+        const int64_t bh = t / nqb, b = bh / p.H, h = bh % p.H;
+        const int64_t i0 = (t % nqb) * kQueryBlock, rows = std::min(kQueryBlock, p.Tq - i0);
+        const float* qrows = p.q + (bh * p.Tq + i0) * p.D;
+        const float* dorows = dO + (bh * p.Tq + i0) * p.Dv;
+        const float* kh = p.k + bh * p.Tk * p.D;
+        const float* vh = p.v + bh * p.Tk * p.Dv;
+        std::fill(dqacc, dqacc + rows * p.D, 0.0f);
+        const int64_t jend = p.key_end(i0 + rows);
+        for (int64_t j0 = 0; j0 < jend; j0 += kb) {
+          const int64_t cols = std::min(kb, jend - j0);
+          p.scores(s, qrows, b, h, i0, rows, kh, j0, cols);
+          if (p.Dv > 0) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)cols, (int)p.Dv, 1.0f, dorows,
+                        (int)p.Dv, vh + j0 * p.Dv, (int)p.Dv, 0.0f, ds, (int)cols);
+          } else {
+            std::fill(ds, ds + rows * cols, 0.0f);
+          }
+          for (int64_t r = 0; r < rows; ++r) {
+            const int64_t row = bh * p.Tq + i0 + r;
+            const float lrow = L[row], drow = rowd[row];
+            float* srow = s + r * cols;
+            float* dsrow = ds + r * cols;
+            for (int64_t cc = 0; cc < cols; ++cc) dsrow[cc] = attn_dscore(attn_prob(srow[cc], lrow), dsrow[cc], drow);
+            if (dbias_target) {
+              float* drow_bias = dbias_target + p.bs.offset(b, h, i0 + r) + j0 * p.bs.sk;
+              if (p.bs.sk == 1) {
+                for (int64_t cc = 0; cc < cols; ++cc) drow_bias[cc] += dsrow[cc];
+              } else {
+                float sum = 0.0f;
+                for (int64_t cc = 0; cc < cols; ++cc) sum += dsrow[cc];
+                drow_bias[0] += sum;
+              }
+            }
+          }
+          if (p.D > 0) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)p.D, (int)cols, p.scale, ds,
+                        (int)cols, kh + j0 * p.D, (int)p.D, 1.0f, dqacc, (int)p.D);
+          }
+        }
+        for (int64_t r = 0; r < rows; ++r) write_row(dq, (bh * p.Tq + i0 + r) * p.D, dqacc + r * p.D, p.D, 1.0f);
+      }
+    }
+  });
+
+  // Pass 2, per (b, h, key block): dv = P^T dout and dk = scale * dS^T q over the query rows that see
+  // the block. Recomputing P and dS here costs two more block products but needs no atomics.
+  const int64_t nkb = (p.Tk + kb - 1) / kb;
+  cpu::parallel_for(p.B * p.H * nkb, 1, [&](int64_t t0, int64_t t1) {
+    thread_local std::vector<float> buf;
+    float* s = scratch(buf, (size_t)(2 * kQueryBlock * kb + kb * (p.D + p.Dv)));
+    float* ds = s + kQueryBlock * kb;
+    float* dkacc = ds + kQueryBlock * kb;
+    float* dvacc = dkacc + kb * p.D;
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t bh = t / nkb, b = bh / p.H, h = bh % p.H;
+      const int64_t j0 = (t % nkb) * kb, cols = std::min(kb, p.Tk - j0);
+      const float* kh = p.k + bh * p.Tk * p.D;
+      const float* vh = p.v + bh * p.Tk * p.Dv;
+      std::fill(dkacc, dkacc + cols * p.D, 0.0f);
+      std::fill(dvacc, dvacc + cols * p.Dv, 0.0f);
+      const int64_t istart = p.causal ? std::max<int64_t>(0, j0 - p.offset) : 0;
+      for (int64_t i0 = istart; i0 < p.Tq; i0 += kQueryBlock) {
+        const int64_t rows = std::min(kQueryBlock, p.Tq - i0);
+        const float* qrows = p.q + (bh * p.Tq + i0) * p.D;
+        const float* dorows = dO + (bh * p.Tq + i0) * p.Dv;
+        p.scores(s, qrows, b, h, i0, rows, kh, j0, cols);
+        if (p.Dv > 0) {
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)cols, (int)p.Dv, 1.0f, dorows,
+                      (int)p.Dv, vh + j0 * p.Dv, (int)p.Dv, 0.0f, ds, (int)cols);
+        } else {
+          std::fill(ds, ds + rows * cols, 0.0f);
+        }
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t row = bh * p.Tq + i0 + r;
+          const float lrow = L[row], drow = rowd[row];
+          float* srow = s + r * cols;
+          float* dsrow = ds + r * cols;
+          for (int64_t cc = 0; cc < cols; ++cc) {
+            const float prob = attn_prob(srow[cc], lrow);
+            srow[cc] = prob;
+            dsrow[cc] = attn_dscore(prob, dsrow[cc], drow);
+          }
+        }
+        if (p.Dv > 0) {
+          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)cols, (int)p.Dv, (int)rows, 1.0f, s, (int)cols,
+                      dorows, (int)p.Dv, 1.0f, dvacc, (int)p.Dv);
+        }
+        if (p.D > 0) {
+          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)cols, (int)p.D, (int)rows, p.scale, ds, (int)cols,
+                      qrows, (int)p.D, 1.0f, dkacc, (int)p.D);
+        }
+      }
+      for (int64_t cc = 0; cc < cols; ++cc) {
+        write_row(dk, (bh * p.Tk + j0 + cc) * p.D, dkacc + cc * p.D, p.D, 1.0f);
+        write_row(dv, (bh * p.Tk + j0 + cc) * p.Dv, dvacc + cc * p.Dv, p.Dv, 1.0f);
+      }
+    }
+  });
+
+  std::vector<Tensor> grads{dq, dk, dv};
+  if (want_dbias) {
+    Tensor dbias = empty(bias.shape, bias.dtype, bias.device());
+    const float* partial = dbias32.data();
+    const int64_t parts = partials ? chunks : 1;
+    KX_DISPATCH_FLOAT(bias.dtype, {
+      scalar_t* dst = dbias.data<scalar_t>();
+      cpu::parallel_for(bias_n, cpu::grain_for(parts), [&](int64_t e0, int64_t e1) {
+        for (int64_t e = e0; e < e1; ++e) {
+          float sum = 0.0f;
+          for (int64_t c2 = 0; c2 < parts; ++c2) sum += partial[c2 * bias_n + e];
+          dst[e] = from_float<scalar_t>(sum);
+        }
+      });
+    });
+    grads.push_back(dbias);
+  }
+  return grads;
+}
+
+}  // namespace
+
+KX_REGISTER_KERNEL(attention, CPU, attention_cpu);
+KX_REGISTER_KERNEL(attention_backward, CPU, attention_backward_cpu);
+
+}  // namespace kx

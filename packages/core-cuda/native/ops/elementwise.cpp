@@ -1,0 +1,284 @@
+// Elementwise ops on the CPU: add/sub/mul/div and where with NumPy broadcasting, broadcast_to,
+// and the unary functions with their fused backward. The per-element math is in kx/elementwise.h;
+// this file only walks memory. Loops run over runs of contiguous output (cpu/broadcast.h) whose
+// inputs have stride 1 or 0, each case a separate loop the compiler vectorises; half types are
+// widened to float32 a chunk at a time.
+#include <algorithm>
+#include <type_traits>
+
+#include "cpu/broadcast.h"
+#include "cpu/thread_pool.h"
+#include "kx/elementwise.h"
+#include "kx/registry.h"
+
+namespace kx {
+namespace {
+
+constexpr int64_t kChunk = 512;  // floats per stack buffer when widening halves
+
+// Reads n elements starting at p (stride 0 or 1) as float32: for float32 with stride 1 the data
+// itself, otherwise widened into buf (a stride-0 operand fills buf[0] only, *step = 0).
+template <class T>
+const float* load(const T* p, int64_t stride, int64_t n, float* buf, int64_t* step) {
+  *step = stride;
+  if constexpr (std::is_same_v<T, float>) {
+    return p;
+  } else {
+    if (stride == 0) {
+      buf[0] = to_float(p[0]);
+    } else {
+      for (int64_t i = 0; i < n; ++i) buf[i] = to_float(p[i]);
+    }
+    return buf;
+  }
+}
+
+template <class T>
+void store(T* dst, const float* src, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = from_float<T>(src[i]);
+}
+
+// out[i] = Op(a[i*sa], b[i*sb]) over float32 with sa, sb in {0, 1}: one loop per stride pattern.
+template <class Op>
+void binary_f32(const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n) {
+  if (sa && sb) {
+    for (int64_t i = 0; i < n; ++i) out[i] = Op::apply(a[i], b[i]);
+  } else if (sa) {
+    const float bv = b[0];
+    for (int64_t i = 0; i < n; ++i) out[i] = Op::apply(a[i], bv);
+  } else if (sb) {
+    const float av = a[0];
+    for (int64_t i = 0; i < n; ++i) out[i] = Op::apply(av, b[i]);
+  } else {
+    const float v = Op::apply(a[0], b[0]);
+    for (int64_t i = 0; i < n; ++i) out[i] = v;
+  }
+}
+
+template <class Op, class T>
+void binary_run(const T* a, int64_t sa, const T* b, int64_t sb, T* out, int64_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    binary_f32<Op>(a, sa, b, sb, out, n);
+  } else {
+    float ba[kChunk], bb[kChunk], bo[kChunk];
+    for (int64_t i = 0; i < n; i += kChunk) {
+      const int64_t m = std::min(kChunk, n - i);
+      int64_t ta, tb;
+      const float* fa = load(a + i * sa, sa, m, ba, &ta);
+      const float* fb = load(b + i * sb, sb, m, bb, &tb);
+      binary_f32<Op>(fa, ta, fb, tb, bo, m);
+      store(out + i, bo, m);
+    }
+  }
+}
+
+template <class Op>
+std::vector<Tensor> binary_cpu(const char* name, const Inputs& in) {
+  const Tensor& a = in[0];
+  const Tensor& b = in[1];
+  KX_CHECK(a.dtype == b.dtype, DType, name, ": dtypes ", dtype_name(a.dtype), " and ", dtype_name(b.dtype),
+           " differ (cast one first)");
+  Shape shape;
+  KX_CHECK(cpu::broadcast_shapes(a.shape, b.shape, &shape), Shape, name, ": shapes ", shape_str(a.shape), " and ",
+           shape_str(b.shape), " do not broadcast");
+  Tensor y = empty(shape, a.dtype, a.device());
+  if (y.numel() == 0) return {y};
+  const cpu::BroadcastPlan<2> plan(shape, {&a.shape, &b.shape});
+  const int64_t sa = plan.inner_stride(0), sb = plan.inner_stride(1);
+  KX_DISPATCH_FLOAT(a.dtype, {
+    const scalar_t* pa = a.data<scalar_t>();
+    const scalar_t* pb = b.data<scalar_t>();
+    scalar_t* py = y.data<scalar_t>();
+    cpu::parallel_for(plan.numel(), 1 << 15, [&](int64_t begin, int64_t end) {
+      plan.for_range(begin, end, [&](int64_t o, const int64_t* off, int64_t n) {
+        binary_run<Op>(pa + off[0], sa, pb + off[1], sb, py + o, n);
+      });
+    });
+  });
+  return {y};
+}
+
+std::vector<Tensor> add_cpu(const Inputs& in, const Attrs&) { return binary_cpu<AddOp>("add", in); }
+std::vector<Tensor> sub_cpu(const Inputs& in, const Attrs&) { return binary_cpu<SubOp>("sub", in); }
+std::vector<Tensor> mul_cpu(const Inputs& in, const Attrs&) { return binary_cpu<MulOp>("mul", in); }
+std::vector<Tensor> div_cpu(const Inputs& in, const Attrs&) { return binary_cpu<DivOp>("div", in); }
+
+// ---- where ------------------------------------------------------------------------------------
+
+// A select copies storage (half bits included): no widening needed.
+template <class T>
+void where_run(const uint8_t* c, int64_t sc, const T* a, int64_t sa, const T* b, int64_t sb, T* out, int64_t n) {
+  if (sc && sa && sb) {
+    for (int64_t i = 0; i < n; ++i) out[i] = c[i] ? a[i] : b[i];
+  } else if (sc && !sa && !sb) {  // masked fill of two scalars, e.g. where(mask, x, -inf) backward
+    const T av = a[0], bv = b[0];
+    for (int64_t i = 0; i < n; ++i) out[i] = c[i] ? av : bv;
+  } else if (sc && sa && !sb) {
+    const T bv = b[0];
+    for (int64_t i = 0; i < n; ++i) out[i] = c[i] ? a[i] : bv;
+  } else if (sc && !sa && sb) {
+    const T av = a[0];
+    for (int64_t i = 0; i < n; ++i) out[i] = c[i] ? av : b[i];
+  } else if (!sc) {  // one condition for the whole run: a copy of one side
+    const T* src = c[0] ? a : b;
+    const int64_t s = c[0] ? sa : sb;
+    if (s) std::copy(src, src + n, out);
+    else std::fill(out, out + n, src[0]);
+  }
+}
+
+std::vector<Tensor> where_cpu(const Inputs& in, const Attrs&) {
+  const Tensor& c = in[0];
+  const Tensor& a = in[1];
+  const Tensor& b = in[2];
+  KX_CHECK(a.dtype == b.dtype, DType, "where: dtypes ", dtype_name(a.dtype), " and ", dtype_name(b.dtype), " differ");
+  Shape ab, shape;
+  KX_CHECK(cpu::broadcast_shapes(a.shape, b.shape, &ab) && cpu::broadcast_shapes(c.shape, ab, &shape), Shape,
+           "where: shapes ", shape_str(c.shape), ", ", shape_str(a.shape), " and ", shape_str(b.shape),
+           " do not broadcast");
+  Tensor y = empty(shape, a.dtype, a.device());
+  if (y.numel() == 0) return {y};
+  const cpu::BroadcastPlan<3> plan(shape, {&c.shape, &a.shape, &b.shape});
+  const int64_t sc = plan.inner_stride(0), sa = plan.inner_stride(1), sb = plan.inner_stride(2);
+  KX_DISPATCH_FLOAT(a.dtype, {
+    const uint8_t* pc = c.data<uint8_t>();
+    const scalar_t* pa = a.data<scalar_t>();
+    const scalar_t* pb = b.data<scalar_t>();
+    scalar_t* py = y.data<scalar_t>();
+    cpu::parallel_for(plan.numel(), 1 << 15, [&](int64_t begin, int64_t end) {
+      plan.for_range(begin, end, [&](int64_t o, const int64_t* off, int64_t n) {
+        where_run(pc + off[0], sc, pa + off[1], sa, pb + off[2], sb, py + o, n);
+      });
+    });
+  });
+  return {y};
+}
+
+// ---- broadcast_to -----------------------------------------------------------------------------
+
+// Copies bytes of width sizeof(T): any dtype (masks included) moves as raw storage.
+template <class T>
+void broadcast_copy(const Tensor& x, Tensor& y) {
+  const cpu::BroadcastPlan<1> plan(y.shape, {&x.shape});
+  const int64_t sx = plan.inner_stride(0);
+  const T* px = static_cast<const T*>(x.raw());
+  T* py = static_cast<T*>(y.raw());
+  cpu::parallel_for(plan.numel(), 1 << 16, [&](int64_t begin, int64_t end) {
+    plan.for_range(begin, end, [&](int64_t o, const int64_t* off, int64_t n) {
+      if (sx) std::copy(px + off[0], px + off[0] + n, py + o);
+      else std::fill(py + o, py + o + n, px[off[0]]);
+    });
+  });
+}
+
+std::vector<Tensor> broadcast_to_cpu(const Inputs& in, const Attrs& attrs) {
+  const Tensor& x = in[0];
+  const Shape shape = attrs.ints("shape");
+  for (int64_t d : shape) KX_CHECK(d >= 0, Arg, "broadcast_to: negative dimension in ", shape_str(shape));
+  KX_CHECK(cpu::broadcasts_to(x.shape, shape), Shape, "broadcast_to: ", shape_str(x.shape), " does not broadcast to ",
+           shape_str(shape));
+  Tensor y = empty(shape, x.dtype, x.device());
+  if (y.numel() == 0) return {y};
+  switch (dtype_size(x.dtype)) {
+    case 1: broadcast_copy<uint8_t>(x, y); break;
+    case 2: broadcast_copy<uint16_t>(x, y); break;
+    case 4: broadcast_copy<uint32_t>(x, y); break;
+    default: fail(Code::Internal, "broadcast_to: unexpected element size");
+  }
+  return {y};
+}
+
+// ---- unary ------------------------------------------------------------------------------------
+
+UnaryFn unary_fn(const char* op, const Attrs& attrs) {
+  const std::string name = attrs.str("fn", "");
+  const std::string approx = attrs.str("approximate", "none");
+  KX_CHECK(approx == "none" || approx == "tanh", Arg, op, ": approximate must be 'none' or 'tanh', got '", approx, "'");
+  UnaryFn fn;
+  KX_CHECK(unary_fn_from_name(name.c_str(), approx == "tanh", &fn), Arg, op, ": unknown function '", name, "'");
+  return fn;
+}
+
+// Transcendental functions cost far more per element than a load: smaller chunks per task.
+constexpr int64_t kUnaryGrain = 1 << 13;
+
+template <UnaryFn F, class T>
+void unary_loop(const T* x, T* y, int64_t n, float p) {
+  cpu::parallel_for(n, kUnaryGrain, [&](int64_t begin, int64_t end) {
+    if constexpr (std::is_same_v<T, float>) {
+      for (int64_t i = begin; i < end; ++i) y[i] = Unary<F>::f(x[i], p);
+    } else {
+      float buf[kChunk];
+      for (int64_t i = begin; i < end; i += kChunk) {
+        const int64_t m = std::min(kChunk, end - i);
+        for (int64_t j = 0; j < m; ++j) buf[j] = to_float(x[i + j]);
+        for (int64_t j = 0; j < m; ++j) buf[j] = Unary<F>::f(buf[j], p);
+        store(y + i, buf, m);
+      }
+    }
+  });
+}
+
+std::vector<Tensor> unary_cpu(const Inputs& in, const Attrs& attrs) {
+  const Tensor& x = in[0];
+  const UnaryFn fn = unary_fn("unary", attrs);
+  const float p = (float)attrs.num("exponent", 1.0);
+  Tensor y = empty(x.shape, x.dtype, x.device());
+  KX_DISPATCH_FLOAT(x.dtype, {
+    KX_DISPATCH_UNARY(fn, unary_loop<kFn>(x.data<scalar_t>(), y.data<scalar_t>(), x.numel(), p));
+  });
+  return {y};
+}
+
+// dx = dy * f'(x, y) in one pass over three inputs of one shape.
+template <UnaryFn F, class T>
+void unary_backward_loop(const T* x, const T* y, const T* dy, T* dx, int64_t n, float p) {
+  cpu::parallel_for(n, kUnaryGrain, [&](int64_t begin, int64_t end) {
+    if constexpr (std::is_same_v<T, float>) {
+      for (int64_t i = begin; i < end; ++i) dx[i] = dy[i] * Unary<F>::df(x[i], y[i], p);
+    } else {
+      float bx[kChunk], by[kChunk], bd[kChunk];
+      for (int64_t i = begin; i < end; i += kChunk) {
+        const int64_t m = std::min(kChunk, end - i);
+        for (int64_t j = 0; j < m; ++j) {
+          bx[j] = to_float(x[i + j]);
+          by[j] = to_float(y[i + j]);
+          bd[j] = to_float(dy[i + j]);
+        }
+        for (int64_t j = 0; j < m; ++j) bd[j] *= Unary<F>::df(bx[j], by[j], p);
+        store(dx + i, bd, m);
+      }
+    }
+  });
+}
+
+std::vector<Tensor> unary_backward_cpu(const Inputs& in, const Attrs& attrs) {
+  const Tensor& x = in[0];
+  const Tensor& y = in[1];
+  const Tensor& dy = in[2];
+  KX_CHECK(y.dtype == x.dtype && dy.dtype == x.dtype, DType, "unary_backward: x, y and dy must share a dtype, got ",
+           dtype_name(x.dtype), ", ", dtype_name(y.dtype), ", ", dtype_name(dy.dtype));
+  KX_CHECK(y.shape == x.shape && dy.shape == x.shape, Shape, "unary_backward: x ", shape_str(x.shape), ", y ",
+           shape_str(y.shape), " and dy ", shape_str(dy.shape), " must have one shape");
+  const UnaryFn fn = unary_fn("unary_backward", attrs);
+  const float p = (float)attrs.num("exponent", 1.0);
+  Tensor dx = empty(x.shape, x.dtype, x.device());
+  KX_DISPATCH_FLOAT(x.dtype, {
+    KX_DISPATCH_UNARY(fn, unary_backward_loop<kFn>(x.data<scalar_t>(), y.data<scalar_t>(), dy.data<scalar_t>(),
+                                                   dx.data<scalar_t>(), x.numel(), p));
+  });
+  return {dx};
+}
+
+}  // namespace
+
+KX_REGISTER_KERNEL(add, CPU, add_cpu);
+KX_REGISTER_KERNEL(sub, CPU, sub_cpu);
+KX_REGISTER_KERNEL(mul, CPU, mul_cpu);
+KX_REGISTER_KERNEL(div, CPU, div_cpu);
+KX_REGISTER_KERNEL(where, CPU, where_cpu);
+KX_REGISTER_KERNEL(broadcast_to, CPU, broadcast_to_cpu);
+KX_REGISTER_KERNEL(unary, CPU, unary_cpu);
+KX_REGISTER_KERNEL(unary_backward, CPU, unary_backward_cpu);
+
+}  // namespace kx

@@ -1,0 +1,81 @@
+// Embedding lookup and its gradient on the CPU. The backward is a deterministic scatter-add: ids are
+// bucketed by table row (a counting sort that keeps their order), then table rows are filled in
+// parallel, each summing its dy rows in increasing position order. No two threads touch one row.
+#include <cstring>
+#include <vector>
+
+#include "cpu/thread_pool.h"
+#include "kx/dtype.h"
+#include "kx/registry.h"
+
+namespace kx {
+namespace {
+
+// E_ARG naming the first id outside [0, rows).
+void check_ids(const int32_t* ids, int64_t n, int64_t rows, const char* op) {
+  for (int64_t i = 0; i < n; ++i) {
+    KX_CHECK(ids[i] >= 0 && ids[i] < rows, Arg, op, ": id ", ids[i], " at index ", i, " is outside [0, ", rows, ")");
+  }
+}
+
+std::vector<Tensor> embedding_cpu(const Inputs& in, const Attrs&) {
+  const Tensor &ids = in[0], &table = in[1];
+  KX_CHECK(table.dim() == 2, Shape, "embedding: table must be [V, D], got ", shape_str(table.shape));
+  const int64_t v = table.shape[0], d = table.shape[1], n = ids.numel();
+  const int32_t* idp = ids.data<int32_t>();
+  check_ids(idp, n, v, "embedding");
+  Shape out_shape = ids.shape;
+  out_shape.push_back(d);
+  Tensor y = empty(out_shape, table.dtype, table.device());
+  const size_t row_bytes = (size_t)d * dtype_size(table.dtype);
+  const char* src = static_cast<const char*>(table.raw());
+  char* dst = static_cast<char*>(y.raw());
+  if (row_bytes == 0) return {y};
+  cpu::parallel_for(n, cpu::grain_for((int64_t)row_bytes / 4 + 1), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) std::memcpy(dst + i * row_bytes, src + (size_t)idp[i] * row_bytes, row_bytes);
+  });
+  return {y};
+}
+
+template <class T>
+void scatter_rows(const int64_t* start, const int64_t* order, const T* dy, T* out, int64_t v, int64_t d) {
+  cpu::parallel_for(v, cpu::grain_for(d * 2), [&](int64_t b, int64_t e) {
+    std::vector<float> acc((size_t)d);
+    for (int64_t r = b; r < e; ++r) {
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      for (int64_t k = start[r]; k < start[r + 1]; ++k) {
+        const T* g = dy + order[k] * d;
+        for (int64_t j = 0; j < d; ++j) acc[j] += to_float(g[j]);
+      }
+      T* o = out + r * d;
+      for (int64_t j = 0; j < d; ++j) o[j] = from_float<T>(acc[j]);
+    }
+  });
+}
+
+std::vector<Tensor> embedding_backward_cpu(const Inputs& in, const Attrs& attrs) {
+  const Tensor &ids = in[0], &dy = in[1];
+  const int64_t v = attrs.int_("rows", -1);
+  KX_CHECK(v >= 0, Arg, "embedding_backward: attribute 'rows' (the table's V) must be >= 0, got ", v);
+  KX_CHECK(dy.dim() == ids.dim() + 1 && Shape(dy.shape.begin(), dy.shape.end() - 1) == ids.shape, Shape,
+           "embedding_backward: dy ", shape_str(dy.shape), " must be ids' shape ", shape_str(ids.shape), " + [D]");
+  const int64_t d = dy.shape.back(), n = ids.numel();
+  const int32_t* idp = ids.data<int32_t>();
+  check_ids(idp, n, v, "embedding_backward");
+  // Counting sort of positions by id, stable: order[start[r] .. start[r+1]) are the positions of id r.
+  std::vector<int64_t> start((size_t)v + 1, 0), order((size_t)n), fill((size_t)v);
+  for (int64_t i = 0; i < n; ++i) ++start[(size_t)idp[i] + 1];
+  for (int64_t r = 0; r < v; ++r) start[r + 1] += start[r];
+  for (int64_t r = 0; r < v; ++r) fill[r] = start[r];
+  for (int64_t i = 0; i < n; ++i) order[(size_t)fill[idp[i]]++] = i;
+  Tensor out = empty({v, d}, dy.dtype, dy.device());
+  KX_DISPATCH_FLOAT(dy.dtype, scatter_rows(start.data(), order.data(), dy.data<scalar_t>(), out.data<scalar_t>(), v, d));
+  return {out};
+}
+
+}  // namespace
+
+KX_REGISTER_KERNEL(embedding, CPU, embedding_cpu);
+KX_REGISTER_KERNEL(embedding_backward, CPU, embedding_backward_cpu);
+
+}  // namespace kx

@@ -1,0 +1,60 @@
+// Random ops on the CPU: dropout with its mask drawn from Philox (kx/philox.h), so the mask depends
+// only on (seed, offset + element index) and not on how the work is split across threads.
+#include <cmath>
+
+#include "cpu/thread_pool.h"
+#include "kx/philox.h"
+#include "kx/registry.h"
+
+namespace kx {
+namespace {
+
+constexpr double kMaxExactInt = 9007199254740991.0;  // 2^53 - 1: the integers a JS number holds
+
+uint64_t u64_attr(const Attrs& attrs, const char* name) {
+  const double v = attrs.num(name, 0.0);
+  KX_CHECK(std::isfinite(v) && v >= 0 && v <= kMaxExactInt && v == std::floor(v), Arg, "dropout: ", name,
+           " must be an integer in [0, 2^53), got ", v);
+  return (uint64_t)v;
+}
+
+// Elements [begin, end) of the tensor; random element e = offset + i uses word e % 4 of block e / 4.
+template <class T>
+void dropout_range(const T* x, T* y, int64_t begin, int64_t end, uint64_t seed, uint64_t offset, float p,
+                   float scale) {
+  int64_t i = begin;
+  while (i < end) {
+    const uint64_t e = offset + (uint64_t)i;
+    const Philox4 r = philox_block(seed, e >> 2);
+    for (uint32_t lane = (uint32_t)(e & 3); lane < 4 && i < end; ++lane, ++i) {
+      y[i] = from_float<T>(dropout_element(to_float(x[i]), philox_uniform(r.v[lane]), p, scale));
+    }
+  }
+}
+
+std::vector<Tensor> dropout_cpu(const Inputs& in, const Attrs& attrs) {
+  const Tensor& x = in[0];
+  const double p = attrs.num("p", 0.0);
+  KX_CHECK(std::isfinite(p) && p >= 0 && p < 1, Arg, "dropout: p must be in [0, 1), got ", p);
+  const uint64_t seed = u64_attr(attrs, "seed");
+  const uint64_t offset = u64_attr(attrs, "offset");
+  const float pf = (float)p;
+  const float scale = (float)(1.0 / (1.0 - p));
+  Tensor y = empty(x.shape, x.dtype, x.device());
+  const int64_t n = x.numel();
+  KX_DISPATCH_FLOAT(x.dtype, {
+    const scalar_t* src = x.data<scalar_t>();
+    scalar_t* dst = y.data<scalar_t>();
+    // Philox costs ~10 multiply rounds per 4 elements: a few thousand elements per task.
+    cpu::parallel_for(n, 1 << 13, [&](int64_t b, int64_t e) {
+      dropout_range(src, dst, b, e, seed, offset, pf, scale);
+    });
+  });
+  return {y};
+}
+
+}  // namespace
+
+KX_REGISTER_KERNEL(dropout, CPU, dropout_cpu);
+
+}  // namespace kx

@@ -1,0 +1,121 @@
+// RMSNorm over the last axis on the CPU (T5LayerNorm: y = x·rsqrt(mean(x²) + eps)·γ): rows in
+// parallel, the row math from kx/norm.h, rstd in float32 for every dtype. The backward computes dx
+// and dgamma in one pass; dgamma is reduced over rows through per-block partials summed in a fixed
+// order (no races, and the same bits whatever the thread count).
+#include <algorithm>
+#include <cmath>
+#include <type_traits>
+#include <vector>
+
+#include "cpu/thread_pool.h"
+#include "kx/norm.h"
+#include "kx/registry.h"
+
+namespace kx {
+namespace {
+
+// gamma (optional, shape [D], x's dtype) as a float32 row of ones where absent.
+std::vector<float> gamma_row(const Tensor& p, int64_t d) {
+  std::vector<float> out((size_t)d, 1.0f);
+  if (p.defined()) KX_DISPATCH_FLOAT(p.dtype, {
+      const scalar_t* src = p.data<scalar_t>();
+      for (int64_t i = 0; i < d; ++i) out[(size_t)i] = to_float(src[i]);
+    });
+  return out;
+}
+
+void check_gamma(const Tensor& p, const Tensor& x, int64_t d, const char* op) {
+  if (!p.defined()) return;
+  KX_CHECK(p.dim() == 1 && p.shape[0] == d, Shape, op, ": gamma must have shape [", d, "], got ",
+           shape_str(p.shape));
+  KX_CHECK(p.dtype == x.dtype, DType, op, ": gamma is ", dtype_name(p.dtype), " but x is ", dtype_name(x.dtype));
+}
+
+template <class T>
+void rms_norm_forward(const T* x, const float* gamma, T* y, float* rstd, int64_t rows, int64_t d, float eps) {
+  cpu::parallel_for(rows, cpu::grain_for(d * 3), [&](int64_t b, int64_t e) {
+    std::vector<float> xbuf(std::is_same<T, float>::value ? 0 : (size_t)d);
+    std::vector<float> ybuf(xbuf.size());
+    for (int64_t r = b; r < e; ++r) {
+      const float* xr = load_row(x + r * d, d, xbuf.data());
+      float* yr = out_row(y + r * d, ybuf.data());
+      rstd[r] = rms_norm_row(xr, gamma, yr, d, eps);
+      store_row(yr, y + r * d, d);
+    }
+  });
+}
+
+std::vector<Tensor> rms_norm_cpu(const Inputs& in, const Attrs& attrs) {
+  const Tensor &x = in[0], &gamma = in[1];
+  KX_CHECK(x.dim() >= 1, Shape, "rms_norm: x must have at least one axis, got ", shape_str(x.shape));
+  const int64_t d = x.size(-1);
+  check_gamma(gamma, x, d, "rms_norm");
+  const double eps = attrs.num("eps", 1e-6);
+  KX_CHECK(std::isfinite(eps) && eps >= 0, Arg, "rms_norm: eps must be a finite number >= 0, got ", eps);
+  const Shape lead(x.shape.begin(), x.shape.end() - 1);
+  const int64_t rows = numel_of(lead);
+  Tensor y = empty(x.shape, x.dtype, x.device());
+  Tensor rstd = empty(lead, DType::Float32, x.device());
+  const std::vector<float> g = gamma_row(gamma, d);
+  KX_DISPATCH_FLOAT(x.dtype, rms_norm_forward(x.data<scalar_t>(), g.data(), y.data<scalar_t>(), rstd.data<float>(),
+                                              rows, d, (float)eps));
+  return {y, rstd};
+}
+
+template <class T>
+void rms_norm_backward(const T* dy, const T* x, const float* gamma, const float* rstd, T* dx, T* dgamma,
+                       int64_t rows, int64_t d) {
+  const int64_t blocks = norm_reduction_blocks(rows, d);
+  const int64_t per_block = (rows + blocks - 1) / blocks;
+  std::vector<float> partials((size_t)(blocks * d), 0.0f);  // partials[b] = dgamma row of block b
+  cpu::parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
+    const bool f32 = std::is_same<T, float>::value;
+    std::vector<float> dybuf(f32 ? 0 : (size_t)d), xbuf(f32 ? 0 : (size_t)d), dxbuf(f32 ? 0 : (size_t)d);
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      float* pg = partials.data() + blk * d;
+      const int64_t r1 = std::min(rows, (blk + 1) * per_block);
+      for (int64_t r = blk * per_block; r < r1; ++r) {
+        const float* dyr = load_row(dy + r * d, d, dybuf.data());
+        const float* xr = load_row(x + r * d, d, xbuf.data());
+        float* dxr = out_row(dx + r * d, dxbuf.data());
+        rms_norm_row_backward(dyr, xr, gamma, rstd[r], dxr, pg, d);
+        store_row(dxr, dx + r * d, d);
+      }
+    }
+  });
+  cpu::parallel_for(d, cpu::grain_for(blocks), [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      float s = 0.0f;
+      for (int64_t blk = 0; blk < blocks; ++blk) s += partials[(size_t)(blk * d + c)];
+      dgamma[c] = from_float<T>(s);
+    }
+  });
+}
+
+std::vector<Tensor> rms_norm_backward_cpu(const Inputs& in, const Attrs&) {
+  const Tensor &dy = in[0], &x = in[1], &gamma = in[2], &rstd = in[3];
+  KX_CHECK(x.dim() >= 1, Shape, "rms_norm_backward: x must have at least one axis");
+  KX_CHECK(dy.shape == x.shape, Shape, "rms_norm_backward: dy ", shape_str(dy.shape), " and x ",
+           shape_str(x.shape), " differ");
+  KX_CHECK(dy.dtype == x.dtype, DType, "rms_norm_backward: dy is ", dtype_name(dy.dtype), " but x is ",
+           dtype_name(x.dtype));
+  const int64_t d = x.size(-1);
+  const int64_t rows = numel_of(Shape(x.shape.begin(), x.shape.end() - 1));
+  check_gamma(gamma, x, d, "rms_norm_backward");
+  KX_CHECK(rstd.dtype == DType::Float32, DType, "rms_norm_backward: rstd must be float32");
+  KX_CHECK(rstd.numel() == rows, Shape,
+           "rms_norm_backward: rstd has ", rstd.numel(), " elements, x has ", rows, " rows");
+  Tensor dx = empty(x.shape, x.dtype, x.device());
+  Tensor dgamma = empty({d}, x.dtype, x.device());
+  const std::vector<float> g = gamma_row(gamma, d);
+  KX_DISPATCH_FLOAT(x.dtype, rms_norm_backward(dy.data<scalar_t>(), x.data<scalar_t>(), g.data(), rstd.data<float>(),
+                                               dx.data<scalar_t>(), dgamma.data<scalar_t>(), rows, d));
+  return {dx, dgamma};
+}
+
+}  // namespace
+
+KX_REGISTER_KERNEL(rms_norm, CPU, rms_norm_cpu);
+KX_REGISTER_KERNEL(rms_norm_backward, CPU, rms_norm_backward_cpu);
+
+}  // namespace kx
