@@ -132,6 +132,24 @@ for key, (fn, domain) in UNARY.items():
         tensors.update({f"{name}.x": x, f"{name}.y": y.detach(), f"{name}.w": w, f"{name}.dx": xx.grad})
         cases.append({"name": name, "kind": "unary", "dtype": dtype, **attrs})
 
+# Extremes: overflow, underflow, subnormal results, signed zeros, infinities and NaN (forward only).
+extreme = torch.tensor([
+    -float("inf"), -1e4, -104.5, -103.0, -100.0, -88.0, -87.0, -30.0, -10.0, -0.7, -1e-3, -1e-30, -0.0,
+    0.0, 1e-30, 1e-3, 0.62, 0.63, 0.7, 10.0, 30.0, 88.0, 88.7, 88.8, 100.0, 1e4, float("inf"), float("nan"),
+], dtype=torch.float32)
+for key in ("neg", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "relu", "silu", "gelu", "gelu_tanh", "pow2", "pow_1_7"):
+    fn = UNARY[key][0]
+    base = "gelu" if key.startswith("gelu") else ("pow" if key.startswith("pow") else key)
+    attrs = {"fn": base}
+    if key == "gelu_tanh":
+        attrs["approximate"] = "tanh"
+    if key in EXPONENTS:
+        attrs["exponent"] = EXPONENTS[key]
+    name = f"{key}_extreme"
+    tensors[f"{name}.x"] = extreme
+    tensors[f"{name}.y"] = fn(extreme)
+    cases.append({"name": name, "kind": "extreme", **attrs})
+
 # where: a uint8 mask broadcast against both branches.
 for tag, sc, sa, sb in (("bcast", [3, 1, 5], [4, 1], [5]), ("same", [1031], [1031], [1031]), ("scalar_b", [2, 9], [2, 9], [])):
     c = (torch.rand(*sc, generator=g) > 0.5).to(torch.uint8)

@@ -66,11 +66,12 @@ describe('autograd', () => {
     const fn = (a: kx.Tensor) => kx.sum(kx.mul(kx.reshape(a, [12]), w));
     expect(kx.checkGrad(fn, [x]).ok).toBe(true);
     const rule = gradientRule('reshape')!;
-    kx.registerGradient('reshape', (dys, rec) => rule(dys, rec).map((g) => (g ? kx.mul(g, 1.01) : g)));
+    kx.registerGradient('reshape', (dys, rec) => rule(dys, rec).map((g) => (g ? kx.mul(g, 1.05) : g)));
     try {
       const r = kx.checkGrad(fn, [x]);
       expect(r.ok).toBe(false);
-      expect(r.maxRelError).toBeGreaterThan(0.005);
+      expect(r.maxRelError).toBeGreaterThan(0.04);
+      expect(r.worst).not.toBeNull();
     } finally {
       kx.registerGradient('reshape', rule);
     }

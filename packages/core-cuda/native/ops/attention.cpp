@@ -1,8 +1,10 @@
 // Fused attention on the CPU, forward and backward, without a [B, H, Tq, Tk] score matrix: each
-// task owns one (batch, head, block of query rows) (or, for dk/dv, one block of keys), computes a
-// block of scores at a time in a thread-local buffer with sgemm, and applies the row math of
-// kx/attention.h (online softmax forward, probabilities recomputed from the saved logsumexp
-// backward). Masks and biases broadcast by strides (0 on broadcast axes), never materialised.
+// task owns one (batch, head, block of query rows) in the forward (one (batch, head), or blocks of
+// queries then of keys, in the backward), computes a block of scores at a time in a thread-local
+// buffer with sgemm, and applies the row math of kx/attention.h (online softmax forward,
+// probabilities recomputed from the saved logsumexp backward). Masks and biases broadcast by
+// strides (0 on broadcast axes), never materialised. Half inputs are widened to float32 copies of
+// q, k, v once per call (their size, not the scores'), and outputs rounded back row by row.
 #include <cblas.h>
 
 #include <algorithm>
@@ -226,6 +228,74 @@ std::vector<Tensor> attention_cpu(const Inputs& in, const Attrs& attrs) {
   return {out, lse};
 }
 
+// The backward of one block of rows x cols scores: leaves P in s and dS = P * (dP - D) in ds, and
+// adds dS into dbias (when given) at its broadcast position.
+struct BackwardBlock {
+  const Problem& p;
+  const float* dO;    // dout as float32, [B, H, Tq, Dv]
+  const float* L;     // lse, [B, H, Tq]
+  const float* rowd;  // D_i = dout_i . out_i, [B, H, Tq]
+
+  void operator()(float* s, float* ds, float* dbias, int64_t b, int64_t h, int64_t i0, int64_t rows, int64_t j0,
+                  int64_t cols) const {
+    const int64_t bh = b * p.H + h;
+    const float* kh = p.k + bh * p.Tk * p.D;
+    p.scores(s, p.q + (bh * p.Tq + i0) * p.D, b, h, i0, rows, kh, j0, cols);
+    if (p.Dv > 0) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)cols, (int)p.Dv, 1.0f,
+                  dO + (bh * p.Tq + i0) * p.Dv, (int)p.Dv, p.v + (bh * p.Tk + j0) * p.Dv, (int)p.Dv, 0.0f, ds, (int)cols);
+    } else {
+      std::fill(ds, ds + rows * cols, 0.0f);
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t row = bh * p.Tq + i0 + r;
+      const float lrow = L[row], drow = rowd[row];
+      float* srow = s + r * cols;
+      float* dsrow = ds + r * cols;
+      if (lrow == -INFINITY) {  // fully masked row: no probability, no gradient
+        std::fill(srow, srow + cols, 0.0f);
+        std::fill(dsrow, dsrow + cols, 0.0f);
+        continue;
+      }
+      for (int64_t c = 0; c < cols; ++c) {
+        const float prob = attn_prob(srow[c], lrow);
+        srow[c] = prob;
+        dsrow[c] = attn_dscore(prob, dsrow[c], drow);
+      }
+      if (dbias) {
+        float* target = dbias + p.bs.offset(b, h, i0 + r) + j0 * p.bs.sk;
+        if (p.bs.sk == 1) {
+          for (int64_t c = 0; c < cols; ++c) target[c] += dsrow[c];
+        } else {
+          target[0] += attn_row_sum(dsrow, cols);
+        }
+      }
+    }
+  }
+};
+
+// dv += P^T dout and dk += scale * dS^T q for one block (rows of queries from i0, cols of keys).
+void accumulate_dk_dv(const Problem& p, const float* dO, const float* s, const float* ds, int64_t bh, int64_t i0,
+                      int64_t rows, int64_t cols, float* dkacc, float* dvacc) {
+  if (p.Dv > 0) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)cols, (int)p.Dv, (int)rows, 1.0f, s, (int)cols,
+                dO + (bh * p.Tq + i0) * p.Dv, (int)p.Dv, 1.0f, dvacc, (int)p.Dv);
+  }
+  if (p.D > 0) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)cols, (int)p.D, (int)rows, p.scale, ds, (int)cols,
+                p.q + (bh * p.Tq + i0) * p.D, (int)p.D, 1.0f, dkacc, (int)p.D);
+  }
+}
+
+// dq += scale * dS k for one block.
+void accumulate_dq(const Problem& p, const float* ds, int64_t bh, int64_t j0, int64_t rows, int64_t cols,
+                   float* dqacc) {
+  if (p.D > 0) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)p.D, (int)cols, p.scale, ds, (int)cols,
+                p.k + (bh * p.Tk + j0) * p.D, (int)p.D, 1.0f, dqacc, (int)p.D);
+  }
+}
+
 std::vector<Tensor> attention_backward_cpu(const Inputs& in, const Attrs& attrs) {
   Checked c;
   check_and_describe(in, attrs, "attention_backward", c);
@@ -239,7 +309,6 @@ std::vector<Tensor> attention_backward_cpu(const Inputs& in, const Attrs& attrs)
   std::vector<float> dout_store, out_store;
   const float* dO = f32_data(dout, dout_store);
   const float* O = f32_data(out, out_store);
-  const float* L = lse.data<float>();
   const int64_t nrows = p.B * p.H * p.Tq;
 
   // D_i = dout_i . out_i, the softmax Jacobian's row term.
@@ -247,130 +316,107 @@ std::vector<Tensor> attention_backward_cpu(const Inputs& in, const Attrs& attrs)
   cpu::parallel_for(nrows, cpu::grain_for(p.Dv + 1), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) rowd[r] = attn_row_dot(dO + r * p.Dv, O + r * p.Dv, p.Dv);
   });
+  const BackwardBlock block{p, dO, lse.data<float>(), rowd.data()};
 
   Tensor dq = empty(q.shape, q.dtype, q.device());
   Tensor dk = empty(k.shape, k.dtype, k.device());
   Tensor dv = empty(v.shape, v.dtype, v.device());
-  const int64_t nqb = (p.Tq + kQueryBlock - 1) / kQueryBlock;
-  const int64_t kb = p.key_block;
+  const int64_t qb = kQueryBlock, kb = p.key_block;
+  const int64_t nqb = (p.Tq + qb - 1) / qb, nkb = (p.Tk + kb - 1) / kb;
+  const int64_t BH = p.B * p.H;
 
-  // Pass 1, per (b, h, query block): dq = scale * dS K, and dbias = dS summed onto the bias's shape.
-  // A bias without broadcast axes is written in place (each element belongs to one task); a
+  // Two schedules. With at least as many (b, h) pairs as threads, one task per (b, h) walks key
+  // blocks outermost and query blocks inside, accumulating dq for the whole head in a thread-local
+  // buffer: five block products per block pair. With fewer pairs than threads (long single
+  // sequences) that would leave threads idle, so pass 1 runs per (b, h, query block) for dq and
+  // pass 2 per (b, h, key block) for dk and dv, recomputing P and dS (seven products, no atomics).
+  const bool per_head = BH >= cpu::num_threads();
+
+  // dbias: a bias without broadcast axes is written in place (each element belongs to one task); a
   // broadcast one is summed into per-chunk partial buffers, added up afterwards, so that no two
   // threads add into the same element.
   const bool want_dbias = bias.defined();
   const int64_t bias_n = want_dbias ? bias.numel() : 0;
-  const int64_t qtasks = p.B * p.H * nqb;
+  const int64_t tasks = per_head ? BH : BH * nqb;  // the tasks that see scores with dbias
   const bool partials = want_dbias && !p.bs.full;
-  const int64_t chunks = partials ? std::max<int64_t>(1, std::min<int64_t>(cpu::num_threads(), qtasks)) : qtasks;
+  const int64_t chunks = partials ? std::max<int64_t>(1, std::min<int64_t>(cpu::num_threads(), tasks)) : tasks;
   std::vector<float> dbias32(partials ? (size_t)(bias_n * chunks) : (size_t)bias_n, 0.0f);
+
+  auto visible_from = [&](int64_t j0) { return p.causal ? std::max<int64_t>(0, j0 - p.offset) : (int64_t)0; };
+
   cpu::parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
     thread_local std::vector<float> buf;
-    float* s = scratch(buf, (size_t)(kQueryBlock * (2 * kb + p.D)));
-    float* ds = s + kQueryBlock * kb;
-    float* dqacc = ds + kQueryBlock * kb;
+    const size_t block_n = (size_t)(qb * kb);
+    float* s = scratch(buf, 2 * block_n + (size_t)(kb * (p.D + p.Dv)) + (size_t)((per_head ? p.Tq : qb) * p.D));
+    float* ds = s + block_n;
+    float* dkacc = ds + block_n;
+    float* dvacc = dkacc + kb * p.D;
+    float* dqacc = dvacc + kb * p.Dv;
     for (int64_t ch = c0; ch < c1; ++ch) {
-      float* dbias_target = want_dbias ? dbias32.data() + (partials ? ch * bias_n : 0) : nullptr;
-      const int64_t t_begin = ch * qtasks / chunks, t_end = (ch + 1) * qtasks / chunks;
-      for (int64_t t = t_begin; t < t_end; ++t) {
-        const int64_t bh = t / nqb, b = bh / p.H, h = bh % p.H;
-        const int64_t i0 = (t % nqb) * kQueryBlock, rows = std::min(kQueryBlock, p.Tq - i0);
-        const float* qrows = p.q + (bh * p.Tq + i0) * p.D;
-        const float* dorows = dO + (bh * p.Tq + i0) * p.Dv;
-        const float* kh = p.k + bh * p.Tk * p.D;
-        const float* vh = p.v + bh * p.Tk * p.Dv;
-        std::fill(dqacc, dqacc + rows * p.D, 0.0f);
-        const int64_t jend = p.key_end(i0 + rows);
-        for (int64_t j0 = 0; j0 < jend; j0 += kb) {
-          const int64_t cols = std::min(kb, jend - j0);
-          p.scores(s, qrows, b, h, i0, rows, kh, j0, cols);
-          if (p.Dv > 0) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)cols, (int)p.Dv, 1.0f, dorows,
-                        (int)p.Dv, vh + j0 * p.Dv, (int)p.Dv, 0.0f, ds, (int)cols);
-          } else {
-            std::fill(ds, ds + rows * cols, 0.0f);
-          }
-          for (int64_t r = 0; r < rows; ++r) {
-            const int64_t row = bh * p.Tq + i0 + r;
-            const float lrow = L[row], drow = rowd[row];
-            float* srow = s + r * cols;
-            float* dsrow = ds + r * cols;
-            for (int64_t cc = 0; cc < cols; ++cc) dsrow[cc] = attn_dscore(attn_prob(srow[cc], lrow), dsrow[cc], drow);
-            if (dbias_target) {
-              float* drow_bias = dbias_target + p.bs.offset(b, h, i0 + r) + j0 * p.bs.sk;
-              if (p.bs.sk == 1) {
-                for (int64_t cc = 0; cc < cols; ++cc) drow_bias[cc] += dsrow[cc];
-              } else {
-                float sum = 0.0f;
-                for (int64_t cc = 0; cc < cols; ++cc) sum += dsrow[cc];
-                drow_bias[0] += sum;
-              }
+      float* dbias = want_dbias ? dbias32.data() + (partials ? ch * bias_n : 0) : nullptr;
+      for (int64_t t = ch * tasks / chunks, t_end = (ch + 1) * tasks / chunks; t < t_end; ++t) {
+        if (per_head) {
+          const int64_t bh = t, b = bh / p.H, h = bh % p.H;
+          std::fill(dqacc, dqacc + p.Tq * p.D, 0.0f);
+          for (int64_t j0 = 0; j0 < p.Tk; j0 += kb) {
+            const int64_t cols = std::min(kb, p.Tk - j0);
+            std::fill(dkacc, dkacc + cols * p.D, 0.0f);
+            std::fill(dvacc, dvacc + cols * p.Dv, 0.0f);
+            for (int64_t i0 = visible_from(j0); i0 < p.Tq; i0 += qb) {
+              const int64_t rows = std::min(qb, p.Tq - i0);
+              block(s, ds, dbias, b, h, i0, rows, j0, cols);
+              accumulate_dk_dv(p, dO, s, ds, bh, i0, rows, cols, dkacc, dvacc);
+              accumulate_dq(p, ds, bh, j0, rows, cols, dqacc + i0 * p.D);
+            }
+            for (int64_t cc = 0; cc < cols; ++cc) {
+              write_row(dk, (bh * p.Tk + j0 + cc) * p.D, dkacc + cc * p.D, p.D, 1.0f);
+              write_row(dv, (bh * p.Tk + j0 + cc) * p.Dv, dvacc + cc * p.Dv, p.Dv, 1.0f);
             }
           }
-          if (p.D > 0) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)p.D, (int)cols, p.scale, ds,
-                        (int)cols, kh + j0 * p.D, (int)p.D, 1.0f, dqacc, (int)p.D);
+          for (int64_t i = 0; i < p.Tq; ++i) write_row(dq, (bh * p.Tq + i) * p.D, dqacc + i * p.D, p.D, 1.0f);
+        } else {
+          // Pass 1: dq (and dbias) for one block of query rows.
+          const int64_t bh = t / nqb, b = bh / p.H, h = bh % p.H;
+          const int64_t i0 = (t % nqb) * qb, rows = std::min(qb, p.Tq - i0);
+          std::fill(dqacc, dqacc + rows * p.D, 0.0f);
+          const int64_t jend = p.key_end(i0 + rows);
+          for (int64_t j0 = 0; j0 < jend; j0 += kb) {
+            const int64_t cols = std::min(kb, jend - j0);
+            block(s, ds, dbias, b, h, i0, rows, j0, cols);
+            accumulate_dq(p, ds, bh, j0, rows, cols, dqacc);
           }
+          for (int64_t r = 0; r < rows; ++r) write_row(dq, (bh * p.Tq + i0 + r) * p.D, dqacc + r * p.D, p.D, 1.0f);
         }
-        for (int64_t r = 0; r < rows; ++r) write_row(dq, (bh * p.Tq + i0 + r) * p.D, dqacc + r * p.D, p.D, 1.0f);
       }
     }
   });
 
-  // Pass 2, per (b, h, key block): dv = P^T dout and dk = scale * dS^T q over the query rows that see
-  // the block. Recomputing P and dS here costs two more block products but needs no atomics.
-  const int64_t nkb = (p.Tk + kb - 1) / kb;
-  cpu::parallel_for(p.B * p.H * nkb, 1, [&](int64_t t0, int64_t t1) {
-    thread_local std::vector<float> buf;
-    float* s = scratch(buf, (size_t)(2 * kQueryBlock * kb + kb * (p.D + p.Dv)));
-    float* ds = s + kQueryBlock * kb;
-    float* dkacc = ds + kQueryBlock * kb;
-    float* dvacc = dkacc + kb * p.D;
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t bh = t / nkb, b = bh / p.H, h = bh % p.H;
-      const int64_t j0 = (t % nkb) * kb, cols = std::min(kb, p.Tk - j0);
-      const float* kh = p.k + bh * p.Tk * p.D;
-      const float* vh = p.v + bh * p.Tk * p.Dv;
-      std::fill(dkacc, dkacc + cols * p.D, 0.0f);
-      std::fill(dvacc, dvacc + cols * p.Dv, 0.0f);
-      const int64_t istart = p.causal ? std::max<int64_t>(0, j0 - p.offset) : 0;
-      for (int64_t i0 = istart; i0 < p.Tq; i0 += kQueryBlock) {
-        const int64_t rows = std::min(kQueryBlock, p.Tq - i0);
-        const float* qrows = p.q + (bh * p.Tq + i0) * p.D;
-        const float* dorows = dO + (bh * p.Tq + i0) * p.Dv;
-        p.scores(s, qrows, b, h, i0, rows, kh, j0, cols);
-        if (p.Dv > 0) {
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)cols, (int)p.Dv, 1.0f, dorows,
-                      (int)p.Dv, vh + j0 * p.Dv, (int)p.Dv, 0.0f, ds, (int)cols);
-        } else {
-          std::fill(ds, ds + rows * cols, 0.0f);
+  if (!per_head) {
+    // Pass 2: dk and dv for one block of keys, over the query rows that see it.
+    cpu::parallel_for(BH * nkb, 1, [&](int64_t t0, int64_t t1) {
+      thread_local std::vector<float> buf;
+      const size_t block_n = (size_t)(qb * kb);
+      float* s = scratch(buf, 2 * block_n + (size_t)(kb * (p.D + p.Dv)));
+      float* ds = s + block_n;
+      float* dkacc = ds + block_n;
+      float* dvacc = dkacc + kb * p.D;
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t bh = t / nkb, b = bh / p.H, h = bh % p.H;
+        const int64_t j0 = (t % nkb) * kb, cols = std::min(kb, p.Tk - j0);
+        std::fill(dkacc, dkacc + cols * p.D, 0.0f);
+        std::fill(dvacc, dvacc + cols * p.Dv, 0.0f);
+        for (int64_t i0 = visible_from(j0); i0 < p.Tq; i0 += qb) {
+          const int64_t rows = std::min(qb, p.Tq - i0);
+          block(s, ds, nullptr, b, h, i0, rows, j0, cols);
+          accumulate_dk_dv(p, dO, s, ds, bh, i0, rows, cols, dkacc, dvacc);
         }
-        for (int64_t r = 0; r < rows; ++r) {
-          const int64_t row = bh * p.Tq + i0 + r;
-          const float lrow = L[row], drow = rowd[row];
-          float* srow = s + r * cols;
-          float* dsrow = ds + r * cols;
-          for (int64_t cc = 0; cc < cols; ++cc) {
-            const float prob = attn_prob(srow[cc], lrow);
-            srow[cc] = prob;
-            dsrow[cc] = attn_dscore(prob, dsrow[cc], drow);
-          }
-        }
-        if (p.Dv > 0) {
-          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)cols, (int)p.Dv, (int)rows, 1.0f, s, (int)cols,
-                      dorows, (int)p.Dv, 1.0f, dvacc, (int)p.Dv);
-        }
-        if (p.D > 0) {
-          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)cols, (int)p.D, (int)rows, p.scale, ds, (int)cols,
-                      qrows, (int)p.D, 1.0f, dkacc, (int)p.D);
+        for (int64_t cc = 0; cc < cols; ++cc) {
+          write_row(dk, (bh * p.Tk + j0 + cc) * p.D, dkacc + cc * p.D, p.D, 1.0f);
+          write_row(dv, (bh * p.Tk + j0 + cc) * p.Dv, dvacc + cc * p.Dv, p.Dv, 1.0f);
         }
       }
-      for (int64_t cc = 0; cc < cols; ++cc) {
-        write_row(dk, (bh * p.Tk + j0 + cc) * p.D, dkacc + cc * p.D, p.D, 1.0f);
-        write_row(dv, (bh * p.Tk + j0 + cc) * p.Dv, dvacc + cc * p.Dv, p.Dv, 1.0f);
-      }
-    }
-  });
+    });
+  }
 
   std::vector<Tensor> grads{dq, dk, dv};
   if (want_dbias) {

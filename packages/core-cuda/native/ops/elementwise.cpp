@@ -202,19 +202,46 @@ UnaryFn unary_fn(const char* op, const Attrs& attrs) {
 // Transcendental functions cost far more per element than a load: smaller chunks per task.
 constexpr int64_t kUnaryGrain = 1 << 13;
 
+// The unary loops run in blocks of a fixed kBlock elements, a multiple of every vector width, so
+// the compiler emits vector code with no scalar remainder loop; the last partial block goes through
+// a zero-padded buffer. Every element then takes the same instructions wherever it sits: a
+// remainder loop could contract a*b+c into an FMA differently and change the last bit with the
+// element's position (and so with the thread count).
+constexpr int64_t kBlock = 64;
+
+template <UnaryFn F>
+inline void unary_block(const float* __restrict x, float* __restrict y, float p) {
+  for (int64_t i = 0; i < kBlock; ++i) y[i] = Unary<F>::f(x[i], p);
+}
+
+template <UnaryFn F>
+inline void unary_backward_block(const float* __restrict x, const float* __restrict y, const float* __restrict dy,
+                                 float* __restrict dx, float p) {
+  for (int64_t i = 0; i < kBlock; ++i) dx[i] = dy[i] * Unary<F>::df(x[i], y[i], p);
+}
+
+// n elements (n <= kBlock) of src as float32 in buf, zero-padded to kBlock.
+template <class T>
+inline void widen_block(const T* src, int64_t n, float* buf) {
+  for (int64_t i = 0; i < n; ++i) buf[i] = to_float(src[i]);
+  for (int64_t i = n; i < kBlock; ++i) buf[i] = 0.0f;
+}
+
 template <UnaryFn F, class T>
 void unary_loop(const T* x, T* y, int64_t n, float p) {
   cpu::parallel_for(n, kUnaryGrain, [&](int64_t begin, int64_t end) {
-    if constexpr (std::is_same_v<T, float>) {
-      for (int64_t i = begin; i < end; ++i) y[i] = Unary<F>::f(x[i], p);
-    } else {
-      float buf[kChunk];
-      for (int64_t i = begin; i < end; i += kChunk) {
-        const int64_t m = std::min(kChunk, end - i);
-        for (int64_t j = 0; j < m; ++j) buf[j] = to_float(x[i + j]);
-        for (int64_t j = 0; j < m; ++j) buf[j] = Unary<F>::f(buf[j], p);
-        store(y + i, buf, m);
+    float bx[kBlock], by[kBlock];
+    for (int64_t i = begin; i < end; i += kBlock) {
+      const int64_t m = std::min(kBlock, end - i);
+      if constexpr (std::is_same_v<T, float>) {
+        if (m == kBlock) {
+          unary_block<F>(x + i, y + i, p);
+          continue;
+        }
       }
+      widen_block(x + i, m, bx);
+      unary_block<F>(bx, by, p);
+      store(y + i, by, m);
     }
   });
 }
@@ -230,24 +257,24 @@ std::vector<Tensor> unary_cpu(const Inputs& in, const Attrs& attrs) {
   return {y};
 }
 
-// dx = dy * f'(x, y) in one pass over three inputs of one shape.
+// dx = dy * f'(x, y) in one pass over three inputs of one shape, in blocks as unary_loop.
 template <UnaryFn F, class T>
 void unary_backward_loop(const T* x, const T* y, const T* dy, T* dx, int64_t n, float p) {
   cpu::parallel_for(n, kUnaryGrain, [&](int64_t begin, int64_t end) {
-    if constexpr (std::is_same_v<T, float>) {
-      for (int64_t i = begin; i < end; ++i) dx[i] = dy[i] * Unary<F>::df(x[i], y[i], p);
-    } else {
-      float bx[kChunk], by[kChunk], bd[kChunk];
-      for (int64_t i = begin; i < end; i += kChunk) {
-        const int64_t m = std::min(kChunk, end - i);
-        for (int64_t j = 0; j < m; ++j) {
-          bx[j] = to_float(x[i + j]);
-          by[j] = to_float(y[i + j]);
-          bd[j] = to_float(dy[i + j]);
+    float bx[kBlock], by[kBlock], bd[kBlock], bo[kBlock];
+    for (int64_t i = begin; i < end; i += kBlock) {
+      const int64_t m = std::min(kBlock, end - i);
+      if constexpr (std::is_same_v<T, float>) {
+        if (m == kBlock) {
+          unary_backward_block<F>(x + i, y + i, dy + i, dx + i, p);
+          continue;
         }
-        for (int64_t j = 0; j < m; ++j) bd[j] *= Unary<F>::df(bx[j], by[j], p);
-        store(dx + i, bd, m);
       }
+      widen_block(x + i, m, bx);
+      widen_block(y + i, m, by);
+      widen_block(dy + i, m, bd);
+      unary_backward_block<F>(bx, by, bd, bo, p);
+      store(dx + i, bo, m);
     }
   });
 }

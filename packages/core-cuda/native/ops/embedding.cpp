@@ -1,7 +1,9 @@
 // Embedding lookup and its gradient on the CPU. The backward is a deterministic scatter-add: ids are
 // bucketed by table row (a counting sort that keeps their order), then table rows are filled in
 // parallel, each summing its dy rows in increasing position order. No two threads touch one row.
+#include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/thread_pool.h"
@@ -39,16 +41,26 @@ std::vector<Tensor> embedding_cpu(const Inputs& in, const Attrs&) {
 
 template <class T>
 void scatter_rows(const int64_t* start, const int64_t* order, const T* dy, T* out, int64_t v, int64_t d) {
+  constexpr bool f32 = std::is_same<T, float>::value;
   cpu::parallel_for(v, cpu::grain_for(d * 2), [&](int64_t b, int64_t e) {
-    std::vector<float> acc((size_t)d);
+    std::vector<float> buf(f32 ? 0 : (size_t)d);
     for (int64_t r = b; r < e; ++r) {
-      std::fill(acc.begin(), acc.end(), 0.0f);
+      T* o = out + r * d;
+      if (start[r] == start[r + 1]) {  // an unused row: all-zero bits are +0 in every float format
+        std::memset(static_cast<void*>(o), 0, (size_t)d * sizeof(T));
+        continue;
+      }
+      // float32 accumulates in place; halves in a float32 row rounded once at the end.
+      float* acc;
+      if constexpr (f32) acc = o; else acc = buf.data();
+      std::fill(acc, acc + d, 0.0f);
       for (int64_t k = start[r]; k < start[r + 1]; ++k) {
         const T* g = dy + order[k] * d;
         for (int64_t j = 0; j < d; ++j) acc[j] += to_float(g[j]);
       }
-      T* o = out + r * d;
-      for (int64_t j = 0; j < d; ++j) o[j] = from_float<T>(acc[j]);
+      if constexpr (!f32) {
+        for (int64_t j = 0; j < d; ++j) o[j] = from_float<T>(acc[j]);
+      }
     }
   });
 }

@@ -8,6 +8,7 @@
 // float32 intermediate, so halves are rounded once, at the end.
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/thread_pool.h"
@@ -28,7 +29,7 @@ template <class T> const float* as_float(const T* x, int64_t n, float* buf) {
 }
 template <> const float* as_float<float>(const float* x, int64_t, float*) { return x; }
 
-// Reduction of x[r0:r1] of one contiguous row into one value.
+// Reduction of a contiguous run of n elements into one value (halves widened per block).
 template <class T> float reduce_run(const T* x, int64_t n, RedOp op) {
   float buf[kSumBlock];
   if (op == RedOp::Max) {

@@ -39,6 +39,30 @@ int64_t offset_of(int64_t index, const Shape& dims, const Shape& strides) {
   return off;
 }
 
+// An odometer over `dims` from point `start` on, keeping the offset under `strides` current, so a
+// loop over rows pays one division per axis once, not per row.
+struct Walker {
+  const Shape& dims;
+  const Shape& strides;
+  Shape idx;
+  int64_t offset;
+  Walker(const Shape& d, const Shape& s, int64_t start) : dims(d), strides(s), idx(d.size()), offset(0) {
+    for (int64_t a = (int64_t)d.size() - 1; a >= 0; --a) {
+      idx[a] = start % d[a];
+      offset += idx[a] * s[a];
+      start /= d[a];
+    }
+  }
+  void next() {
+    for (int64_t a = (int64_t)dims.size() - 1; a >= 0; --a) {
+      offset += strides[a];
+      if (++idx[a] < dims[a]) return;
+      offset -= strides[a] * dims[a];
+      idx[a] = 0;
+    }
+  }
+};
+
 // reshape: one dimension may be -1 and is inferred.
 std::vector<Tensor> reshape_cpu(const Inputs& in, const Attrs& attrs) {
   const Tensor& x = in[0];
@@ -118,8 +142,9 @@ void permute_rows(const T* src, T* dst, const SimplePerm& s) {
   }
   const int64_t rows = numel_of(outer_dims);
   cpu::parallel_for(rows, cpu::grain_for(len), [&](int64_t b, int64_t e) {
-    for (int64_t row = b; row < e; ++row) {
-      std::memcpy(dst + row * len, src + offset_of(row, outer_dims, outer_strides), (size_t)len * sizeof(T));
+    Walker w(outer_dims, outer_strides, b);
+    for (int64_t row = b; row < e; ++row, w.next()) {
+      std::memcpy(dst + row * len, src + w.offset, (size_t)len * sizeof(T));
     }
   });
 }
@@ -213,8 +238,9 @@ void box_copy(const T* src, T* dst, const Shape& full, const Shape& begin, const
   for (auto& st : outer_strides) st *= inner;
   const int64_t rows = numel_of(outer_dims);
   cpu::parallel_for(rows, cpu::grain_for(row_len), [&](int64_t b, int64_t e) {
-    for (int64_t row = b; row < e; ++row) {
-      const int64_t full_off = start + offset_of(row, outer_dims, outer_strides);
+    Walker w(outer_dims, outer_strides, b);
+    for (int64_t row = b; row < e; ++row, w.next()) {
+      const int64_t full_off = start + w.offset;
       if (extract) std::memcpy(dst + row * row_len, src + full_off, (size_t)row_len * sizeof(T));
       else std::memcpy(dst + full_off, src + row * row_len, (size_t)row_len * sizeof(T));
     }

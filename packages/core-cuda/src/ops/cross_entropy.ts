@@ -1,1 +1,46 @@
-// placeholder: filled in by its op family
+/**
+ * Softmax cross-entropy with an ignore index (PyTorch's F.cross_entropy with reduction 'mean'),
+ * fused: one native pass computes the per-row logsumexp and the mean loss; the backward reuses the
+ * saved logsumexp.
+ */
+import { isFloating } from '../dtype.js';
+import { ArgumentError, DTypeError, ShapeError } from '../errors.js';
+import { runKernel, runKernel1 } from '../kernel.js';
+import { registerGradient } from '../tape.js';
+import { Tensor } from '../tensor.js';
+
+export interface CrossEntropyOptions {
+  /** Rows whose label equals this are left out of the loss and the mean. Default −100 (PyTorch's). */
+  ignoreIndex?: number;
+}
+
+/**
+ * Mean softmax cross-entropy of logits [N, C] (float32/float16/bfloat16) against int32 labels [N],
+ * over the rows whose label is not ignoreIndex. Returns a float32 scalar (shape []) for every
+ * logits dtype: losses are accumulated in float32 (mixed-precision policy). When every row is
+ * ignored (or N = 0) the loss is NaN, as PyTorch. A label outside [0, C) that is not ignoreIndex
+ * → E_ARG (checked natively; the message names the row and the value).
+ */
+export function crossEntropy(logits: Tensor, labels: Tensor, options: CrossEntropyOptions = {}): Tensor {
+  if (!(logits instanceof Tensor)) throw new ArgumentError(`crossEntropy: logits must be a Tensor, got ${typeof logits}`);
+  if (!(labels instanceof Tensor)) throw new ArgumentError(`crossEntropy: labels must be a Tensor, got ${typeof labels}`);
+  if (!isFloating(logits.dtype)) {
+    throw new DTypeError(`crossEntropy: logits must be float32, float16 or bfloat16, got ${logits.describe()}`);
+  }
+  if (labels.dtype !== 'int32') throw new DTypeError(`crossEntropy: labels must be int32, got ${labels.describe()}`);
+  if (logits.rank !== 2) throw new ShapeError(`crossEntropy: logits must be [N, C], got ${logits.describe()}`);
+  if (labels.rank !== 1 || labels.shape[0] !== logits.shape[0]) {
+    throw new ShapeError(`crossEntropy: labels ${labels.describe()} do not match logits ${logits.describe()} (expected [${logits.shape[0]}])`);
+  }
+  const ignoreIndex = options.ignoreIndex ?? -100;
+  if (!Number.isInteger(ignoreIndex)) throw new ArgumentError(`crossEntropy: ignoreIndex must be an integer, got ${ignoreIndex}`);
+  const [loss, lse] = runKernel('cross_entropy', [logits, labels], { ignoreIndex });
+  // lse stays alive only while the tape holds it for the backward.
+  lse!.dispose();
+  return loss!;
+}
+
+registerGradient('cross_entropy', ([dloss], { inputs: [logits, labels], outputs: [, lse], attrs }) => [
+  dloss ? runKernel1('cross_entropy_backward', [logits!, labels!, lse!, dloss], { ignoreIndex: attrs.ignoreIndex }) : null,
+  null,
+]);

@@ -1,1 +1,76 @@
-// placeholder: filled in by its op family
+/**
+ * Random ops, drawn from Philox-4x32-10 (native/include/kx/philox.h): counter-based, so random
+ * element e of a draw depends only on (seed, offset + e). A run with a seed is repeatable on the
+ * same device and build, whatever the threading.
+ */
+import { isFloating } from '../dtype.js';
+import { ArgumentError, DTypeError } from '../errors.js';
+import { runKernel1 } from '../kernel.js';
+import { registerGradient } from '../tape.js';
+import { Tensor } from '../tensor.js';
+
+/** Where a draw's random numbers come from: the generator key and the index of its first number. */
+export interface RandomKey {
+  /** An integer in [0, 2^53). */
+  seed: number;
+  /** Index of the first random number used (an integer in [0, 2^53)); default 0. */
+  offset?: number;
+}
+
+function checkU53(value: unknown, what: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new ArgumentError(`${what} must be an integer in [0, 2^53), got ${String(value)}`);
+  }
+  return value;
+}
+
+/**
+ * A seeded source of random keys: each `take(n)` returns the key for n fresh random numbers and
+ * advances the offset past them, so successive draws (dropout masks of successive layers or
+ * steps) never reuse numbers. Its state is just (seed, offset), which checkpoints can save.
+ */
+export class Philox {
+  readonly seed: number;
+  #offset: number;
+
+  constructor(seed: number, offset = 0) {
+    this.seed = checkU53(seed, 'Philox: seed');
+    this.#offset = checkU53(offset, 'Philox: offset');
+  }
+
+  /** Index of the next unused random number. */
+  get offset(): number {
+    return this.#offset;
+  }
+
+  /** Reserves n random numbers: returns their key and advances the offset by n. */
+  take(n: number): Required<RandomKey> {
+    checkU53(n, 'Philox.take: n');
+    const key = { seed: this.seed, offset: this.#offset };
+    this.#offset = checkU53(this.#offset + n, 'Philox: offset');
+    return key;
+  }
+}
+
+/**
+ * Training-time inverted dropout: y = x · keep / (1 − p), where element i is kept when the
+ * uniform number u(seed, offset + i) ∈ [0, 1) (the top 24 bits of a Philox word) is ≥ p, i.e.
+ * with probability 1 − p. `rng` is a key ({ seed, offset? }) or a Philox generator, which reserves
+ * x.size numbers. p must be in [0, 1) (E_ARG otherwise); p = 0 returns a copy of x (a new tensor
+ * with the same values). x must be floating (E_DTYPE); halves are computed in float32. The same
+ * key on the same build gives the same mask; the gradient reuses it.
+ */
+export function dropout(x: Tensor, p: number, rng: RandomKey | Philox): Tensor {
+  if (!(x instanceof Tensor)) throw new ArgumentError(`dropout: x must be a Tensor, got ${typeof x}`);
+  if (!isFloating(x.dtype)) throw new DTypeError(`dropout: x must be floating, got ${x.describe()}`);
+  if (typeof p !== 'number' || !(p >= 0 && p < 1)) throw new ArgumentError(`dropout: p must be in [0, 1), got ${String(p)}`);
+  if (rng === null || typeof rng !== 'object') throw new ArgumentError('dropout: rng must be { seed, offset? } or a Philox');
+  const key = rng instanceof Philox ? rng.take(x.size) : rng;
+  const seed = checkU53(key.seed, 'dropout: seed');
+  const offset = checkU53(key.offset ?? 0, 'dropout: offset');
+  checkU53(offset + x.size, 'dropout: offset + x.size');
+  return runKernel1('dropout', [x], { p, seed, offset });
+}
+
+// dy passes where x was kept, scaled alike: the same kernel with the same key.
+registerGradient('dropout', ([dy], { attrs }) => [dy ? runKernel1('dropout', [dy], attrs) : null]);

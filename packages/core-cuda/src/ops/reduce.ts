@@ -23,7 +23,9 @@ function reduce(op: ReduceOp, x: Tensor, axes: number | number[] | undefined, ke
   }
   if (typeof keepDims !== 'boolean') throw new ArgumentError(`${op}: keepDims must be a boolean, got ${typeof keepDims}`);
   const list = normalizeAxes(axes, x.rank, op);
-  if (op === 'max' && list.some((a) => x.shape[a] === 0) && x.size > 0) {
+  // max has no identity: an empty reduced axis is an error unless the output is empty too.
+  const outSize = x.shape.reduce((n, d, a) => (list.includes(a) ? n : n * d), 1);
+  if (op === 'max' && outSize > 0 && list.some((a) => x.shape[a] === 0)) {
     throw new ArgumentError(`${op}: cannot reduce ${x.describe()} over an empty axis (max has no identity)`);
   }
   return runKernel1(op, [x], { axes: list, keepDims });

@@ -40,35 +40,39 @@ inline bool unary_fn_from_name(const char* name, bool tanh_approx, UnaryFn* out)
 }
 
 // GELU, exact: x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)).
-KX_HD float gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * kInvSqrt2)); }
+KX_HD float gelu_erf(float x) { return 0.5f * x * (1.0f + erf_fast(x * kInvSqrt2)); }
 // d/dx: Phi(x) + x phi(x), phi(x) = exp(-x^2/2) / sqrt(2 pi).
 KX_HD float gelu_erf_grad(float x) {
   constexpr float kInvSqrt2Pi = 0.3989422804014327f;
-  const float cdf = 0.5f * (1.0f + erff(x * kInvSqrt2));
-  const float pdf = kInvSqrt2Pi * expf(-0.5f * x * x);
+  const float cdf = 0.5f * (1.0f + erf_fast(x * kInvSqrt2));
+  const float pdf = kInvSqrt2Pi * exp_fast(-0.5f * x * x);
   return cdf + x * pdf;
 }
 
 // GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
 KX_HD float gelu_tanh(float x) {
   const float inner = kSqrt2OverPi * (x + 0.044715f * x * x * x);
-  return 0.5f * x * (1.0f + tanhf(inner));
+  return 0.5f * x * (1.0f + tanh_fast(inner));
 }
 KX_HD float gelu_tanh_grad(float x) {
   const float x2 = x * x;
-  const float t = tanhf(kSqrt2OverPi * (x + 0.044715f * x2 * x));
+  const float t = tanh_fast(kSqrt2OverPi * (x + 0.044715f * x2 * x));
   const float dinner = kSqrt2OverPi * (1.0f + 3.0f * 0.044715f * x2);
   return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * dinner;
 }
 
 // SiLU (swish): x sigmoid(x); d/dx = s (1 + x (1 - s)).
-KX_HD float silu(float x) { return x / (1.0f + expf(-x)); }
+// sigmoid through the vectorisable exp (math.h's sigmoid keeps libm's expf).
+KX_HD float sigmoid_fast(float x) { return 1.0f / (1.0f + exp_fast(-x)); }
+
+KX_HD float silu(float x) { return x / (1.0f + exp_fast(-x)); }
 KX_HD float silu_grad(float x) {
-  const float s = sigmoid(x);
+  const float s = sigmoid_fast(x);
   return s * (1.0f + x * (1.0f - s));
 }
 
-KX_HD float relu(float x) { return x > 0.0f ? x : 0.0f; }
+// NaN passes through (as PyTorch): the select keeps x unless x < 0.
+KX_HD float relu(float x) { return x < 0.0f ? 0.0f : x; }
 
 // x^p; the common exponents take exact shortcuts (as PyTorch does).
 KX_HD float pow_scalar(float x, float p) {
@@ -94,7 +98,7 @@ template <> struct Unary<UnaryFn::Neg> {
   KX_HD static float df(float, float, float) { return -1.0f; }
 };
 template <> struct Unary<UnaryFn::Exp> {
-  KX_HD static float f(float x, float) { return expf(x); }
+  KX_HD static float f(float x, float) { return exp_fast(x); }
   KX_HD static float df(float, float y, float) { return y; }
 };
 template <> struct Unary<UnaryFn::Log> {
@@ -110,17 +114,17 @@ template <> struct Unary<UnaryFn::Rsqrt> {
   KX_HD static float df(float, float y, float) { return -0.5f * y * y * y; }
 };
 template <> struct Unary<UnaryFn::Tanh> {
-  KX_HD static float f(float x, float) { return tanhf(x); }
+  KX_HD static float f(float x, float) { return tanh_fast(x); }
   KX_HD static float df(float, float y, float) { return 1.0f - y * y; }
 };
 template <> struct Unary<UnaryFn::Sigmoid> {
-  KX_HD static float f(float x, float) { return sigmoid(x); }
+  KX_HD static float f(float x, float) { return sigmoid_fast(x); }
   KX_HD static float df(float, float y, float) { return y * (1.0f - y); }
 };
 template <> struct Unary<UnaryFn::Relu> {
   KX_HD static float f(float x, float) { return relu(x); }
-  // The subgradient at 0 is 0, as PyTorch.
-  KX_HD static float df(float x, float, float) { return x > 0.0f ? 1.0f : 0.0f; }
+  // The subgradient at 0 is 0 and a NaN passes the gradient on, both as PyTorch's threshold_backward.
+  KX_HD static float df(float x, float, float) { return x <= 0.0f ? 0.0f : 1.0f; }
 };
 template <> struct Unary<UnaryFn::Silu> {
   KX_HD static float f(float x, float) { return silu(x); }

@@ -4,6 +4,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #if defined(__CUDACC__)
 #define KX_HD __host__ __device__ __forceinline__
@@ -17,5 +18,70 @@ constexpr float kSqrt2OverPi = 0.7978845608028654f;
 constexpr float kInvSqrt2 = 0.7071067811865476f;
 
 KX_HD float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+// ---- vectorisable transcendentals -------------------------------------------------------------
+// glibc's expf/tanhf/erff are scalar calls that stop -O3 from vectorising a loop (its SIMD variants
+// need -ffast-math). These are branch-free (selects only) so that a loop over them vectorises,
+// and as accurate as PyTorch's own CPU kernels (Cephes / Sleef class, a few ulp). On the device
+// the hardware's functions are used instead.
+
+KX_HD float bits_to_float_(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+// 2^k for integer k in [-126, 127], by building the exponent field.
+KX_HD float exp2i_(int32_t k) { return bits_to_float_((uint32_t)(k + 127) << 23); }
+
+// e^x, ~1 ulp (Cephes expf): x = n ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial, times 2^n
+// split in two factors so that subnormal results come out right. inf above 88.72, 0 below -103.97.
+KX_HD float exp_fast(float x) {
+#if defined(__CUDA_ARCH__)
+  return expf(x);
+#else
+  const float xc = x > 88.7f ? 88.7f : (x < -103.9f ? -103.9f : (x == x ? x : 0.0f));
+  // n = round(x / ln2) by the 1.5 * 2^23 trick (floorf would not vectorise under -ftrapping-math).
+  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  const float z = r * r;
+  const float p = ((((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
+                     1.6666665459e-1f) * r + 5.0000001201e-1f) * z + r) + 1.0f;
+  const int32_t ni = (int32_t)n;
+  const int32_t n1 = ni >> 1;
+  const float y = p * exp2i_(n1) * exp2i_(ni - n1);
+  return x != x ? x : (x > 88.72283935546875f ? INFINITY : (x < -103.972084045410f ? 0.0f : y));
+#endif
+}
+
+// tanh, a few ulp (Cephes tanhf): an odd polynomial below 0.625, 1 - 2 / (e^{2|x|} + 1) above.
+KX_HD float tanh_fast(float x) {
+#if defined(__CUDA_ARCH__)
+  return tanhf(x);
+#else
+  const float ax = fabsf(x);
+  const float z = x * x;
+  const float small =
+      ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z -
+       3.33332819422e-1f) * z * x + x;
+  const float big = 1.0f - 2.0f / (exp_fast(2.0f * ax) + 1.0f);
+  return ax < 0.625f ? small : copysignf(big, x);
+#endif
+}
+
+// erf: Cephes' erff polynomial below |x| = 1 (relative error ~1e-7, so tiny arguments stay
+// accurate), Abramowitz–Stegun 7.1.26 above (absolute error <= 1.5e-7, PyTorch's CPU choice).
+KX_HD float erf_fast(float x) {
+#if defined(__CUDA_ARCH__)
+  return erff(x);
+#else
+  const float ax = fabsf(x);
+  const float z = x * x;
+  const float small = x * ((((((7.853861353153693e-5f * z - 8.010193625184903e-4f) * z + 5.188327685732524e-3f) * z -
+                               2.685381193529856e-2f) * z + 1.128358514861418e-1f) * z - 3.761262582423300e-1f) * z +
+                           1.128379165726710e+0f);
+  const float t = 1.0f / (1.0f + 0.3275911f * ax);
+  const float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
+  const float big = 1.0f - poly * exp_fast(-z);
+  return ax < 1.0f ? small : copysignf(big, x);
+#endif
+}
 
 }  // namespace kx

@@ -1,0 +1,138 @@
+// softmax, log_softmax and their backward on the CPU, along any axis.
+//
+// The tensor is viewed as [outer, C, inner] around the axis. With inner == 1 (the last axis) the
+// row functions of kx/softmax.h run in place on float32 rows, with no copy; half rows are widened
+// to float32 per row. With inner > 1 a tile of up to 16 neighbouring columns is gathered into
+// contiguous float32 rows (each read touches one cache line per c), transformed by the same row
+// functions, and scattered back.
+#include <algorithm>
+#include <array>
+#include <type_traits>
+#include <vector>
+
+#include "cpu/thread_pool.h"
+#include "kx/registry.h"
+#include "kx/softmax.h"
+
+namespace kx {
+namespace {
+
+struct Layout {
+  int64_t outer = 1, C = 1, inner = 1;
+};
+
+Layout layout_of(const char* op, const Tensor& x, const Attrs& attrs) {
+  const int64_t rank = x.dim();
+  const int64_t axis = attrs.int_("axis", -1);
+  KX_CHECK(rank > 0, Arg, op, ": needs at least one dimension, got a scalar");
+  KX_CHECK(axis >= -rank && axis < rank, Arg, op, ": axis ", axis, " is out of range for rank ", rank);
+  const int64_t a = axis < 0 ? axis + rank : axis;
+  Layout l;
+  for (int64_t d = 0; d < a; ++d) l.outer *= x.shape[d];
+  l.C = x.shape[a];
+  for (int64_t d = a + 1; d < rank; ++d) l.inner *= x.shape[d];
+  return l;
+}
+
+// Calls fn(rows_in[0..N), row_out, C) on every row along the axis: float32 arrays of length C.
+// `ins` are N same-shaped inputs, `out` the same-shaped output, all of storage type T.
+template <class T, size_t N, class Fn>
+void for_each_row(const std::array<const T*, N>& ins, T* out, const Layout& l, Fn fn) {
+  const int64_t C = l.C, inner = l.inner;
+  if (l.outer * C * inner == 0) return;
+  if (inner == 1) {
+    cpu::parallel_for(l.outer, cpu::grain_for(4 * C), [&](int64_t b, int64_t e) {
+      if constexpr (std::is_same<T, float>::value) {
+        std::array<const float*, N> rows;
+        for (int64_t o = b; o < e; ++o) {
+          for (size_t k = 0; k < N; ++k) rows[k] = ins[k] + o * C;
+          fn(rows, out + o * C, C);
+        }
+      } else {
+        std::vector<float> buf((N + 1) * C);
+        std::array<const float*, N> rows;
+        for (int64_t o = b; o < e; ++o) {
+          for (size_t k = 0; k < N; ++k) {
+            float* r = buf.data() + k * C;
+            const T* src = ins[k] + o * C;
+            for (int64_t c = 0; c < C; ++c) r[c] = to_float(src[c]);
+            rows[k] = r;
+          }
+          float* y = buf.data() + N * C;
+          fn(rows, y, C);
+          T* dst = out + o * C;
+          for (int64_t c = 0; c < C; ++c) dst[c] = from_float<T>(y[c]);
+        }
+      }
+    });
+    return;
+  }
+  // Column tiles: W columns of one outer slab become W contiguous rows of length C.
+  const int64_t W = std::max<int64_t>(1, std::min<int64_t>({16, inner, (1 << 16) / std::max<int64_t>(C, 1)}));
+  const int64_t tiles = (inner + W - 1) / W;
+  cpu::parallel_for(l.outer * tiles, cpu::grain_for(4 * C * W), [&](int64_t b, int64_t e) {
+    std::vector<float> buf((N + 1) * W * C);
+    std::array<const float*, N> rows;
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t o = t / tiles, j0 = (t % tiles) * W, w = std::min(W, inner - j0);
+      const int64_t base = o * C * inner + j0;
+      for (size_t k = 0; k < N; ++k) {
+        float* tile = buf.data() + k * W * C;
+        for (int64_t c = 0; c < C; ++c) {
+          const T* src = ins[k] + base + c * inner;
+          for (int64_t j = 0; j < w; ++j) tile[j * C + c] = to_float(src[j]);
+        }
+      }
+      float* ytile = buf.data() + N * W * C;
+      for (int64_t j = 0; j < w; ++j) {
+        for (size_t k = 0; k < N; ++k) rows[k] = buf.data() + k * W * C + j * C;
+        fn(rows, ytile + j * C, C);
+      }
+      for (int64_t c = 0; c < C; ++c) {
+        T* dst = out + base + c * inner;
+        for (int64_t j = 0; j < w; ++j) dst[j] = from_float<T>(ytile[j * C + c]);
+      }
+    }
+  });
+}
+
+template <bool Log> std::vector<Tensor> softmax_cpu(const Inputs& in, const Attrs& attrs) {
+  const Tensor& x = in[0];
+  const Layout l = layout_of(Log ? "log_softmax" : "softmax", x, attrs);
+  Tensor y = empty(x.shape, x.dtype, x.device());
+  KX_DISPATCH_FLOAT(x.dtype, {
+    for_each_row<scalar_t, 1>({x.data<scalar_t>()}, y.data<scalar_t>(), l,
+                              [](const std::array<const float*, 1>& r, float* out, int64_t C) {
+                                if (Log) log_softmax_row(r[0], out, C);
+                                else softmax_row(r[0], out, C);
+                              });
+  });
+  return {y};
+}
+
+// softmax_backward(y, dy; axis, log): y is the forward's output, softmax or log-softmax.
+std::vector<Tensor> softmax_backward_cpu(const Inputs& in, const Attrs& attrs) {
+  const Tensor &y = in[0], &dy = in[1];
+  KX_CHECK(y.shape == dy.shape, Shape, "softmax_backward: y ", shape_str(y.shape), " and dy ", shape_str(dy.shape),
+           " differ");
+  KX_CHECK(y.dtype == dy.dtype, DType, "softmax_backward: y is ", dtype_name(y.dtype), ", dy ", dtype_name(dy.dtype));
+  const Layout l = layout_of("softmax_backward", y, attrs);
+  const bool log = attrs.flag("log", false);
+  Tensor dx = empty(y.shape, y.dtype, y.device());
+  KX_DISPATCH_FLOAT(y.dtype, {
+    for_each_row<scalar_t, 2>({y.data<scalar_t>(), dy.data<scalar_t>()}, dx.data<scalar_t>(), l,
+                              [log](const std::array<const float*, 2>& r, float* out, int64_t C) {
+                                if (log) log_softmax_backward_row(r[0], r[1], out, C);
+                                else softmax_backward_row(r[0], r[1], out, C);
+                              });
+  });
+  return {dx};
+}
+
+}  // namespace
+
+KX_REGISTER_KERNEL(softmax, CPU, softmax_cpu<false>);
+KX_REGISTER_KERNEL(log_softmax, CPU, softmax_cpu<true>);
+KX_REGISTER_KERNEL(softmax_backward, CPU, softmax_backward_cpu);
+
+}  // namespace kx

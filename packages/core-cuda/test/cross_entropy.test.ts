@@ -1,0 +1,106 @@
+import { afterAll, describe, expect, it } from 'vitest';
+
+import * as kx from '../src/index.js';
+import { expectClose, expectCode, expectGradOk, loadFixture, randomTensor, tolerance } from './helpers.js';
+
+const fx = loadFixture('softmax');
+afterAll(() => kx.dispose(fx.tensors));
+
+interface Case {
+  name: string;
+  op: string;
+  ignoreIndex: number;
+  dtype: kx.DType;
+}
+const cases = (fx.cases as unknown as Case[]).filter((c) => c.op === 'cross_entropy');
+
+describe('crossEntropy vs PyTorch', () => {
+  it('has its cases in the fixture', () => expect(cases.length).toBeGreaterThanOrEqual(7));
+  for (const c of cases) {
+    it(`${c.name} loss and gradient`, () => {
+      kx.tidy(() => {
+        const logits = fx.get(`${c.name}.logits`);
+        const labels = fx.get(`${c.name}.labels`);
+        expect(logits.dtype).toBe(c.dtype);
+        const loss = kx.crossEntropy(logits, labels, { ignoreIndex: c.ignoreIndex });
+        // float32 for every logits dtype: losses are accumulated in float32
+        expect(loss.dtype).toBe('float32');
+        expect(loss.shape).toEqual([]);
+        // the loss is a mean of row logsumexps (a reduction); halves against their epsilon
+        expectClose(loss, fx.get(`${c.name}.loss`), tolerance(c.dtype, 'reduction'), c.name);
+        const w = fx.get(`${c.name}.w`);
+        const [dx] = kx.grad(([p]) => kx.mul(kx.crossEntropy(p!, labels, { ignoreIndex: c.ignoreIndex }), w), [logits]);
+        expect(dx!.dtype).toBe(c.dtype);
+        expectClose(dx!, fx.get(`${c.name}.dx`), tolerance(c.dtype, 'reduction'), `${c.name} dx`);
+      });
+    });
+  }
+});
+
+describe('crossEntropy semantics', () => {
+  it('ignores rows with ignoreIndex and averages over the rest', () => {
+    kx.tidy(() => {
+      const logits = randomTensor([3, 4], 3, 2);
+      const all = kx.crossEntropy(logits, kx.tensor(new Int32Array([1, 2, 3]))).item();
+      const one = kx.crossEntropy(kx.reshape(logits, [3, 4]), kx.tensor(new Int32Array([-100, 2, -100]))).item();
+      const x = logits.toFloat32Array();
+      const rowLoss = (r: number, l: number) => {
+        let s = 0;
+        for (let c = 0; c < 4; c++) s += Math.exp(x[r * 4 + c]!);
+        return Math.log(s) - x[r * 4 + l]!;
+      };
+      expect(one).toBeCloseTo(rowLoss(1, 2), 5);
+      expect(all).toBeCloseTo((rowLoss(0, 1) + rowLoss(1, 2) + rowLoss(2, 3)) / 3, 5);
+      // a custom ignoreIndex that is also a valid class
+      const custom = kx.crossEntropy(logits, kx.tensor(new Int32Array([1, 2, 3])), { ignoreIndex: 2 }).item();
+      expect(custom).toBeCloseTo((rowLoss(0, 1) + rowLoss(2, 3)) / 2, 5);
+    });
+  });
+
+  it('returns NaN when every row is ignored, like PyTorch, with zero gradient', () => {
+    kx.tidy(() => {
+      const logits = randomTensor([2, 3], 4);
+      const labels = kx.tensor(new Int32Array([-100, -100]));
+      expect(Number.isNaN(kx.crossEntropy(logits, labels).item())).toBe(true);
+      const [dx] = kx.grad(([p]) => kx.crossEntropy(p!, labels), [logits]);
+      expect(Array.from(dx!.toFloat32Array())).toEqual([0, 0, 0, 0, 0, 0]);
+    });
+  });
+
+  it('passes finite differences', () => {
+    kx.tidy(() => {
+      const logits = randomTensor([5, 7], 12, 2);
+      const labels = kx.tensor(new Int32Array([0, 6, -100, 3, 1]));
+      expectGradOk((p) => kx.crossEntropy(p!, labels), [logits], { eps: 1e-2, atol: 1e-4, rtol: 1e-2 });
+    });
+  });
+});
+
+describe('crossEntropy errors', () => {
+  const logits = () => kx.ones([3, 4]);
+  it('rejects int32 logits (E_DTYPE), non-int32 labels (E_DTYPE) and mismatched shapes (E_SHAPE)', () => {
+    kx.tidy(() => {
+      const labels = kx.tensor(new Int32Array([0, 1, 2]));
+      expectCode(() => kx.crossEntropy(kx.tensor(new Int32Array(12), [3, 4]), labels), 'E_DTYPE');
+      expectCode(() => kx.crossEntropy(logits(), kx.tensor([0, 1, 2])), 'E_DTYPE');
+      expectCode(() => kx.crossEntropy(logits(), kx.tensor(new Int32Array([0, 1]))), 'E_SHAPE');
+      expectCode(() => kx.crossEntropy(logits(), kx.tensor(new Int32Array(3), [3, 1])), 'E_SHAPE');
+      expectCode(() => kx.crossEntropy(kx.ones([3, 4, 1]), labels), 'E_SHAPE');
+      expectCode(() => kx.crossEntropy(logits(), labels, { ignoreIndex: 0.5 }), 'E_ARG');
+    });
+  });
+
+  it('rejects a label outside [0, C) natively, naming the row and the value', () => {
+    kx.tidy(() => {
+      expectCode(() => kx.crossEntropy(logits(), kx.tensor(new Int32Array([0, 4, 1]))), 'E_ARG');
+      expectCode(() => kx.crossEntropy(logits(), kx.tensor(new Int32Array([0, 1, -1]))), 'E_ARG');
+      // -100 is only ignored while it is the ignoreIndex
+      expectCode(() => kx.crossEntropy(logits(), kx.tensor(new Int32Array([-100, 1, 2])), { ignoreIndex: 3 }), 'E_ARG');
+      try {
+        kx.crossEntropy(logits(), kx.tensor(new Int32Array([0, 1, 9])));
+      } catch (err) {
+        expect((err as Error).message).toMatch(/label 9 of row 2/);
+      }
+    });
+  });
+});
