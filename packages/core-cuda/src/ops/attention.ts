@@ -4,12 +4,12 @@
  * [B, H, Tq, Tk] score matrix: it works per (batch, head, block of queries) with an online softmax
  * and saves the per-row logsumexp, from which the backward recomputes the probabilities.
  */
-import { isFloating } from '../dtype.js';
 import { ArgumentError, DTypeError, ShapeError } from '../errors.js';
 import { runKernel } from '../kernel.js';
 import { fmtShape } from '../shape.js';
 import { registerGradient } from '../tape.js';
 import { Tensor } from '../tensor.js';
+import { assertDTypeOf, assertFloat } from './check.js';
 
 export interface AttentionOptions {
   /**
@@ -50,9 +50,8 @@ function checkBroadcast(t: Tensor, full: readonly number[], what: string): void 
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): Tensor {
   for (const [name, t] of [['q', q], ['k', k], ['v', v]] as const) {
-    if (!(t instanceof Tensor)) throw new ArgumentError(`attention: ${name} must be a Tensor`);
+    assertFloat(t, 'attention', name);
     if (t.rank !== 4) throw new ShapeError(`attention: ${name} must have rank 4 [B, H, T, D], got ${t.describe()}`);
-    if (!isFloating(t.dtype)) throw new DTypeError(`attention: ${name} must be floating, got ${t.describe()}`);
   }
   if (k.dtype !== q.dtype || v.dtype !== q.dtype) {
     throw new DTypeError(`attention: q, k, v must share a dtype, got ${q.dtype}, ${k.dtype}, ${v.dtype}`);
@@ -68,13 +67,11 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
   const { mask = null, bias = null, causal = false } = options;
   const full = [B, H, Tq, Tk];
   if (mask !== null) {
-    if (!(mask instanceof Tensor)) throw new ArgumentError('attention: mask must be a Tensor');
-    if (mask.dtype !== 'uint8') throw new DTypeError(`attention: mask must be uint8 (1 = attend), got ${mask.describe()}`);
+    assertDTypeOf(mask, 'uint8', 'attention', 'mask (1 = attend)');
     checkBroadcast(mask, full, 'mask');
   }
   if (bias !== null) {
-    if (!(bias instanceof Tensor)) throw new ArgumentError('attention: bias must be a Tensor');
-    if (!isFloating(bias.dtype)) throw new DTypeError(`attention: bias must be floating, got ${bias.describe()}`);
+    assertFloat(bias, 'attention', 'bias');
     checkBroadcast(bias, full, 'bias');
   }
   if (typeof causal !== 'boolean') throw new ArgumentError(`attention: causal must be a boolean, got ${String(causal)}`);

@@ -3,11 +3,11 @@
  * fused: one native pass computes the per-row logsumexp and the mean loss; the backward reuses the
  * saved logsumexp.
  */
-import { isFloating } from '../dtype.js';
-import { ArgumentError, DTypeError, ShapeError } from '../errors.js';
+import { ArgumentError, ShapeError } from '../errors.js';
 import { runKernel, runKernel1 } from '../kernel.js';
 import { registerGradient } from '../tape.js';
 import { Tensor } from '../tensor.js';
+import { assertDTypeOf, assertFloat, assertTensor } from './check.js';
 
 export interface CrossEntropyOptions {
   /** Rows whose label equals this are left out of the loss and the mean. Default −100 (PyTorch's). */
@@ -22,12 +22,10 @@ export interface CrossEntropyOptions {
  * → E_ARG (checked natively; the message names the row and the value).
  */
 export function crossEntropy(logits: Tensor, labels: Tensor, options: CrossEntropyOptions = {}): Tensor {
-  if (!(logits instanceof Tensor)) throw new ArgumentError(`crossEntropy: logits must be a Tensor, got ${typeof logits}`);
-  if (!(labels instanceof Tensor)) throw new ArgumentError(`crossEntropy: labels must be a Tensor, got ${typeof labels}`);
-  if (!isFloating(logits.dtype)) {
-    throw new DTypeError(`crossEntropy: logits must be float32, float16 or bfloat16, got ${logits.describe()}`);
-  }
-  if (labels.dtype !== 'int32') throw new DTypeError(`crossEntropy: labels must be int32, got ${labels.describe()}`);
+  assertTensor(logits, 'crossEntropy', 'logits');
+  assertTensor(labels, 'crossEntropy', 'labels');
+  assertFloat(logits, 'crossEntropy', 'logits');
+  assertDTypeOf(labels, 'int32', 'crossEntropy', 'labels');
   if (logits.rank !== 2) throw new ShapeError(`crossEntropy: logits must be [N, C], got ${logits.describe()}`);
   if (labels.rank !== 1 || labels.shape[0] !== logits.shape[0]) {
     throw new ShapeError(`crossEntropy: labels ${labels.describe()} do not match logits ${logits.describe()} (expected [${logits.shape[0]}])`);

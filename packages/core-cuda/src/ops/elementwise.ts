@@ -4,7 +4,6 @@
  * Inputs are float32/float16/bfloat16; outputs keep the input dtype; the math runs in float32.
  */
 import { asTensor } from '../creation.js';
-import { isFloating } from '../dtype.js';
 import { ArgumentError, DTypeError, ShapeError } from '../errors.js';
 import { runKernel1 } from '../kernel.js';
 import { dispose } from '../memory.js';
@@ -12,10 +11,10 @@ import { broadcastShapes, fmtShape, sameShape } from '../shape.js';
 import { registerGradient, type Attrs } from '../tape.js';
 import { Tensor, type TensorLike } from '../tensor.js';
 import { sumTo } from './reduce.js';
+import { assertDTypeOf, assertFloat, assertTensor } from './check.js';
 
 function checkFloat(op: string, x: unknown, role = 'x'): Tensor {
-  if (!(x instanceof Tensor)) throw new ArgumentError(`${op}: ${role} must be a Tensor, got ${typeof x}`);
-  if (!isFloating(x.dtype)) throw new DTypeError(`${op}: ${role} must be float32, float16 or bfloat16, got ${x.describe()}`);
+  assertFloat(x, op, role);
   return x;
 }
 
@@ -82,8 +81,7 @@ export function div(a: TensorLike, b: TensorLike): Tensor {
  * together. A number for a or b is a scalar of the other's dtype (e.g. where(mask, x, -Infinity)).
  */
 export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
-  if (!(cond instanceof Tensor)) throw new ArgumentError(`where: cond must be a uint8 Tensor, got ${typeof cond}`);
-  if (cond.dtype !== 'uint8') throw new DTypeError(`where: cond must be uint8, got ${cond.describe()}`);
+  assertDTypeOf(cond, 'uint8', 'where', 'cond');
   const { ta, tb, temps } = operands('where', a, b);
   try {
     broadcastShapes(cond.shape, broadcastShapes(ta.shape, tb.shape, 'where'), 'where');
@@ -98,7 +96,7 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
  * equal to shape's or 1). Any dtype. Returns x itself when it already has that shape.
  */
 export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
-  if (!(x instanceof Tensor)) throw new ArgumentError(`broadcastTo: x must be a Tensor, got ${typeof x}`);
+  assertTensor(x, 'broadcastTo', 'x');
   if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0)) {
     throw new ArgumentError(`broadcastTo: shape must be non-negative integers, got ${String(shape)}`);
   }

@@ -3,6 +3,7 @@ import { DTypeError, ShapeError } from '../errors.js';
 import { runKernel1 } from '../kernel.js';
 import { broadcastShapes, fmtShape } from '../shape.js';
 import { registerGradient } from '../tape.js';
+import { assertTensor } from './check.js';
 import { Tensor } from '../tensor.js';
 import { sumTo } from './reduce.js';
 import { reshape } from './shape.js';
@@ -16,7 +17,8 @@ export interface MatmulOptions {
 
 /** The output shape of matmul(a, b, flags); E_SHAPE/E_DTYPE as matmul. */
 function matmulShape(a: Tensor, b: Tensor, transA: boolean, transB: boolean): number[] {
-  if (!(a instanceof Tensor) || !(b instanceof Tensor)) throw new ShapeError('matmul: operands must be Tensors');
+  assertTensor(a, 'matmul', 'a');
+  assertTensor(b, 'matmul', 'b');
   if (a.dtype !== b.dtype) throw new DTypeError(`matmul: operands must share a dtype, got ${a.describe()} and ${b.describe()}`);
   if (a.rank < 2 || b.rank < 2) {
     throw new ShapeError(

@@ -3,24 +3,23 @@
  * (T5LayerNorm). Statistics are computed in float32 for every dtype; x, gamma and beta share one
  * dtype. The native ops also return the row statistics (mean, rstd) that their backward passes use.
  */
-import { isFloating } from '../dtype.js';
 import { ArgumentError, DTypeError, ShapeError } from '../errors.js';
 import { runKernel } from '../kernel.js';
 import { fmtShape } from '../shape.js';
 import { registerGradient } from '../tape.js';
 import { Tensor } from '../tensor.js';
 import { cast } from './cast.js';
+import { assertTensor, assertFloat } from './check.js';
 
 function checkX(op: string, x: unknown): asserts x is Tensor {
-  if (!(x instanceof Tensor)) throw new ArgumentError(`${op}: x must be a Tensor, got ${typeof x}`);
-  if (!isFloating(x.dtype)) throw new DTypeError(`${op}: x must be float32, float16 or bfloat16, got ${x.describe()}`);
+  assertFloat(x, op, 'x');
   if (x.rank < 1) throw new ShapeError(`${op}: x must have at least one axis, got ${x.describe()}`);
 }
 
 /** An optional [D] parameter of x's dtype; null when absent. */
 function checkParam(op: string, name: string, p: Tensor | null | undefined, x: Tensor): Tensor | null {
   if (p === null || p === undefined) return null;
-  if (!(p instanceof Tensor)) throw new ArgumentError(`${op}: ${name} must be a Tensor or null, got ${typeof p}`);
+  assertTensor(p, op, `${name} (a Tensor or null)`);
   const d = x.shape[x.rank - 1]!;
   if (p.rank !== 1 || p.shape[0] !== d) {
     throw new ShapeError(`${op}: ${name} must have shape [${d}] (x's last axis), got ${fmtShape(p.shape)}`);

@@ -3,11 +3,11 @@
  * element e of a draw depends only on (seed, offset + e). A run with a seed is repeatable on the
  * same device and build, whatever the threading.
  */
-import { isFloating } from '../dtype.js';
-import { ArgumentError, DTypeError } from '../errors.js';
+import { ArgumentError } from '../errors.js';
 import { runKernel1 } from '../kernel.js';
 import { registerGradient } from '../tape.js';
 import { Tensor } from '../tensor.js';
+import { assertFloat } from './check.js';
 
 /** Where a draw's random numbers come from: the generator key and the index of its first number. */
 export interface RandomKey {
@@ -61,8 +61,7 @@ export class Philox {
  * key on the same build gives the same mask; the gradient reuses it.
  */
 export function dropout(x: Tensor, p: number, rng: RandomKey | Philox): Tensor {
-  if (!(x instanceof Tensor)) throw new ArgumentError(`dropout: x must be a Tensor, got ${typeof x}`);
-  if (!isFloating(x.dtype)) throw new DTypeError(`dropout: x must be floating, got ${x.describe()}`);
+  assertFloat(x, 'dropout', 'x');
   if (typeof p !== 'number' || !(p >= 0 && p < 1)) throw new ArgumentError(`dropout: p must be in [0, 1), got ${String(p)}`);
   if (rng === null || typeof rng !== 'object') throw new ArgumentError('dropout: rng must be { seed, offset? } or a Philox');
   const key = rng instanceof Philox ? rng.take(x.size) : rng;

@@ -3,8 +3,7 @@
  * broadcast result back onto an operand's shape). Float inputs only; the output keeps the input
  * dtype while accumulation runs in float32 (pairwise over long rows).
  */
-import { isFloating } from '../dtype.js';
-import { ArgumentError, DTypeError, ShapeError } from '../errors.js';
+import { ArgumentError, ShapeError } from '../errors.js';
 import { runKernel1 } from '../kernel.js';
 import { fmtShape, normalizeAxes, sameShape } from '../shape.js';
 import { registerGradient, type OpRecord } from '../tape.js';
@@ -12,12 +11,12 @@ import { Tensor } from '../tensor.js';
 import { cast } from './cast.js';
 import { broadcastTo, div } from './elementwise.js';
 import { reshape } from './shape.js';
+import { assertTensor, assertFloat } from './check.js';
 
 type ReduceOp = 'sum' | 'mean' | 'max';
 
 function reduce(op: ReduceOp, x: Tensor, axes: number | number[] | undefined, keepDims: boolean): Tensor {
-  if (!(x instanceof Tensor)) throw new ArgumentError(`${op}: x must be a Tensor, got ${typeof x}`);
-  if (!isFloating(x.dtype)) throw new DTypeError(`${op}: x must be float32, float16 or bfloat16, got ${x.describe()}`);
+  assertFloat(x, op, 'x');
   if (axes !== undefined && typeof axes !== 'number' && !Array.isArray(axes)) {
     throw new ArgumentError(`${op}: axes must be a number or a list of numbers, got ${typeof axes}`);
   }
@@ -59,7 +58,7 @@ export function max(x: Tensor, axes?: number | number[], keepDims = false): Tens
  * the shapes are equal; E_SHAPE when `shape` does not broadcast to x.shape.
  */
 export function sumTo(x: Tensor, shape: readonly number[]): Tensor {
-  if (!(x instanceof Tensor)) throw new ArgumentError(`sumTo: x must be a Tensor, got ${typeof x}`);
+  assertTensor(x, 'sumTo', 'x');
   if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0)) {
     throw new ArgumentError(`sumTo: shape must be a list of non-negative integers, got ${String(shape)}`);
   }

@@ -3,13 +3,13 @@
  * Pair i = (x[2i], x[2i+1]) at position m turns by m·θ_i, θ_i = 10000^(−2i/D), the angle formed
  * in float32. Not the "rotate-half" layout of GPT-NeoX/LLaMA code.
  */
-import { isFloating } from '../dtype.js';
-import { ArgumentError, DTypeError, ShapeError } from '../errors.js';
+import { ArgumentError, ShapeError } from '../errors.js';
 import { runKernel1 } from '../kernel.js';
 import { fmtShape } from '../shape.js';
 import { registerGradient } from '../tape.js';
 import { Tensor } from '../tensor.js';
 import { cast } from './cast.js';
+import { assertDTypeOf, assertFloat, assertTensor } from './check.js';
 
 export interface RopeOptions {
   /**
@@ -30,20 +30,20 @@ export interface RopeOptions {
  * (E_SHAPE); a layout other than 'interleaved' → E_ARG. Differentiable in x.
  */
 export function rope(x: Tensor, options: RopeOptions = {}): Tensor {
-  if (!(x instanceof Tensor)) throw new ArgumentError(`rope: x must be a Tensor, got ${typeof x}`);
+  assertTensor(x, 'rope', 'x');
   if (options === null || typeof options !== 'object') throw new ArgumentError('rope: options must be an object');
   const { positions = null, layout = 'interleaved', inverse = false } = options;
   if (layout !== 'interleaved') {
     throw new ArgumentError(`rope: layout ${JSON.stringify(layout)} is not supported (only 'interleaved')`);
   }
   if (typeof inverse !== 'boolean') throw new ArgumentError(`rope: inverse must be a boolean, got ${typeof inverse}`);
-  if (!isFloating(x.dtype)) throw new DTypeError(`rope: x must be float32, float16 or bfloat16, got ${x.describe()}`);
+  assertFloat(x, 'rope', 'x');
   if (x.rank < 2) throw new ShapeError(`rope: x must be [..., T, D], got ${x.describe()}`);
   const d = x.shape[x.rank - 1]!;
   if (d % 2 !== 0) throw new ShapeError(`rope: the last axis of ${x.describe()} must be even (pairs)`);
   if (positions !== null) {
-    if (!(positions instanceof Tensor)) throw new ArgumentError(`rope: positions must be a Tensor, got ${typeof positions}`);
-    if (positions.dtype !== 'int32') throw new DTypeError(`rope: positions must be int32, got ${positions.describe()}`);
+    assertTensor(positions, 'rope', 'positions');
+    assertDTypeOf(positions, 'int32', 'rope', 'positions');
     const lead = x.shape.slice(0, -1);
     const off = lead.length - positions.rank;
     if (off < 0 || positions.shape.some((p, k) => p !== 1 && p !== lead[off + k])) {

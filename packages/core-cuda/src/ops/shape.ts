@@ -4,6 +4,7 @@ import { runKernel1 } from '../kernel.js';
 import { fmtShape, normalizeAxis, sizeOf } from '../shape.js';
 import { registerGradient } from '../tape.js';
 import { Tensor } from '../tensor.js';
+import { assertTensor } from './check.js';
 
 /** The same elements under another shape (one dimension may be -1); shares x's storage. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -20,16 +21,12 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
 
 registerGradient('reshape', ([dy], { inputs: [x] }) => [dy ? reshape(dy, x!.shape) : null]);
 
-function checkTensor(x: unknown, op: string): asserts x is Tensor {
-  if (!(x instanceof Tensor)) throw new ArgumentError(`${op}: expected a Tensor, got ${typeof x}`);
-}
-
 /**
  * x with its axes reordered: output axis i is input axis perm[i] (negative entries count from the
  * end). A real copy (contiguous storage), any dtype; E_ARG when perm is not a permutation of x's axes.
  */
 export function permute(x: Tensor, perm: readonly number[]): Tensor {
-  checkTensor(x, 'permute');
+  assertTensor(x, 'permute');
   if (!Array.isArray(perm) || perm.length !== x.rank) {
     throw new ArgumentError(`permute: perm must list each of the ${x.rank} axes of ${x.describe()} once, got ${String(perm)}`);
   }
@@ -40,7 +37,7 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
 
 /** x with two axes swapped (by default the last two, a batched matrix transpose); a copy, any dtype. */
 export function transpose(x: Tensor, axis0 = -2, axis1 = -1): Tensor {
-  checkTensor(x, 'transpose');
+  assertTensor(x, 'transpose');
   const a0 = normalizeAxis(axis0, x.rank, 'transpose');
   const a1 = normalizeAxis(axis1, x.rank, 'transpose');
   const perm = [...Array(x.rank).keys()];
@@ -63,7 +60,7 @@ registerGradient('permute', ([dy], { attrs }) => {
  * A copy, any dtype.
  */
 export function slice(x: Tensor, begin: readonly number[], size: readonly number[]): Tensor {
-  checkTensor(x, 'slice');
+  assertTensor(x, 'slice');
   const ints = (v: unknown): v is number[] => Array.isArray(v) && v.length === x.rank && v.every((d) => Number.isInteger(d));
   if (!ints(begin) || !ints(size)) {
     throw new ArgumentError(`slice: begin and size need one integer per axis of ${x.describe()}, got ${String(begin)} and ${String(size)}`);
@@ -94,7 +91,7 @@ registerGradient('slice_backward', ([dz], { inputs: [dy], attrs }) => [
  */
 export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
   if (!Array.isArray(tensors as unknown) || tensors.length === 0) throw new ArgumentError('concat: expected a non-empty list of Tensors');
-  tensors.forEach((t) => checkTensor(t, 'concat'));
+  tensors.forEach((t) => assertTensor(t, 'concat', 'each tensor'));
   const first = tensors[0]!;
   if (first.rank === 0) throw new ShapeError('concat: cannot join rank-0 tensors');
   const ax = normalizeAxis(axis, first.rank, 'concat');

@@ -2,17 +2,16 @@
  * softmax and logSoftmax along one axis: stable (shifted by the row max), float32 math, output in
  * the input's dtype. Gradients run natively from the saved output (softmax_backward).
  */
-import { isFloating } from '../dtype.js';
-import { ArgumentError, DTypeError } from '../errors.js';
+import { ArgumentError } from '../errors.js';
 import { runKernel1 } from '../kernel.js';
 import { normalizeAxis } from '../shape.js';
 import { registerGradient, type OpRecord } from '../tape.js';
 import { Tensor } from '../tensor.js';
 import { cast } from './cast.js';
+import { assertFloat } from './check.js';
 
 function checkInput(op: string, x: Tensor, axis: number): number {
-  if (!(x instanceof Tensor)) throw new ArgumentError(`${op}: x must be a Tensor, got ${typeof x}`);
-  if (!isFloating(x.dtype)) throw new DTypeError(`${op}: x must be float32, float16 or bfloat16, got ${x.describe()}`);
+  assertFloat(x, op, 'x');
   if (x.rank === 0) throw new ArgumentError(`${op}: x must have at least one dimension, got ${x.describe()}`);
   return normalizeAxis(axis, x.rank, op);
 }
