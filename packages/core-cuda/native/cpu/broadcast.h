@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "cpu/thread_pool.h"
 #include "kx/error.h"
 #include "kx/tensor.h"
 
@@ -122,6 +123,12 @@ class BroadcastPlan {
         idx[d] = 0;
       }
     }
+  }
+
+  // for_range over every output element, split across the thread pool in tasks of about `grain`.
+  template <class F>
+  void parallel_for_runs(int64_t grain, F&& fn) const {
+    parallel_for(numel_, grain, [&](int64_t begin, int64_t end) { for_range(begin, end, fn); });
   }
 
  private:

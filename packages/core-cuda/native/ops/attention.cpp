@@ -11,8 +11,10 @@
 #include <cmath>
 #include <vector>
 
+#include "cpu/partials.h"
 #include "cpu/thread_pool.h"
 #include "kx/attention.h"
+#include "kx/convert.h"
 #include "kx/registry.h"
 
 namespace kx {
@@ -61,19 +63,17 @@ const float* f32_data(const Tensor& t, std::vector<float>& store) {
   float* dst = store.data();
   KX_DISPATCH_FLOAT(t.dtype, {
     const scalar_t* src = t.data<scalar_t>();
-    cpu::parallel_for(t.numel(), 1 << 15, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) dst[i] = to_float(src[i]);
-    });
+    cpu::parallel_for(t.numel(), 1 << 15, [&](int64_t b, int64_t e) { widen(src + b, dst + b, e - b); });
   });
   return dst;
 }
 
-// Writes n floats times mul to t's storage at element offset, in t's dtype.
-void write_row(const Tensor& t, int64_t offset, const float* src, int64_t n, float mul) {
-  KX_DISPATCH_FLOAT(t.dtype, {
-    scalar_t* dst = t.data<scalar_t>() + offset;
-    for (int64_t c = 0; c < n; ++c) dst[c] = from_float<scalar_t>(src[c] * mul);
-  });
+// Writes n floats of src times mul (src is scratch and is scaled in place) to t's storage at
+// element offset, in t's dtype.
+void write_row(const Tensor& t, int64_t offset, float* src, int64_t n, float mul) {
+  if (mul != 1.0f)
+    for (int64_t c = 0; c < n; ++c) src[c] *= mul;
+  KX_DISPATCH_FLOAT(t.dtype, narrow(src, t.data<scalar_t>() + offset, n));
 }
 
 float* scratch(std::vector<float>& buf, size_t n) {
@@ -122,6 +122,13 @@ struct Problem {
     }
   }
 };
+
+// Writes a block of dk and dv rows (cols keys from j0 of head bh) from their float32 accumulators.
+void write_dk_dv(const Problem& p, const Tensor& dk, const Tensor& dv, int64_t bh, int64_t j0, int64_t cols,
+                 float* dkacc, float* dvacc) {
+  write_row(dk, (bh * p.Tk + j0) * p.D, dkacc, cols * p.D, 1.0f);
+  write_row(dv, (bh * p.Tk + j0) * p.Dv, dvacc, cols * p.Dv, 1.0f);
+}
 
 int64_t pick_key_block(int64_t D, int64_t Dv) {
   const int64_t width = std::max<int64_t>({D, Dv, 1});
@@ -267,7 +274,7 @@ struct BackwardBlock {
         if (p.bs.sk == 1) {
           for (int64_t c = 0; c < cols; ++c) target[c] += dsrow[c];
         } else {
-          target[0] += attn_row_sum(dsrow, cols);
+          target[0] += block_sum(dsrow, cols);
         }
       }
     }
@@ -314,7 +321,7 @@ std::vector<Tensor> attention_backward_cpu(const Inputs& in, const Attrs& attrs)
   // D_i = dout_i . out_i, the softmax Jacobian's row term.
   std::vector<float> rowd((size_t)nrows);
   cpu::parallel_for(nrows, cpu::grain_for(p.Dv + 1), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) rowd[r] = attn_row_dot(dO + r * p.Dv, O + r * p.Dv, p.Dv);
+    for (int64_t r = r0; r < r1; ++r) rowd[r] = block_dot(dO + r * p.Dv, O + r * p.Dv, p.Dv);
   });
   const BackwardBlock block{p, dO, lse.data<float>(), rowd.data()};
 
@@ -368,12 +375,9 @@ std::vector<Tensor> attention_backward_cpu(const Inputs& in, const Attrs& attrs)
               accumulate_dk_dv(p, dO, s, ds, bh, i0, rows, cols, dkacc, dvacc);
               accumulate_dq(p, ds, bh, j0, rows, cols, dqacc + i0 * p.D);
             }
-            for (int64_t cc = 0; cc < cols; ++cc) {
-              write_row(dk, (bh * p.Tk + j0 + cc) * p.D, dkacc + cc * p.D, p.D, 1.0f);
-              write_row(dv, (bh * p.Tk + j0 + cc) * p.Dv, dvacc + cc * p.Dv, p.Dv, 1.0f);
-            }
+            write_dk_dv(p, dk, dv, bh, j0, cols, dkacc, dvacc);
           }
-          for (int64_t i = 0; i < p.Tq; ++i) write_row(dq, (bh * p.Tq + i) * p.D, dqacc + i * p.D, p.D, 1.0f);
+          write_row(dq, bh * p.Tq * p.D, dqacc, p.Tq * p.D, 1.0f);
         } else {
           // Pass 1: dq (and dbias) for one block of query rows.
           const int64_t bh = t / nqb, b = bh / p.H, h = bh % p.H;
@@ -385,7 +389,7 @@ std::vector<Tensor> attention_backward_cpu(const Inputs& in, const Attrs& attrs)
             block(s, ds, dbias, b, h, i0, rows, j0, cols);
             accumulate_dq(p, ds, bh, j0, rows, cols, dqacc);
           }
-          for (int64_t r = 0; r < rows; ++r) write_row(dq, (bh * p.Tq + i0 + r) * p.D, dqacc + r * p.D, p.D, 1.0f);
+          write_row(dq, (bh * p.Tq + i0) * p.D, dqacc, rows * p.D, 1.0f);
         }
       }
     }
@@ -410,10 +414,7 @@ std::vector<Tensor> attention_backward_cpu(const Inputs& in, const Attrs& attrs)
           block(s, ds, nullptr, b, h, i0, rows, j0, cols);
           accumulate_dk_dv(p, dO, s, ds, bh, i0, rows, cols, dkacc, dvacc);
         }
-        for (int64_t cc = 0; cc < cols; ++cc) {
-          write_row(dk, (bh * p.Tk + j0 + cc) * p.D, dkacc + cc * p.D, p.D, 1.0f);
-          write_row(dv, (bh * p.Tk + j0 + cc) * p.Dv, dvacc + cc * p.Dv, p.Dv, 1.0f);
-        }
+        write_dk_dv(p, dk, dv, bh, j0, cols, dkacc, dvacc);
       }
     });
   }
@@ -425,13 +426,7 @@ std::vector<Tensor> attention_backward_cpu(const Inputs& in, const Attrs& attrs)
     const int64_t parts = partials ? chunks : 1;
     KX_DISPATCH_FLOAT(bias.dtype, {
       scalar_t* dst = dbias.data<scalar_t>();
-      cpu::parallel_for(bias_n, cpu::grain_for(parts), [&](int64_t e0, int64_t e1) {
-        for (int64_t e = e0; e < e1; ++e) {
-          float sum = 0.0f;
-          for (int64_t c2 = 0; c2 < parts; ++c2) sum += partial[c2 * bias_n + e];
-          dst[e] = from_float<scalar_t>(sum);
-        }
-      });
+      cpu::sum_block_partials(partial, parts, bias_n, bias_n, dst);
     });
     grads.push_back(dbias);
   }

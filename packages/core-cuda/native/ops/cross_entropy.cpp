@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cpu/thread_pool.h"
+#include "kx/convert.h"
 #include "kx/registry.h"
 #include "kx/softmax.h"
 
@@ -33,16 +34,6 @@ int64_t check_ce(const char* op, const Tensor& logits, const Tensor& labels, int
   return count;
 }
 
-// Row i of x as float32: the row itself for float32, else widened into buf.
-template <class T> const float* row_f32(const T* x, int64_t C, float* buf) {
-  if constexpr (std::is_same<T, float>::value) {
-    return x;
-  } else {
-    for (int64_t c = 0; c < C; ++c) buf[c] = to_float(x[c]);
-    return buf;
-  }
-}
-
 std::vector<Tensor> cross_entropy_cpu(const Inputs& in, const Attrs& attrs) {
   const Tensor &logits = in[0], &labels = in[1];
   const int64_t ignore = attrs.int_("ignoreIndex", -100);
@@ -58,7 +49,7 @@ std::vector<Tensor> cross_entropy_cpu(const Inputs& in, const Attrs& attrs) {
     cpu::parallel_for(N, cpu::grain_for(2 * C), [&](int64_t b, int64_t e) {
       std::vector<float> buf(std::is_same<scalar_t, float>::value ? 0 : (size_t)C);
       for (int64_t i = b; i < e; ++i) {
-        const float* row = row_f32(x + i * C, C, buf.data());
+        const float* row = load_row(x + i * C, C, buf.data());
         if (lab[i] == ignore) {
           lse_out[i] = C > 0 ? logsumexp_row(row, C) : -INFINITY;
           continue;
@@ -98,10 +89,10 @@ std::vector<Tensor> cross_entropy_backward_cpu(const Inputs& in, const Attrs& at
           std::fill(dst, dst + C, from_float<scalar_t>(0.0f));
           continue;
         }
-        const float* row = row_f32(x + i * C, C, buf.data());
-        float* drow = f32 ? reinterpret_cast<float*>(dst) : buf.data() + C;
+        const float* row = load_row(x + i * C, C, buf.data());
+        float* drow = out_row(dst, f32 ? nullptr : buf.data() + C);
         cross_entropy_backward_row(row, drow, C, lab[i], l[i], scale);
-        if (!f32) for (int64_t c = 0; c < C; ++c) dst[c] = from_float<scalar_t>(drow[c]);
+        narrow(drow, dst, C);
       }
     });
   });

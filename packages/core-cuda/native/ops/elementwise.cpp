@@ -8,6 +8,7 @@
 
 #include "cpu/broadcast.h"
 #include "cpu/thread_pool.h"
+#include "kx/convert.h"
 #include "kx/elementwise.h"
 #include "kx/registry.h"
 
@@ -21,21 +22,7 @@ constexpr int64_t kChunk = 512;  // floats per stack buffer when widening halves
 template <class T>
 const float* load(const T* p, int64_t stride, int64_t n, float* buf, int64_t* step) {
   *step = stride;
-  if constexpr (std::is_same_v<T, float>) {
-    return p;
-  } else {
-    if (stride == 0) {
-      buf[0] = to_float(p[0]);
-    } else {
-      for (int64_t i = 0; i < n; ++i) buf[i] = to_float(p[i]);
-    }
-    return buf;
-  }
-}
-
-template <class T>
-void store(T* dst, const float* src, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dst[i] = from_float<T>(src[i]);
+  return load_row(p, stride == 0 ? 1 : n, buf);
 }
 
 // out[i] = Op(a[i*sa], b[i*sb]) over float32 with sa, sb in {0, 1}: one loop per stride pattern.
@@ -67,7 +54,7 @@ void binary_run(const T* a, int64_t sa, const T* b, int64_t sb, T* out, int64_t 
       const float* fa = load(a + i * sa, sa, m, ba, &ta);
       const float* fb = load(b + i * sb, sb, m, bb, &tb);
       binary_f32<Op>(fa, ta, fb, tb, bo, m);
-      store(out + i, bo, m);
+      narrow(bo, out + i, m);
     }
   }
 }
@@ -89,10 +76,8 @@ std::vector<Tensor> binary_cpu(const char* name, const Inputs& in) {
     const scalar_t* pa = a.data<scalar_t>();
     const scalar_t* pb = b.data<scalar_t>();
     scalar_t* py = y.data<scalar_t>();
-    cpu::parallel_for(plan.numel(), 1 << 15, [&](int64_t begin, int64_t end) {
-      plan.for_range(begin, end, [&](int64_t o, const int64_t* off, int64_t n) {
-        binary_run<Op>(pa + off[0], sa, pb + off[1], sb, py + o, n);
-      });
+    plan.parallel_for_runs(1 << 15, [&](int64_t o, const int64_t* off, int64_t n) {
+      binary_run<Op>(pa + off[0], sa, pb + off[1], sb, py + o, n);
     });
   });
   return {y};
@@ -145,10 +130,8 @@ std::vector<Tensor> where_cpu(const Inputs& in, const Attrs&) {
     const scalar_t* pa = a.data<scalar_t>();
     const scalar_t* pb = b.data<scalar_t>();
     scalar_t* py = y.data<scalar_t>();
-    cpu::parallel_for(plan.numel(), 1 << 15, [&](int64_t begin, int64_t end) {
-      plan.for_range(begin, end, [&](int64_t o, const int64_t* off, int64_t n) {
-        where_run(pc + off[0], sc, pa + off[1], sa, pb + off[2], sb, py + o, n);
-      });
+    plan.parallel_for_runs(1 << 15, [&](int64_t o, const int64_t* off, int64_t n) {
+      where_run(pc + off[0], sc, pa + off[1], sa, pb + off[2], sb, py + o, n);
     });
   });
   return {y};
@@ -163,11 +146,9 @@ void broadcast_copy(const Tensor& x, Tensor& y) {
   const int64_t sx = plan.inner_stride(0);
   const T* px = static_cast<const T*>(x.raw());
   T* py = static_cast<T*>(y.raw());
-  cpu::parallel_for(plan.numel(), 1 << 16, [&](int64_t begin, int64_t end) {
-    plan.for_range(begin, end, [&](int64_t o, const int64_t* off, int64_t n) {
-      if (sx) std::copy(px + off[0], px + off[0] + n, py + o);
-      else std::fill(py + o, py + o + n, px[off[0]]);
-    });
+  plan.parallel_for_runs(1 << 16, [&](int64_t o, const int64_t* off, int64_t n) {
+    if (sx) std::copy(px + off[0], px + off[0] + n, py + o);
+    else std::fill(py + o, py + o + n, px[off[0]]);
   });
 }
 
@@ -223,7 +204,7 @@ inline void unary_backward_block(const float* __restrict x, const float* __restr
 // n elements (n <= kBlock) of src as float32 in buf, zero-padded to kBlock.
 template <class T>
 inline void widen_block(const T* src, int64_t n, float* buf) {
-  for (int64_t i = 0; i < n; ++i) buf[i] = to_float(src[i]);
+  widen(src, buf, n);
   for (int64_t i = n; i < kBlock; ++i) buf[i] = 0.0f;
 }
 
@@ -241,7 +222,7 @@ void unary_loop(const T* x, T* y, int64_t n, float p) {
       }
       widen_block(x + i, m, bx);
       unary_block<F>(bx, by, p);
-      store(y + i, by, m);
+      narrow(by, y + i, m);
     }
   });
 }
@@ -274,7 +255,7 @@ void unary_backward_loop(const T* x, const T* y, const T* dy, T* dx, int64_t n, 
       widen_block(y + i, m, by);
       widen_block(dy + i, m, bd);
       unary_backward_block<F>(bx, by, bd, bo, p);
-      store(dx + i, bo, m);
+      narrow(bo, dx + i, m);
     }
   });
 }

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "cpu/thread_pool.h"
-#include "kx/dtype.h"
+#include "kx/convert.h"
 #include "kx/registry.h"
 
 namespace kx {
@@ -43,7 +43,7 @@ template <class T>
 void scatter_rows(const int64_t* start, const int64_t* order, const T* dy, T* out, int64_t v, int64_t d) {
   constexpr bool f32 = std::is_same<T, float>::value;
   cpu::parallel_for(v, cpu::grain_for(d * 2), [&](int64_t b, int64_t e) {
-    std::vector<float> buf(f32 ? 0 : (size_t)d);
+    std::vector<float> buf(f32 ? 0 : (size_t)(2 * d));
     for (int64_t r = b; r < e; ++r) {
       T* o = out + r * d;
       if (start[r] == start[r + 1]) {  // an unused row: all-zero bits are +0 in every float format
@@ -51,16 +51,13 @@ void scatter_rows(const int64_t* start, const int64_t* order, const T* dy, T* ou
         continue;
       }
       // float32 accumulates in place; halves in a float32 row rounded once at the end.
-      float* acc;
-      if constexpr (f32) acc = o; else acc = buf.data();
+      float* acc = out_row(o, buf.data());
       std::fill(acc, acc + d, 0.0f);
       for (int64_t k = start[r]; k < start[r + 1]; ++k) {
-        const T* g = dy + order[k] * d;
-        for (int64_t j = 0; j < d; ++j) acc[j] += to_float(g[j]);
+        const float* g = load_row(dy + order[k] * d, d, f32 ? nullptr : buf.data() + d);
+        for (int64_t j = 0; j < d; ++j) acc[j] += g[j];
       }
-      if constexpr (!f32) {
-        for (int64_t j = 0; j < d; ++j) o[j] = from_float<T>(acc[j]);
-      }
+      narrow(acc, o, d);
     }
   });
 }

@@ -7,6 +7,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "cpu/norm_params.h"
+#include "cpu/partials.h"
 #include "cpu/thread_pool.h"
 #include "kx/norm.h"
 #include "kx/registry.h"
@@ -15,24 +17,6 @@ namespace kx {
 namespace {
 
 Shape leading_shape(const Tensor& x) { return Shape(x.shape.begin(), x.shape.end() - 1); }
-
-// gamma/beta (optional, shape [D], x's dtype) as float32 rows; `fill` where absent.
-std::vector<float> param_row(const Tensor& p, int64_t d, float fill) {
-  std::vector<float> out((size_t)d, fill);
-  if (p.defined()) KX_DISPATCH_FLOAT(p.dtype, {
-      const scalar_t* src = p.data<scalar_t>();
-      for (int64_t i = 0; i < d; ++i) out[(size_t)i] = to_float(src[i]);
-    });
-  return out;
-}
-
-void check_param(const Tensor& p, const Tensor& x, int64_t d, const char* op, const char* name) {
-  if (!p.defined()) return;
-  KX_CHECK(p.dim() == 1 && p.shape[0] == d, Shape, op, ": ", name, " must have shape [", d, "], got ",
-           shape_str(p.shape));
-  KX_CHECK(p.dtype == x.dtype, DType, op, ": ", name, " is ", dtype_name(p.dtype), " but x is ",
-           dtype_name(x.dtype));
-}
 
 template <class T>
 void layer_norm_forward(const T* x, const float* gamma, const float* beta, T* y, float* mean, float* rstd,
@@ -44,7 +28,7 @@ void layer_norm_forward(const T* x, const float* gamma, const float* beta, T* y,
       const float* xr = load_row(x + r * d, d, xbuf.data());
       float* yr = out_row(y + r * d, ybuf.data());
       const RowStats s = layer_norm_row(xr, gamma, beta, yr, d, eps);
-      store_row(yr, y + r * d, d);
+      narrow(yr, y + r * d, d);
       mean[r] = s.mean;
       rstd[r] = s.rstd;
     }
@@ -55,8 +39,8 @@ std::vector<Tensor> layer_norm_cpu(const Inputs& in, const Attrs& attrs) {
   const Tensor &x = in[0], &gamma = in[1], &beta = in[2];
   KX_CHECK(x.dim() >= 1, Shape, "layer_norm: x must have at least one axis, got ", shape_str(x.shape));
   const int64_t d = x.size(-1);
-  check_param(gamma, x, d, "layer_norm", "gamma");
-  check_param(beta, x, d, "layer_norm", "beta");
+  cpu::check_norm_param(gamma, x, d, "layer_norm", "gamma");
+  cpu::check_norm_param(beta, x, d, "layer_norm", "beta");
   const double eps = attrs.num("eps", 1e-5);
   KX_CHECK(std::isfinite(eps) && eps >= 0, Arg, "layer_norm: eps must be a finite number >= 0, got ", eps);
   const Shape lead = leading_shape(x);
@@ -64,7 +48,7 @@ std::vector<Tensor> layer_norm_cpu(const Inputs& in, const Attrs& attrs) {
   Tensor y = empty(x.shape, x.dtype, x.device());
   Tensor mean = empty(lead, DType::Float32, x.device());
   Tensor rstd = empty(lead, DType::Float32, x.device());
-  const std::vector<float> g = param_row(gamma, d, 1.0f), bt = param_row(beta, d, 0.0f);
+  const std::vector<float> g = cpu::norm_param_row(gamma, d, 1.0f), bt = cpu::norm_param_row(beta, d, 0.0f);
   KX_DISPATCH_FLOAT(x.dtype, layer_norm_forward(x.data<scalar_t>(), g.data(), bt.data(), y.data<scalar_t>(),
                                                 mean.data<float>(), rstd.data<float>(), rows, d, (float)eps));
   return {y, mean, rstd};
@@ -89,21 +73,12 @@ void layer_norm_backward(const T* dy, const T* x, const float* gamma, const floa
         const float* xr = load_row(x + r * d, d, xbuf.data());
         float* dxr = out_row(dx + r * d, dxbuf.data());
         layer_norm_row_backward(dyr, xr, gamma, mean[r], rstd[r], dxr, xhat.data(), pg, pg + d, d);
-        store_row(dxr, dx + r * d, d);
+        narrow(dxr, dx + r * d, d);
       }
     }
   });
-  cpu::parallel_for(d, cpu::grain_for(blocks * 2), [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      float sg = 0.0f, sb = 0.0f;
-      for (int64_t blk = 0; blk < blocks; ++blk) {
-        sg += partials[(size_t)(blk * 2 * d + c)];
-        sb += partials[(size_t)(blk * 2 * d + d + c)];
-      }
-      dgamma[c] = from_float<T>(sg);
-      dbeta[c] = from_float<T>(sb);
-    }
-  });
+  cpu::sum_block_partials(partials.data(), blocks, 2 * d, d, dgamma);
+  cpu::sum_block_partials(partials.data() + d, blocks, 2 * d, d, dbeta);
 }
 
 std::vector<Tensor> layer_norm_backward_cpu(const Inputs& in, const Attrs&) {
@@ -115,7 +90,7 @@ std::vector<Tensor> layer_norm_backward_cpu(const Inputs& in, const Attrs&) {
            dtype_name(x.dtype));
   const int64_t d = x.size(-1);
   const int64_t rows = numel_of(leading_shape(x));
-  check_param(gamma, x, d, "layer_norm_backward", "gamma");
+  cpu::check_norm_param(gamma, x, d, "layer_norm_backward", "gamma");
   KX_CHECK(mean.dtype == DType::Float32 && rstd.dtype == DType::Float32, DType,
            "layer_norm_backward: mean and rstd must be float32");
   KX_CHECK(mean.numel() == rows && rstd.numel() == rows, Shape, "layer_norm_backward: mean/rstd need ", rows,
@@ -123,7 +98,7 @@ std::vector<Tensor> layer_norm_backward_cpu(const Inputs& in, const Attrs&) {
   Tensor dx = empty(x.shape, x.dtype, x.device());
   Tensor dgamma = empty({d}, x.dtype, x.device());
   Tensor dbeta = empty({d}, x.dtype, x.device());
-  const std::vector<float> g = param_row(gamma, d, 1.0f);
+  const std::vector<float> g = cpu::norm_param_row(gamma, d, 1.0f);
   KX_DISPATCH_FLOAT(x.dtype, layer_norm_backward(dy.data<scalar_t>(), x.data<scalar_t>(), g.data(),
                                                  mean.data<float>(), rstd.data<float>(), dx.data<scalar_t>(),
                                                  dgamma.data<scalar_t>(), dbeta.data<scalar_t>(), rows, d));

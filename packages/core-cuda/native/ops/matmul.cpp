@@ -8,7 +8,9 @@
 #include <memory>
 #include <type_traits>
 
+#include "cpu/broadcast.h"
 #include "cpu/thread_pool.h"
+#include "kx/convert.h"
 #include "kx/registry.h"
 
 namespace kx {
@@ -28,9 +30,7 @@ const float* as_float(const Tensor& t, std::unique_ptr<float[]>& scratch) {
     scratch.reset(new float[n > 0 ? n : 1]);
     const T* src = t.data<T>();
     float* dst = scratch.get();
-    cpu::parallel_for(n, 1 << 14, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) dst[i] = to_float(src[i]);
-    });
+    cpu::parallel_for(n, 1 << 14, [&](int64_t b, int64_t e) { widen(src + b, dst + b, e - b); });
     return dst;
   }
 }
@@ -65,14 +65,9 @@ std::vector<Tensor> matmul_cpu(const Inputs& in, const Attrs& attrs) {
   // Broadcast the batch dims, and note each output batch's operand batches.
   const Shape ab(a.shape.begin(), a.shape.end() - 2), bb(b.shape.begin(), b.shape.end() - 2);
   const size_t rank = std::max(ab.size(), bb.size());
-  Shape batch(rank);
-  for (size_t i = 0; i < rank; ++i) {
-    const int64_t da = i + ab.size() >= rank ? ab[i + ab.size() - rank] : 1;
-    const int64_t db = i + bb.size() >= rank ? bb[i + bb.size() - rank] : 1;
-    KX_CHECK(da == db || da == 1 || db == 1, Shape, "matmul: batch dims of ", shape_str(a.shape), " and ",
-             shape_str(b.shape), " do not broadcast");
-    batch[i] = da == 1 ? db : da;
-  }
+  Shape batch;
+  KX_CHECK(cpu::broadcast_shapes(ab, bb, &batch), Shape, "matmul: batch dims of ", shape_str(a.shape), " and ",
+           shape_str(b.shape), " do not broadcast");
   Shape out_shape = batch;
   out_shape.push_back(m);
   out_shape.push_back(n);
@@ -132,9 +127,7 @@ std::vector<Tensor> matmul_cpu(const Inputs& in, const Attrs& attrs) {
     }
     if constexpr (!std::is_same_v<scalar_t, float>) {
       scalar_t* out = y.data<scalar_t>();
-      cpu::parallel_for(y.numel(), 1 << 14, [&](int64_t s, int64_t e) {
-        for (int64_t i = s; i < e; ++i) out[i] = from_float<scalar_t>(C[i]);
-      });
+      cpu::parallel_for(y.numel(), 1 << 14, [&](int64_t s, int64_t e) { narrow(C + s, out + s, e - s); });
     }
   });
   return {y};

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cpu/thread_pool.h"
+#include "kx/convert.h"
 #include "kx/reduce.h"
 #include "kx/registry.h"
 
@@ -22,13 +23,6 @@ enum class RedOp { Sum, Max };
 
 constexpr int64_t kTile = 256;  // columns per task on the inner > 1 path
 
-// x's elements [0, n) as float32: x itself for float32, else converted into buf (n <= its size).
-template <class T> const float* as_float(const T* x, int64_t n, float* buf) {
-  for (int64_t i = 0; i < n; ++i) buf[i] = to_float(x[i]);
-  return buf;
-}
-template <> const float* as_float<float>(const float* x, int64_t, float*) { return x; }
-
 // Reduction of a contiguous run of n elements into one value (halves widened per block).
 template <class T> float reduce_run(const T* x, int64_t n, RedOp op) {
   float buf[kSumBlock];
@@ -36,14 +30,14 @@ template <class T> float reduce_run(const T* x, int64_t n, RedOp op) {
     float m = -INFINITY;
     for (int64_t i = 0; i < n; i += kSumBlock) {
       const int64_t len = std::min(kSumBlock, n - i);
-      m = max_nan(m, row_max(as_float(x + i, len, buf), len));
+      m = max_nan(m, row_max(load_row(x + i, len, buf), len));
     }
     return m;
   }
   PairwiseSum p;
   for (int64_t i = 0; i < n; i += kSumBlock) {
     const int64_t len = std::min(kSumBlock, n - i);
-    p.add(block_sum(as_float(x + i, len, buf), len));
+    p.add(block_sum(load_row(x + i, len, buf), len));
   }
   return p.result();
 }
@@ -57,7 +51,7 @@ void reduce_cols(const T* x, int64_t inner, int64_t r0, int64_t r1, int64_t j0, 
   if (op == RedOp::Max) {
     for (int64_t j = 0; j < w; ++j) out[j] = -INFINITY;
     for (int64_t r = r0; r < r1; ++r) {
-      const float* v = as_float(x + r * inner + j0, w, buf);
+      const float* v = load_row(x + r * inner + j0, w, buf);
       for (int64_t j = 0; j < w; ++j) out[j] = max_nan(out[j], v[j]);
     }
     return;
@@ -65,7 +59,7 @@ void reduce_cols(const T* x, int64_t inner, int64_t r0, int64_t r1, int64_t j0, 
   for (int64_t j = 0; j < w; ++j) out[j] = mid[j] = blk[j] = 0.0f;
   int64_t rows = 0;
   for (int64_t r = r0; r < r1; ++r) {
-    const float* v = as_float(x + r * inner + j0, w, buf);
+    const float* v = load_row(x + r * inner + j0, w, buf);
     for (int64_t j = 0; j < w; ++j) blk[j] += v[j];
     if (++rows % 64 == 0) {
       for (int64_t j = 0; j < w; ++j) { mid[j] += blk[j]; blk[j] = 0.0f; }
@@ -211,7 +205,7 @@ template <class T> std::vector<float> reduce_all(const T* x, Groups g, RedOp op,
     int64_t n = 1;
     for (int64_t s : g.size) n *= s;
     cur.resize((size_t)n);
-    for (int64_t i = 0; i < n; ++i) cur[i] = to_float(x[i]);
+    widen(x, cur.data(), n);
     if (direct) { std::copy(cur.begin(), cur.end(), direct); return {}; }
   }
   return cur;
@@ -240,7 +234,9 @@ std::vector<Tensor> reduce_cpu(const Inputs& in, const Attrs& attrs) {
       // 0/0 gives mean's NaN over an empty reduction, as PyTorch.
       const float div = (float)count;
       cpu::parallel_for(n, 1 << 15, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) out[i] = from_float<scalar_t>(Mean ? r[i] / div : r[i]);
+        if (Mean)
+          for (int64_t i = b; i < e; ++i) r[i] /= div;
+        narrow(r.data() + b, out + b, e - b);
       });
     }
   });

@@ -7,29 +7,14 @@
 #include <type_traits>
 #include <vector>
 
+#include "cpu/norm_params.h"
+#include "cpu/partials.h"
 #include "cpu/thread_pool.h"
 #include "kx/norm.h"
 #include "kx/registry.h"
 
 namespace kx {
 namespace {
-
-// gamma (optional, shape [D], x's dtype) as a float32 row of ones where absent.
-std::vector<float> gamma_row(const Tensor& p, int64_t d) {
-  std::vector<float> out((size_t)d, 1.0f);
-  if (p.defined()) KX_DISPATCH_FLOAT(p.dtype, {
-      const scalar_t* src = p.data<scalar_t>();
-      for (int64_t i = 0; i < d; ++i) out[(size_t)i] = to_float(src[i]);
-    });
-  return out;
-}
-
-void check_gamma(const Tensor& p, const Tensor& x, int64_t d, const char* op) {
-  if (!p.defined()) return;
-  KX_CHECK(p.dim() == 1 && p.shape[0] == d, Shape, op, ": gamma must have shape [", d, "], got ",
-           shape_str(p.shape));
-  KX_CHECK(p.dtype == x.dtype, DType, op, ": gamma is ", dtype_name(p.dtype), " but x is ", dtype_name(x.dtype));
-}
 
 template <class T>
 void rms_norm_forward(const T* x, const float* gamma, T* y, float* rstd, int64_t rows, int64_t d, float eps) {
@@ -40,7 +25,7 @@ void rms_norm_forward(const T* x, const float* gamma, T* y, float* rstd, int64_t
       const float* xr = load_row(x + r * d, d, xbuf.data());
       float* yr = out_row(y + r * d, ybuf.data());
       rstd[r] = rms_norm_row(xr, gamma, yr, d, eps);
-      store_row(yr, y + r * d, d);
+      narrow(yr, y + r * d, d);
     }
   });
 }
@@ -49,14 +34,14 @@ std::vector<Tensor> rms_norm_cpu(const Inputs& in, const Attrs& attrs) {
   const Tensor &x = in[0], &gamma = in[1];
   KX_CHECK(x.dim() >= 1, Shape, "rms_norm: x must have at least one axis, got ", shape_str(x.shape));
   const int64_t d = x.size(-1);
-  check_gamma(gamma, x, d, "rms_norm");
+  cpu::check_norm_param(gamma, x, d, "rms_norm", "gamma");
   const double eps = attrs.num("eps", 1e-6);
   KX_CHECK(std::isfinite(eps) && eps >= 0, Arg, "rms_norm: eps must be a finite number >= 0, got ", eps);
   const Shape lead(x.shape.begin(), x.shape.end() - 1);
   const int64_t rows = numel_of(lead);
   Tensor y = empty(x.shape, x.dtype, x.device());
   Tensor rstd = empty(lead, DType::Float32, x.device());
-  const std::vector<float> g = gamma_row(gamma, d);
+  const std::vector<float> g = cpu::norm_param_row(gamma, d, 1.0f);
   KX_DISPATCH_FLOAT(x.dtype, rms_norm_forward(x.data<scalar_t>(), g.data(), y.data<scalar_t>(), rstd.data<float>(),
                                               rows, d, (float)eps));
   return {y, rstd};
@@ -79,17 +64,11 @@ void rms_norm_backward(const T* dy, const T* x, const float* gamma, const float*
         const float* xr = load_row(x + r * d, d, xbuf.data());
         float* dxr = out_row(dx + r * d, dxbuf.data());
         rms_norm_row_backward(dyr, xr, gamma, rstd[r], dxr, pg, d);
-        store_row(dxr, dx + r * d, d);
+        narrow(dxr, dx + r * d, d);
       }
     }
   });
-  cpu::parallel_for(d, cpu::grain_for(blocks), [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      float s = 0.0f;
-      for (int64_t blk = 0; blk < blocks; ++blk) s += partials[(size_t)(blk * d + c)];
-      dgamma[c] = from_float<T>(s);
-    }
-  });
+  cpu::sum_block_partials(partials.data(), blocks, d, d, dgamma);
 }
 
 std::vector<Tensor> rms_norm_backward_cpu(const Inputs& in, const Attrs&) {
@@ -101,13 +80,13 @@ std::vector<Tensor> rms_norm_backward_cpu(const Inputs& in, const Attrs&) {
            dtype_name(x.dtype));
   const int64_t d = x.size(-1);
   const int64_t rows = numel_of(Shape(x.shape.begin(), x.shape.end() - 1));
-  check_gamma(gamma, x, d, "rms_norm_backward");
+  cpu::check_norm_param(gamma, x, d, "rms_norm_backward", "gamma");
   KX_CHECK(rstd.dtype == DType::Float32, DType, "rms_norm_backward: rstd must be float32");
   KX_CHECK(rstd.numel() == rows, Shape,
            "rms_norm_backward: rstd has ", rstd.numel(), " elements, x has ", rows, " rows");
   Tensor dx = empty(x.shape, x.dtype, x.device());
   Tensor dgamma = empty({d}, x.dtype, x.device());
-  const std::vector<float> g = gamma_row(gamma, d);
+  const std::vector<float> g = cpu::norm_param_row(gamma, d, 1.0f);
   KX_DISPATCH_FLOAT(x.dtype, rms_norm_backward(dy.data<scalar_t>(), x.data<scalar_t>(), g.data(), rstd.data<float>(),
                                                dx.data<scalar_t>(), dgamma.data<scalar_t>(), rows, d));
   return {dx, dgamma};

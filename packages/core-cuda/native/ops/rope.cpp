@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "cpu/thread_pool.h"
-#include "kx/dtype.h"
+#include "kx/convert.h"
 #include "kx/registry.h"
 #include "kx/rope.h"
 
@@ -31,20 +31,10 @@ void rope_rows(const T* x, T* y, const float* cos_t, const float* sin_t, const s
       }
       const float* c = cos_t + entry * half;
       const float* s = sin_t + entry * half;
-      const float* xr;
-      float* yr;
-      if constexpr (f32) {
-        xr = x + r * d;
-        yr = y + r * d;
-      } else {
-        for (int64_t i = 0; i < d; ++i) xbuf[i] = to_float(x[r * d + i]);
-        xr = xbuf.data();
-        yr = ybuf.data();
-      }
+      const float* xr = load_row(x + r * d, d, xbuf.data());
+      float* yr = out_row(y + r * d, ybuf.data());
       for (int64_t i = 0; i < half; ++i) rope_rotate_pair(xr[2 * i], xr[2 * i + 1], c[i], s[i], false, &yr[2 * i], &yr[2 * i + 1]);
-      if constexpr (!f32) {
-        for (int64_t i = 0; i < d; ++i) y[r * d + i] = from_float<T>(yr[i]);
-      }
+      narrow(yr, y + r * d, d);
     }
   });
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cpu/thread_pool.h"
+#include "kx/convert.h"
 #include "kx/registry.h"
 #include "kx/softmax.h"
 
@@ -42,27 +43,15 @@ void for_each_row(const std::array<const T*, N>& ins, T* out, const Layout& l, F
   if (l.outer * C * inner == 0) return;
   if (inner == 1) {
     cpu::parallel_for(l.outer, cpu::grain_for(4 * C), [&](int64_t b, int64_t e) {
-      if constexpr (std::is_same<T, float>::value) {
-        std::array<const float*, N> rows;
-        for (int64_t o = b; o < e; ++o) {
-          for (size_t k = 0; k < N; ++k) rows[k] = ins[k] + o * C;
-          fn(rows, out + o * C, C);
-        }
-      } else {
-        std::vector<float> buf((N + 1) * C);
-        std::array<const float*, N> rows;
-        for (int64_t o = b; o < e; ++o) {
-          for (size_t k = 0; k < N; ++k) {
-            float* r = buf.data() + k * C;
-            const T* src = ins[k] + o * C;
-            for (int64_t c = 0; c < C; ++c) r[c] = to_float(src[c]);
-            rows[k] = r;
-          }
-          float* y = buf.data() + N * C;
-          fn(rows, y, C);
-          T* dst = out + o * C;
-          for (int64_t c = 0; c < C; ++c) dst[c] = from_float<T>(y[c]);
-        }
+      constexpr bool f32 = std::is_same<T, float>::value;
+      std::vector<float> buf(f32 ? 0 : (N + 1) * C);
+      auto row_buf = [&](size_t k) { return f32 ? nullptr : buf.data() + k * C; };
+      std::array<const float*, N> rows;
+      for (int64_t o = b; o < e; ++o) {
+        for (size_t k = 0; k < N; ++k) rows[k] = load_row(ins[k] + o * C, C, row_buf(k));
+        float* y = out_row(out + o * C, row_buf(N));
+        fn(rows, y, C);
+        narrow(y, out + o * C, C);
       }
     });
     return;
@@ -72,6 +61,7 @@ void for_each_row(const std::array<const T*, N>& ins, T* out, const Layout& l, F
   const int64_t tiles = (inner + W - 1) / W;
   cpu::parallel_for(l.outer * tiles, cpu::grain_for(4 * C * W), [&](int64_t b, int64_t e) {
     std::vector<float> buf((N + 1) * W * C);
+    float col[16];  // one c of the tile's w <= 16 columns
     std::array<const float*, N> rows;
     for (int64_t t = b; t < e; ++t) {
       const int64_t o = t / tiles, j0 = (t % tiles) * W, w = std::min(W, inner - j0);
@@ -79,8 +69,8 @@ void for_each_row(const std::array<const T*, N>& ins, T* out, const Layout& l, F
       for (size_t k = 0; k < N; ++k) {
         float* tile = buf.data() + k * W * C;
         for (int64_t c = 0; c < C; ++c) {
-          const T* src = ins[k] + base + c * inner;
-          for (int64_t j = 0; j < w; ++j) tile[j * C + c] = to_float(src[j]);
+          widen(ins[k] + base + c * inner, col, w);
+          for (int64_t j = 0; j < w; ++j) tile[j * C + c] = col[j];
         }
       }
       float* ytile = buf.data() + N * W * C;
@@ -89,8 +79,8 @@ void for_each_row(const std::array<const T*, N>& ins, T* out, const Layout& l, F
         fn(rows, ytile + j * C, C);
       }
       for (int64_t c = 0; c < C; ++c) {
-        T* dst = out + base + c * inner;
-        for (int64_t j = 0; j < w; ++j) dst[j] = from_float<T>(ytile[j * C + c]);
+        for (int64_t j = 0; j < w; ++j) col[j] = ytile[j * C + c];
+        narrow(col, out + base + c * inner, w);
       }
     }
   });

@@ -10,53 +10,23 @@
 #pragma once
 #include <cstdint>
 
-#include "kx/dtype.h"
+#include "kx/convert.h"
 #include "kx/math.h"
+#include "kx/reduce.h"
 
 namespace kx {
 
-// Rows of any floating storage type seen as float32: float rows are used in place, half rows are
-// converted through a caller-owned buffer of n floats.
-KX_HD const float* load_row(const float* p, int64_t, float*) { return p; }
-template <class T> KX_HD const float* load_row(const T* p, int64_t n, float* buf) {
-  for (int64_t i = 0; i < n; ++i) buf[i] = to_float(p[i]);
-  return buf;
-}
-// Where a row's float32 result is written: in place for float, else `buf`, then store_row.
-KX_HD float* out_row(float* p, float*) { return p; }
-template <class T> KX_HD float* out_row(T*, float* buf) { return buf; }
-KX_HD void store_row(const float*, float*, int64_t) {}
-template <class T> KX_HD void store_row(const float* src, T* dst, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dst[i] = from_float<T>(src[i]);
-}
-
-// Row sums use kNormLanes independent accumulators combined in a fixed order: the lane loop
-// vectorises without -ffast-math, the result does not depend on threads, and each accumulator sees
-// only D/16 terms, which keeps long rows accurate in float32.
-constexpr int kNormLanes = 16;
-
-KX_HD float combine_lanes(float* acc) {
-  for (int w = kNormLanes / 2; w > 0; w /= 2)
-    for (int j = 0; j < w; ++j) acc[j] += acc[j + w];
-  return acc[0];
-}
-
-// Σ x_i
-KX_HD float row_sum(const float* x, int64_t n) {
-  float acc[kNormLanes] = {};
-  int64_t i = 0;
-  for (; i + kNormLanes <= n; i += kNormLanes)
-    for (int j = 0; j < kNormLanes; ++j) acc[j] += x[i + j];
-  for (int j = 0; i < n; ++i, ++j) acc[j] += x[i];
-  return combine_lanes(acc);
-}
+// Row sums use kReduceLanes independent accumulators combined in a fixed order (kx/reduce.h's
+// block_sum / block_dot and combine_lanes): the lane loop vectorises without -ffast-math, the
+// result does not depend on threads, and each accumulator sees only D/16 terms, which keeps long
+// rows accurate in float32.
 
 // Σ (x_i − c)²
 KX_HD float row_sum_sq_dev(const float* x, int64_t n, float c) {
-  float acc[kNormLanes] = {};
+  float acc[kReduceLanes] = {};
   int64_t i = 0;
-  for (; i + kNormLanes <= n; i += kNormLanes)
-    for (int j = 0; j < kNormLanes; ++j) {
+  for (; i + kReduceLanes <= n; i += kReduceLanes)
+    for (int j = 0; j < kReduceLanes; ++j) {
       const float d = x[i + j] - c;
       acc[j] += d * d;
     }
@@ -69,21 +39,11 @@ KX_HD float row_sum_sq_dev(const float* x, int64_t n, float c) {
 
 // Σ a_i·b_i·c_i
 KX_HD float row_dot3(const float* a, const float* b, const float* c, int64_t n) {
-  float acc[kNormLanes] = {};
+  float acc[kReduceLanes] = {};
   int64_t i = 0;
-  for (; i + kNormLanes <= n; i += kNormLanes)
-    for (int j = 0; j < kNormLanes; ++j) acc[j] += a[i + j] * b[i + j] * c[i + j];
+  for (; i + kReduceLanes <= n; i += kReduceLanes)
+    for (int j = 0; j < kReduceLanes; ++j) acc[j] += a[i + j] * b[i + j] * c[i + j];
   for (int j = 0; i < n; ++i, ++j) acc[j] += a[i] * b[i] * c[i];
-  return combine_lanes(acc);
-}
-
-// Σ a_i·b_i
-KX_HD float row_dot(const float* a, const float* b, int64_t n) {
-  float acc[kNormLanes] = {};
-  int64_t i = 0;
-  for (; i + kNormLanes <= n; i += kNormLanes)
-    for (int j = 0; j < kNormLanes; ++j) acc[j] += a[i + j] * b[i + j];
-  for (int j = 0; i < n; ++i, ++j) acc[j] += a[i] * b[i];
   return combine_lanes(acc);
 }
 
@@ -109,7 +69,7 @@ struct RowStats {
 
 KX_HD RowStats layer_norm_row_stats(const float* x, int64_t n, float eps) {
   if (n <= 0) return {0.0f, norm_rstd(0.0f, eps)};
-  const float mean = row_sum(x, n) / (float)n;
+  const float mean = block_sum(x, n) / (float)n;
   const float var = row_sum_sq_dev(x, n, mean) / (float)n;
   return {mean, norm_rstd(var, eps)};
 }
@@ -132,7 +92,7 @@ KX_HD void layer_norm_row_backward(const float* dy, const float* x, const float*
   if (n <= 0) return;
   for (int64_t i = 0; i < n; ++i) xhat[i] = (x[i] - mean) * rstd;
   const float inv_n = 1.0f / (float)n;
-  const float mean_g = row_dot(dy, gamma, n) * inv_n;
+  const float mean_g = block_dot(dy, gamma, n) * inv_n;
   const float mean_gx = row_dot3(dy, gamma, xhat, n) * inv_n;
   for (int64_t i = 0; i < n; ++i) {
     dx[i] = rstd * (dy[i] * gamma[i] - mean_g - xhat[i] * mean_gx);

@@ -16,18 +16,34 @@ constexpr int kReduceLanes = 16;
 // (bitwise | rather than ||, so the select has no branch and vectorises)
 KX_HD float max_nan(float a, float v) { return ((v > a) | (v != v)) ? v : a; }
 
+// Folds kReduceLanes accumulators into acc[0] in a fixed order (halving: the same tree on every
+// backend and for every thread count) and returns it.
+KX_HD float combine_lanes(float* acc) {
+  for (int w = kReduceLanes / 2; w > 0; w /= 2)
+    for (int k = 0; k < w; ++k) acc[k] += acc[k + w];
+  return acc[0];
+}
+
 // Sum of a short run (n <= kSumBlock is what it is meant for) with independent lanes, so that
-// -O3 turns it into vector adds without reassociating a single accumulator.
+// -O3 turns it into vector adds without reassociating a single accumulator. Each lane sees n/16
+// terms, which also keeps a longer run accurate enough for a norm's statistics.
 KX_HD float block_sum(const float* x, int64_t n) {
-  float acc[kReduceLanes];
-  for (int k = 0; k < kReduceLanes; ++k) acc[k] = 0.0f;
+  float acc[kReduceLanes] = {};
   int64_t i = 0;
   for (; i + kReduceLanes <= n; i += kReduceLanes)
     for (int k = 0; k < kReduceLanes; ++k) acc[k] += x[i + k];
   for (int k = 0; i < n; ++i, ++k) acc[k] += x[i];
-  for (int w = kReduceLanes / 2; w > 0; w /= 2)
-    for (int k = 0; k < w; ++k) acc[k] += acc[k + w];
-  return acc[0];
+  return combine_lanes(acc);
+}
+
+// Σ a_i·b_i over lanes as block_sum.
+KX_HD float block_dot(const float* a, const float* b, int64_t n) {
+  float acc[kReduceLanes] = {};
+  int64_t i = 0;
+  for (; i + kReduceLanes <= n; i += kReduceLanes)
+    for (int k = 0; k < kReduceLanes; ++k) acc[k] += a[i + k] * b[i + k];
+  for (int k = 0; i < n; ++i, ++k) acc[k] += a[i] * b[i];
+  return combine_lanes(acc);
 }
 
 // Pairwise combination of block sums without recursion: partial sums live on a stack like the
