@@ -137,6 +137,16 @@ describe('attention masking', () => {
     });
   });
 
+  it('a NaN score makes its row NaN (as PyTorch), not a silently masked row', () => {
+    kx.tidy(() => {
+      const qd = randomTensor([1, 1, 3, 4], 31).toFloat32Array();
+      qd[4] = NaN; // query row 1
+      const out = kx.attention(kx.tensor(qd, [1, 1, 3, 4]), randomTensor([1, 1, 70, 4], 32), randomTensor([1, 1, 70, 2], 33)).toFloat32Array();
+      expect(Number.isNaN(out[2]!) && Number.isNaN(out[3]!)).toBe(true);
+      expect([out[0], out[1], out[4], out[5]].every(Number.isFinite)).toBe(true);
+    });
+  });
+
   it('causal with Tq > Tk leaves the first Tq - Tk rows at zero', () => {
     const out = fx.get('causal_tq_gt_tk.out').toFloat32Array();
     const got = kx.tidy(() =>
