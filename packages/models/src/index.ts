@@ -1,0 +1,1 @@
+// placeholder: the package's exports are added as they are built
