@@ -1,1 +1,9 @@
-// placeholder: the package's exports are added as they are built
+/** @kexue/cli: the `kexue` command, and its framework for adding commands. */
+export { main, processContext } from './main.js';
+export { commands } from './commands/index.js';
+export { runCli, type CliSpec } from './framework/run.js';
+export { parseArgs } from './framework/args.js';
+export { commandHelp, globalHelp, usageLine } from './framework/help.js';
+export { UsageError, EXIT_OK, EXIT_FAILURE, EXIT_USAGE } from './framework/errors.js';
+export type { Command, CommandContext, OptionSpec, OptionType, ParsedArgs, PositionalSpec } from './framework/command.js';
+export { version } from './version.js';

@@ -27,4 +27,6 @@ export * from './ops/rope.js';
 export * from './ops/attention.js';
 export * from './ops/matmul.js';
 export * from './ops/random.js';
+export * from './ops/optim.js';
+export * from './ops/global_pointer.js';
 export * as io from './io/index.js';

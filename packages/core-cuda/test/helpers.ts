@@ -17,7 +17,7 @@ export interface Fixture {
 
 /** Loads test/fixtures/<name>.safetensors; its tensors are kept (outside any tidy). */
 export function loadFixture(name: string): Fixture {
-  const file = kx.io.loadSafetensors(path.join(here, 'fixtures', `${name}.safetensors`));
+  const file = kx.io.readSafetensors(path.join(here, 'fixtures', `${name}.safetensors`));
   for (const t of Object.values(file.tensors)) kx.keep(t);
   return {
     tensors: file.tensors,

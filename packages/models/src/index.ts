@@ -1,1 +1,8 @@
 // placeholder: the package's exports are added as they are built
+export * from './tokenizers/index.js';
+export * from './data/index.js';
+export * from './nn/index.js';
+export * from './bert/index.js';
+export * from './heads/index.js';
+export * from './metrics/index.js';
+export * from './checkpoint/index.js';

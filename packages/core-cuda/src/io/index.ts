@@ -1,2 +1,15 @@
-/** File formats: safetensors. */
-export { loadSafetensors, saveSafetensors, parseSafetensors, serializeSafetensors, type SafetensorsFile } from './safetensors.js';
+/** File formats: safetensors (read and write) and PyTorch zip checkpoints (read). */
+export {
+  loadSafetensors,
+  readSafetensors,
+  readSafetensorsHeader,
+  saveSafetensors,
+  parseSafetensors,
+  serializeSafetensors,
+  type LoadOptions,
+  type SafetensorsFile,
+  type SafetensorsEntry,
+  type SafetensorsHeader,
+} from './safetensors.js';
+export { type FileDType } from './elements.js';
+export { loadTorch, readTorch, type TorchFile } from './torch.js';

@@ -1,0 +1,9 @@
+/**
+ * Every `kexue` command, in the order `kexue --help` lists them. A new command is a module in
+ * this folder exporting a `Command` (see ../framework/command.ts) and one line here.
+ */
+import type { Command } from '../framework/command.js';
+import { info } from './info.js';
+import { tokenize } from './tokenize.js';
+
+export const commands: readonly Command[] = [tokenize, info];

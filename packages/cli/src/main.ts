@@ -1,0 +1,29 @@
+/** The `kexue` program: process I/O around runCli. bin/kexue.js calls `main()`. */
+import { commands } from './commands/index.js';
+import type { CommandContext } from './framework/command.js';
+import { runCli } from './framework/run.js';
+import { version } from './version.js';
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** The context of the real process: stdout, stderr, stdin, environment and working directory. */
+export function processContext(): CommandContext {
+  return {
+    stdout: (s) => void process.stdout.write(s),
+    stderr: (s) => void process.stderr.write(s),
+    readStdin,
+    env: process.env,
+    cwd: process.cwd(),
+  };
+}
+
+/** Runs `kexue` with these arguments (default: the process's) and sets the exit code. */
+export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<number> {
+  const code = await runCli({ commands, version }, argv, processContext());
+  process.exitCode = code;
+  return code;
+}

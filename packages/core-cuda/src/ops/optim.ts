@@ -1,0 +1,166 @@
+/**
+ * Fused optimizer updates (native/ops/optim.cpp, element math in kx/optim.h). Each call updates one
+ * parameter tensor and its float32 state IN PLACE, in one pass (Tiger: a reduction pre-pass first).
+ * These are the building blocks of @kexue/optimizers; they are not recorded by autograd, and calling
+ * them while a gradient tape is recording is E_ARG.
+ */
+import { ArgumentError, ShapeError } from '../errors.js';
+import { runKernel, runKernel1 } from '../kernel.js';
+import { sameShape, fmtShape } from '../shape.js';
+import { activeTape } from '../tape.js';
+import type { Tensor } from '../tensor.js';
+import { assertDTypeOf, assertFloat } from './check.js';
+
+function checkUpdate(op: string, param: Tensor, grad: Tensor, state: (Tensor | null)[]): void {
+  if (activeTape()) throw new ArgumentError(`${op}: optimizer updates mutate tensors and cannot run inside valueAndGrad`);
+  assertFloat(param, op, 'param');
+  assertFloat(grad, op, 'grad');
+  if (!sameShape(grad.shape, param.shape)) {
+    throw new ShapeError(`${op}: grad has shape ${fmtShape(grad.shape)}, the parameter ${fmtShape(param.shape)}`);
+  }
+  for (const s of state) {
+    if (s === null) continue;
+    assertDTypeOf(s, 'float32', op, 'state');
+    if (!sameShape(s.shape, param.shape)) {
+      throw new ShapeError(`${op}: state has shape ${fmtShape(s.shape)}, the parameter ${fmtShape(param.shape)}`);
+    }
+  }
+}
+
+function finite(op: string, name: string, v: number): number {
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ArgumentError(`${op}: ${name} must be a finite number, got ${v}`);
+  return v;
+}
+
+/** How Tiger scales a parameter's learning rate: not at all, by the tensor's RMS, or per row. */
+export type TigerRmsMode = 'none' | 'tensor' | 'row';
+
+export interface TigerUpdateOptions {
+  /** The learning rate before the RMS factor (α·schedule, already halved for bias-like tensors). */
+  lr: number;
+  beta: number;
+  /** k, the micro-steps per update. */
+  accumSteps: number;
+  /** First micro-step of an accumulation group: the momentum decays by β (else by 1). */
+  first: boolean;
+  /** Last micro-step of the group: the parameter moves (else only the momentum changes). */
+  update: boolean;
+  rms: TigerRmsMode;
+  weightDecay: number;
+  /** The non-finite guard's shrink ratio s and centre c: θ ← (θ − c)·s + c. */
+  shrink: number;
+  centre: number;
+  /** Multiplies the gradient first (loss-scale unscaling, clipping); default 1. */
+  gradScale?: number;
+}
+
+/**
+ * One Tiger micro-step (ALGORITHMS.md §1.1, §1.3, §1.5), in place on param and m. Returns false
+ * when grad held NaN or ±Inf: then m was kept and param shrunk toward its centre.
+ */
+export function tigerUpdate(param: Tensor, grad: Tensor, m: Tensor, o: TigerUpdateOptions): boolean {
+  const op = 'tigerUpdate';
+  checkUpdate(op, param, grad, [m]);
+  const flag = runKernel1('optim_tiger', [param, grad, m], {
+    lr: finite(op, 'lr', o.lr),
+    beta: finite(op, 'beta', o.beta),
+    accumSteps: finite(op, 'accumSteps', o.accumSteps),
+    first: o.first,
+    update: o.update,
+    rms: o.rms,
+    weightDecay: finite(op, 'weightDecay', o.weightDecay),
+    shrink: finite(op, 'shrink', o.shrink),
+    centre: finite(op, 'centre', o.centre),
+    gradScale: finite(op, 'gradScale', o.gradScale ?? 1),
+  });
+  const ok = flag.dataSync()[0] === 1;
+  flag.dispose();
+  return ok;
+}
+
+export interface LionUpdateOptions {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  weightDecay: number;
+  gradScale?: number;
+}
+
+/** One Lion step (ALGORITHMS.md §1.9), in place on param and m. */
+export function lionUpdate(param: Tensor, grad: Tensor, m: Tensor, o: LionUpdateOptions): void {
+  const op = 'lionUpdate';
+  checkUpdate(op, param, grad, [m]);
+  runKernel('optim_lion', [param, grad, m], {
+    lr: finite(op, 'lr', o.lr),
+    beta1: finite(op, 'beta1', o.beta1),
+    beta2: finite(op, 'beta2', o.beta2),
+    weightDecay: finite(op, 'weightDecay', o.weightDecay),
+    gradScale: finite(op, 'gradScale', o.gradScale ?? 1),
+  });
+}
+
+export interface AdamWUpdateOptions {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** 1-based count of this parameter's updates (bias correction). */
+  step: number;
+  gradScale?: number;
+}
+
+/** One AdamW step as torch.optim.AdamW (decoupled decay, bias-corrected), in place on param, m, v. */
+export function adamwUpdate(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, o: AdamWUpdateOptions): void {
+  const op = 'adamwUpdate';
+  checkUpdate(op, param, grad, [m, v]);
+  runKernel('optim_adamw', [param, grad, m, v], {
+    lr: finite(op, 'lr', o.lr),
+    beta1: finite(op, 'beta1', o.beta1),
+    beta2: finite(op, 'beta2', o.beta2),
+    eps: finite(op, 'eps', o.eps),
+    weightDecay: finite(op, 'weightDecay', o.weightDecay),
+    step: finite(op, 'step', o.step),
+    gradScale: finite(op, 'gradScale', o.gradScale ?? 1),
+  });
+}
+
+export interface SgdUpdateOptions {
+  lr: number;
+  momentum: number;
+  dampening: number;
+  nesterov: boolean;
+  weightDecay: number;
+  /** The momentum buffer is new and takes the first gradient as it is (torch's rule). */
+  first: boolean;
+  gradScale?: number;
+}
+
+/** One SGD step as torch.optim.SGD, in place on param and the momentum buffer (null without momentum). */
+export function sgdUpdate(param: Tensor, grad: Tensor, buf: Tensor | null, o: SgdUpdateOptions): void {
+  const op = 'sgdUpdate';
+  checkUpdate(op, param, grad, [buf]);
+  if (o.momentum !== 0 && buf === null) throw new ArgumentError(`${op}: momentum ${o.momentum} needs a buffer`);
+  runKernel('optim_sgd', [param, grad, buf], {
+    lr: finite(op, 'lr', o.lr),
+    momentum: finite(op, 'momentum', o.momentum),
+    dampening: finite(op, 'dampening', o.dampening),
+    nesterov: o.nesterov,
+    weightDecay: finite(op, 'weightDecay', o.weightDecay),
+    first: o.first,
+    gradScale: finite(op, 'gradScale', o.gradScale ?? 1),
+  });
+}
+
+/**
+ * √(Σ x²) over all the tensors (accumulated in double), as a number: the global gradient norm for
+ * clipping, NaN or Infinity when any element is non-finite. 0 for an empty list.
+ */
+export function globalNorm(xs: readonly Tensor[]): number {
+  if (xs.length === 0) return 0;
+  xs.forEach((x, i) => assertFloat(x, 'globalNorm', `xs[${i}]`));
+  const out = runKernel1('optim_global_norm', [...xs]);
+  const v = out.dataSync()[0]!;
+  out.dispose();
+  return v;
+}

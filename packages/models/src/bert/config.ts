@@ -1,0 +1,86 @@
+/**
+ * BERT / RoFormer configuration: sizes and options, with the Hugging Face config.json keys
+ * (vocab_size, hidden_size, ...) accepted by `bertConfigFromHF`.
+ */
+import { ArgumentError } from '@kexue/core-cuda';
+
+export interface BertConfig {
+  /** 'bert': learned absolute positions and a pooler; 'roformer': RoPE on q and k in every layer, no positions table. */
+  kind: 'bert' | 'roformer';
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  intermediateSize: number;
+  /** HF hidden_act: 'gelu' (erf) by default. */
+  hiddenAct: string;
+  /** BERT only. */
+  maxPositions: number;
+  typeVocabSize: number;
+  layerNormEps: number;
+  hiddenDropout: number;
+  /** RoFormer's embedding_size (a projection to hiddenSize follows when it differs). */
+  embeddingSize: number;
+  /** Std of the truncated-normal initialiser. */
+  initializerRange: number;
+  /** BERT's pooler (dense + tanh on [CLS]); default true for bert, false for roformer. */
+  pooler: boolean;
+}
+
+const DEFAULTS: Omit<BertConfig, 'kind' | 'embeddingSize' | 'pooler'> = {
+  vocabSize: 21128,
+  hiddenSize: 768,
+  numLayers: 12,
+  numHeads: 12,
+  intermediateSize: 3072,
+  hiddenAct: 'gelu',
+  maxPositions: 512,
+  typeVocabSize: 2,
+  layerNormEps: 1e-12,
+  hiddenDropout: 0.1,
+  initializerRange: 0.02,
+};
+
+/** A full config from a partial one (defaults: BERT-base Chinese sizes), validated. */
+export function bertConfig(partial: Partial<BertConfig> & { kind: BertConfig['kind'] }): BertConfig {
+  const c: BertConfig = {
+    ...DEFAULTS,
+    embeddingSize: partial.hiddenSize ?? DEFAULTS.hiddenSize,
+    pooler: partial.kind === 'bert',
+    ...Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)),
+  } as BertConfig;
+  if (c.kind !== 'bert' && c.kind !== 'roformer') throw new ArgumentError(`bert config: kind must be 'bert' or 'roformer', got ${String(c.kind)}`);
+  for (const k of ['vocabSize', 'hiddenSize', 'numLayers', 'numHeads', 'intermediateSize', 'maxPositions', 'typeVocabSize', 'embeddingSize'] as const) {
+    if (!Number.isInteger(c[k]) || c[k] <= 0) throw new ArgumentError(`bert config: ${k} must be a positive integer, got ${String(c[k])}`);
+  }
+  if (c.hiddenSize % c.numHeads !== 0) throw new ArgumentError(`bert config: hiddenSize ${c.hiddenSize} is not divisible by numHeads ${c.numHeads}`);
+  if (c.kind === 'roformer' && (c.hiddenSize / c.numHeads) % 2 !== 0) throw new ArgumentError('bert config: RoFormer needs an even head size');
+  if (c.kind === 'bert' && c.embeddingSize !== c.hiddenSize) throw new ArgumentError('bert config: BERT needs embeddingSize = hiddenSize');
+  if (!(c.hiddenDropout >= 0 && c.hiddenDropout < 1)) throw new ArgumentError(`bert config: hiddenDropout must be in [0, 1), got ${c.hiddenDropout}`);
+  if (!(c.layerNormEps > 0)) throw new ArgumentError(`bert config: layerNormEps must be > 0, got ${c.layerNormEps}`);
+  return c;
+}
+
+/** A config from a Hugging Face config.json object (BertConfig / RoFormerConfig keys). */
+export function bertConfigFromHF(json: Record<string, unknown>, overrides: Partial<BertConfig> = {}): BertConfig {
+  const num = (k: string): number | undefined => (typeof json[k] === 'number' ? (json[k] as number) : undefined);
+  const modelType = typeof json.model_type === 'string' ? json.model_type : undefined;
+  const kind = overrides.kind ?? (modelType === 'roformer' ? 'roformer' : 'bert');
+  const partial: Partial<BertConfig> & { kind: BertConfig['kind'] } = { kind };
+  const set = <K extends keyof BertConfig>(key: K, v: BertConfig[K] | undefined) => {
+    if (v !== undefined) partial[key] = v;
+  };
+  set('vocabSize', num('vocab_size'));
+  set('hiddenSize', num('hidden_size'));
+  set('numLayers', num('num_hidden_layers'));
+  set('numHeads', num('num_attention_heads'));
+  set('intermediateSize', num('intermediate_size'));
+  set('hiddenAct', typeof json.hidden_act === 'string' ? json.hidden_act : undefined);
+  set('maxPositions', num('max_position_embeddings'));
+  set('typeVocabSize', num('type_vocab_size'));
+  set('layerNormEps', num('layer_norm_eps'));
+  set('hiddenDropout', num('hidden_dropout_prob'));
+  set('embeddingSize', num('embedding_size'));
+  set('initializerRange', num('initializer_range'));
+  return bertConfig({ ...partial, ...overrides });
+}

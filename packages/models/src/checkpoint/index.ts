@@ -1,0 +1,8 @@
+/**
+ * Checkpoint configs: validated readers of Hugging Face config.json files (BERT, RoFormer, T5,
+ * mT5). The tensors themselves load with kx.io (@kexue/core-cuda): loadSafetensors, loadTorch.
+ */
+export { readHfConfig, readConfigJson, parseHfConfig, readHfBertConfig, readHfT5Config, type HfModelConfig } from './config.js';
+export { parseHfBertConfig, type HfBertConfig } from './bert_config.js';
+export { parseHfT5Config, type HfT5Config } from './t5_config.js';
+export { type FieldKind } from './fields.js';

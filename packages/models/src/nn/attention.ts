@@ -1,0 +1,104 @@
+/**
+ * Multi-head attention over the fused kx.attention op: q/k/v projections (HF names query, key,
+ * value by default), optional RoPE on q and k, an optional output projection. The attention
+ * probabilities are never materialised, so there is no dropout on them (HF BERT has one; it is off
+ * in eval mode, and the hidden-state dropouts remain).
+ */
+import { ArgumentError, attention, permute, reshape, type Tensor } from '@kexue/core-cuda';
+
+import type { Initializer } from './init.js';
+import { Linear } from './layers.js';
+import { Module } from './module.js';
+import type { InitRng } from './random.js';
+import { applyRope } from './rope.js';
+
+export interface MultiHeadAttentionOptions {
+  hidden: number;
+  heads: number;
+  /** Per-head size; default hidden / heads. */
+  headSize?: number;
+  /** Rotate q and k by RoPE (RoFormer). Default false. */
+  rope?: boolean;
+  /** Projection biases. Default true. */
+  bias?: boolean;
+  /** Child names of the projections: default { query: 'query', key: 'key', value: 'value' } (HF BERT). */
+  names?: { query: string; key: string; value: string };
+  /** Name of an output projection child (e.g. 'o' for T5); default none (BERT's lives in attention.output). */
+  output?: string | null;
+  /** Multiplies q·k; default 1/√headSize. */
+  scale?: number;
+  init?: Initializer;
+  rng: InitRng;
+}
+
+export interface AttentionCallOptions {
+  /** uint8 mask broadcastable to [B, H, Tq, Tk], 1 = attend (a padding mask is [B, 1, 1, Tk]). */
+  mask?: Tensor | null;
+  /** Additive float bias broadcastable to [B, H, Tq, Tk]. */
+  bias?: Tensor | null;
+  causal?: boolean;
+  /** Keys/values from another sequence [B, Tk, hidden] (cross-attention); default x itself. */
+  context?: Tensor;
+  /** int32 positions for RoPE (default 0 … T−1). */
+  positions?: Tensor | null;
+}
+
+export class MultiHeadAttention extends Module {
+  readonly heads: number;
+  readonly headSize: number;
+  readonly useRope: boolean;
+  readonly scale: number;
+  readonly query: Linear;
+  readonly key: Linear;
+  readonly value: Linear;
+  readonly output: Linear | null;
+
+  constructor(o: MultiHeadAttentionOptions) {
+    super();
+    if (!Number.isInteger(o.heads) || o.heads <= 0) throw new ArgumentError(`MultiHeadAttention: heads must be a positive integer, got ${o.heads}`);
+    const headSize = o.headSize ?? o.hidden / o.heads;
+    if (!Number.isInteger(headSize) || headSize <= 0) {
+      throw new ArgumentError(`MultiHeadAttention: hidden ${o.hidden} is not divisible by heads ${o.heads} (give headSize)`);
+    }
+    if (o.rope && headSize % 2 !== 0) throw new ArgumentError(`MultiHeadAttention: RoPE needs an even head size, got ${headSize}`);
+    this.heads = o.heads;
+    this.headSize = headSize;
+    this.useRope = o.rope ?? false;
+    this.scale = o.scale ?? 1 / Math.sqrt(headSize);
+    const inner = o.heads * headSize;
+    const names = o.names ?? { query: 'query', key: 'key', value: 'value' };
+    const lin = (i: number, out: number) => new Linear(i, out, { bias: o.bias ?? true, rng: o.rng, ...(o.init ? { init: o.init } : {}) });
+    this.query = this.addModule(names.query, lin(o.hidden, inner));
+    this.key = this.addModule(names.key, lin(o.hidden, inner));
+    this.value = this.addModule(names.value, lin(o.hidden, inner));
+    this.output = o.output ? this.addModule(o.output, lin(inner, o.hidden)) : null;
+  }
+
+  /** [B, T, H·d] → [B, H, T, d]. */
+  private split(x: Tensor): Tensor {
+    const [B, T] = x.shape as [number, number];
+    return permute(reshape(x, [B, T, this.heads, this.headSize]), [0, 2, 1, 3]);
+  }
+
+  /** x [B, T, hidden] → [B, T, hidden] (or H·headSize without an output projection). */
+  forward(x: Tensor, options: AttentionCallOptions = {}): Tensor {
+    if (x.rank !== 3) throw new ArgumentError(`MultiHeadAttention: x must be [B, T, hidden], got ${x.describe()}`);
+    const ctx = options.context ?? x;
+    let q = this.split(this.query.forward(x));
+    let k = this.split(this.key.forward(ctx));
+    const v = this.split(this.value.forward(ctx));
+    if (this.useRope) {
+      q = applyRope(q, options.positions);
+      k = applyRope(k, options.positions);
+    }
+    const o = attention(q, k, v, {
+      mask: options.mask ?? null,
+      bias: options.bias ?? null,
+      causal: options.causal ?? false,
+      scale: this.scale,
+    });
+    const [B, , T] = o.shape as [number, number, number];
+    const merged = reshape(permute(o, [0, 2, 1, 3]), [B, T, this.heads * this.headSize]);
+    return this.output ? this.output.forward(merged) : merged;
+  }
+}

@@ -1,0 +1,9 @@
+/** The nn layer kit: Module, initialisers, layers, attention, feed-forward, RoPE. */
+export { Module, ModuleList, describeProblems, type LoadOptions, type LoadReport } from './module.js';
+export { InitRng } from './random.js';
+export { truncatedNormal, lecunNormal, glorotUniform, constant, zerosInit, onesInit, fans, type Initializer } from './init.js';
+export { Linear, Embedding, LayerNorm, RMSNorm, Dropout, type LinearOptions } from './layers.js';
+export { activation, type ActivationName } from './activations.js';
+export { MultiHeadAttention, type MultiHeadAttentionOptions, type AttentionCallOptions } from './attention.js';
+export { FeedForward, type FeedForwardOptions } from './feed_forward.js';
+export { applyRope } from './rope.js';

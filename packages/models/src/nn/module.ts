@@ -1,0 +1,264 @@
+/**
+ * The Module system: a tree of modules with named parameters (dotted paths that follow Hugging
+ * Face's state-dict names), train/eval modes, and state dicts that load by name with a report of
+ * what was missing, unexpected or mis-shaped.
+ *
+ * Parameters are float tensors owned by their module (kept out of every tidy scope); loading or
+ * `setParameter` replaces them. Optimizers receive `namedParameters()` (a name → Tensor record) and
+ * may update those tensors in place.
+ */
+import { ArgumentError, FormatError, Tensor, cast, dispose, keep, slice } from '@kexue/core-cuda';
+
+import type { Initializer } from './init.js';
+import type { InitRng } from './random.js';
+
+/** What loadStateDict did, name by name (names as in the state dict given). */
+export interface LoadReport {
+  /** Parameters whose values were loaded. */
+  loaded: string[];
+  /** Parameters the state dict did not have (they keep their current values). */
+  missing: string[];
+  /** State-dict entries no parameter takes. */
+  unexpected: string[];
+  /** Entries whose shape differs from the parameter's (not loaded). */
+  mismatched: { name: string; expected: number[]; got: number[] }[];
+  /** Entries that are known and deliberately not loaded: tied copies and non-parameter buffers. */
+  ignored: string[];
+}
+
+export interface LoadOptions {
+  /**
+   * Throw E_FORMAT (naming every problem) when anything is missing, unexpected or mis-shaped.
+   * Default true. With false, the report says what happened and the rest is loaded.
+   */
+  strict?: boolean;
+  /** Prepended to every parameter name when looking it up (e.g. 'bert.' for a BertForMaskedLM file). */
+  prefix?: string;
+}
+
+export abstract class Module {
+  #params = new Map<string, Tensor>();
+  #children = new Map<string, Module>();
+  /** Names of state-dict entries that mirror a parameter held elsewhere (tied weights), with their shape. */
+  #aliases = new Map<string, () => readonly number[]>();
+  /** State-dict names (regular expressions on the local name) that are buffers, not parameters. */
+  #ignored: RegExp[] = [];
+  #training = true;
+
+  /** Registers a parameter made by `init` (or given) under `name`; returns it. */
+  protected addParameter(name: string, value: Tensor | { shape: readonly number[]; init: Initializer; rng: InitRng }): Tensor {
+    checkName(name);
+    if (this.#params.has(name) || this.#children.has(name)) throw new ArgumentError(`module already has a member '${name}'`);
+    const t = value instanceof Tensor ? value : value.init(value.shape, value.rng);
+    this.#params.set(name, keep(t));
+    return t;
+  }
+
+  /** Registers a child module under `name`; returns it. */
+  protected addModule<M extends Module>(name: string, module: M): M {
+    checkName(name);
+    if (this.#params.has(name) || this.#children.has(name)) throw new ArgumentError(`module already has a member '${name}'`);
+    if (!(module instanceof Module)) throw new ArgumentError(`addModule: '${name}' is not a Module`);
+    this.#children.set(name, module);
+    module.train(this.#training);
+    return module;
+  }
+
+  /** Declares a state-dict entry that is a tied copy of another parameter (e.g. an MLM decoder). */
+  protected addAlias(name: string, shape: () => readonly number[]): void {
+    this.#aliases.set(name, shape);
+  }
+
+  /** Declares state-dict entries (matching the local name) that are buffers this module recomputes. */
+  protected ignoreOnLoad(pattern: RegExp): void {
+    this.#ignored.push(pattern);
+  }
+
+  /** The current tensor of this module's own parameter `name`. */
+  protected p(name: string): Tensor {
+    const t = this.#params.get(name);
+    if (!t) throw new ArgumentError(`no parameter '${name}'`);
+    return t;
+  }
+
+  /** Whether the module is in training mode (dropout active). */
+  get training(): boolean {
+    return this.#training;
+  }
+
+  /** Sets training mode on this module and every descendant; returns this. */
+  train(mode = true): this {
+    this.#training = mode;
+    for (const c of this.#children.values()) c.train(mode);
+    return this;
+  }
+
+  /** Evaluation mode (dropout off); returns this. */
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Direct children by name. */
+  children(): [string, Module][] {
+    return [...this.#children.entries()];
+  }
+
+  /** Every parameter under its dotted path, in registration order (tied copies appear once). */
+  namedParameters(prefix = ''): Record<string, Tensor> {
+    const out: Record<string, Tensor> = {};
+    for (const [n, t] of this.#params) out[prefix + n] = t;
+    for (const [n, c] of this.#children) Object.assign(out, c.namedParameters(`${prefix}${n}.`));
+    return out;
+  }
+
+  /** The parameters as a list, in namedParameters order. */
+  parameters(): Tensor[] {
+    return Object.values(this.namedParameters());
+  }
+
+  /** Number of parameter elements. */
+  parameterCount(): number {
+    return this.parameters().reduce((n, t) => n + t.size, 0);
+  }
+
+  /** The state dict: namedParameters (the live tensors, not copies; tied copies omitted, as safetensors files do). */
+  stateDict(): Record<string, Tensor> {
+    return this.namedParameters();
+  }
+
+  /** Replaces the parameter at a dotted path (shape and dtype must match); the old tensor is disposed. */
+  setParameter(path: string, value: Tensor): void {
+    const { owner, local } = this.#resolve(path);
+    const old = owner.#params.get(local)!;
+    if (!sameShape(old.shape, value.shape)) {
+      throw new ArgumentError(`setParameter: '${path}' is [${old.shape.join(', ')}], got [${value.shape.join(', ')}]`);
+    }
+    owner.#params.set(local, keep(copyAs(value, old)));
+    if (old !== value) old.dispose();
+  }
+
+  /**
+   * Loads parameters by name from a state dict (e.g. a safetensors file of a Hugging Face model).
+   * Values are copied (and cast to each parameter's dtype); the given tensors stay the caller's.
+   * See LoadReport and LoadOptions.
+   */
+  loadStateDict(stateDict: Record<string, Tensor>, options: LoadOptions = {}): LoadReport {
+    const { strict = true, prefix = '' } = options;
+    if (stateDict === null || typeof stateDict !== 'object') throw new ArgumentError('loadStateDict: expected a record of tensors');
+    const report: LoadReport = { loaded: [], missing: [], unexpected: [], mismatched: [], ignored: [] };
+    const params = this.namedParameters();
+    const aliases = this.#allAliases();
+    const ignored = this.#allIgnored();
+    const updates: [string, Tensor][] = [];
+    for (const [local, t] of Object.entries(params)) {
+      const name = prefix + local;
+      const v = stateDict[name];
+      if (v === undefined) {
+        report.missing.push(name);
+      } else if (!(v instanceof Tensor)) {
+        throw new ArgumentError(`loadStateDict: '${name}' is not a Tensor`);
+      } else if (!sameShape(v.shape, t.shape)) {
+        report.mismatched.push({ name, expected: [...t.shape], got: [...v.shape] });
+      } else {
+        updates.push([local, v]);
+        report.loaded.push(name);
+      }
+    }
+    for (const [name, v] of Object.entries(stateDict)) {
+      if (!name.startsWith(prefix)) {
+        report.unexpected.push(name);
+        continue;
+      }
+      const local = name.slice(prefix.length);
+      if (local in params) continue;
+      const alias = aliases.get(local);
+      if (alias) {
+        if (!sameShape(alias(), v.shape)) report.mismatched.push({ name, expected: [...alias()], got: [...v.shape] });
+        else report.ignored.push(name);
+      } else if (ignored.some((re) => re.test(local))) {
+        report.ignored.push(name);
+      } else {
+        report.unexpected.push(name);
+      }
+    }
+    if (strict && (report.missing.length || report.unexpected.length || report.mismatched.length)) {
+      throw new FormatError(`loadStateDict: the state dict does not fit this ${this.constructor.name}:${describeProblems(report)}`);
+    }
+    for (const [local, v] of updates) this.setParameter(local, v);
+    return report;
+  }
+
+  /** Disposes every parameter. The module must not be used afterwards. */
+  dispose(): void {
+    dispose(this.parameters());
+  }
+
+  #resolve(path: string): { owner: Module; local: string } {
+    const parts = path.split('.');
+    let m: Module = this;
+    for (const part of parts.slice(0, -1)) {
+      const c = m.#children.get(part);
+      if (!c) throw new ArgumentError(`no parameter '${path}'`);
+      m = c;
+    }
+    const local = parts[parts.length - 1]!;
+    if (!m.#params.has(local)) throw new ArgumentError(`no parameter '${path}'`);
+    return { owner: m, local };
+  }
+
+  #allAliases(prefix = ''): Map<string, () => readonly number[]> {
+    const out = new Map<string, () => readonly number[]>();
+    for (const [n, s] of this.#aliases) out.set(prefix + n, s);
+    for (const [n, c] of this.#children) for (const [k, v] of c.#allAliases(`${prefix}${n}.`)) out.set(k, v);
+    return out;
+  }
+
+  #allIgnored(prefix = ''): RegExp[] {
+    const esc = prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const out = this.#ignored.map((re) => new RegExp(`^${esc}(?:${re.source})`));
+    for (const [n, c] of this.#children) out.push(...c.#allIgnored(`${prefix}${n}.`));
+    return out;
+  }
+}
+
+/** A readable list of a report's problems (for error messages). */
+export function describeProblems(r: LoadReport): string {
+  const lines: string[] = [];
+  const list = (xs: string[]) => (xs.length > 12 ? `${xs.slice(0, 12).join(', ')} … (${xs.length} in all)` : xs.join(', '));
+  if (r.missing.length) lines.push(`missing: ${list(r.missing)}`);
+  if (r.unexpected.length) lines.push(`unexpected: ${list(r.unexpected)}`);
+  if (r.mismatched.length) {
+    lines.push(`mis-shaped: ${list(r.mismatched.map((m) => `${m.name} (expected [${m.expected.join(', ')}], got [${m.got.join(', ')}])`))}`);
+  }
+  return lines.map((l) => `\n  ${l}`).join('');
+}
+
+function checkName(name: string): void {
+  if (typeof name !== 'string' || name === '' || name.includes('.')) throw new ArgumentError(`bad member name '${String(name)}'`);
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** A fresh copy of v with like's dtype (a real copy, so later in-place updates never touch v). */
+function copyAs(v: Tensor, like: Tensor): Tensor {
+  const c = v.dtype === like.dtype ? v : cast(v, like.dtype);
+  const out = slice(c, v.shape.map(() => 0), [...v.shape]);
+  if (c !== v) c.dispose();
+  return out;
+}
+
+/** An indexed list of modules, named 0, 1, … in state dicts (PyTorch's nn.ModuleList). */
+export class ModuleList<M extends Module> extends Module {
+  readonly items: M[];
+
+  constructor(items: M[]) {
+    super();
+    this.items = items.map((m, i) => this.addModule(String(i), m));
+  }
+
+  get length(): number {
+    return this.items.length;
+  }
+}

@@ -1,0 +1,369 @@
+"""Model parity fixtures (the llm.c test): BERT (masked LM + pooler), RoFormer + Efficient
+GlobalPointer, and a GlobalPointer head, written here in PyTorch with Hugging Face's state-dict
+names (transformers is not needed), small sizes and fixed weights.
+
+Each fixture (packages/models/test/fixtures/<name>.safetensors) holds the weights under their HF
+names, the inputs ("input.*"), the outputs ("out.*"), the loss, the gradient of the loss with
+respect to every parameter ("grad.<name>") and, in the metadata, the config and the losses of ten
+torch.optim.AdamW steps. Everything runs in float32 in eval mode (no dropout).
+
+Conventions, as kexue's: GELU exact (erf); LayerNorm eps 1e-12; attention masks hide padded keys
+(-inf by select); RoPE rotates interleaved pairs at positions 0..n-1 with theta_i = 10000^(-2i/d);
+GlobalPointer masks (padding, lower triangle) by -inf select (ALGORITHMS.md §2.2-2.3).
+"""
+import json
+import math
+import os
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import common
+
+OUT = os.path.join(common.ROOT, "packages", "models", "test", "fixtures")
+NEG = float("-inf")
+
+CFG = dict(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+           max_position_embeddings=16, type_vocab_size=2, layer_norm_eps=1e-12, hidden_act="gelu")
+B, T = 2, 12
+LENGTHS = [12, 8]
+ADAMW = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+
+
+def rope(x):
+    """x [..., n, d]: interleaved pairs (2i, 2i+1) turned by m * theta_i at positions m = 0..n-1."""
+    n, d = x.shape[-2], x.shape[-1]
+    theta = torch.tensor([10000.0 ** (-2.0 * i / d) for i in range(d // 2)], dtype=torch.float64).float()
+    ang = torch.arange(n, dtype=torch.float32)[:, None] * theta[None, :]
+    cos = torch.cos(ang).repeat_interleave(2, -1)
+    sin = torch.sin(ang).repeat_interleave(2, -1)
+    x2 = torch.stack([-x[..., 1::2], x[..., ::2]], dim=-1).reshape(x.shape)
+    return x * cos + x2 * sin
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, h, heads, rotary):
+        super().__init__()
+        self.heads, self.rotary = heads, rotary
+        self.query, self.key, self.value = nn.Linear(h, h), nn.Linear(h, h), nn.Linear(h, h)
+
+    def forward(self, x, mask):
+        Bn, n, h = x.shape
+        dh = h // self.heads
+        split = lambda t: t.view(Bn, n, self.heads, dh).transpose(1, 2)  # noqa: E731
+        q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
+        if self.rotary:
+            q, k = rope(q), rope(k)
+        s = q @ k.transpose(-1, -2) / math.sqrt(dh)
+        s = s.masked_fill(~mask[:, None, None, :], NEG)
+        o = torch.softmax(s, -1) @ v
+        return o.transpose(1, 2).reshape(Bn, n, h)
+
+
+class DenseNorm(nn.Module):
+    """HF's BertSelfOutput / BertOutput: dense, (dropout), LayerNorm(x + residual)."""
+
+    def __init__(self, i, h, eps):
+        super().__init__()
+        self.dense, self.LayerNorm = nn.Linear(i, h), nn.LayerNorm(h, eps=eps)
+
+    def forward(self, x, res):
+        return self.LayerNorm(self.dense(x) + res)
+
+
+class Attention(nn.Module):
+    def __init__(self, c, rotary):
+        super().__init__()
+        # HF names: attention.self.*, attention.output.*
+        setattr(self, "self", SelfAttention(c["hidden_size"], c["num_attention_heads"], rotary))
+        self.output = DenseNorm(c["hidden_size"], c["hidden_size"], c["layer_norm_eps"])
+
+    def forward(self, x, mask):
+        return self.output(getattr(self, "self")(x, mask), x)
+
+
+class Intermediate(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.dense = nn.Linear(c["hidden_size"], c["intermediate_size"])
+
+    def forward(self, x):
+        return F.gelu(self.dense(x))
+
+
+class Layer(nn.Module):
+    def __init__(self, c, rotary):
+        super().__init__()
+        self.attention = Attention(c, rotary)
+        self.intermediate = Intermediate(c)
+        self.output = DenseNorm(c["intermediate_size"], c["hidden_size"], c["layer_norm_eps"])
+
+    def forward(self, x, mask):
+        a = self.attention(x, mask)
+        return self.output(self.intermediate(a), a)
+
+
+class Encoder(nn.Module):
+    def __init__(self, c, rotary):
+        super().__init__()
+        self.layer = nn.ModuleList([Layer(c, rotary) for _ in range(c["num_hidden_layers"])])
+
+    def forward(self, x, mask):
+        outs = []
+        for layer in self.layer:
+            x = layer(x, mask)
+            outs.append(x)
+        return outs
+
+
+class Embeddings(nn.Module):
+    def __init__(self, c, absolute):
+        super().__init__()
+        h = c["hidden_size"]
+        self.word_embeddings = nn.Embedding(c["vocab_size"], h)
+        if absolute:
+            self.position_embeddings = nn.Embedding(c["max_position_embeddings"], h)
+        self.token_type_embeddings = nn.Embedding(c["type_vocab_size"], h)
+        self.LayerNorm = nn.LayerNorm(h, eps=c["layer_norm_eps"])
+        self.absolute = absolute
+
+    def forward(self, ids, types):
+        x = self.word_embeddings(ids) + self.token_type_embeddings(types)
+        if self.absolute:
+            x = x + self.position_embeddings(torch.arange(ids.shape[1]))[None]
+        return self.LayerNorm(x)
+
+
+class Pooler(nn.Module):
+    def __init__(self, h):
+        super().__init__()
+        self.dense = nn.Linear(h, h)
+
+    def forward(self, x):
+        return torch.tanh(self.dense(x[:, 0]))
+
+
+class Encoderish(nn.Module):
+    """BertModel (absolute positions, pooler) or RoFormerModel (RoPE, no pooler)."""
+
+    def __init__(self, c, kind):
+        super().__init__()
+        self.embeddings = Embeddings(c, absolute=kind == "bert")
+        self.encoder = Encoder(c, rotary=kind == "roformer")
+        if kind == "bert":
+            self.pooler = Pooler(c["hidden_size"])
+
+    def forward(self, ids, types, mask):
+        outs = self.encoder(self.embeddings(ids, types), mask)
+        pooled = self.pooler(outs[-1]) if hasattr(self, "pooler") else None
+        return outs, pooled
+
+
+class MLMHead(nn.Module):
+    """cls.predictions: transform (dense, gelu, LayerNorm), decoder tied to the word embeddings, bias."""
+
+    def __init__(self, c):
+        super().__init__()
+        h = c["hidden_size"]
+        self.transform = nn.Module()
+        self.transform.dense = nn.Linear(h, h)
+        self.transform.LayerNorm = nn.LayerNorm(h, eps=c["layer_norm_eps"])
+        self.bias = nn.Parameter(torch.zeros(c["vocab_size"]))
+
+    def forward(self, x, table):
+        x = self.transform.LayerNorm(F.gelu(self.transform.dense(x)))
+        return x @ table.t() + self.bias
+
+
+class BertMLM(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.bert = Encoderish(c, "bert")
+        self.cls = nn.Module()
+        self.cls.predictions = MLMHead(c)
+
+    def forward(self, ids, types, mask, labels):
+        outs, pooled = self.bert(ids, types, mask)
+        logits = self.cls.predictions(outs[-1], self.bert.embeddings.word_embeddings.weight)
+        # the pooler joins the loss (0.1 * mean(pooled^2)) so that its gradients are checked too
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+        loss = loss + 0.1 * (pooled ** 2).mean()
+        return loss, {"logits": logits, "pooled": pooled, "hidden0": outs[0], "hidden": outs[-1]}
+
+
+def tril_pad_mask(mask):
+    n = mask.shape[1]
+    keep = mask[:, None, :, None] & mask[:, None, None, :]
+    return keep & torch.triu(torch.ones(n, n, dtype=torch.bool))
+
+
+class EfficientGlobalPointer(nn.Module):
+    def __init__(self, h, heads, d):
+        super().__init__()
+        self.heads, self.d = heads, d
+        self.p_dense = nn.Linear(h, 2 * d)
+        self.q_dense = nn.Linear(2 * d, 2 * heads)
+
+    def forward(self, x, mask):
+        p = self.p_dense(x)
+        q, k = rope(p[..., ::2]), rope(p[..., 1::2])
+        shared = torch.einsum("bmd,bnd->bmn", q, k) / math.sqrt(self.d)
+        bias = self.q_dense(p).transpose(1, 2) / 2
+        s = shared[:, None] + bias[:, ::2, None] + bias[:, 1::2, :, None]
+        return torch.where(tril_pad_mask(mask), s, torch.full_like(s, NEG))
+
+
+class GlobalPointer(nn.Module):
+    def __init__(self, h, heads, d):
+        super().__init__()
+        self.heads, self.d = heads, d
+        self.dense = nn.Linear(h, heads * 2 * d)
+
+    def forward(self, x, mask):
+        Bn, n, _ = x.shape
+        y = self.dense(x).view(Bn, n, self.heads, 2 * self.d).transpose(1, 2)  # [B, heads, n, 2d]
+        q, k = rope(y[..., : self.d]), rope(y[..., self.d:])
+        s = q @ k.transpose(-1, -2) / math.sqrt(self.d)
+        return torch.where(tril_pad_mask(mask), s, torch.full_like(s, NEG))
+
+
+def mlce(scores, labels):
+    """Dense multilabel CE per row of [B*heads, n*n], mean over rows (ALGORITHMS.md §2.4)."""
+    s = scores.reshape(-1, scores.shape[-1] * scores.shape[-2])
+    y = labels.reshape(s.shape)
+    finite = torch.isfinite(s)
+    neg = torch.where(finite & (y < 0.5), s, torch.full_like(s, NEG))
+    pos = torch.where(finite & (y > 0.5), -s, torch.full_like(s, NEG))
+    z = torch.zeros_like(s[:, :1])
+    return (torch.logsumexp(torch.cat([neg, z], 1), 1) + torch.logsumexp(torch.cat([pos, z], 1), 1)).mean()
+
+
+class RoFormerEGP(nn.Module):
+    def __init__(self, c, heads, d):
+        super().__init__()
+        self.roformer = Encoderish(c, "roformer")
+        self.global_pointer = EfficientGlobalPointer(c["hidden_size"], heads, d)
+
+    def forward(self, ids, types, mask, labels):
+        outs, _ = self.roformer(ids, types, mask)
+        scores = self.global_pointer(outs[-1], mask)
+        return mlce(scores, labels), {"scores": scores, "hidden": outs[-1]}
+
+
+class GPOnly(nn.Module):
+    def __init__(self, h, heads, d):
+        super().__init__()
+        self.global_pointer = GlobalPointer(h, heads, d)
+
+    def forward(self, x, mask, labels):
+        scores = self.global_pointer(x, mask)
+        return mlce(scores, labels), {"scores": scores}
+
+
+def init_weights(model, seed):
+    g = common.generator(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "LayerNorm" in name:
+                p.copy_((1.0 if name.endswith("weight") else 0.0) + common.randn(g, *p.shape, scale=0.1))
+            else:
+                p.copy_(common.randn(g, *p.shape, scale=0.08 if name.endswith("weight") else 0.02))
+
+
+def train_losses(model, args, steps=10):
+    opt = torch.optim.AdamW(model.parameters(), **ADAMW)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss, _ = model(*args)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def save(name, model, inputs, args, meta):
+    tensors = {}
+    for k, v in model.state_dict().items():
+        tensors[k] = v.detach().clone()
+    for k, v in inputs.items():
+        tensors[f"input.{k}"] = v
+    model.zero_grad()
+    loss, outs = model(*args)
+    loss.backward()
+    tensors["out.loss"] = loss.detach().reshape([])
+    for k, v in outs.items():
+        tensors[f"out.{k}"] = v.detach()
+    for k, p in model.named_parameters():
+        tensors[f"grad.{k}"] = p.grad.detach().clone()
+    meta = dict(meta, params=[k for k, _ in model.named_parameters()], loss=loss.item(),
+                adamw=dict(lr=ADAMW["lr"], beta1=ADAMW["betas"][0], beta2=ADAMW["betas"][1], eps=ADAMW["eps"],
+                           weightDecay=ADAMW["weight_decay"]))
+    meta["steps"] = train_losses(model, args)
+    # save_fixture writes under common.FIXTURES: point it here for this call only (make_all runs every
+    # script in one process).
+    saved, common.FIXTURES = common.FIXTURES, OUT
+    try:
+        common.save_fixture(name, tensors, [meta])
+    finally:
+        common.FIXTURES = saved
+
+
+def batch(seed):
+    g = common.generator(seed)
+    ids = torch.randint(1, CFG["vocab_size"], (B, T), generator=g)
+    mask = torch.zeros(B, T, dtype=torch.bool)
+    for b, L in enumerate(LENGTHS):
+        mask[b, :L] = True
+    ids = ids.masked_fill(~mask, 0)
+    types = torch.zeros(B, T, dtype=torch.long)
+    types[0, 7:] = 1
+    return g, ids, types, mask
+
+
+def span_labels(g, heads, n_spans):
+    labels = torch.zeros(B, heads, T, T)
+    spans = []
+    for b, L in enumerate(LENGTHS):
+        for _ in range(n_spans):
+            h = int(torch.randint(0, heads, (1,), generator=g))
+            i = int(torch.randint(1, L - 1, (1,), generator=g))
+            j = min(L - 2, i + int(torch.randint(0, 3, (1,), generator=g)))
+            labels[b, h, i, j] = 1.0
+            spans.append([b, h, i, j])
+    return labels, spans
+
+
+torch.manual_seed(0)
+
+# BERT masked LM (+ pooler)
+g, ids, types, mask = batch(1)
+labels = torch.full((B, T), -100, dtype=torch.long)
+for b, pos in enumerate([[1, 4, 9], [2, 5]]):
+    for p in pos:
+        labels[b, p] = ids[b, p]
+bert = BertMLM(CFG)
+init_weights(bert, 2)
+save("bert_mlm", bert, {"input_ids": ids.int(), "token_type_ids": types.int(), "attention_mask": mask.to(torch.uint8),
+                        "labels": labels.int()}, (ids, types, mask, labels), {"name": "bert_mlm", "config": CFG})
+
+# RoFormer + Efficient GlobalPointer
+HEADS, D = 3, 8
+g, ids, types, mask = batch(3)
+labels, spans = span_labels(g, HEADS, 3)
+egp = RoFormerEGP(CFG, HEADS, D)
+init_weights(egp, 4)
+save("roformer_egp", egp, {"input_ids": ids.int(), "token_type_ids": types.int(), "attention_mask": mask.to(torch.uint8),
+                           "labels": labels}, (ids, types, mask, labels),
+     {"name": "roformer_egp", "config": CFG, "heads": HEADS, "headSize": D, "spans": spans})
+
+# GlobalPointer (original) on fixed hidden states
+g = common.generator(5)
+x = common.randn(g, B, T, CFG["hidden_size"])
+_, _, _, mask = batch(5)
+labels, spans = span_labels(g, HEADS, 2)
+gp = GPOnly(CFG["hidden_size"], HEADS, D)
+init_weights(gp, 6)
+save("gp_head", gp, {"hidden": x, "attention_mask": mask.to(torch.uint8), "labels": labels}, (x, mask, labels),
+     {"name": "gp_head", "heads": HEADS, "headSize": D, "spans": spans})
