@@ -13,6 +13,7 @@ export { cuda, devices, buildInfo, setNumThreads, type Device, type DeviceInfo }
 export * from './errors.js';
 export { tidy, keep, dispose, memory, type MemoryInfo, type TensorContainer } from './memory.js';
 export { valueAndGrad, grad, checkGrad, type Params, type GradsOf, type CheckGradOptions, type CheckGradResult } from './autograd.js';
+export { philox4x32, PhiloxStream } from './random.js';
 export { registerGradient, type GradientRule, type OpRecord } from './tape.js';
 export { runKernel } from './kernel.js';
 export * from './ops/cast.js';

@@ -143,7 +143,7 @@ describe('Module state dicts', () => {
     expect(c.embeddingSize).toBe(8);
     const m = new BertModel(c);
     expect(Object.keys(m.namedParameters())).toContain('embeddings_project.weight');
-    expect(() => bertConfigFromHF({ hidden_size: 10, num_attention_heads: 3 })).toThrow(kx.ArgumentError);
+    expect(() => bertConfigFromHF({ hidden_size: 10, num_attention_heads: 3 })).toThrow(kx.FormatError);
   });
 });
 

@@ -11,7 +11,7 @@ import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { Tokenizer } from '@huggingface/tokenizers';
 import {
-  BertTokenizer, T5PegasusTokenizer, Vocab, charSpanToTokenSpan, charToToken, tokenSpanToCharSpan,
+  BertTokenizer, T5PegasusTokenizer, TokenSpanMapper, Vocab,
 } from '@kexue/models';
 import { expectCode } from '../../core-cuda/test/helpers.js';
 import { bertVocab, fixtures, hfTokenizerJson, t5Vocab } from './tokenizers.helpers.js';
@@ -168,17 +168,18 @@ describe('span helpers', () => {
   it('maps characters to tokens and back', () => {
     expect(enc.tokens).toEqual(['[CLS]', '我', '爱', 'be', '##i', '##jing', '天', '安', '门', '[SEP]']);
     expect(enc.offsets.slice(3, 6)).toEqual([[3, 5], [5, 6], [6, 10]]);
-    expect(charToToken(enc.offsets, 0)).toBe(1);
-    expect(charToToken(enc.offsets, 2)).toBe(-1); // the space
-    expect(charToToken(enc.offsets, 7)).toBe(5);
-    expect(charSpanToTokenSpan(enc.offsets, 3, 10)).toEqual([3, 6]); // "Beijing"
-    expect(charSpanToTokenSpan(enc.offsets, 11, 14)).toEqual([6, 9]);
-    expect(charSpanToTokenSpan(enc.offsets, 2, 3)).toBeNull();
-    expect(tokenSpanToCharSpan(enc.offsets, 3, 6)).toEqual([3, 10]);
-    expect(tokenSpanToCharSpan(enc.offsets, 0, 2)).toEqual([0, 1]); // [CLS] skipped
-    expect(tokenSpanToCharSpan(enc.offsets, 9, 10)).toBeNull();
-    expectCode(() => charSpanToTokenSpan(enc.offsets, 5, 2), 'E_ARG');
-    expectCode(() => tokenSpanToCharSpan(enc.offsets, 0, 99), 'E_ARG');
+    // The tokenizer's offsets feed the one span mapper (data/spans.ts).
+    const map = new TokenSpanMapper(enc.offsets);
+    expect(map.toTokens(0, 1)).toEqual([1, 1]);
+    expect(map.toTokens(2, 3)).toBeUndefined(); // the space
+    expect(map.toTokens(7, 8)).toEqual([5, 5]);
+    expect(map.toTokens(3, 10)).toEqual([3, 5]); // "Beijing"
+    expect(map.toTokens(11, 14)).toEqual([6, 8]);
+    expect(map.toChars(3, 5)).toEqual([3, 10]);
+    expect(map.toChars(0, 1)).toEqual([0, 1]); // [CLS] skipped
+    expect(map.toChars(9, 9)).toBeUndefined();
+    expectCode(() => map.toTokens(5, 2), 'E_ARG');
+    expectCode(() => map.toChars(0, 99), 'E_ARG');
   });
 });
 

@@ -4,6 +4,8 @@
  */
 import { ArgumentError } from '@kexue/core-cuda';
 
+import { parseHfBertConfig } from '../checkpoint/bert_config.js';
+
 export interface BertConfig {
   /** 'bert': learned absolute positions and a pooler; 'roformer': RoPE on q and k in every layer, no positions table. */
   kind: 'bert' | 'roformer';
@@ -61,26 +63,26 @@ export function bertConfig(partial: Partial<BertConfig> & { kind: BertConfig['ki
   return c;
 }
 
-/** A config from a Hugging Face config.json object (BertConfig / RoFormerConfig keys). */
+/**
+ * A config from a Hugging Face config.json object (BertConfig / RoFormerConfig keys), read by the
+ * checkpoint package's strict reader (transformers' defaults; E_FORMAT on wrong types).
+ */
 export function bertConfigFromHF(json: Record<string, unknown>, overrides: Partial<BertConfig> = {}): BertConfig {
-  const num = (k: string): number | undefined => (typeof json[k] === 'number' ? (json[k] as number) : undefined);
-  const modelType = typeof json.model_type === 'string' ? json.model_type : undefined;
-  const kind = overrides.kind ?? (modelType === 'roformer' ? 'roformer' : 'bert');
-  const partial: Partial<BertConfig> & { kind: BertConfig['kind'] } = { kind };
-  const set = <K extends keyof BertConfig>(key: K, v: BertConfig[K] | undefined) => {
-    if (v !== undefined) partial[key] = v;
-  };
-  set('vocabSize', num('vocab_size'));
-  set('hiddenSize', num('hidden_size'));
-  set('numLayers', num('num_hidden_layers'));
-  set('numHeads', num('num_attention_heads'));
-  set('intermediateSize', num('intermediate_size'));
-  set('hiddenAct', typeof json.hidden_act === 'string' ? json.hidden_act : undefined);
-  set('maxPositions', num('max_position_embeddings'));
-  set('typeVocabSize', num('type_vocab_size'));
-  set('layerNormEps', num('layer_norm_eps'));
-  set('hiddenDropout', num('hidden_dropout_prob'));
-  set('embeddingSize', num('embedding_size'));
-  set('initializerRange', num('initializer_range'));
-  return bertConfig({ ...partial, ...overrides });
+  const hf = parseHfBertConfig(json);
+  return bertConfig({
+    kind: hf.modelType,
+    vocabSize: hf.vocabSize,
+    hiddenSize: hf.hiddenSize,
+    numLayers: hf.numHiddenLayers,
+    numHeads: hf.numAttentionHeads,
+    intermediateSize: hf.intermediateSize,
+    hiddenAct: hf.hiddenAct,
+    maxPositions: hf.maxPositionEmbeddings,
+    typeVocabSize: hf.typeVocabSize,
+    layerNormEps: hf.layerNormEps,
+    hiddenDropout: hf.hiddenDropoutProb,
+    embeddingSize: hf.embeddingSize,
+    initializerRange: hf.initializerRange,
+    ...overrides,
+  });
 }

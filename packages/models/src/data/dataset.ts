@@ -8,7 +8,7 @@
  */
 import { ArgumentError } from '@kexue/core-cuda';
 
-import { PhiloxStream } from './philox.js';
+import { PhiloxStream } from '@kexue/core-cuda';
 
 /** Philox counter word c3 reserved for data shuffling ('SHUF'), so shuffles never reuse dropout's numbers. */
 export const SHUFFLE_STREAM = 0x53485546;

@@ -22,6 +22,5 @@ export {
   type SummarizationReadOptions,
 } from './summarization.js';
 export { readTextCorpus, type TextDocument, type TextReadOptions } from './text.js';
-export { philox4x32, PhiloxStream } from './philox.js';
 export { BatchLoader, Dataset, SHUFFLE_STREAM, shuffledOrder, type Batch, type LoaderOptions, type Position } from './dataset.js';
 export { entitiesToTokens, tokensToEntities, TokenSpanMapper, type SpanMapperOptions, type TokenEntity, type TokenOffset } from './spans.js';

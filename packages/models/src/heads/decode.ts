@@ -9,6 +9,8 @@
  */
 import { ArgumentError, ShapeError, type Tensor } from '@kexue/core-cuda';
 
+import { TokenSpanMapper } from '../data/spans.js';
+
 /** A span of tokens: type index, first and last token (inclusive), and its score. */
 export interface TokenSpan {
   /** Batch index (0 for a single text). */
@@ -70,14 +72,15 @@ export function decodeSpans(logits: Tensor, options: DecodeOptions = {}): TokenS
  * (an empty span for special tokens); typeNames[type] names each head.
  */
 export function spansToEntities(spans: TokenSpan[], offsets: readonly (readonly [number, number])[], typeNames: readonly string[]): DecodedEntity[] {
+  const mapper = new TokenSpanMapper(offsets);
   const out: DecodedEntity[] = [];
   for (const sp of spans) {
-    const first = offsets[sp.start];
-    const last = offsets[sp.end];
-    if (!first || !last || first[1] <= first[0] || last[1] <= last[0]) continue;
+    const edgeless = (t: number) => { const o = offsets[t]; return !o || o[1] <= o[0]; };
+    if (edgeless(sp.start) || edgeless(sp.end)) continue;
     const type = typeNames[sp.type];
     if (type === undefined) throw new ArgumentError(`spansToEntities: no name for type ${sp.type} (${typeNames.length} names)`);
-    out.push({ start: first[0], end: last[1], type, score: sp.score });
+    const [start, end] = mapper.toChars(sp.start, sp.end)!;
+    out.push({ start, end, type, score: sp.score });
   }
   return out;
 }

@@ -4,5 +4,4 @@ export { T5PegasusTokenizer, defaultSegmenter, type T5PegasusTokenizerOptions, t
 export { WordPieceTokenizerBase } from './base.js';
 export { Vocab, REQUIRED_SPECIALS } from './vocab.js';
 export type { Encoding, EncodeOptions, EncodeBatchOptions, Offset, TruncationStrategy } from './encoding.js';
-export { charToToken, charSpanToTokenSpan, tokenSpanToCharSpan } from './offsets.js';
 export { decodeTokens } from './decode.js';

@@ -1,10 +1,10 @@
 /**
  * Philox-4x32-10 (Salmon et al. 2011, Random123's constants) in plain 32-bit arithmetic: the
- * counter-based generator the core uses for its random ops, here for data shuffling (which needs
- * no tensors). A stream is (seed, c2, c3): word w of the stream is word w % 4 of the block
+ * counter-based generator of the native random ops (native/include/kx/philox.h), here for host
+ * work that needs no tensors (data shuffling) and as the reference the dropout tests check. A stream is (seed, c2, c3): word w of the stream is word w % 4 of the block
  * philox([w / 4 as 64 bits, c2, c3], key = seed as 64 bits).
  */
-import { ArgumentError } from '@kexue/core-cuda';
+import { ArgumentError } from './errors.js';
 
 const M0 = 0xd2511f53;
 const M1 = 0xcd9e8d57;
