@@ -4,6 +4,7 @@
  * Native memory is freed at once on dispose and reported to V8; a FinalizationRegistry frees
  * tensors that were dropped without dispose (the safety net, not the plan).
  */
+import { ArgumentError } from './errors.js';
 import { native } from './native.js';
 import type { Tensor } from './tensor.js';
 import { activeTape } from './tape.js';
@@ -112,9 +113,31 @@ export interface MemoryInfo {
   peakBytes: number;
   /** Of `bytes`, the part on CUDA devices. */
   cudaBytes: number;
+  /**
+   * Freed host blocks kept for reuse by the caching allocator (not in `bytes`): reusing them avoids
+   * first-touch page faults. Bounded by KEXUE_HOST_CACHE_MB (default min(4 GiB, RAM / 4)).
+   */
+  hostCachedBytes: number;
 }
 
 export function memory(): MemoryInfo {
   const s = native.memoryStats();
-  return { tensors: liveTensors, storages: s.storages, bytes: s.bytes, peakBytes: s.peakBytes, cudaBytes: s.cudaBytes };
+  return { tensors: liveTensors, storages: s.storages, bytes: s.bytes, peakBytes: s.peakBytes, cudaBytes: s.cudaBytes, hostCachedBytes: s.hostCachedBytes };
+}
+
+/**
+ * Returns the host cache's free blocks to the system (freed tensors' memory is kept for reuse,
+ * since first-touching fresh pages costs more than most kernels). Returns the bytes released.
+ */
+export function releaseHostCache(): number {
+  return native.releaseHostCache();
+}
+
+/**
+ * Caps the bytes the host cache may hold (default KEXUE_HOST_CACHE_MB or min(4 GiB, RAM / 4));
+ * 0 turns caching off. Trims the cache at once; returns the limit now in force.
+ */
+export function setHostCacheLimit(bytes: number): number {
+  if (!Number.isSafeInteger(bytes) || bytes < 0) throw new ArgumentError(`host cache limit must be a whole number of bytes >= 0, got ${bytes}`);
+  return native.setHostCacheLimit(bytes);
 }

@@ -48,7 +48,9 @@ export interface NativeAddon {
   toDevice(handle: NativeHandle, device: string): NativeTensor;
   run(op: string, inputs: (NativeHandle | null)[], attrs: Record<string, unknown>): NativeTensor[];
   dispose(handle: NativeHandle): void;
-  memoryStats(): { storages: number; bytes: number; peakBytes: number; cudaBytes: number };
+  memoryStats(): { storages: number; bytes: number; peakBytes: number; cudaBytes: number; hostCachedBytes: number };
+  releaseHostCache(): number;
+  setHostCacheLimit(bytes: number): number;
   buildInfo(): NativeBuildInfo;
   cudaDevices(): NativeCudaDevice[];
   cudaUnavailableReason(): string;

@@ -22,3 +22,29 @@ describe('memory under a training loop', () => {
     kx.dispose([x, w]);
   });
 });
+
+describe('the host cache', () => {
+  it('keeps freed large blocks for reuse, within its limit, and gives them back on request', () => {
+    kx.releaseHostCache();
+    const base = kx.memory();
+    expect(base.hostCachedBytes).toBe(0);
+    const big = kx.zeros([1 << 20]); // 4 MiB: cached on free
+    big.dispose();
+    const cached = kx.memory().hostCachedBytes;
+    expect(cached).toBeGreaterThanOrEqual(4 << 20);
+    expect(kx.memory().bytes).toBe(base.bytes); // cached blocks are not live tensor memory
+    const again = kx.zeros([1 << 20]); // served from the cache
+    expect(kx.memory().hostCachedBytes).toBeLessThan(cached);
+    expect(Array.from(again.toFloat32Array().subarray(0, 4))).toEqual([0, 0, 0, 0]); // reused memory is still zero-filled by zeros()
+    again.dispose();
+    const previous = kx.setHostCacheLimit(1 << 20); // below one block: trims the cache
+    expect(kx.memory().hostCachedBytes).toBeLessThanOrEqual(1 << 20);
+    const small = kx.zeros([1 << 20]);
+    small.dispose();
+    expect(kx.memory().hostCachedBytes).toBeLessThanOrEqual(1 << 20);
+    kx.setHostCacheLimit(previous);
+    expect(kx.releaseHostCache()).toBeGreaterThanOrEqual(0);
+    expect(kx.memory().hostCachedBytes).toBe(0);
+    expect(() => kx.setHostCacheLimit(-1)).toThrow(kx.ArgumentError);
+  });
+});

@@ -4,13 +4,13 @@
 #include <cstring>
 #include <sstream>
 
+#include "cpu/host_allocator.h"
 #include "kx/error.h"
 
 namespace kx {
 
 namespace {
 std::atomic<int64_t> g_storages{0}, g_bytes{0}, g_peak{0}, g_cuda_bytes{0}, g_delta{0};
-constexpr size_t kAlign = 64;  // a cache line, and enough for AVX-512 loads
 }  // namespace
 
 int64_t numel_of(const Shape& s) {
@@ -33,8 +33,7 @@ std::string Device::name() const {
 
 Storage::Storage(size_t nbytes, Device dev) : bytes(nbytes), device(dev) {
   if (dev.type == DeviceType::CPU) {
-    const size_t rounded = ((nbytes ? nbytes : 1) + kAlign - 1) / kAlign * kAlign;
-    data = std::aligned_alloc(kAlign, rounded);
+    data = cpu::host_alloc(nbytes, &capacity);
     if (!data) fail(Code::OOM, "out of host memory allocating ", nbytes, " bytes");
   } else {
     data = cuda::alloc(nbytes, dev.index);
@@ -49,7 +48,7 @@ Storage::Storage(size_t nbytes, Device dev) : bytes(nbytes), device(dev) {
 
 Storage::~Storage() {
   if (device.type == DeviceType::CPU) {
-    std::free(data);
+    cpu::host_free(data, capacity);
   } else {
     cuda::free(data, device.index);
     g_cuda_bytes -= (int64_t)bytes;
@@ -82,7 +81,7 @@ Tensor view(const Tensor& t, const Shape& shape) {
   return v;
 }
 
-MemoryStats memory_stats() { return {g_storages.load(), g_bytes.load(), g_peak.load(), g_cuda_bytes.load()}; }
+MemoryStats memory_stats() { return {g_storages.load(), g_bytes.load(), g_peak.load(), g_cuda_bytes.load(), cpu::host_cached_bytes()}; }
 
 int64_t take_external_memory_delta() { return g_delta.exchange(0); }
 

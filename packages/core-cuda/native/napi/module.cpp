@@ -5,6 +5,7 @@
 #include <cstring>
 #include <new>
 
+#include "cpu/host_allocator.h"
 #include "cpu/thread_pool.h"
 #include "kx/error.h"
 #include "kx/registry.h"
@@ -247,6 +248,7 @@ Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
     o.Set("bytes", (double)s.bytes);
     o.Set("peakBytes", (double)s.peak_bytes);
     o.Set("cudaBytes", (double)s.cuda_bytes);
+    o.Set("hostCachedBytes", (double)s.host_cached_bytes);
     return o;
   });
 }
@@ -316,6 +318,21 @@ Napi::Value CudaUnavailableReason(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value { return Napi::String::New(env, kx::cuda::unavailable_reason()); });
 }
 
+// releaseHostCache() -> bytes returned to the system; setHostCacheLimit(bytes) trims to the new limit.
+Napi::Value ReleaseHostCache(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, (double)kx::cpu::host_cache_release()); });
+}
+
+Napi::Value SetHostCacheLimit(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    KX_CHECK(info.Length() == 1 && info[0].IsNumber(), Arg, "setHostCacheLimit(bytes)");
+    const double bytes = info[0].As<Napi::Number>().DoubleValue();
+    KX_CHECK(bytes >= 0 && bytes < 9.0e15 && bytes == (double)(int64_t)bytes, Arg, "host cache limit must be a whole number of bytes >= 0, got ", bytes);
+    kx::cpu::host_cache_set_limit((int64_t)bytes);
+    return Napi::Number::New(env, (double)kx::cpu::host_cache_limit());
+  });
+}
+
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     KX_CHECK(info.Length() == 1 && info[0].IsNumber(), Arg, "setNumThreads(n)");
@@ -338,6 +355,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaDevices", Napi::Function::New(env, CudaDevices));
   exports.Set("cudaUnavailableReason", Napi::Function::New(env, CudaUnavailableReason));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
+  exports.Set("releaseHostCache", Napi::Function::New(env, ReleaseHostCache));
+  exports.Set("setHostCacheLimit", Napi::Function::New(env, SetHostCacheLimit));
   return exports;
 }
 

@@ -13,3 +13,4 @@ export {
 } from './safetensors.js';
 export { type FileDType } from './elements.js';
 export { loadTorch, readTorch, type TorchFile } from './torch.js';
+export { writeFileAtomic, type ContentWriter } from './atomic.js';

@@ -22,6 +22,7 @@ std::string shape_str(const Shape& s);
 struct Storage {
   void* data = nullptr;
   size_t bytes = 0;
+  size_t capacity = 0;  // host: the block's real size in the caching allocator (cpu/host_allocator.h)
   Device device;
   Storage(size_t bytes, Device device);
   ~Storage();
@@ -56,6 +57,7 @@ struct MemoryStats {
   int64_t bytes;
   int64_t peak_bytes;
   int64_t cuda_bytes;
+  int64_t host_cached_bytes;  // free blocks kept by the caching host allocator, not in `bytes`
 };
 MemoryStats memory_stats();
 // Bytes allocated minus freed since the last call (reported to V8 by the N-API layer).

@@ -1,0 +1,260 @@
+/**
+ * The benchmark cases, kexue's side. Each mirrors the case of the same name in bench/torch_bench.py
+ * (same shapes, float32). A case builds its inputs once (setup) and runs one iteration per run();
+ * every tensor an iteration makes is freed inside it (tidy), so memory stays flat.
+ */
+import * as kx from '@kexue/core-cuda';
+import { BertForMaskedLM, BertModel, EfficientGlobalPointer, globalPointerLoss } from '@kexue/models';
+import { AdamW, Tiger } from '@kexue/optimizers';
+
+/** One built case: run() is one timed iteration. */
+export interface CaseInstance {
+  run(): void;
+  dispose(): void;
+}
+
+export interface BenchCase {
+  name: string;
+  /** What one iteration does, in words (the table's description column). */
+  what: string;
+  /** Floating-point operations of one iteration (matrix products), for GFLOP/s. */
+  flops?: number;
+  /** Bytes one iteration must move at least (memory-bound ops), for GB/s. */
+  bytes?: number;
+  /** End-to-end cases run fewer repetitions. */
+  heavy?: boolean;
+  setup(): CaseInstance;
+}
+
+/** BERT-small of issue 7; the NER model uses the same encoder sizes on CLUENER-shaped batches. */
+export const BERT_SMALL = { vocab: 21128, hidden: 256, layers: 4, heads: 4, ffn: 1024, seq: 128, batch: 16 } as const;
+export const CLUENER = { ...BERT_SMALL, seq: 64, types: 10, headSize: 64 } as const;
+
+/** A deterministic uniform(−1, 1) float32 tensor (xorshift), so both sides see similar magnitudes. */
+function rand(shape: number[], seed: number, scale = 1): kx.Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(n);
+  let s = (seed * 2654435761) >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    data[i] = ((s / 4294967296) * 2 - 1) * scale;
+  }
+  return kx.tensor(data, shape);
+}
+
+function randInt(n: number, high: number, seed: number): Int32Array {
+  const out = new Int32Array(n);
+  let s = (seed * 2246822519) >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    out[i] = s % high;
+  }
+  return out;
+}
+
+/** A case whose iteration is one op on fixed inputs; the result is freed at once. */
+function opCase(c: Omit<BenchCase, 'setup'>, make: () => { inputs: kx.Tensor[]; op: () => kx.TensorContainer }): BenchCase {
+  return {
+    ...c,
+    setup() {
+      const { inputs, op } = make();
+      return {
+        run: () => kx.tidy(() => void op()),
+        dispose: () => kx.dispose(inputs),
+      };
+    },
+  };
+}
+
+function matmulCase(name: string, m: number, k: number, n: number, transB: boolean): BenchCase {
+  return opCase({ name, what: `sgemm [${m}, ${k}]·[${k}, ${n}]${transB ? ' (b stored [n, k], transB)' : ''}`, flops: 2 * m * k * n }, () => {
+    const a = rand([m, k], 1);
+    const b = transB ? rand([n, k], 2) : rand([k, n], 2);
+    return { inputs: [a, b], op: () => kx.matmul(a, b, { transB }) };
+  });
+}
+
+const ROWS = 8192;
+const COLS = 1024;
+
+function trainStep(build: () => { params: Record<string, kx.Tensor>; loss: () => kx.Tensor; opt: AdamW; inputs: kx.Tensor[]; free: () => void }): CaseInstance {
+  const { params, loss, opt, inputs, free } = build();
+  return {
+    run() {
+      const { value, grads } = kx.valueAndGrad(() => loss(), params);
+      opt.step(params, grads);
+      kx.dispose([value, grads]);
+    },
+    dispose() {
+      kx.dispose(inputs);
+      opt.dispose();
+      free();
+    },
+  };
+}
+
+export const CASES: BenchCase[] = [
+  matmulCase('matmul-1024', 1024, 1024, 1024, false),
+  matmulCase('matmul-2048x256x1024', 2048, 256, 1024, false),
+  matmulCase('matmul-2048x256x21128', 2048, 256, 21128, true),
+  opCase({ name: 'layernorm', what: `layerNorm [${ROWS}, ${COLS}] with γ, β`, bytes: ROWS * COLS * 8 }, () => {
+    const x = rand([ROWS, COLS], 3);
+    const g = rand([COLS], 4);
+    const b = rand([COLS], 5);
+    return { inputs: [x, g, b], op: () => kx.layerNorm(x, g, b, 1e-12) };
+  }),
+  opCase({ name: 'softmax', what: `softmax [${ROWS}, ${COLS}] over the last axis`, bytes: ROWS * COLS * 8 }, () => {
+    const x = rand([ROWS, COLS], 6, 4);
+    return { inputs: [x], op: () => kx.softmax(x, -1) };
+  }),
+  opCase({ name: 'softmax-2048x1000', what: 'softmax [2048, 1000] (cache-resident rows)', bytes: 2048 * 1000 * 8 }, () => {
+    const x = rand([2048, 1000], 7, 4);
+    return { inputs: [x], op: () => kx.softmax(x, -1) };
+  }),
+  opCase({ name: 'gelu', what: `GELU (erf) on [${ROWS}, ${COLS}]`, bytes: ROWS * COLS * 8 }, () => {
+    const x = rand([ROWS, COLS], 8, 3);
+    return { inputs: [x], op: () => kx.gelu(x) };
+  }),
+  {
+    name: 'cross-entropy',
+    what: 'softmax cross-entropy [2048, 21128], forward + backward (d logits)',
+    // forward reads the logits; backward reads them and writes the gradient
+    bytes: 2048 * 21128 * 12,
+    setup() {
+      const x = rand([2048, 21128], 9, 4);
+      const y = kx.tensor(randInt(2048, 21128, 10), [2048], { dtype: 'int32' });
+      return {
+        run: () => kx.tidy(() => void kx.valueAndGrad(([l]) => kx.crossEntropy(l!, y), [x])),
+        dispose: () => kx.dispose([x, y]),
+      };
+    },
+  },
+  ...(['forward', 'backward'] as const).map((dir): BenchCase => {
+    const [B, H, T, D] = [16, 4, 128, 64];
+    // q·kᵀ and p·v per (b, h): 4·T²·D forward; backward adds 4 more products (plus the recomputation)
+    const fwdFlops = 4 * B * H * T * T * D;
+    return {
+      name: `attention-${dir}`,
+      what: `attention B=${B}, H=${H}, T=${T}, D=${D}${dir === 'backward' ? ', forward + backward (dq, dk, dv)' : ''}`,
+      flops: dir === 'forward' ? fwdFlops : fwdFlops * 3,
+      setup() {
+        const q = rand([B, H, T, D], 11);
+        const k = rand([B, H, T, D], 12);
+        const v = rand([B, H, T, D], 13);
+        const go = rand([B, H, T, D], 14);
+        const scale = 1 / Math.sqrt(D);
+        return {
+          run: () =>
+            kx.tidy(() => {
+              if (dir === 'forward') return void kx.attention(q, k, v, { scale });
+              // the fused pair: forward (out, logsumexp) then the backward kernel, as autograd runs them
+              const [out, lse] = kx.runKernel('attention', [q, k, v, null, null], { causal: false, scale });
+              kx.runKernel('attention_backward', [q, k, v, null, null, out!, lse!, go], { causal: false, scale });
+            }),
+          dispose: () => kx.dispose([q, k, v, go]),
+        };
+      },
+    };
+  }),
+  {
+    name: 'tiger-10m',
+    what: 'Tiger step over 10M parameters (PyTorch: torch.optim.AdamW.step on the same tensor)',
+    bytes: 10_000_000 * 20, // θ read+write, g read, m read+write
+    setup() {
+      const p = rand([10_000_000], 15);
+      const g = rand([10_000_000], 16, 1e-3);
+      const opt = new Tiger({ learningRate: 1e-3 });
+      return {
+        run: () => void opt.step({ w: p }, { w: g }),
+        dispose: () => {
+          kx.dispose([p, g]);
+          opt.dispose();
+        },
+      };
+    },
+  },
+  {
+    name: 'adamw-10m',
+    what: 'AdamW step over 10M parameters (both sides)',
+    bytes: 10_000_000 * 28, // θ, m, v read+write, g read
+    setup() {
+      const p = rand([10_000_000], 17);
+      const g = rand([10_000_000], 18, 1e-3);
+      const opt = new AdamW({ learningRate: 1e-3 });
+      return {
+        run: () => void opt.step({ w: p }, { w: g }),
+        dispose: () => {
+          kx.dispose([p, g]);
+          opt.dispose();
+        },
+      };
+    },
+  },
+  {
+    name: 'bert-small-train-step',
+    what: 'BERT-small MLM train step (vocab 21128, hidden 256, 4 layers, 4 heads, FFN 1024, seq 128, batch 16, CE over the full vocab, AdamW)',
+    heavy: true,
+    setup() {
+      const c = BERT_SMALL;
+      return trainStep(() => {
+        const model = new BertForMaskedLM(
+          { kind: 'bert', vocabSize: c.vocab, hiddenSize: c.hidden, numLayers: c.layers, numHeads: c.heads, intermediateSize: c.ffn },
+          { seed: 0 },
+        ).train();
+        const ids = kx.tensor(randInt(c.batch * c.seq, c.vocab, 19), [c.batch, c.seq], { dtype: 'int32' });
+        const labels = kx.tensor(randInt(c.batch * c.seq, c.vocab, 20), [c.batch * c.seq], { dtype: 'int32' });
+        const loss = () => kx.crossEntropy(kx.reshape(model.forward(ids).logits, [c.batch * c.seq, c.vocab]), labels);
+        return { params: model.namedParameters(), loss, opt: new AdamW({ learningRate: 1e-4 }), inputs: [ids, labels], free: () => model.dispose() };
+      });
+    },
+  },
+  {
+    name: 'roformer-gp-train-step',
+    what: 'RoFormer (BERT-small sizes) + Efficient GlobalPointer (10 types, d 64) train step on CLUENER-shaped batches (batch 16, seq 64, padded), multilabel GP loss, AdamW',
+    heavy: true,
+    setup() {
+      const c = CLUENER;
+      return trainStep(() => {
+        const encoder = new BertModel(
+          { kind: 'roformer', vocabSize: c.vocab, hiddenSize: c.hidden, numLayers: c.layers, numHeads: c.heads, intermediateSize: c.ffn },
+          { seed: 0 },
+        ).train();
+        const head = new EfficientGlobalPointer({ hidden: c.hidden, heads: c.types, headSize: c.headSize, rng: 1 });
+        const { batch: B, seq: T } = c;
+        const ids = kx.tensor(randInt(B * T, c.vocab, 21), [B, T], { dtype: 'int32' });
+        const lens = randInt(B, T / 2 + 1, 22).map((l) => l + T / 2);
+        const maskData = new Uint8Array(B * T);
+        for (let b = 0; b < B; b++) for (let t = 0; t < lens[b]!; t++) maskData[b * T + t] = 1;
+        const mask = kx.tensor(maskData, [B, T], { dtype: 'uint8' });
+        const labelData = new Float32Array(B * c.types * T * T);
+        randInt(labelData.length, 500, 23).forEach((r, i) => (labelData[i] = r === 0 ? 1 : 0));
+        const labels = kx.tensor(labelData, [B, c.types, T, T]);
+        const params = { ...encoder.namedParameters('encoder.'), ...head.namedParameters('head.') };
+        const loss = () => globalPointerLoss(head.forward(encoder.forward(ids, { attentionMask: mask }).lastHiddenState, mask), labels);
+        return {
+          params,
+          loss,
+          opt: new AdamW({ learningRate: 2e-5 }),
+          inputs: [ids, mask, labels],
+          free: () => {
+            encoder.dispose();
+            head.dispose();
+          },
+        };
+      });
+    },
+  },
+];
+
+/** The case of that name, or undefined. */
+export function findCase(name: string): BenchCase | undefined {
+  return CASES.find((c) => c.name === name);
+}
