@@ -4,15 +4,16 @@
 // be stale; an installed package (no src/) runs the compiled dist/.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 const source = here('../src/main.ts');
 
+// tsx's ESM entry as a file URL, resolved from this package (not from the working directory, so
+// the command works wherever it is run).
 function tsxLoader() {
   try {
-    return createRequire(import.meta.url).resolve('tsx');
+    return import.meta.resolve('tsx');
   } catch {
     return undefined;
   }
@@ -22,7 +23,7 @@ const loader = existsSync(source) && !process.env.KEXUE_CLI_DIST ? tsxLoader() :
 if (loader && !process.execArgv.includes('--conditions=source')) {
   // Re-run under tsx with the 'source' condition (workspace packages resolve to their src/).
   const entry = here('./kexue.js');
-  const r = spawnSync(process.execPath, ['--conditions=source', '--import', 'tsx', entry, ...process.argv.slice(2)], {
+  const r = spawnSync(process.execPath, ['--conditions=source', '--import', loader, entry, ...process.argv.slice(2)], {
     stdio: 'inherit',
   });
   if (r.error) {

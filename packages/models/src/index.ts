@@ -6,3 +6,5 @@ export * from './bert/index.js';
 export * from './heads/index.js';
 export * from './metrics/index.js';
 export * from './checkpoint/index.js';
+export * from './train/index.js';
+export * from './tasks/index.js';

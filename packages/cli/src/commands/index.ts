@@ -5,5 +5,8 @@
 import type { Command } from '../framework/command.js';
 import { info } from './info.js';
 import { tokenize } from './tokenize.js';
+import { train } from './train.js';
+import { evaluate } from './eval.js';
+import { predict } from './predict.js';
 
-export const commands: readonly Command[] = [tokenize, info];
+export const commands: readonly Command[] = [tokenize, info, train, evaluate, predict];

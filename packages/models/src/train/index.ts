@@ -1,0 +1,23 @@
+/** Training-run machinery: run directories, metrics.jsonl, atomic checkpoints, the training loop, progress. */
+export { CHECKPOINTS_DIR, CONFIG_FILE, INDEX_FILE, METRICS_FILE, assertRunDir, createRunDir, timestampedRunDir } from './run_dir.js';
+export { MetricsLog, readMetrics, type MetricsRecord } from './metrics.js';
+export {
+  MODEL_FILE,
+  OPTIMIZER_FILE,
+  TRAINER_FILE,
+  checkArchitecture,
+  checkpointDir,
+  loadWeights,
+  readCheckpointIndex,
+  readModelHeader,
+  readTrainerState,
+  writeCheckpoint,
+  type Architecture,
+  type CheckpointContent,
+  type CheckpointIndex,
+  type CheckpointRef,
+  type TrainerState,
+} from './checkpoint.js';
+export { readJson, writeJsonAtomic, writeTextAtomic } from './files.js';
+export { progressReporter, silentProgress, type ProgressOptions, type ProgressReporter } from './progress.js';
+export { trainLoop, type TrainLoopOptions, type TrainSummary, type TrainTask } from './trainer.js';

@@ -1,0 +1,186 @@
+/**
+ * End to end through the real `kexue` process: a tiny NER run (2-layer hidden-32 RoFormer +
+ * Efficient GlobalPointer on the shipped CLUENER sample) trained, interrupted and resumed with
+ * bitwise-equal losses, evaluated and used for prediction; an MLM run whose encoder starts a NER
+ * run; and bad input (missing/malformed data, unknown key, wrong type, another architecture) that
+ * fails with one message, a non-zero exit code and an untouched run directory.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const bin = path.join(root, 'packages/cli/bin/kexue.js');
+let tmp: string;
+
+function kexue(...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, KEXUE_NUM_THREADS: '1', KEXUE_PROGRESS: 'lines' } });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+const TINY = ['model.hidden=32', 'model.layers=2', 'model.heads=2', 'model.intermediate=64', 'head.size=16', 'data.max_length=48', 'train.batch_size=8', 'train.steps=24', 'train.log_every=2', 'train.eval_every=12', 'optim.lr=5e-3'];
+
+const trainLosses = (dir: string) =>
+  readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number | string>).filter((r) => r.kind === 'train');
+
+/** Every file of a directory with its size and modification time (to see that nothing changed). */
+function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const e of readdirSync(d)) {
+      const p = path.join(d, e);
+      const s = statSync(p);
+      if (s.isDirectory()) walk(p);
+      else out[path.relative(dir, p)] = `${s.size}:${s.mtimeMs}:${readFileSync(p).subarray(0, 64).toString('hex')}`;
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+beforeAll(() => {
+  tmp = mkdtempSync(path.join(tmpdir(), 'kexue-e2e-'));
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('kexue train ner → resume → eval → predict', () => {
+  let full: string;
+  let resumed: string;
+
+  it('trains a tiny run and writes config, metrics and checkpoints', () => {
+    full = path.join(tmp, 'full');
+    const r = kexue('train', 'ner', ...TINY, '--run-dir', full);
+    expect(r.stderr).toContain('dev F1');
+    expect(r.code).toBe(0);
+    const summary = JSON.parse(r.stdout.trim().split('\n').pop()!) as { step: number; dev: { f1: number } };
+    expect(summary.step).toBe(24);
+    expect(summary.dev.f1).toBeGreaterThanOrEqual(0);
+    const config = JSON.parse(readFileSync(path.join(full, 'config.json'), 'utf8')) as { model: { hidden: number }; train: { steps: number } };
+    expect(config.model.hidden).toBe(32);
+    const losses = trainLosses(full);
+    expect(losses.map((l) => l.step)).toEqual([2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24]);
+    for (const l of losses) for (const k of ['loss', 'lr', 'grad_norm', 'tokens_per_s']) expect(Number.isFinite(l[k])).toBe(true);
+    expect(losses[losses.length - 1]!.loss as number).toBeLessThan(losses[0]!.loss as number);
+    const evals = readFileSync(path.join(full, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; step: number; f1: number }).filter((x) => x.kind === 'eval');
+    expect(evals.map((e) => e.step)).toEqual([12, 24]);
+    const index = JSON.parse(readFileSync(path.join(full, 'checkpoints.json'), 'utf8')) as { last: { dir: string; step: number } };
+    expect(index.last.step).toBe(24);
+    for (const f of ['model.safetensors', 'optimizer.safetensors', 'trainer.json', 'vocab.txt', 'config.json']) expect(existsSync(path.join(full, index.last.dir, f))).toBe(true);
+  });
+
+  it('resumes an interrupted run with bitwise-equal losses', () => {
+    resumed = path.join(tmp, 'resumed');
+    const first = kexue('train', 'ner', ...TINY, 'train.stop_at=9', '--run-dir', resumed);
+    expect(first.code).toBe(0);
+    expect(trainLosses(resumed).map((l) => l.step)).toEqual([2, 4, 6, 8]);
+    const second = kexue('train', 'ner', '--resume', resumed);
+    expect(second.stderr).toContain('resuming at step 9');
+    expect(second.code).toBe(0);
+    const a = trainLosses(full);
+    const b = trainLosses(resumed);
+    expect(b.map((l) => [l.step, l.loss, l.lr, l.grad_norm])).toEqual(a.map((l) => [l.step, l.loss, l.lr, l.grad_norm]));
+  });
+
+  it('evaluates a run (overall and per type)', () => {
+    const r = kexue('eval', 'ner', full, '--data', 'data/demo/cluener/dev.jsonl', '--per-type');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, number | string>);
+    expect(lines[0]!.records).toBe(500);
+    expect(lines[0]!.gold).toBeGreaterThan(1000);
+    for (const k of ['precision', 'recall', 'f1']) expect(lines[0]![k]).toBeGreaterThanOrEqual(0);
+    expect(lines.slice(1).map((l) => l.type)).toContain('name');
+    const evals = readFileSync(path.join(full, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; f1: number }).filter((x) => x.kind === 'eval');
+    // the best checkpoint's dev F1 recomputed by `kexue eval` is the one recorded during training
+    expect(lines[0]!.f1).toBeCloseTo(Math.max(...evals.map((e) => e.f1)), 5);
+  });
+
+  it('predicts entities with character offsets', () => {
+    const texts = ['浙商银行企业信贷部叶老桂博士则从另一个角度', '那不勒斯vs锡耶纳'];
+    const input = path.join(tmp, 'texts.txt');
+    writeFileSync(input, `${texts.join('\n')}\n`);
+    for (const r of [kexue('predict', 'ner', full, ...texts), kexue('predict', 'ner', full, '--input', input)]) {
+      expect(r.code).toBe(0);
+      const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { text: string; entities: { start: number; end: number; type: string; text: string }[] });
+      expect(lines.map((l) => l.text)).toEqual(texts);
+      for (const l of lines) for (const e of l.entities) expect(l.text.slice(e.start, e.end)).toBe(e.text);
+    }
+  });
+});
+
+describe('kexue train mlm and init', () => {
+  it('pretrains a masked LM and starts a NER run from its encoder', () => {
+    const mlm = path.join(tmp, 'mlm');
+    const r = kexue('train', 'mlm', 'model.hidden=32', 'model.layers=2', 'model.heads=2', 'model.intermediate=64', 'train.batch_size=8', 'train.steps=6', 'train.log_every=3', 'train.eval_every=6', '--run-dir', mlm);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout.trim()).dev.accuracy).toBeGreaterThanOrEqual(0);
+    const ner = path.join(tmp, 'from-mlm');
+    const n = kexue('train', 'ner', ...TINY.filter((k) => !k.startsWith('train.steps')), 'train.steps=2', `init=${mlm}`, '--run-dir', ner);
+    expect(n.code).toBe(0);
+    // another architecture: one message naming the difference, exit code 1, no run directory made
+    const bad = path.join(tmp, 'bad-init');
+    const b = kexue('train', 'ner', ...TINY, 'model.hidden=64', `init=${mlm}`, '--run-dir', bad);
+    expect(b.code).toBe(1);
+    expect(b.stderr).toMatch(/\[E_FORMAT\].*another architecture.*model\.hidden is 32 there, 64 here/);
+    expect(existsSync(bad)).toBe(false);
+  });
+});
+
+describe('bad input', () => {
+  let run: string;
+  let before: Record<string, string>;
+  beforeAll(() => {
+    run = path.join(tmp, 'existing');
+    expect(kexue('train', 'ner', ...TINY.filter((k) => !k.startsWith('train.steps')), 'train.steps=2', '--run-dir', run).code).toBe(0);
+    before = snapshot(run);
+  });
+
+  const cases: [string, string[], number, RegExp][] = [
+    ['a missing data file', ['data.train=nope/missing.jsonl'], 1, /\[E_IO\].*missing\.jsonl/],
+    ['a malformed data file', ['data.train=BAD'], 1, /\[E_FORMAT\].*bad\.jsonl:2: invalid JSON/],
+    ['an unknown key', ['model.hiden=64'], 2, /unknown config key 'model\.hiden' \(did you mean 'model\.hidden'\?\)/],
+    ['a value of the wrong type', ['train.batch_size=many'], 2, /config key train\.batch_size: expected an integer, got "many"/],
+    ['a value outside the choices', ['head.kind=crf'], 2, /config key head\.kind: expected one of egp, gp/],
+  ];
+  for (const [what, extra, code, message] of cases) {
+    it(`${what}: one message, exit ${code}, the run directory untouched`, () => {
+      const bad = path.join(tmp, 'bad.jsonl');
+      writeFileSync(bad, '{"text": "浙商银行", "label": {}}\n{"text": broken\n');
+      const args = extra.map((a) => a.replace('BAD', bad));
+      const r = kexue('train', 'ner', ...TINY, ...args, '--run-dir', run);
+      expect(r.code).toBe(code);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.trim().split('\n').length).toBeLessThanOrEqual(2);
+      expect(snapshot(run)).toEqual(before);
+    });
+  }
+
+  it('refuses to train into an existing run directory', () => {
+    const r = kexue('train', 'ner', ...TINY, '--run-dir', run);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/already exists and is not empty: continue it with --resume/);
+    expect(snapshot(run)).toEqual(before);
+  });
+
+  it('a YAML config file with a wrong type names the key and the file', () => {
+    const file = path.join(tmp, 'bad.yaml');
+    writeFileSync(file, 'model:\n  layers: two\n');
+    const r = kexue('train', 'ner', '--config', file, '--run-dir', path.join(tmp, 'never'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/config key model\.layers in .*bad\.yaml: expected an integer, got "two"/);
+    expect(existsSync(path.join(tmp, 'never'))).toBe(false);
+  });
+
+  it('resume refuses to change the architecture, and eval refuses an MLM run', () => {
+    const r = kexue('train', 'ner', '--resume', run, 'model.hidden=64');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/config key model\.hidden cannot change when resuming/);
+    expect(snapshot(run)).toEqual(before);
+    const e = kexue('eval', 'ner', path.join(tmp, 'mlm'));
+    expect(e.code).toBe(1);
+    expect(e.stderr).toMatch(/is a mlm run, not a ner run/);
+  });
+});
