@@ -1,7 +1,10 @@
 /** Making tensors from JS data. */
 import { assertDType, isFloating, rawArrayFor, type DType, type RawData } from './dtype.js';
 import { resolveDevice } from './device.js';
-import { ArgumentError, DTypeError, ShapeError, fromNativeError } from './errors.js';
+import { ArgumentError, DTypeError, OutOfMemoryError, ShapeError, fromNativeError } from './errors.js';
+
+/** The most elements a JS typed array (and so one staging buffer) may hold. */
+const MAX_ELEMENTS = 2 ** 32 - 1;
 import { native } from './native.js';
 import { Tensor, type TensorLike } from './tensor.js';
 
@@ -85,9 +88,16 @@ export function scalar(value: number, options: TensorOptions = {}): Tensor {
 export function full(shape: readonly number[], value: number, options: TensorOptions = {}): Tensor {
   const dims = checkShape([...shape]);
   const size = dims.reduce((a, b) => a * b, 1);
+  if (size > MAX_ELEMENTS) throw new OutOfMemoryError(`full: shape [${dims.join(', ')}] has ${size} elements, more than one host buffer can hold`);
   const dtype = options.dtype ?? 'float32';
   const Raw = rawArrayFor(isFloating(dtype) ? 'float32' : dtype);
-  return tensor(new Raw(size).fill(value), dims, { ...options, dtype });
+  let data: RawData;
+  try {
+    data = new Raw(size).fill(value);
+  } catch (err) {
+    throw new OutOfMemoryError(`full: cannot allocate ${size} elements for shape [${dims.join(', ')}]: ${(err as Error).message}`);
+  }
+  return tensor(data, dims, { ...options, dtype });
 }
 
 export function zeros(shape: readonly number[], options: TensorOptions = {}): Tensor {

@@ -43,6 +43,14 @@ describe('errors', () => {
     kx.dispose([table, ids, neg]);
   });
 
+  it('E_ARG / E_OOM: shapes too large to exist are refused, not wrapped around', () => {
+    const one = kx.zeros([1]);
+    expectCode(() => kx.broadcastTo(one, [2 ** 40, 2 ** 40]), 'E_ARG'); // 2^80 elements
+    expectCode(() => kx.runKernel('broadcast_to', [one], { shape: [2 ** 31, 2 ** 31, 2 ** 31] }), 'E_ARG');
+    expectCode(() => kx.zeros([1e6, 1e6]), 'E_OOM');
+    one.dispose();
+  });
+
   it('E_DISPOSED: a disposed tensor', () => {
     const t = kx.tensor([1, 2]);
     const u = kx.tensor([3, 4]);

@@ -13,9 +13,17 @@ namespace {
 std::atomic<int64_t> g_storages{0}, g_bytes{0}, g_peak{0}, g_cuda_bytes{0}, g_delta{0};
 }  // namespace
 
+// Element count; a shape whose count overflows (or exceeds 2^48, far past any memory) is an error,
+// so that no tensor ever claims more elements than its storage holds.
 int64_t numel_of(const Shape& s) {
+  constexpr int64_t kMaxElements = int64_t(1) << 48;
   int64_t n = 1;
-  for (int64_t d : s) n *= d;
+  bool too_big = false;
+  for (int64_t d : s) {
+    if (d == 0) return 0;
+    too_big = too_big || __builtin_mul_overflow(n, d, &n) || n > kMaxElements;
+  }
+  if (too_big) fail(Code::Arg, "shape ", shape_str(s), " has more elements than can be addressed");
   return n;
 }
 
