@@ -82,6 +82,28 @@ function matmulCase(name: string, m: number, k: number, n: number, transB: boole
   });
 }
 
+/** One optimizer step over a 10M-parameter tensor; bytesPerParam is the traffic of one step. */
+function optimizerStepCase(name: string, what: string, bytesPerParam: number, seed: number, make: () => Tiger | AdamW): BenchCase {
+  const n = 10_000_000;
+  return {
+    name,
+    what,
+    bytes: n * bytesPerParam,
+    setup() {
+      const p = rand([n], seed);
+      const g = rand([n], seed + 1, 1e-3);
+      const opt = make();
+      return {
+        run: () => void opt.step({ w: p }, { w: g }),
+        dispose: () => {
+          kx.dispose([p, g]);
+          opt.dispose();
+        },
+      };
+    },
+  };
+}
+
 const ROWS = 8192;
 const COLS = 1024;
 
@@ -164,40 +186,10 @@ export const CASES: BenchCase[] = [
       },
     };
   }),
-  {
-    name: 'tiger-10m',
-    what: 'Tiger step over 10M parameters (PyTorch: torch.optim.AdamW.step on the same tensor)',
-    bytes: 10_000_000 * 20, // θ read+write, g read, m read+write
-    setup() {
-      const p = rand([10_000_000], 15);
-      const g = rand([10_000_000], 16, 1e-3);
-      const opt = new Tiger({ learningRate: 1e-3 });
-      return {
-        run: () => void opt.step({ w: p }, { w: g }),
-        dispose: () => {
-          kx.dispose([p, g]);
-          opt.dispose();
-        },
-      };
-    },
-  },
-  {
-    name: 'adamw-10m',
-    what: 'AdamW step over 10M parameters (both sides)',
-    bytes: 10_000_000 * 28, // θ, m, v read+write, g read
-    setup() {
-      const p = rand([10_000_000], 17);
-      const g = rand([10_000_000], 18, 1e-3);
-      const opt = new AdamW({ learningRate: 1e-3 });
-      return {
-        run: () => void opt.step({ w: p }, { w: g }),
-        dispose: () => {
-          kx.dispose([p, g]);
-          opt.dispose();
-        },
-      };
-    },
-  },
+  optimizerStepCase('tiger-10m', 'Tiger step over 10M parameters (PyTorch: torch.optim.AdamW.step on the same tensor)',
+    20, 15, () => new Tiger({ learningRate: 1e-3 })), // θ read+write, g read, m read+write
+  optimizerStepCase('adamw-10m', 'AdamW step over 10M parameters (both sides)',
+    28, 17, () => new AdamW({ learningRate: 1e-3 })), // θ, m, v read+write, g read
   {
     name: 'bert-small-train-step',
     what: 'BERT-small MLM train step (vocab 21128, hidden 256, 4 layers, 4 heads, FFN 1024, seq 128, batch 16, CE over the full vocab, AdamW)',

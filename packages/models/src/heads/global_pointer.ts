@@ -43,48 +43,54 @@ export interface GlobalPointerOptions {
   rng?: InitRng | number;
 }
 
-function checkCommon(o: GlobalPointerOptions): { headSize: number; rng: InitRng } {
-  for (const k of ['hidden', 'heads'] as const) {
-    if (!Number.isInteger(o[k]) || o[k] <= 0) throw new ArgumentError(`GlobalPointer: ${k} must be a positive integer, got ${String(o[k])}`);
-  }
-  const headSize = o.headSize ?? 64;
-  if (!Number.isInteger(headSize) || headSize <= 0 || headSize % 2 !== 0) {
-    throw new ArgumentError(`GlobalPointer: headSize must be a positive even integer (RoPE pairs), got ${String(headSize)}`);
-  }
-  const rng = o.rng instanceof InitRng ? o.rng : new InitRng(o.rng ?? 0);
-  return { headSize, rng };
-}
-
-function checkInput(x: Tensor, hidden: number, mask: Tensor | null | undefined): void {
-  if (x.rank !== 3 || x.shape[2] !== hidden) throw new ShapeError(`GlobalPointer: x must be [B, n, ${hidden}], got ${x.describe()}`);
-  if (mask && (mask.rank !== 2 || mask.shape[0] !== x.shape[0] || mask.shape[1] !== x.shape[1])) {
-    throw new ShapeError(`GlobalPointer: mask must be uint8 [${x.shape[0]}, ${x.shape[1]}], got ${mask.describe()}`);
-  }
-}
-
-/** The original GlobalPointer: one dense layer D → heads·2d, per head [q(d) | k(d)]. */
-export class GlobalPointer extends Module {
+/** What both heads share: their options, checked once, and the input check. */
+abstract class PointerHead extends Module {
   readonly heads: number;
   readonly headSize: number;
   readonly useRope: boolean;
   readonly tril: boolean;
-  readonly dense: Linear;
+  protected readonly rng: InitRng;
   readonly #hidden: number;
 
   constructor(o: GlobalPointerOptions) {
     super();
-    const { headSize, rng } = checkCommon(o);
+    for (const k of ['hidden', 'heads'] as const) {
+      if (!Number.isInteger(o[k]) || o[k] <= 0) throw new ArgumentError(`GlobalPointer: ${k} must be a positive integer, got ${String(o[k])}`);
+    }
+    const headSize = o.headSize ?? 64;
+    if (!Number.isInteger(headSize) || headSize <= 0 || headSize % 2 !== 0) {
+      throw new ArgumentError(`GlobalPointer: headSize must be a positive even integer (RoPE pairs), got ${String(headSize)}`);
+    }
     this.heads = o.heads;
     this.headSize = headSize;
     this.useRope = o.rope ?? true;
     this.tril = o.tril ?? true;
+    this.rng = o.rng instanceof InitRng ? o.rng : new InitRng(o.rng ?? 0);
     this.#hidden = o.hidden;
-    this.dense = this.addModule('dense', new Linear(o.hidden, o.heads * 2 * headSize, { rng, init: o.init ?? lecunNormal() }));
+  }
+
+  protected checkInput(x: Tensor, mask: Tensor | null | undefined): void {
+    const hidden = this.#hidden;
+    if (x.rank !== 3 || x.shape[2] !== hidden) throw new ShapeError(`GlobalPointer: x must be [B, n, ${hidden}], got ${x.describe()}`);
+    if (mask && (mask.rank !== 2 || mask.shape[0] !== x.shape[0] || mask.shape[1] !== x.shape[1])) {
+      throw new ShapeError(`GlobalPointer: mask must be uint8 [${x.shape[0]}, ${x.shape[1]}], got ${mask.describe()}`);
+    }
+  }
+}
+
+/** The original GlobalPointer: one dense layer D → heads·2d, per head [q(d) | k(d)]. */
+export class GlobalPointer extends PointerHead {
+  readonly dense: Linear;
+
+  constructor(o: GlobalPointerOptions) {
+    super(o);
+    const { heads, headSize, rng } = this;
+    this.dense = this.addModule('dense', new Linear(o.hidden, heads * 2 * headSize, { rng, init: o.init ?? lecunNormal() }));
   }
 
   /** x [B, n, D], mask uint8 [B, n] (1 = real token) → logits [B, heads, n, n]. */
   forward(x: Tensor, mask?: Tensor | null): Tensor {
-    checkInput(x, this.#hidden, mask);
+    this.checkInput(x, mask);
     const [B, n] = x.shape as [number, number];
     const d = this.headSize;
     const y = permute(reshape(this.dense.forward(x), [B, n, this.heads, 2 * d]), [0, 2, 1, 3]);
@@ -103,23 +109,13 @@ export class GlobalPointer extends Module {
  * RoPE, shared scores ⟨q_i, k_j⟩/√d; q_dense(p)/2 gives per type an end term (even rows, column j)
  * and a start term (odd rows, row i).
  */
-export class EfficientGlobalPointer extends Module {
-  readonly heads: number;
-  readonly headSize: number;
-  readonly useRope: boolean;
-  readonly tril: boolean;
+export class EfficientGlobalPointer extends PointerHead {
   readonly p_dense: Linear;
   readonly q_dense: Linear;
-  readonly #hidden: number;
 
   constructor(o: GlobalPointerOptions) {
-    super();
-    const { headSize, rng } = checkCommon(o);
-    this.heads = o.heads;
-    this.headSize = headSize;
-    this.useRope = o.rope ?? true;
-    this.tril = o.tril ?? true;
-    this.#hidden = o.hidden;
+    super(o);
+    const { headSize, rng } = this;
     const init = o.init ?? lecunNormal();
     this.p_dense = this.addModule('p_dense', new Linear(o.hidden, 2 * headSize, { rng, init }));
     this.q_dense = this.addModule('q_dense', new Linear(2 * headSize, 2 * o.heads, { rng, init }));
@@ -127,7 +123,7 @@ export class EfficientGlobalPointer extends Module {
 
   /** x [B, n, D], mask uint8 [B, n] (1 = real token) → logits [B, heads, n, n]. */
   forward(x: Tensor, mask?: Tensor | null): Tensor {
-    checkInput(x, this.#hidden, mask);
+    this.checkInput(x, mask);
     const [B, n] = x.shape as [number, number];
     const d = this.headSize;
     const h = this.heads;

@@ -71,8 +71,9 @@ export function charFlags(cp: number): number {
   return f;
 }
 
-/** CJK ideographs as HF's Rust BertNormalizer spaces them out (its range 0x2B920..0x2CEAF included). */
-export function isCjkHF(cp: number): boolean {
+// The CJK blocks both definitions share; they differ only in where the block after Extension D
+// starts (extStart).
+function isCjkFrom(cp: number, extStart: number): boolean {
   if (cp < 0x3400) return false;
   return (
     (cp >= 0x4e00 && cp <= 0x9fff) ||
@@ -81,24 +82,19 @@ export function isCjkHF(cp: number): boolean {
     (cp >= 0x20000 && cp <= 0x2a6df) ||
     (cp >= 0x2a700 && cp <= 0x2b73f) ||
     (cp >= 0x2b740 && cp <= 0x2b81f) ||
-    (cp >= 0x2b920 && cp <= 0x2ceaf) ||
+    (cp >= extStart && cp <= 0x2ceaf) ||
     (cp >= 0x2f800 && cp <= 0x2fa1f)
   );
 }
 
+/** CJK ideographs as HF's Rust BertNormalizer spaces them out (its range 0x2B920..0x2CEAF included). */
+export function isCjkHF(cp: number): boolean {
+  return isCjkFrom(cp, 0x2b920);
+}
+
 /** CJK ideographs as Google's BERT and bert4keras define them (0x2B820..0x2CEAF). */
 export function isCjkB4K(cp: number): boolean {
-  if (cp < 0x3400) return false;
-  return (
-    (cp >= 0x4e00 && cp <= 0x9fff) ||
-    (cp >= 0x3400 && cp <= 0x4dbf) ||
-    (cp >= 0xf900 && cp <= 0xfaff) ||
-    (cp >= 0x20000 && cp <= 0x2a6df) ||
-    (cp >= 0x2a700 && cp <= 0x2b73f) ||
-    (cp >= 0x2b740 && cp <= 0x2b81f) ||
-    (cp >= 0x2b820 && cp <= 0x2ceaf) ||
-    (cp >= 0x2f800 && cp <= 0x2fa1f)
-  );
+  return isCjkFrom(cp, 0x2b820);
 }
 
 /** The code point at UTF-16 index i of s (a lone surrogate as itself) and its length in code units. */
