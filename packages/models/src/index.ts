@@ -1,4 +1,4 @@
-// placeholder: the package's exports are added as they are built
+// The public API of @kexue/models.
 export * from './tokenizers/index.js';
 export * from './data/index.js';
 export * from './nn/index.js';

@@ -12,6 +12,15 @@
 #define KX_HD inline
 #endif
 
+// Marks a reduction loop for the CPU compiler's vectoriser (an OpenMP simd pragma: the build passes
+// -fopenmp-simd, which honours these pragmas and starts no threads). The device has no use for it.
+#define KX_PRAGMA_(text) _Pragma(#text)
+#if defined(__CUDA_ARCH__)
+#define KX_SIMD_REDUCE(clauses)
+#else
+#define KX_SIMD_REDUCE(clauses) KX_PRAGMA_(omp simd clauses)
+#endif
+
 namespace kx {
 
 constexpr float kSqrt2OverPi = 0.7978845608028654f;

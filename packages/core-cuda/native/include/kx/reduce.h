@@ -74,17 +74,19 @@ KX_HD float row_sum(const float* x, int64_t n) {
   return p.result();
 }
 
-// Max of a contiguous row (-inf when empty), NaN-propagating; lanes keep the loop vectorisable.
+// Max of a contiguous row (-inf when empty), NaN-propagating. The max and a "saw a NaN" flag are two
+// independent reductions, so the compiler emits vector max and compare instructions: a select
+// that propagates NaN in one expression stays scalar and branchy under gcc. The order of a max
+// does not change its value, so this is the same on every backend.
 KX_HD float row_max(const float* x, int64_t n) {
-  float acc[kReduceLanes];
-  for (int k = 0; k < kReduceLanes; ++k) acc[k] = -INFINITY;
-  int64_t i = 0;
-  for (; i + kReduceLanes <= n; i += kReduceLanes)
-    for (int k = 0; k < kReduceLanes; ++k) acc[k] = max_nan(acc[k], x[i + k]);
-  for (int k = 0; i < n; ++i, ++k) acc[k] = max_nan(acc[k], x[i]);
-  float m = acc[0];
-  for (int k = 1; k < kReduceLanes; ++k) m = max_nan(m, acc[k]);
-  return m;
+  float m = -INFINITY;
+  int nan = 0;
+  KX_SIMD_REDUCE(reduction(max : m) reduction(| : nan))
+  for (int64_t i = 0; i < n; ++i) {
+    m = x[i] > m ? x[i] : m;
+    nan |= x[i] != x[i];
+  }
+  return nan ? NAN : m;
 }
 
 }  // namespace kx
