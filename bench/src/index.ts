@@ -7,4 +7,4 @@ export { runBench, type BenchOptions, type BenchReport, type CaseResult } from '
 export { measurePeaks, peaksProgram, envWithoutOpenblasOverrides, type Peaks } from './peaks.js';
 export { toMarkdown, readReport, mergeReports, writeReport } from './report.js';
 export { median } from './stats.js';
-export { main, parseArgs, type CliArgs } from './main.js';
+export { DEFAULT_OUT, main, parseArgs, runCli, type CliArgs } from './main.js';

@@ -15,7 +15,8 @@ export interface CliArgs extends BenchOptions {
   list: boolean;
 }
 
-const DEFAULT_OUT = fileURLToPath(new URL('../results.json', import.meta.url));
+/** bench/results.json of this repository. */
+export const DEFAULT_OUT = fileURLToPath(new URL('../results.json', import.meta.url));
 
 function positiveInt(v: string | undefined, flag: string): number {
   const x = Number(v);
@@ -61,7 +62,11 @@ export function parseArgs(argv: string[]): CliArgs {
 
 /** The command: returns the exit code. */
 export async function main(argv: string[], log: (s: string) => void = (s) => console.log(s)): Promise<number> {
-  const args = parseArgs(argv);
+  return runCli(parseArgs(argv), log);
+}
+
+/** Runs parsed arguments (what `pnpm bench` and `kexue bench` share): returns the exit code. */
+export async function runCli(args: CliArgs, log: (s: string) => void): Promise<number> {
   if (args.list) {
     for (const c of CASES) log(`${c.name.padEnd(24)} ${c.what}`);
     return 0;

@@ -23,6 +23,13 @@ export function processContext(): CommandContext {
 
 /** Runs `kexue` with these arguments (default: the process's) and sets the exit code. */
 export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<number> {
+  // A reader that goes away (`kexue predict … | head`) is the end of the output, not a crash.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw e;
+    });
+  }
   const code = await runCli({ commands, version }, argv, processContext());
   process.exitCode = code;
   return code;

@@ -3,6 +3,8 @@
  * info commands, and the real bin/kexue.js as a process.
  */
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -143,6 +145,32 @@ describe('kexue (framework)', () => {
   });
 });
 
+describe('kexue bench', () => {
+  it('lists the cases, runs one into --out and rejects bad arguments', async () => {
+    const list = await run(['bench', '--list']);
+    expect(list.code).toBe(0);
+    expect(list.out).toMatch(/^bert-small-train-step +BERT-small/m);
+    const dir = mkdtempSync(path.join(tmpdir(), 'kexue-bench-'));
+    try {
+      const out = path.join(dir, 'r.json');
+      const r = await run(['bench', '--case', 'softmax-2048x1000', '--rounds', '1', '--threads', '1', '--no-torch', '--no-peaks', '--out', out]);
+      expect(r.code).toBe(0);
+      const report = JSON.parse(readFileSync(out, 'utf8'));
+      expect(report.threads).toBe(1);
+      expect(report.results.map((x: { case: string }) => x.case)).toEqual(['softmax-2048x1000']);
+      expect(report.results[0].kexue_ms).toBeGreaterThan(0);
+      expect(report.results[0].torch_ms).toBeNull();
+      expect(readFileSync(out.replace(/json$/, 'md'), 'utf8')).toContain('| softmax-2048x1000 |');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect((await run(['bench', '--rounds', '0'])).code).toBe(2);
+    const unknown = await run(['bench', '--case', 'nope', '--no-torch', '--no-peaks']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.err).toContain("unknown case 'nope'");
+  });
+});
+
 describe('bin/kexue.js', () => {
   const bin = path.join(repoRoot, 'packages/cli/bin/kexue.js');
   it('runs as a process with exit codes', () => {
@@ -152,5 +180,11 @@ describe('bin/kexue.js', () => {
     const bad = spawnSync(process.execPath, [bin, 'nope'], { encoding: 'utf8' });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain("unknown command 'nope'");
+  });
+
+  it('ends quietly when its reader goes away (EPIPE)', () => {
+    // `head -c 1` closes the pipe after one byte, and the list is written a line at a time
+    const r = spawnSync('sh', ['-c', `"${process.execPath}" "${bin}" bench --list | head -c 1 >/dev/null`], { encoding: 'utf8' });
+    expect(r.stderr).not.toContain('EPIPE');
   });
 });

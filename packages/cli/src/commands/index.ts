@@ -8,5 +8,6 @@ import { tokenize } from './tokenize.js';
 import { train } from './train.js';
 import { evaluate } from './eval.js';
 import { predict } from './predict.js';
+import { bench } from './bench.js';
 
-export const commands: readonly Command[] = [tokenize, info, train, evaluate, predict];
+export const commands: readonly Command[] = [tokenize, info, train, evaluate, predict, bench];
