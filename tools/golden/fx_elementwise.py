@@ -135,7 +135,8 @@ for key, (fn, domain) in UNARY.items():
 # Extremes: overflow, underflow, subnormal results, signed zeros, infinities and NaN (forward only).
 extreme = torch.tensor([
     -float("inf"), -1e4, -104.5, -103.0, -100.0, -88.0, -87.0, -30.0, -10.0, -0.7, -1e-3, -1e-30, -0.0,
-    0.0, 1e-30, 1e-3, 0.62, 0.63, 0.7, 10.0, 30.0, 88.0, 88.7, 88.8, 100.0, 1e4, float("inf"), float("nan"),
+    0.0, 1e-30, 1e-3, 0.62, 0.63, 0.7, 10.0, 30.0, 88.0, 88.7, 88.71, 88.72, 88.7228, 88.8, 100.0, 1e4,
+    float("inf"), float("nan"),
 ], dtype=torch.float32)
 for key in ("neg", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "relu", "silu", "gelu", "gelu_tanh", "pow2", "pow_1_7"):
     fn = UNARY[key][0]

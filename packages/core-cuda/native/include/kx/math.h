@@ -39,13 +39,16 @@ KX_HD float bits_to_float_(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 // 2^k for integer k in [-126, 127], by building the exponent field.
 KX_HD float exp2i_(int32_t k) { return bits_to_float_((uint32_t)(k + 127) << 23); }
 
-// e^x, ~1 ulp (Cephes expf): x = n ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial, times 2^n
-// split in two factors so that subnormal results come out right. inf above 88.72, 0 below -103.97.
+// e^x, <= 1 ulp (Cephes expf): x = n ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial, times 2^n
+// split in two factors so that subnormal results come out right. The clamp is chosen so that the
+// ends need no selects of their own: e^89 overflows to inf in the product and e^-104 rounds to 0;
+// a NaN passes the clamp (the comparisons are false) and stays NaN through r and p.
 KX_HD float exp_fast(float x) {
 #if defined(__CUDA_ARCH__)
   return expf(x);
 #else
-  const float xc = x > 88.7f ? 88.7f : (x < -103.9f ? -103.9f : (x == x ? x : 0.0f));
+  float xc = x > 89.0f ? 89.0f : x;  // vminps/vmaxps, NaN kept
+  xc = xc < -104.0f ? -104.0f : xc;
   // n = round(x / ln2) by the 1.5 * 2^23 trick (floorf would not vectorise under -ftrapping-math).
   const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   float r = xc - n * 0.693359375f;
@@ -53,10 +56,9 @@ KX_HD float exp_fast(float x) {
   const float z = r * r;
   const float p = ((((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
                      1.6666665459e-1f) * r + 5.0000001201e-1f) * z + r) + 1.0f;
-  const int32_t ni = (int32_t)n;
+  const int32_t ni = (int32_t)(n == n ? n : 0.0f);  // no float-to-int conversion of a NaN
   const int32_t n1 = ni >> 1;
-  const float y = p * exp2i_(n1) * exp2i_(ni - n1);
-  return x != x ? x : (x > 88.72283935546875f ? INFINITY : (x < -103.972084045410f ? 0.0f : y));
+  return p * exp2i_(n1) * exp2i_(ni - n1);
 #endif
 }
 
