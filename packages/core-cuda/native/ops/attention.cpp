@@ -264,11 +264,8 @@ struct BackwardBlock {
         std::fill(dsrow, dsrow + cols, 0.0f);
         continue;
       }
-      for (int64_t c = 0; c < cols; ++c) {
-        const float prob = attn_prob(srow[c], lrow);
-        srow[c] = prob;
-        dsrow[c] = attn_dscore(prob, dsrow[c], drow);
-      }
+      exp_shifted_run(srow, srow, cols, lrow);  // the probabilities, from the row's logsumexp
+      for (int64_t c = 0; c < cols; ++c) dsrow[c] = attn_dscore(srow[c], dsrow[c], drow);
       if (dbias) {
         float* target = dbias + p.bs.offset(b, h, i0 + r) + j0 * p.bs.sk;
         if (p.bs.sk == 1) {

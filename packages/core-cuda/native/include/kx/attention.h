@@ -22,8 +22,8 @@ KX_HD bool attn_causal_visible(int64_t i, int64_t j, int64_t offset) { return j 
 // The score that enters the softmax: the scaled product plus bias where kept, -inf where masked.
 KX_HD float attn_score(float scaled_qk, float bias, bool keep) { return keep ? scaled_qk + bias : -INFINITY; }
 
-// The row loops use kx/math.h's exp_fast (vectorisable on the CPU, exp(-inf) = 0 for masked
-// scores) and kx/reduce.h's lane reductions (row_max, block_sum, block_dot: float reductions do
+// The row loops use kx/math.h's exp_shifted_run (vectorised on the CPU, exp(-inf) = 0 for masked
+// scores; the backward recomputes a row's probabilities with it from the row's logsumexp) and kx/reduce.h's lane reductions (row_max, block_sum, block_dot: float reductions do
 // not vectorise otherwise, as the compiler may not reassociate them without -ffast-math).
 
 // One step of the online softmax for one query row over a block of n scores. On entry *m is the
@@ -41,7 +41,7 @@ KX_HD float attn_online_update(float* s, int64_t n, float* m, float* l) {
     for (int64_t j = 0; j < n; ++j) s[j] = 0.0f;
     return 1.0f;
   }
-  for (int64_t j = 0; j < n; ++j) s[j] = exp_fast(s[j] - m_new);  // exp(-inf) = 0 for masked entries
+  exp_shifted_run(s, s, n, m_new);  // exp(-inf) = 0 for masked entries
   const float sum = block_sum(s, n);
   const float corr = m_old == -INFINITY ? 0.0f : exp_fast(m_old - m_new);
   *l = *l * corr + sum;
@@ -59,10 +59,6 @@ KX_HD float attn_finish(float m, float l, float* lse) {
   *lse = m + logf(l);
   return 1.0f / l;
 }
-
-// Backward: the probability recomputed from a score and its row's logsumexp (0 on masked entries
-// and on fully masked rows).
-KX_HD float attn_prob(float s, float lse) { return lse == -INFINITY ? 0.0f : exp_fast(s - lse); }
 
 // Backward: d(score) from the probability, dP = dout . v_j and the row term D_i = dout_i . out_i
 // (the softmax Jacobian applied to dP). It is also d(bias), and scale times it gives dq/dk.

@@ -1,7 +1,8 @@
 // The math of one softmax row, shared by CPU and CUDA: stable softmax / log-softmax (shifted by the
 // row max), logsumexp, their backward rows, and the softmax cross-entropy of one row. Sums of the
 // exponentials go through the pairwise cascade of kx/reduce.h, so 21128-class rows stay accurate.
-// exp is kx/math.h's exp_fast: vectorisable on the CPU, exp(-inf) = 0 for masked logits.
+// exp is kx/math.h's exp_fast (exp_shifted_run over a run): vectorised on the CPU, exp(-inf) = 0
+// for masked logits.
 #pragma once
 #include <cstdint>
 
@@ -16,7 +17,7 @@ KX_HD float sum_exp_shifted(const float* x, float* y, int64_t n, float m) {
   for (int64_t i = 0; i < n; i += kSumBlock) {
     const int64_t len = n - i < kSumBlock ? n - i : kSumBlock;
     float* e = y ? y + i : buf;
-    for (int64_t k = 0; k < len; ++k) e[k] = exp_fast(x[i + k] - m);
+    exp_shifted_run(x + i, e, len, m);
     p.add(block_sum(e, len));
   }
   return p.result();
@@ -70,7 +71,8 @@ KX_HD float cross_entropy_row(const float* x, int64_t n, int64_t label, float* l
 
 // d/dx of scale * CE(row): scale * (softmax(x) - onehot(label)), with softmax from the saved lse.
 KX_HD void cross_entropy_backward_row(const float* x, float* dx, int64_t n, int64_t label, float lse, float scale) {
-  for (int64_t i = 0; i < n; ++i) dx[i] = scale * exp_fast(x[i] - lse);
+  exp_shifted_run(x, dx, n, lse);
+  for (int64_t i = 0; i < n; ++i) dx[i] *= scale;
   dx[label] -= scale;
 }
 
