@@ -89,7 +89,10 @@ bool kind_accepts(InputKind k, DType t) {
 void check_inputs(const OpDef& def, const Inputs& inputs) {
   const bool variadic = def.inputs.size() == 1 && is_variadic(def.inputs[0]);
   if (!variadic) {
-    KX_CHECK(inputs.size() == def.inputs.size(), Arg, def.name, ": expected ", def.inputs.size(),
+    size_t required = def.inputs.size();  // trailing optional inputs may be left out
+    while (required > 0 && def.inputs[required - 1].optional) --required;
+    KX_CHECK(inputs.size() >= required && inputs.size() <= def.inputs.size(), Arg, def.name, ": expected ",
+             required == def.inputs.size() ? "" : (std::to_string(required) + " to "), def.inputs.size(),
              " inputs, got ", inputs.size());
   } else {
     KX_CHECK(!inputs.empty(), Arg, def.name, ": expected at least one input");
@@ -151,6 +154,11 @@ std::vector<Tensor> run(const std::string& op, const Inputs& inputs, const Attrs
   const Device device = common_device(*def, inputs);
   Kernel kernel = find_kernel(op, device.type);
   KX_CHECK(kernel, Device, op, ": no kernel for ", device.type == DeviceType::CPU ? "cpu" : "cuda", " in this build");
+  if (inputs.size() < def->inputs.size() && !is_variadic(def->inputs[0])) {
+    Inputs all = inputs;  // kernels see every input of the table: the left-out ones undefined
+    all.resize(def->inputs.size());
+    return kernel(all, attrs);
+  }
   return kernel(inputs, attrs);
 }
 

@@ -1,6 +1,8 @@
 // matmul on the CPU: OpenBLAS sgemm with the transpose flags passed straight through (no
 // transposed copies), batch dims broadcast like NumPy. Half operands are widened to float32
-// scratch, multiplied in float32 and rounded once at the end.
+// scratch, multiplied in float32 and rounded once at the end. A bias row is the epilogue of the
+// product: the output starts as copies of it and sgemm accumulates onto it (beta = 1), which costs
+// no more than the zeroing pass sgemm makes for beta = 0, and saves a separate add over the output.
 #include <cblas.h>
 
 #include <algorithm>
@@ -41,16 +43,28 @@ struct Gemm {
   // Leading dimensions of the stored operands (at least 1, as BLAS requires).
   int64_t lda() const { return std::max<int64_t>(1, ta ? m : k); }
   int64_t ldb() const { return std::max<int64_t>(1, tb ? k : n); }
-  void operator()(const float* a, const float* b, float* c, int64_t rows) const {
+  // c = op(a)·op(b) (+ c when accumulate)
+  void operator()(const float* a, const float* b, float* c, int64_t rows, bool accumulate) const {
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (blasint)rows,
-                (blasint)n, (blasint)k, 1.0f, a, (blasint)lda(), b, (blasint)ldb(), 0.0f, c,
+                (blasint)n, (blasint)k, 1.0f, a, (blasint)lda(), b, (blasint)ldb(), accumulate ? 1.0f : 0.0f, c,
                 (blasint)std::max<int64_t>(1, n));
   }
 };
 
+// Every row of c [rows, n] set to the bias (or to 0 when there is none), in parallel.
+void fill_rows(float* c, int64_t rows, int64_t n, const float* bias) {
+  cpu::parallel_for(rows, std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(1, n)), [&](int64_t s, int64_t e) {
+    for (int64_t r = s; r < e; ++r) {
+      if (bias) std::copy(bias, bias + n, c + r * n);
+      else std::fill(c + r * n, c + (r + 1) * n, 0.0f);
+    }
+  });
+}
+
 std::vector<Tensor> matmul_cpu(const Inputs& in, const Attrs& attrs) {
   const Tensor& a = in[0];
   const Tensor& b = in[1];
+  const Tensor& bias = in[2];
   const bool ta = attrs.flag("transA", false), tb = attrs.flag("transB", false);
   KX_CHECK(a.dtype == b.dtype, DType, "matmul: operands must share a dtype, got ", dtype_name(a.dtype), " and ",
            dtype_name(b.dtype));
@@ -61,6 +75,9 @@ std::vector<Tensor> matmul_cpu(const Inputs& in, const Attrs& attrs) {
   KX_CHECK(ka == kb, Shape, "matmul: inner dimensions differ: ", shape_str(a.shape), (ta ? "^T" : ""), " · ",
            shape_str(b.shape), (tb ? "^T" : ""));
   const int64_t k = ka;
+  KX_CHECK(!bias.defined() || (bias.dtype == a.dtype && bias.dim() == 1 && bias.shape[0] == n), Shape,
+           "matmul: bias must be a ", dtype_name(a.dtype), " vector [", n, "] (one value per output column), got ",
+           bias.defined() ? dtype_name(bias.dtype) : "", " ", bias.defined() ? shape_str(bias.shape) : "");
 
   // Broadcast the batch dims, and note each output batch's operand batches.
   const Shape ab(a.shape.begin(), a.shape.end() - 2), bb(b.shape.begin(), b.shape.end() - 2);
@@ -89,13 +106,17 @@ std::vector<Tensor> matmul_cpu(const Inputs& in, const Attrs& attrs) {
       c_tmp.reset(new float[y.numel()]);
       C = c_tmp.get();
     }
+    std::unique_ptr<float[]> bias_tmp;
+    const float* bias_row = bias.defined() ? as_float<scalar_t>(bias, bias_tmp) : nullptr;
+    // With a bias (or k = 0: an empty sum, which BLAS would reject with lda = 0) the output starts
+    // as the bias rows (or zeros) and the products accumulate onto it.
+    const bool prefill = bias_row || k == 0;
+    if (prefill) fill_rows(C, nbatch * m, n, bias_row);
     const Gemm gemm{ta, tb, m, n, k};
-    if (k == 0) {
-      std::fill(C, C + y.numel(), 0.0f);  // an empty sum; BLAS would reject lda = 0
-    } else if (b_batches == 1 && !ta) {
+    if (k > 0 && b_batches == 1 && !ta) {
       // b is shared by every batch and a's rows are contiguous: one [batch·m, k] · [k, n] product.
-      gemm(A, B, C, nbatch * m);
-    } else {
+      gemm(A, B, C, nbatch * m, prefill);
+    } else if (k > 0) {
       // Element offsets of each output batch's operands, broadcasting size-1 dims.
       std::vector<int64_t> a_off(nbatch), b_off(nbatch);
       for (int64_t t = 0; t < nbatch; ++t) {
@@ -117,7 +138,7 @@ std::vector<Tensor> matmul_cpu(const Inputs& in, const Attrs& attrs) {
         b_off[t] = bi * k * n;
       }
       const int64_t work = m * n * k;
-      auto one = [&](int64_t t) { gemm(A + a_off[t], B + b_off[t], C + t * m * n, m); };
+      auto one = [&](int64_t t) { gemm(A + a_off[t], B + b_off[t], C + t * m * n, m, prefill); };
       if (work < kSmallGemm && nbatch > 1) {
         cpu::parallel_for(nbatch, std::max<int64_t>(1, kSmallGemm / std::max<int64_t>(1, work)),
                           [&](int64_t s, int64_t e) { for (int64_t t = s; t < e; ++t) one(t); });

@@ -269,7 +269,7 @@ class MLMPredictions extends Module {
     const x = this.transform.forward(h);
     const [B, T, E] = x.shape as [number, number, number];
     // [B·T, E] · tableᵀ + bias
-    const logits = add(matmul(reshape(x, [B * T, E]), this.#table(), { transB: true }), this.p('bias'));
+    const logits = matmul(reshape(x, [B * T, E]), this.#table(), { transB: true, bias: this.p('bias') });
     return reshape(logits, [B, T, -1]);
   }
 }

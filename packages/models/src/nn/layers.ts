@@ -2,7 +2,7 @@
  * The basic layers: Linear, Embedding, LayerNorm, RMSNorm, Dropout. Parameter names follow
  * PyTorch/Hugging Face (weight, bias); a Linear's weight is [out, in].
  */
-import { ArgumentError, Philox, add, dropout, embedding, layerNorm, matmul, rmsNorm, type Tensor } from '@kexue/core-cuda';
+import { ArgumentError, Philox, dropout, embedding, layerNorm, matmul, rmsNorm, type Tensor } from '@kexue/core-cuda';
 
 import { onesInit, truncatedNormal, zerosInit, type Initializer } from './init.js';
 import { Module } from './module.js';
@@ -41,8 +41,7 @@ export class Linear extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const y = matmul(x, this.p('weight'), { transB: true });
-    return this.hasBias ? add(y, this.p('bias')) : y;
+    return matmul(x, this.p('weight'), { transB: true, bias: this.hasBias ? this.p('bias') : undefined });
   }
 }
 
