@@ -49,6 +49,8 @@ export interface NativeAddon {
   run(op: string, inputs: (NativeHandle | null)[], attrs: Record<string, unknown>): NativeTensor[];
   dispose(handle: NativeHandle): void;
   memoryStats(): { storages: number; bytes: number; peakBytes: number; cudaBytes: number; hostCachedBytes: number };
+  /** Tells V8 that this much more (or, negative, less) native memory is held by JS objects. */
+  adjustExternalMemory(bytes: number): number;
   releaseHostCache(): number;
   setHostCacheLimit(bytes: number): number;
   buildInfo(): NativeBuildInfo;

@@ -23,6 +23,37 @@ describe('memory under a training loop', () => {
   });
 });
 
+describe('what V8 is told about native memory', () => {
+  // 16 MiB a tensor; other activity moves V8's external count by far less.
+  const MiB = 2 ** 20;
+  const big = () => kx.tidy(() => kx.broadcastTo(kx.scalar(0), [4 * MiB]));
+  const external = () => kx.memory().v8ExternalBytes;
+  const grew = (before: number) => (external() - before) / MiB;
+
+  it('counts tensors no tidy scope will free, and not those a scope owns', () => {
+    const base = external();
+    const loose = big();
+    expect(grew(base)).toBeGreaterThan(15);
+    loose.dispose();
+    expect(Math.abs(grew(base))).toBeLessThan(1);
+
+    let inside = NaN;
+    const kept: kx.Tensor[] = [];
+    const returned = kx.tidy(() => {
+      const owned = big();
+      const nested = kx.tidy(() => big()); // returned into this scope: still owned
+      inside = grew(base);
+      kept.push(kx.keep(big())); // kept: no scope frees it
+      kx.dispose([owned, nested]);
+      return big(); // leaves the outermost scope
+    });
+    expect(inside).toBeLessThan(1);
+    expect(grew(base)).toBeGreaterThan(31);
+    kx.dispose([returned, ...kept]);
+    expect(Math.abs(grew(base))).toBeLessThan(1);
+  });
+});
+
 describe('the host cache', () => {
   it('keeps freed large blocks for reuse, within its limit, and gives them back on request', () => {
     kx.releaseHostCache();

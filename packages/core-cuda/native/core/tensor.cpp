@@ -10,7 +10,7 @@
 namespace kx {
 
 namespace {
-std::atomic<int64_t> g_storages{0}, g_bytes{0}, g_peak{0}, g_cuda_bytes{0}, g_delta{0};
+std::atomic<int64_t> g_storages{0}, g_bytes{0}, g_peak{0}, g_cuda_bytes{0};
 }  // namespace
 
 // Element count; a shape whose count overflows (or exceeds 2^48, far past any memory) is an error,
@@ -51,7 +51,6 @@ Storage::Storage(size_t nbytes, Device dev) : bytes(nbytes), device(dev) {
   const int64_t now = (g_bytes += (int64_t)nbytes);
   int64_t peak = g_peak.load();
   while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {}
-  g_delta += (int64_t)nbytes;
 }
 
 Storage::~Storage() {
@@ -63,7 +62,6 @@ Storage::~Storage() {
   }
   g_storages -= 1;
   g_bytes -= (int64_t)bytes;
-  g_delta -= (int64_t)bytes;
 }
 
 Tensor empty(const Shape& shape, DType dtype, Device device) {
@@ -91,6 +89,5 @@ Tensor view(const Tensor& t, const Shape& shape) {
 
 MemoryStats memory_stats() { return {g_storages.load(), g_bytes.load(), g_peak.load(), g_cuda_bytes.load(), cpu::host_cached_bytes()}; }
 
-int64_t take_external_memory_delta() { return g_delta.exchange(0); }
 
 }  // namespace kx

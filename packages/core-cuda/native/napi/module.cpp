@@ -20,12 +20,6 @@ struct Handle {
   kx::Tensor tensor;
 };
 
-// V8 is told about native bytes after every call that may allocate or free.
-void report_memory(Napi::Env env) {
-  const int64_t delta = kx::take_external_memory_delta();
-  if (delta != 0) Napi::MemoryManagement::AdjustExternalMemory(env, delta);
-}
-
 Napi::Error js_error(Napi::Env env, const char* code, const std::string& message) {
   Napi::Error err = Napi::Error::New(env, message);
   err.Set("code", Napi::String::New(env, code));
@@ -37,19 +31,14 @@ template <class F>
 Napi::Value guarded(const Napi::CallbackInfo& info, F body) {
   Napi::Env env = info.Env();
   try {
-    Napi::Value v = body(env);
-    report_memory(env);
-    return v;
+    return body(env);
   } catch (const kx::Error& e) {
-    report_memory(env);
     js_error(env, kx::code_name(e.code), e.what()).ThrowAsJavaScriptException();
   } catch (const std::bad_alloc&) {
-    report_memory(env);
     js_error(env, "E_OOM", "out of host memory").ThrowAsJavaScriptException();
   } catch (const Napi::Error& e) {
     throw;
   } catch (const std::exception& e) {
-    report_memory(env);
     js_error(env, "E_INTERNAL", e.what()).ThrowAsJavaScriptException();
   }
   return env.Undefined();
@@ -319,6 +308,15 @@ Napi::Value CudaUnavailableReason(const Napi::CallbackInfo& info) {
 }
 
 // releaseHostCache() -> bytes returned to the system; setHostCacheLimit(bytes) trims to the new limit.
+// What V8 is told about native memory: the TS memory module reports the tensors no tidy scope
+// will free (memory.ts says why), so that dropped ones get collected.
+Napi::Value AdjustExternalMemory(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    KX_CHECK(info.Length() == 1 && info[0].IsNumber(), Arg, "adjustExternalMemory(bytes)");
+    return Napi::Number::New(env, (double)Napi::MemoryManagement::AdjustExternalMemory(env, info[0].As<Napi::Number>().Int64Value()));
+  });
+}
+
 Napi::Value ReleaseHostCache(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, (double)kx::cpu::host_cache_release()); });
 }
@@ -355,6 +353,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaDevices", Napi::Function::New(env, CudaDevices));
   exports.Set("cudaUnavailableReason", Napi::Function::New(env, CudaUnavailableReason));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
+  exports.Set("adjustExternalMemory", Napi::Function::New(env, AdjustExternalMemory));
   exports.Set("releaseHostCache", Napi::Function::New(env, ReleaseHostCache));
   exports.Set("setHostCacheLimit", Napi::Function::New(env, SetHostCacheLimit));
   return exports;

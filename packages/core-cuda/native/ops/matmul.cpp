@@ -43,10 +43,10 @@ struct Gemm {
   // Leading dimensions of the stored operands (at least 1, as BLAS requires).
   int64_t lda() const { return std::max<int64_t>(1, ta ? m : k); }
   int64_t ldb() const { return std::max<int64_t>(1, tb ? k : n); }
-  // c = op(a)·op(b) (+ c when accumulate)
-  void operator()(const float* a, const float* b, float* c, int64_t rows, bool accumulate) const {
+  // c += op(a)·op(b)
+  void operator()(const float* a, const float* b, float* c, int64_t rows) const {
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (blasint)rows,
-                (blasint)n, (blasint)k, 1.0f, a, (blasint)lda(), b, (blasint)ldb(), accumulate ? 1.0f : 0.0f, c,
+                (blasint)n, (blasint)k, 1.0f, a, (blasint)lda(), b, (blasint)ldb(), 1.0f, c,
                 (blasint)std::max<int64_t>(1, n));
   }
 };
@@ -108,14 +108,13 @@ std::vector<Tensor> matmul_cpu(const Inputs& in, const Attrs& attrs) {
     }
     std::unique_ptr<float[]> bias_tmp;
     const float* bias_row = bias.defined() ? as_float<scalar_t>(bias, bias_tmp) : nullptr;
-    // With a bias (or k = 0: an empty sum, which BLAS would reject with lda = 0) the output starts
-    // as the bias rows (or zeros) and the products accumulate onto it.
-    const bool prefill = bias_row || k == 0;
-    if (prefill) fill_rows(C, nbatch * m, n, bias_row);
+    // The output starts as the bias rows (or zeros) and the products accumulate onto it (beta = 1):
+    // OpenBLAS's own beta = 0 pass zeroes C on one thread, slower than this parallel fill.
+    fill_rows(C, nbatch * m, n, bias_row);
     const Gemm gemm{ta, tb, m, n, k};
     if (k > 0 && b_batches == 1 && !ta) {
       // b is shared by every batch and a's rows are contiguous: one [batch·m, k] · [k, n] product.
-      gemm(A, B, C, nbatch * m, prefill);
+      gemm(A, B, C, nbatch * m);
     } else if (k > 0) {
       // Element offsets of each output batch's operands, broadcasting size-1 dims.
       std::vector<int64_t> a_off(nbatch), b_off(nbatch);
@@ -138,7 +137,7 @@ std::vector<Tensor> matmul_cpu(const Inputs& in, const Attrs& attrs) {
         b_off[t] = bi * k * n;
       }
       const int64_t work = m * n * k;
-      auto one = [&](int64_t t) { gemm(A + a_off[t], B + b_off[t], C + t * m * n, m, prefill); };
+      auto one = [&](int64_t t) { gemm(A + a_off[t], B + b_off[t], C + t * m * n, m); };
       if (work < kSmallGemm && nbatch > 1) {
         cpu::parallel_for(nbatch, std::max<int64_t>(1, kSmallGemm / std::max<int64_t>(1, work)),
                           [&](int64_t s, int64_t e) { for (int64_t t = s; t < e; ++t) one(t); });

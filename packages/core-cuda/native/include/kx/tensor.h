@@ -17,8 +17,7 @@ using Shape = std::vector<int64_t>;
 int64_t numel_of(const Shape& s);
 std::string shape_str(const Shape& s);
 
-// Owns one allocation. Live bytes are counted so that memory() and V8's external-memory
-// accounting stay true.
+// Owns one allocation. Live bytes are counted for memory().
 struct Storage {
   void* data = nullptr;
   size_t bytes = 0;
@@ -60,7 +59,5 @@ struct MemoryStats {
   int64_t host_cached_bytes;  // free blocks kept by the caching host allocator, not in `bytes`
 };
 MemoryStats memory_stats();
-// Bytes allocated minus freed since the last call (reported to V8 by the N-API layer).
-int64_t take_external_memory_delta();
 
 }  // namespace kx
