@@ -83,7 +83,7 @@ inline __m512 exp16_(__m512 x) {
 #endif
 
 // e[k] = exp_fast(x[k] - shift) for k < n (e may be x): the loop of the row softmaxes. The CPU
-// runs it 16 lanes at a time where it has AVX-512 (about 3x the auto-vectorised exp_fast), the
+// runs it 16 lanes at a time where it has AVX-512 (about 2x the auto-vectorised exp_fast), the
 // last partial vector masked so that every element goes through the same instructions.
 KX_HD void exp_shifted_run(const float* x, float* e, int64_t n, float shift) {
 #if defined(__AVX512F__) && !defined(__CUDA_ARCH__)
