@@ -8,15 +8,12 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
+import { median } from '../bench/src/stats.js';
+
 interface Record_ {
   kind: 'train' | 'eval';
   step: number;
   [key: string]: number | string;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 const f3 = (x: number) => x.toFixed(3).replace(/^0\./, '.');
