@@ -46,7 +46,8 @@ function rand(shape: number[], seed: number, scale = 1): kx.Tensor {
   return kx.tensor(data, shape);
 }
 
-function randInt(n: number, high: number, seed: number): Int32Array {
+/** Deterministic integers in [0, high) (xorshift32), the same on every run. */
+export function randInt(n: number, high: number, seed: number): Int32Array {
   const out = new Int32Array(n);
   let s = (seed * 2246822519) >>> 0 || 1;
   for (let i = 0; i < n; i++) {

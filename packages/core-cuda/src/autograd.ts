@@ -6,6 +6,7 @@ import { ArgumentError, DTypeError, ShapeError } from './errors.js';
 import { fullLike, tensor, zeros } from './creation.js';
 import { tidy } from './memory.js';
 import { add } from './ops/elementwise.js';
+import { reshape } from './ops/shape.js';
 import { gradientRule, setActiveTape, Tape } from './tape.js';
 import { Tensor } from './tensor.js';
 
@@ -40,7 +41,16 @@ function backward(tape: Tape, value: Tensor, params: Tensor[]): Tensor[] {
       grads.set(input, prev ? add(prev, dx) : dx);
     });
   }
-  return params.map((p) => grads.get(p) ?? zeros(p.shape, { dtype: p.dtype, device: p.device }));
+  // Gradient rules may pass one tensor on to several inputs (add gives dy to both): each parameter
+  // gets its own handle (a view of the same storage), so disposing one leaves the others alive.
+  const seen = new Set<Tensor>();
+  return params.map((p) => {
+    const g = grads.get(p);
+    if (!g) return zeros(p.shape, { dtype: p.dtype, device: p.device });
+    if (seen.has(g)) return reshape(g, g.shape);
+    seen.add(g);
+    return g;
+  });
 }
 
 /**

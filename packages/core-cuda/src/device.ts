@@ -1,5 +1,5 @@
 /** Devices: what this build and machine can run on. */
-import { ArgumentError, NoCudaError } from './errors.js';
+import { ArgumentError, DeviceError, NoCudaError, fromNativeError } from './errors.js';
 import { native, type NativeBuildInfo, type NativeCudaDevice } from './native.js';
 
 /** 'cpu', 'cuda' (device 0) or 'cuda:N'. */
@@ -31,6 +31,31 @@ export const cuda = {
   unavailableReason(): string {
     return cudaDeviceInfo().length > 0 ? '' : native.cudaUnavailableReason();
   },
+  /**
+   * Waits until the work queued on every CUDA device has finished (kernels run asynchronously on
+   * one stream per device; reading a tensor's data waits for its own results anyway). Use it around
+   * timings; a kernel's failure is raised here as E_DEVICE (the context is then unusable: restart)
+   * or E_INTERNAL. A no-op where CUDA is absent.
+   */
+  synchronize(): void {
+    try {
+      native.cudaSynchronize();
+    } catch (err) {
+      throw fromNativeError(err);
+    }
+  },
+  /**
+   * Gives the CUDA caching allocator's free blocks back to the driver (cudaFree, after queued work
+   * has finished), e.g. before another library needs the memory. Tensors alive are not touched.
+   * Returns the bytes released. Allocation does this by itself before reporting E_OOM.
+   */
+  releaseCache(): number {
+    try {
+      return native.releaseCudaCache();
+    } catch (err) {
+      throw fromNativeError(err);
+    }
+  },
 };
 
 /** Every device usable now: the CPU, then each CUDA device. */
@@ -52,7 +77,7 @@ export function setNumThreads(n: number): void {
   native.setNumThreads(n);
 }
 
-/** Checks a device name and returns its canonical form; E_NO_CUDA where CUDA is absent. */
+/** Checks a device name and returns its canonical form; E_NO_CUDA where CUDA is absent, E_DEVICE for an index past the last GPU. */
 export function resolveDevice(device: unknown): string {
   if (device === undefined || device === 'cpu') return 'cpu';
   if (typeof device !== 'string' || !/^cuda(:\d+)?$/.test(device)) {
@@ -61,6 +86,6 @@ export function resolveDevice(device: unknown): string {
   const index = device === 'cuda' ? 0 : Number(device.slice(5));
   const count = cudaDeviceInfo().length;
   if (count === 0) throw new NoCudaError(`CUDA is not available: ${native.cudaUnavailableReason()}`);
-  if (index >= count) throw new NoCudaError(`no CUDA device ${index} (${count} present)`);
+  if (index >= count) throw new DeviceError(`no CUDA device ${index} (${count} present)`);
   return `cuda:${index}`;
 }

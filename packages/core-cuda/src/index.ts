@@ -11,7 +11,7 @@ export { DTYPES, isFloating, bytesPerElement, type DType, type RawData } from '.
 export { tensor, scalar, full, zeros, ones, fullLike, type TensorOptions } from './creation.js';
 export { cuda, devices, buildInfo, setNumThreads, type Device, type DeviceInfo } from './device.js';
 export * from './errors.js';
-export { tidy, keep, dispose, memory, releaseHostCache, setHostCacheLimit, type MemoryInfo, type TensorContainer } from './memory.js';
+export { tidy, keep, dispose, memory, releaseHostCache, setHostCacheLimit, type CudaMemoryInfo, type MemoryInfo, type TensorContainer } from './memory.js';
 export { valueAndGrad, grad, checkGrad, type Params, type GradsOf, type CheckGradOptions, type CheckGradResult } from './autograd.js';
 export { philox4x32, PhiloxStream } from './random.js';
 export { registerGradient, type GradientRule, type OpRecord } from './tape.js';
@@ -23,6 +23,7 @@ export * from './ops/reduce.js';
 export * from './ops/softmax.js';
 export * from './ops/cross_entropy.js';
 export * from './ops/norm.js';
+export * from './ops/fused.js';
 export * from './ops/embedding.js';
 export * from './ops/rope.js';
 export * from './ops/attention.js';

@@ -155,12 +155,33 @@ export interface MemoryInfo {
    * first-touch page faults. Bounded by KEXUE_HOST_CACHE_MB (default min(4 GiB, RAM / 4)).
    */
   hostCachedBytes: number;
+  /** The CUDA caching allocator (all zero where CUDA is absent or unused). */
+  cuda: CudaMemoryInfo;
   /**
    * The external memory V8 weighs when it decides to collect garbage: the tensors no tidy scope
    * will free (made outside every scope, returned from the outermost one, or kept), plus anything
    * else in the process that reports to V8.
    */
   v8ExternalBytes: number;
+}
+
+/**
+ * The CUDA caching allocator's counters, summed over devices. Device blocks are requests rounded up
+ * to a size class (a quarter of their power of two, at least 512 bytes); a freed block is kept and
+ * handed to the next request of its class, so a training loop calls cudaMalloc only in its first
+ * step: after that `mallocCalls` stays put while `cacheHits` grows.
+ */
+export interface CudaMemoryInfo {
+  /** Bytes in blocks held by live tensors (at least their `cudaBytes`, by the rounding). */
+  allocated: number;
+  /** Bytes in freed blocks kept for reuse (not in `allocated`); `cuda.releaseCache()` frees them. */
+  cached: number;
+  /** The most `allocated` has been since start. */
+  peak: number;
+  /** cudaMalloc calls made since start. */
+  mallocCalls: number;
+  /** Allocations served from the cache. */
+  cacheHits: number;
 }
 
 export function memory(): MemoryInfo {
@@ -172,6 +193,7 @@ export function memory(): MemoryInfo {
     peakBytes: s.peakBytes,
     cudaBytes: s.cudaBytes,
     hostCachedBytes: s.hostCachedBytes,
+    cuda: { ...s.cuda },
     v8ExternalBytes: native.adjustExternalMemory(0),
   };
 }

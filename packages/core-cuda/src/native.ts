@@ -42,17 +42,39 @@ export interface NativeCudaDevice {
   multiprocessors: number;
 }
 
+/** The CUDA caching allocator's counters, summed over devices (see memory.ts). */
+export interface NativeCudaMemoryStats {
+  allocated: number;
+  cached: number;
+  peak: number;
+  mallocCalls: number;
+  cacheHits: number;
+}
+
 export interface NativeAddon {
   fromData(data: ArrayBufferView, shape: number[], dtype: string, device: string): NativeTensor;
   toData(handle: NativeHandle): Float32Array | Uint16Array | Int32Array | Uint8Array;
   toDevice(handle: NativeHandle, device: string): NativeTensor;
   run(op: string, inputs: (NativeHandle | null)[], attrs: Record<string, unknown>): NativeTensor[];
   dispose(handle: NativeHandle): void;
-  memoryStats(): { storages: number; bytes: number; peakBytes: number; cudaBytes: number; hostCachedBytes: number };
+  /** A zero-filled tensor made on its device (CUDA: a memset on the device's stream, no host copy). */
+  zeros(shape: number[], dtype: string, device: string): NativeTensor;
+  memoryStats(): {
+    storages: number;
+    bytes: number;
+    peakBytes: number;
+    cudaBytes: number;
+    hostCachedBytes: number;
+    cuda: NativeCudaMemoryStats;
+  };
   /** Tells V8 that this much more (or, negative, less) native memory is held by JS objects. */
   adjustExternalMemory(bytes: number): number;
   releaseHostCache(): number;
   setHostCacheLimit(bytes: number): number;
+  /** Frees the CUDA caching allocator's cached blocks (after the devices' queued work); returns the bytes. */
+  releaseCudaCache(): number;
+  /** Waits for all queued CUDA work; raises the error of a kernel that failed. */
+  cudaSynchronize(): void;
   buildInfo(): NativeBuildInfo;
   cudaDevices(): NativeCudaDevice[];
   cudaUnavailableReason(): string;

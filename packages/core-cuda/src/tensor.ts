@@ -53,7 +53,11 @@ export class Tensor {
     return this.#handle;
   }
 
-  /** The raw elements as a typed array: Float32Array, Int32Array, Uint8Array, or Uint16Array bits for halves. */
+  /**
+   * The raw elements as a typed array: Float32Array, Int32Array, Uint8Array, or Uint16Array bits for
+   * halves. A CUDA tensor is copied back to the host once the work queued before on its device has
+   * finished (this blocks; a failed kernel's error surfaces here).
+   */
   dataSync(): RawData {
     try {
       return native.toData(this.handle);

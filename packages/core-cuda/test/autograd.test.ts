@@ -34,6 +34,16 @@ describe('autograd', () => {
     kx.dispose([x, value, grads]);
   });
 
+  it('gives parameters that receive one shared gradient tensor handles of their own', () => {
+    const a = kx.tensor([1, 2]);
+    const b = kx.tensor([3, 4]);
+    const [ga, gb] = kx.grad(([p, q]) => kx.sum(kx.add(p!, q!)), [a, b]);
+    expect(ga).not.toBe(gb);
+    ga!.dispose();
+    expect(Array.from(gb!.dataSync())).toEqual([1, 1]);
+    kx.dispose([a, b, gb]);
+  });
+
   it('accumulates gradients of a tensor used many times', () => {
     const x = kx.tensor([0.5, -1.5]);
     const g = kx.grad(([a]) => kx.sum(kx.add(kx.mul(a!, a!), kx.mul(a!, 3))), [x]);

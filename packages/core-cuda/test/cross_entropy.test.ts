@@ -32,9 +32,39 @@ describe('crossEntropy vs PyTorch', () => {
         const [dx] = kx.grad(([p]) => kx.mul(kx.crossEntropy(p!, labels, { ignoreIndex: c.ignoreIndex }), w), [logits]);
         expect(dx!.dtype).toBe(c.dtype);
         expectClose(dx!, fx.get(`${c.name}.dx`), tolerance(c.dtype, 'reduction'), `${c.name} dx`);
+        // The gradient of the loss used as is comes from the forward's own pass (dloss = 1).
+        const [dxFused] = kx.grad(([p]) => kx.crossEntropy(p!, labels, { ignoreIndex: c.ignoreIndex }), [logits]);
+        const wv = w.toFloat32Array()[0]!;
+        expectClose(dxFused!, kx.div(kx.cast(fx.get(`${c.name}.dx`), 'float32'), wv), tolerance(c.dtype, 'reduction'), `${c.name} fused dx`);
       });
     });
   }
+});
+
+describe('crossEntropy: the forward gradient and the backward kernel agree', () => {
+  it('grad of 2·CE is exactly twice grad of CE (the first from the backward kernel, the second from the forward)', () => {
+    kx.tidy(() => {
+      const x = randomTensor([37, 1001], 7, 8);
+      const labels = kx.tensor(Int32Array.from({ length: 37 }, (_, i) => (i === 5 ? -100 : (i * 97) % 1001)), [37]);
+      const [g1] = kx.grad(([p]) => kx.crossEntropy(p!, labels), [x]);
+      const [g2] = kx.grad(([p]) => kx.mul(kx.crossEntropy(p!, labels), 2), [x]);
+      const a = kx.mul(g1!, 2).toFloat32Array(), b = g2!.toFloat32Array();
+      expect(a.every((v, i) => Object.is(v, b[i]))).toBe(true);
+      // ignored rows get no gradient on either path
+      expect(kx.slice(g1!, [5, 0], [1, 1001]).toFloat32Array().every((v) => v === 0)).toBe(true);
+    });
+  });
+
+  it('computes no gradient outside a gradient tape (one output)', () => {
+    kx.tidy(() => {
+      const logits = randomTensor([4, 10], 8);
+      const labels = kx.tensor(new Int32Array([1, 2, 3, 4]), [4]);
+      const before = kx.memory().tensors;
+      const loss = kx.crossEntropy(logits, labels);
+      expect(loss.shape).toEqual([]);
+      expect(kx.memory().tensors - before).toBe(1);
+    });
+  });
 });
 
 describe('crossEntropy semantics', () => {

@@ -76,14 +76,17 @@ export class LossScaler {
   /**
    * Steps the optimizer with gradients of a scaled loss, dividing them by the scale inside the
    * fused update. Dynamic: skips the whole step when any gradient is non-finite and backs off.
+   * `gradNorm`: the global norm of the (scaled) gradients when the caller has it already.
    */
-  step(optimizer: Optimizer, params: NamedTensors, grads: NamedTensors): ScaledStepResult {
+  step(optimizer: Optimizer, params: NamedTensors, grads: NamedTensors, options: { gradNorm?: number } = {}): ScaledStepResult {
     const scale = this.#scale;
+    const { gradNorm } = checkKeys(options, ['gradNorm'], 'LossScaler.step') as { gradNorm?: unknown };
+    if (gradNorm !== undefined && typeof gradNorm !== 'number') throw new ArgumentError('LossScaler.step: gradNorm must be a number');
     if (!this.dynamic) {
-      const result = optimizer.step(params, grads, { gradScale: this.unscale ? 1 / scale : 1 });
+      const result = optimizer.step(params, grads, { gradScale: this.unscale ? 1 / scale : 1, ...(gradNorm !== undefined ? { gradNorm } : {}) });
       return { applied: true, scale, result };
     }
-    const norm = kx.globalNorm(Object.keys(grads).map((k) => grads[k]!));
+    const norm = gradNorm ?? kx.globalNorm(Object.keys(grads).map((k) => grads[k]!));
     if (!Number.isFinite(norm)) {
       this.#scale = scale * this.backoffFactor;
       this.#goodSteps = 0;

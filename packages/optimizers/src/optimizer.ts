@@ -158,6 +158,11 @@ export abstract class Optimizer {
     return this.#step;
   }
 
+  /** The schedule's multiplier at a step (default: the step the next update runs at). */
+  scheduleMultiplier(step = this.#step): number {
+    return this.schedule(step);
+  }
+
   /**
    * One step: every parameter updated in place from its gradient. grads must have exactly the keys
    * of params, with equal shapes (E_SHAPE otherwise).

@@ -39,12 +39,15 @@ export const train: Command = {
     '  kexue train ner data.train=train.bmes data.dev=dev.bmes head.kind=gp optim.name=adamw',
     '  kexue train mlm train.epochs=20 --run-dir runs/mlm',
     '  kexue train ner init=runs/mlm --run-dir runs/ner-from-mlm',
+    '  kexue train ner --precision bf16',
+    '  kexue train ner --precision fp16 loss_scale=1024',
     '  kexue train ner --resume runs/ner-20250101-120000',
   ].join('\n'),
   options: [
     { name: 'config', type: 'string', short: 'c', valueName: 'FILE', description: 'a YAML or JSON config file' },
     { name: 'run-dir', type: 'string', valueName: 'DIR', description: 'the run directory (must be new or empty; default runs/<task>-<time>)' },
     { name: 'resume', type: 'string', valueName: 'DIR', description: 'continue the run in DIR from its last checkpoint' },
+    { name: 'precision', type: 'string', valueName: 'fp32|fp16|bf16', description: 'compute dtype, the same as precision=… (mixed precision keeps float32 master weights)' },
   ],
   positionals: [
     { name: 'task', description: 'ner or mlm', required: true },
@@ -54,10 +57,11 @@ export const train: Command = {
     const task = args.positionals.task as string;
     const keys = TASK_KEYS[task];
     if (!keys) throw new UsageError(`unknown task '${task}' (tasks: ${Object.keys(TASK_KEYS).join(', ')})`, 'train');
-    const { config: file, runDir: runDirOpt, resume } = args.options as { config?: string; runDir?: string; resume?: string };
+    const { config: file, runDir: runDirOpt, resume, precision } = args.options as { config?: string; runDir?: string; resume?: string; precision?: string };
     if (resume !== undefined && runDirOpt !== undefined) throw new UsageError('--resume DIR continues that run: drop --run-dir', 'train');
     if (resume !== undefined && file !== undefined) throw new UsageError('--resume uses the run\'s own config: drop --config', 'train');
-    const overrides = (args.positionals.overrides as string[] | undefined) ?? [];
+    // --precision X is the override precision=X, given last so that it wins
+    const overrides = [...((args.positionals.overrides as string[] | undefined) ?? []), ...(precision !== undefined ? [`precision=${precision}`] : [])];
     const models = await import('@kexue/models');
     let base: Record<string, unknown> | undefined;
     let runDir: string;

@@ -62,6 +62,7 @@ export function readConfigFile(file: string): Record<string, unknown> {
 }
 
 function describe(spec: KeySpec): string {
+  if (spec.check) return spec.check.expected;
   return spec.choices ? `one of ${spec.choices.join(', ')}` : `${spec.type === 'integer' ? 'an integer' : spec.type === 'number' ? 'a number' : spec.type === 'boolean' ? 'true or false' : 'a string'}`;
 }
 
@@ -70,9 +71,11 @@ export function convertValue(spec: KeySpec, raw: unknown, where: string, command
   const bad = () => new UsageError(`config key ${spec.key}${where}: expected ${describe(spec)}, got ${JSON.stringify(raw)}`, command);
   let v: Value;
   if (spec.type === 'string') {
+    if (typeof raw === 'number' && spec.check) raw = String(raw);
     if (typeof raw !== 'string') throw bad();
     v = raw;
     if (spec.choices && !spec.choices.includes(v)) throw bad();
+    if (spec.check && !spec.check.ok(v)) throw bad();
     return v;
   }
   if (spec.type === 'boolean') {

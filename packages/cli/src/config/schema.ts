@@ -19,6 +19,8 @@ export interface KeySpec {
   min?: number;
   /** Largest allowed value (numbers). */
   max?: number;
+  /** A string key whose values follow a rule (a number in a config file is taken as its string). */
+  check?: { ok: (value: string) => boolean; expected: string };
   /** The key may be changed when resuming a run (it changes no computed value). */
   resumable?: boolean;
 }
@@ -47,6 +49,18 @@ const optim = (schedule: string): KeySpec[] => [
   { key: 'optim.warmup', type: 'integer', default: 0, min: 0, description: 'linear warm-up, in updates' },
 ];
 
+/** The mixed-precision keys (docs/training.md, "Mixed precision"). */
+const precision: KeySpec[] = [
+  { key: 'precision', type: 'string', default: 'fp32', choices: ['fp32', 'fp16', 'bf16'], description: 'compute dtype; fp16/bf16 keep float32 master weights and optimizer state' },
+  {
+    key: 'loss_scale',
+    type: 'string',
+    default: 'auto',
+    check: { ok: (v) => ['auto', 'dynamic', 'none'].includes(v) || (v.trim() !== '' && Number(v) > 0 && Number.isFinite(Number(v))), expected: 'auto, dynamic, none or a number > 0' },
+    description: 'loss scaling: auto (dynamic for fp16, none otherwise), dynamic, none, or a constant scale',
+  },
+];
+
 const train = (d: { batch: number; epochs: number; log: number }): KeySpec[] => [
   { key: 'train.batch_size', type: 'integer', default: d.batch, min: 1, description: 'records per micro-batch' },
   { key: 'train.epochs', type: 'number', default: d.epochs, min: 0, description: 'epochs (used when train.steps is 0)' },
@@ -71,6 +85,7 @@ export const NER_KEYS: readonly KeySpec[] = [
   { key: 'head.size', type: 'integer', default: 64, min: 2, description: 'GlobalPointer head size d (even)' },
   ...optim('constant'),
   ...train({ batch: 32, epochs: 10, log: 20 }),
+  ...precision,
   { key: 'init', type: 'string', default: '', description: "a run directory (ner or mlm) whose best checkpoint's encoder starts this run ('' = from scratch)" },
 ];
 
@@ -84,6 +99,7 @@ export const MLM_KEYS: readonly KeySpec[] = [
   ...model({ hidden: 128, layers: 2, heads: 4, intermediate: 512 }),
   ...optim('constant'),
   ...train({ batch: 32, epochs: 10, log: 20 }),
+  ...precision,
 ];
 
 export const TASK_KEYS: Readonly<Record<string, readonly KeySpec[]>> = { ner: NER_KEYS, mlm: MLM_KEYS };

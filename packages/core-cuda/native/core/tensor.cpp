@@ -44,7 +44,7 @@ Storage::Storage(size_t nbytes, Device dev) : bytes(nbytes), device(dev) {
     data = cpu::host_alloc(nbytes, &capacity);
     if (!data) fail(Code::OOM, "out of host memory allocating ", nbytes, " bytes");
   } else {
-    data = cuda::alloc(nbytes, dev.index);
+    data = cuda::alloc(nbytes, dev.index, &capacity);
     g_cuda_bytes += (int64_t)nbytes;
   }
   g_storages += 1;
@@ -57,7 +57,7 @@ Storage::~Storage() {
   if (device.type == DeviceType::CPU) {
     cpu::host_free(data, capacity);
   } else {
-    cuda::free(data, device.index);
+    cuda::free(data, capacity, device.index);
     g_cuda_bytes -= (int64_t)bytes;
   }
   g_storages -= 1;
@@ -75,8 +75,11 @@ Tensor empty(const Shape& shape, DType dtype, Device device) {
 
 Tensor zeros(const Shape& shape, DType dtype, Device device) {
   Tensor t = empty(shape, dtype, device);
-  KX_CHECK(device.type == DeviceType::CPU, Device, "zeros(): CPU only here; CUDA kernels fill their own");
-  std::memset(t.raw(), 0, t.nbytes());
+  if (device.type == DeviceType::CPU) {
+    std::memset(t.raw(), 0, t.nbytes());
+  } else {
+    cuda::zero_bytes(t.raw(), t.nbytes(), device.index);
+  }
   return t;
 }
 

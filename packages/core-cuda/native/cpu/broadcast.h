@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cpu/thread_pool.h"
+#include "kx/broadcast.h"
 #include "kx/error.h"
 #include "kx/tensor.h"
 
@@ -44,41 +45,9 @@ class BroadcastPlan {
   // out must be the broadcast of the inputs' shapes (callers check with broadcasts_to first).
   BroadcastPlan(const Shape& out, const std::array<const Shape*, N>& ins) {
     numel_ = numel_of(out);
-    // Element strides of each input along the output's dims: 0 where the input broadcasts.
-    const size_t rank = out.size();
-    std::vector<std::array<int64_t, N>> strides(rank);
-    for (int k = 0; k < N; ++k) {
-      const Shape& s = *ins[k];
-      int64_t stride = 1;
-      for (size_t i = rank; i-- > 0;) {
-        const size_t off = rank - s.size();
-        const int64_t d = i >= off ? s[i - off] : 1;
-        strides[i][k] = (d == 1) ? 0 : stride;
-        stride *= d;
-      }
-    }
-    // Drop size-1 dims, then merge an outer dim into its inner neighbour whenever every input
-    // steps through both as one (stride_outer == stride_inner * size_inner, true for 0 == 0).
-    for (size_t i = 0; i < rank; ++i) {
-      if (out[i] == 1) continue;
-      if (!shape_.empty()) {
-        const int64_t inner = shape_.back();
-        bool merge = true;
-        for (int k = 0; k < N; ++k) merge = merge && strides_.back()[k] == strides[i][k] * out[i];
-        if (merge) {
-          shape_.back() = inner * out[i];
-          strides_.back() = strides[i];
-          continue;
-        }
-      }
-      shape_.push_back(out[i]);
-      strides_.push_back(strides[i]);
-    }
-    if (shape_.empty()) {  // a scalar output, or all dims 1
-      shape_.push_back(1);
-      strides_.push_back({});
-      strides_.back().fill(0);
-    }
+    CoalescedBroadcast<N> c = coalesce_broadcast<N>(out, ins);
+    shape_ = std::move(c.dims);
+    strides_ = std::move(c.strides);
     inner_ = shape_.back();
     inner_stride_ = strides_.back();
   }

@@ -1,11 +1,19 @@
-// CUDA device discovery and raw memory. Built whenever nvcc is found; on a machine without a GPU or
-// driver cudaGetDeviceCount fails (error 35 and friends) and the count is taken as 0, so the addon
-// still loads and reports CUDA as unavailable.
+// The CUDA device runtime: discovery, one compute stream per device, errors, copies. Built whenever
+// nvcc is found; on a machine without a GPU or driver cudaGetDeviceCount fails (error 35 and
+// friends) and the count is taken as 0, so the addon still loads and reports CUDA as unavailable.
+// Each device uses its primary context (cudart's, made on first use) and one non-blocking stream:
+// every kernel, copy and fill runs on it, which orders all work on a device and lets the caching
+// allocator (allocator.cu) hand a freed block to later work with no synchronisation.
 #include <cuda_runtime.h>
 
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "cuda/runtime.h"
 #include "kx/device.h"
 #include "kx/error.h"
 
@@ -40,9 +48,52 @@ void check_device(int device) {
            " present)");
 }
 
-[[noreturn]] void fail_cuda(cudaError_t err, const char* what) {
-  fail(err == cudaErrorMemoryAllocation ? Code::OOM : Code::Internal, what, ": ", cudaGetErrorName(err), ": ",
-       cudaGetErrorString(err));
+// Errors after which the context is corrupt: every later CUDA call in the process fails with them.
+bool is_sticky(cudaError_t err) {
+  switch (err) {
+    case cudaErrorIllegalAddress:
+    case cudaErrorLaunchFailure:
+    case cudaErrorHardwareStackError:
+    case cudaErrorIllegalInstruction:
+    case cudaErrorMisalignedAddress:
+    case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc:
+    case cudaErrorAssert:
+    case cudaErrorLaunchTimeout:
+    case cudaErrorECCUncorrectable:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Set once by the first sticky error; from then on every use of CUDA fails fast with its message.
+std::atomic<bool> g_broken{false};
+std::mutex g_broken_mu;
+std::string g_broken_message;
+
+[[noreturn]] void fail_broken() {
+  std::lock_guard<std::mutex> lock(g_broken_mu);
+  fail(Code::Device, g_broken_message);
+}
+
+struct Streams {
+  std::mutex mu;
+  std::vector<cudaStream_t> by_device;  // null until the device is first used
+};
+
+Streams& streams() {
+  static Streams* s = new Streams();  // never destroyed: storages may be freed during exit
+  return *s;
+}
+
+// KEXUE_CUDA_LAUNCH_BLOCKING=1 waits after every launch, so that a failing kernel is the one named.
+bool launch_blocking() {
+  static const bool on = [] {
+    const char* v = std::getenv("KEXUE_CUDA_LAUNCH_BLOCKING");
+    return v && *v && std::strcmp(v, "0") != 0;
+  }();
+  return on;
 }
 
 }  // namespace
@@ -63,38 +114,94 @@ std::vector<CudaDeviceInfo> devices() {
   return out;
 }
 
-void* alloc(size_t bytes, int device) {
-  check_device(device);
-  cudaSetDevice(device);
-  void* ptr = nullptr;
-  const cudaError_t err = cudaMalloc(&ptr, bytes ? bytes : 1);
-  if (err != cudaSuccess) {
-    cudaGetLastError();
-    size_t free_b = 0, total_b = 0;
-    cudaMemGetInfo(&free_b, &total_b);
-    fail(Code::OOM, "CUDA out of memory allocating ", bytes, " bytes on cuda:", device, " (", free_b,
-         " free of ", total_b, ")");
+void check(cudaError_t err, const char* what) {
+  if (err == cudaSuccess) return;
+  const std::string detail = std::string(cudaGetErrorName(err)) + ": " + cudaGetErrorString(err);
+  if (is_sticky(err)) {
+    {
+      std::lock_guard<std::mutex> lock(g_broken_mu);
+      if (!g_broken.load()) {
+        g_broken_message = std::string("CUDA error in ") + what + ": " + detail +
+                           "; the CUDA context is unusable after this error and the process must be restarted";
+        g_broken.store(true);
+      }
+    }
+    fail_broken();
   }
-  return ptr;
+  cudaGetLastError();  // a non-sticky error is cleared so that it is not reported again by the next check
+  if (err == cudaErrorMemoryAllocation) fail(Code::OOM, what, ": CUDA out of memory (", detail, ")");
+  fail(Code::Internal, what, ": ", detail);
 }
 
-void free(void* ptr, int device) {
-  cudaSetDevice(device);
-  cudaFree(ptr);
+void check_launch(const char* what) {
+  check(cudaGetLastError(), what);
+  if (launch_blocking()) check(cudaDeviceSynchronize(), what);
+}
+
+cudaStream_t stream(int device) {
+  if (g_broken.load()) fail_broken();
+  check_device(device);
+  check(cudaSetDevice(device), "cudaSetDevice");
+  Streams& s = streams();
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (s.by_device.size() <= (size_t)device) s.by_device.resize(device + 1, nullptr);
+  if (!s.by_device[device]) {
+    // Non-blocking: no implicit ordering with the legacy default stream, which kexue never uses.
+    check(cudaStreamCreateWithFlags(&s.by_device[device], cudaStreamNonBlocking), "creating the compute stream");
+  }
+  return s.by_device[device];
+}
+
+void zero(const Tensor& t) { zero_bytes(t.raw(), t.nbytes(), t.device().index); }
+
+void zero_bytes(void* dst, size_t bytes, int device) {
+  cudaStream_t s = stream(device);
+  if (bytes) check(cudaMemsetAsync(dst, 0, bytes, s), "zero fill");
 }
 
 void copy_to_device(void* dst, const void* src, size_t bytes, int device) {
-  check_device(device);
-  cudaSetDevice(device);
-  const cudaError_t err = cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice);
-  if (err != cudaSuccess) fail_cuda(err, "copy to device");
+  cudaStream_t s = stream(device);
+  if (!bytes) return;
+  // From pageable memory the driver copies `src` into its staging buffers before returning, so the
+  // caller may free or change it at once (CUDA's "API synchronization behavior").
+  check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s), "copy to device");
 }
 
 void copy_to_host(void* dst, const void* src, size_t bytes, int device) {
-  check_device(device);
-  cudaSetDevice(device);
-  const cudaError_t err = cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost);
-  if (err != cudaSuccess) fail_cuda(err, "copy to host");
+  cudaStream_t s = stream(device);
+  if (!bytes) return;
+  check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, s), "copy to host");
+  check(cudaStreamSynchronize(s), "copy to host");
+}
+
+void copy_device(void* dst, int dst_device, const void* src, int src_device, size_t bytes) {
+  if (dst_device == src_device) {
+    cudaStream_t s = stream(dst_device);
+    if (bytes) check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, s), "copy on device");
+    return;
+  }
+  // Across devices: src must be written before it is read, and must not be reused by its device
+  // before the copy has read it, so both streams are drained around the copy.
+  cudaStream_t src_stream = stream(src_device);
+  check(cudaStreamSynchronize(src_stream), "copy between devices");
+  cudaStream_t dst_stream = stream(dst_device);
+  if (bytes) check(cudaMemcpyPeerAsync(dst, dst_device, src, src_device, bytes, dst_stream), "copy between devices");
+  check(cudaStreamSynchronize(dst_stream), "copy between devices");
+}
+
+void synchronize() {
+  if (g_broken.load()) fail_broken();
+  std::vector<cudaStream_t> all;
+  {
+    Streams& s = streams();
+    std::lock_guard<std::mutex> lock(s.mu);
+    all = s.by_device;
+  }
+  for (size_t d = 0; d < all.size(); ++d) {
+    if (!all[d]) continue;
+    check(cudaSetDevice((int)d), "cudaSetDevice");
+    check(cudaStreamSynchronize(all[d]), "synchronize");
+  }
 }
 
 }  // namespace kx::cuda

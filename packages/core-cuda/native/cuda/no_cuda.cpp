@@ -4,15 +4,24 @@
 
 namespace kx::cuda {
 
+namespace {
+[[noreturn]] void unavailable() { fail(Code::NoCuda, "CUDA is not available: ", unavailable_reason()); }
+}  // namespace
+
 bool compiled() { return false; }
 std::string compiled_archs() { return ""; }
 int runtime_version() { return 0; }
 int device_count() { return 0; }
 std::string unavailable_reason() { return "this build of kexue was compiled without CUDA (nvcc not found)"; }
 std::vector<CudaDeviceInfo> devices() { return {}; }
-void* alloc(size_t, int) { fail(Code::NoCuda, "CUDA is not available: ", unavailable_reason()); }
-void free(void*, int) {}
-void copy_to_device(void*, const void*, size_t, int) { fail(Code::NoCuda, "CUDA is not available: ", unavailable_reason()); }
-void copy_to_host(void*, const void*, size_t, int) { fail(Code::NoCuda, "CUDA is not available: ", unavailable_reason()); }
+void* alloc(size_t, int, size_t*) { unavailable(); }
+void free(void*, size_t, int) {}
+CudaMemoryStats memory_stats() { return {}; }
+int64_t release_cache() { return 0; }
+void copy_to_device(void*, const void*, size_t, int) { unavailable(); }
+void copy_to_host(void*, const void*, size_t, int) { unavailable(); }
+void copy_device(void*, int, const void*, int, size_t) { unavailable(); }
+void zero_bytes(void*, size_t, int) { unavailable(); }
+void synchronize() {}
 
 }  // namespace kx::cuda

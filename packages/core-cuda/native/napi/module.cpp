@@ -137,7 +137,18 @@ Napi::Value FromData(const Napi::CallbackInfo& info) {
   });
 }
 
-// toData(handle) -> a new typed array holding a copy of the elements.
+// zeros(shape, dtype, device) -> a zero-filled tensor, made on its device (no host staging).
+Napi::Value Zeros(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    KX_CHECK(info.Length() == 3, Arg, "zeros(shape, dtype, device)");
+    const kx::Shape shape = parse_shape(info[0]);
+    const kx::DType dtype = parse_dtype(info[1]);
+    return wrap(env, kx::zeros(shape, dtype, parse_device(info[2].ToString().Utf8Value())));
+  });
+}
+
+// toData(handle) -> a new typed array holding a copy of the elements (from a CUDA tensor: once the
+// work queued before on its device has finished).
 Napi::Value ToData(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     const kx::Tensor& t = handle_of(info[0], "toData")->tensor;
@@ -167,9 +178,7 @@ Napi::Value ToDevice(const Napi::CallbackInfo& info) {
     } else if (device.type == kx::DeviceType::CPU) {
       kx::cuda::copy_to_host(dst.raw(), src.raw(), src.nbytes(), src.device().index);
     } else {
-      kx::Tensor host = kx::empty(src.shape, src.dtype, kx::Device{});
-      kx::cuda::copy_to_host(host.raw(), src.raw(), src.nbytes(), src.device().index);
-      kx::cuda::copy_to_device(dst.raw(), host.raw(), src.nbytes(), device.index);
+      kx::cuda::copy_device(dst.raw(), device.index, src.raw(), src.device().index, src.nbytes());
     }
     return wrap(env, std::move(dst));
   });
@@ -238,6 +247,14 @@ Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
     o.Set("peakBytes", (double)s.peak_bytes);
     o.Set("cudaBytes", (double)s.cuda_bytes);
     o.Set("hostCachedBytes", (double)s.host_cached_bytes);
+    const kx::CudaMemoryStats c = kx::cuda::memory_stats();
+    Napi::Object cuda = Napi::Object::New(env);
+    cuda.Set("allocated", (double)c.allocated);
+    cuda.Set("cached", (double)c.cached);
+    cuda.Set("peak", (double)c.peak);
+    cuda.Set("mallocCalls", (double)c.malloc_calls);
+    cuda.Set("cacheHits", (double)c.cache_hits);
+    o.Set("cuda", cuda);
     return o;
   });
 }
@@ -321,6 +338,19 @@ Napi::Value ReleaseHostCache(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, (double)kx::cpu::host_cache_release()); });
 }
 
+// releaseCudaCache() -> bytes of cached device blocks given back with cudaFree.
+Napi::Value ReleaseCudaCache(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, (double)kx::cuda::release_cache()); });
+}
+
+// cudaSynchronize(): waits for the work queued on every device; a failed kernel's error is raised here.
+Napi::Value CudaSynchronize(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    kx::cuda::synchronize();
+    return env.Undefined();
+  });
+}
+
 Napi::Value SetHostCacheLimit(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     KX_CHECK(info.Length() == 1 && info[0].IsNumber(), Arg, "setHostCacheLimit(bytes)");
@@ -344,6 +374,7 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   kx::cpu::set_num_threads(kx::cpu::num_threads());  // OpenBLAS gets the pool's count
   exports.Set("fromData", Napi::Function::New(env, FromData));
+  exports.Set("zeros", Napi::Function::New(env, Zeros));
   exports.Set("toData", Napi::Function::New(env, ToData));
   exports.Set("toDevice", Napi::Function::New(env, ToDevice));
   exports.Set("run", Napi::Function::New(env, Run));
@@ -356,6 +387,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("adjustExternalMemory", Napi::Function::New(env, AdjustExternalMemory));
   exports.Set("releaseHostCache", Napi::Function::New(env, ReleaseHostCache));
   exports.Set("setHostCacheLimit", Napi::Function::New(env, SetHostCacheLimit));
+  exports.Set("releaseCudaCache", Napi::Function::New(env, ReleaseCudaCache));
+  exports.Set("cudaSynchronize", Napi::Function::New(env, CudaSynchronize));
   return exports;
 }
 

@@ -16,6 +16,7 @@
 #include "kx/attention.h"
 #include "kx/convert.h"
 #include "kx/registry.h"
+#include "ops/attention_plan.h"
 
 namespace kx {
 namespace {
@@ -24,37 +25,6 @@ constexpr int64_t kQueryBlock = 64;
 // OpenBLAS 0.3 runs an sgemm single-threaded when m*n*k <= 4 * 65536; our blocks stay under that so
 // that calls made from the pool's workers do not fight over OpenBLAS's own threads.
 constexpr int64_t kGemmSingleThreadWork = 4 * 65536;
-
-// Element strides of a mask or bias broadcast to [B, H, Tq, Tk]: 0 on axes where it has size 1.
-struct Bcast {
-  int64_t sb = 0, sh = 0, sq = 0, sk = 0;
-  bool full = false;  // no axis broadcast: each (b, h, i, j) has its own element
-  int64_t offset(int64_t b, int64_t h, int64_t i) const { return b * sb + h * sh + i * sq; }
-};
-
-Bcast broadcast_strides(const Tensor& t, const int64_t full[4], const char* op, const char* what) {
-  KX_CHECK(t.dim() <= 4, Shape, op, ": ", what, " of shape ", shape_str(t.shape), " has rank > 4");
-  int64_t dims[4] = {1, 1, 1, 1};
-  const int64_t pad = 4 - t.dim();
-  for (int64_t a = 0; a < t.dim(); ++a) dims[pad + a] = t.shape[a];
-  int64_t strides[4];
-  int64_t s = 1;
-  bool is_full = true;
-  for (int a = 3; a >= 0; --a) {
-    KX_CHECK(dims[a] == 1 || dims[a] == full[a], Shape, op, ": ", what, " of shape ", shape_str(t.shape),
-             " does not broadcast to [", full[0], ", ", full[1], ", ", full[2], ", ", full[3], "]");
-    strides[a] = dims[a] == 1 ? 0 : s;
-    is_full = is_full && dims[a] == full[a];
-    s *= dims[a];
-  }
-  Bcast out;
-  out.sb = strides[0];
-  out.sh = strides[1];
-  out.sq = strides[2];
-  out.sk = strides[3];
-  out.full = is_full;
-  return out;
-}
 
 // A float32 view of a floating tensor: its own data when float32, else a converted copy in store.
 const float* f32_data(const Tensor& t, std::vector<float>& store) {
@@ -82,23 +52,11 @@ float* scratch(std::vector<float>& buf, size_t n) {
 }
 
 // Everything a task needs about one call, with q/k/v (and the rest) as float32.
-struct Problem {
-  int64_t B, H, Tq, Tk, D, Dv;
-  float scale;
-  bool causal;
-  int64_t offset;  // Tk - Tq: causal rows see keys j <= i + offset
+struct Problem : AttnShape {
   int64_t key_block;
   const float *q, *k, *v;
   const uint8_t* mask = nullptr;
-  Bcast ms;
   const float* bias = nullptr;
-  Bcast bs;
-
-  // Keys [0, end) that any of the query rows [i0, i1) may see.
-  int64_t key_end(int64_t i1) const {
-    if (!causal) return Tk;
-    return std::max<int64_t>(0, std::min<int64_t>(Tk, i1 + offset));
-  }
 
   // s = scale * Q[rows] K[j0 : j0 + cols]^T, then bias added and masked entries set to -inf.
   void scores(float* s, const float* qrows, int64_t b, int64_t h, int64_t i0, int64_t rows, const float* kh,
@@ -145,40 +103,11 @@ struct Checked {
 // Validates q, k, v, mask, bias (what the kernels rely on) and fills the problem description.
 void check_and_describe(const Inputs& in, const Attrs& attrs, const char* op, Checked& c) {
   const Tensor &q = in[0], &k = in[1], &v = in[2], &mask = in[3], &bias = in[4];
-  KX_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, Shape, op, ": q, k, v must have rank 4 [B, H, T, D], got ",
-           shape_str(q.shape), ", ", shape_str(k.shape), ", ", shape_str(v.shape));
-  KX_CHECK(q.dtype == k.dtype && q.dtype == v.dtype, DType, op, ": q, k, v must share a dtype, got ",
-           dtype_name(q.dtype), ", ", dtype_name(k.dtype), ", ", dtype_name(v.dtype));
   Problem& p = c.p;
-  p.B = q.shape[0];
-  p.H = q.shape[1];
-  p.Tq = q.shape[2];
-  p.D = q.shape[3];
-  p.Tk = k.shape[2];
-  p.Dv = v.shape[3];
-  KX_CHECK(k.shape[0] == p.B && k.shape[1] == p.H && v.shape[0] == p.B && v.shape[1] == p.H, Shape, op,
-           ": batch and head dims of q ", shape_str(q.shape), ", k ", shape_str(k.shape), ", v ",
-           shape_str(v.shape), " differ");
-  KX_CHECK(k.shape[3] == p.D, Shape, op, ": q and k head dims differ: ", shape_str(q.shape), " vs ",
-           shape_str(k.shape));
-  KX_CHECK(v.shape[2] == p.Tk, Shape, op, ": k and v lengths differ: ", shape_str(k.shape), " vs ",
-           shape_str(v.shape));
-  const double scale = attrs.num("scale", p.D > 0 ? 1.0 / std::sqrt((double)p.D) : 1.0);
-  KX_CHECK(std::isfinite(scale), Arg, op, ": scale must be finite, got ", scale);
-  p.scale = (float)scale;
-  p.causal = attrs.flag("causal", false);
-  p.offset = p.Tk - p.Tq;
+  static_cast<AttnShape&>(p) = plan_attention(in, attrs, op);
   p.key_block = pick_key_block(p.D, p.Dv);
-  const int64_t full[4] = {p.B, p.H, p.Tq, p.Tk};
-  if (mask.defined()) {
-    KX_CHECK(mask.dtype == DType::UInt8, DType, op, ": mask must be uint8, got ", dtype_name(mask.dtype));
-    p.ms = broadcast_strides(mask, full, op, "mask");
-    p.mask = mask.data<uint8_t>();
-  }
-  if (bias.defined()) {
-    p.bs = broadcast_strides(bias, full, op, "bias");
-    p.bias = f32_data(bias, c.bias32);
-  }
+  if (mask.defined()) p.mask = mask.data<uint8_t>();
+  if (bias.defined()) p.bias = f32_data(bias, c.bias32);
   p.q = f32_data(q, c.q32);
   p.k = f32_data(k, c.k32);
   p.v = f32_data(v, c.v32);
@@ -305,11 +234,7 @@ std::vector<Tensor> attention_backward_cpu(const Inputs& in, const Attrs& attrs)
   check_and_describe(in, attrs, "attention_backward", c);
   const Problem& p = c.p;
   const Tensor &q = in[0], &k = in[1], &v = in[2], &bias = in[4], &out = in[5], &lse = in[6], &dout = in[7];
-  const Shape out_shape{p.B, p.H, p.Tq, p.Dv};
-  KX_CHECK(out.shape == out_shape && dout.shape == out_shape, Shape, "attention_backward: out ",
-           shape_str(out.shape), " and dout ", shape_str(dout.shape), " must be ", shape_str(out_shape));
-  KX_CHECK(lse.dtype == DType::Float32 && lse.shape == Shape({p.B, p.H, p.Tq}), Shape,
-           "attention_backward: lse must be float32 [B, H, Tq], got ", dtype_name(lse.dtype), " ", shape_str(lse.shape));
+  check_attention_backward(p, in);
   std::vector<float> dout_store, out_store;
   const float* dO = f32_data(dout, dout_store);
   const float* O = f32_data(out, out_store);
@@ -346,8 +271,6 @@ std::vector<Tensor> attention_backward_cpu(const Inputs& in, const Attrs& attrs)
   const int64_t chunks = partials ? std::max<int64_t>(1, std::min<int64_t>(cpu::num_threads(), tasks)) : tasks;
   std::vector<float> dbias32(partials ? (size_t)(bias_n * chunks) : (size_t)bias_n, 0.0f);
 
-  auto visible_from = [&](int64_t j0) { return p.causal ? std::max<int64_t>(0, j0 - p.offset) : (int64_t)0; };
-
   cpu::parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
     thread_local std::vector<float> buf;
     const size_t block_n = (size_t)(qb * kb);
@@ -366,7 +289,7 @@ std::vector<Tensor> attention_backward_cpu(const Inputs& in, const Attrs& attrs)
             const int64_t cols = std::min(kb, p.Tk - j0);
             std::fill(dkacc, dkacc + cols * p.D, 0.0f);
             std::fill(dvacc, dvacc + cols * p.Dv, 0.0f);
-            for (int64_t i0 = visible_from(j0); i0 < p.Tq; i0 += qb) {
+            for (int64_t i0 = p.visible_from(j0); i0 < p.Tq; i0 += qb) {
               const int64_t rows = std::min(qb, p.Tq - i0);
               block(s, ds, dbias, b, h, i0, rows, j0, cols);
               accumulate_dk_dv(p, dO, s, ds, bh, i0, rows, cols, dkacc, dvacc);
@@ -406,7 +329,7 @@ std::vector<Tensor> attention_backward_cpu(const Inputs& in, const Attrs& attrs)
         const int64_t j0 = (t % nkb) * kb, cols = std::min(kb, p.Tk - j0);
         std::fill(dkacc, dkacc + cols * p.D, 0.0f);
         std::fill(dvacc, dvacc + cols * p.Dv, 0.0f);
-        for (int64_t i0 = visible_from(j0); i0 < p.Tq; i0 += qb) {
+        for (int64_t i0 = p.visible_from(j0); i0 < p.Tq; i0 += qb) {
           const int64_t rows = std::min(qb, p.Tq - i0);
           block(s, ds, nullptr, b, h, i0, rows, j0, cols);
           accumulate_dk_dv(p, dO, s, ds, bh, i0, rows, cols, dkacc, dvacc);

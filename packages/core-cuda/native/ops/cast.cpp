@@ -5,6 +5,7 @@
 #include "kx/cast.h"
 #include "kx/convert.h"
 #include "kx/registry.h"
+#include "ops/cast_plan.h"
 
 namespace kx {
 namespace {
@@ -27,9 +28,7 @@ void cast_loop(const From* src, To* dst, int64_t n) {
 
 std::vector<Tensor> cast_cpu(const Inputs& in, const Attrs& attrs) {
   const Tensor& x = in[0];
-  DType to;
-  KX_CHECK(dtype_from_name(attrs.str("dtype", ""), &to), DType, "cast: unknown target dtype '",
-           attrs.str("dtype", ""), "'");
+  const DType to = cast_target(attrs);
   Tensor y = empty(x.shape, to, x.device());
   KX_DISPATCH_ALL(x.dtype, {
     using From = scalar_t;

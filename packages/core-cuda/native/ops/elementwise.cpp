@@ -11,6 +11,7 @@
 #include "kx/convert.h"
 #include "kx/elementwise.h"
 #include "kx/registry.h"
+#include "ops/elementwise_plan.h"
 
 namespace kx {
 namespace {
@@ -63,11 +64,7 @@ template <class Op>
 std::vector<Tensor> binary_cpu(const char* name, const Inputs& in) {
   const Tensor& a = in[0];
   const Tensor& b = in[1];
-  KX_CHECK(a.dtype == b.dtype, DType, name, ": dtypes ", dtype_name(a.dtype), " and ", dtype_name(b.dtype),
-           " differ (cast one first)");
-  Shape shape;
-  KX_CHECK(cpu::broadcast_shapes(a.shape, b.shape, &shape), Shape, name, ": shapes ", shape_str(a.shape), " and ",
-           shape_str(b.shape), " do not broadcast");
+  const Shape shape = binary_out_shape(name, a, b);
   Tensor y = empty(shape, a.dtype, a.device());
   if (y.numel() == 0) return {y};
   const cpu::BroadcastPlan<2> plan(shape, {&a.shape, &b.shape});
@@ -116,11 +113,7 @@ std::vector<Tensor> where_cpu(const Inputs& in, const Attrs&) {
   const Tensor& c = in[0];
   const Tensor& a = in[1];
   const Tensor& b = in[2];
-  KX_CHECK(a.dtype == b.dtype, DType, "where: dtypes ", dtype_name(a.dtype), " and ", dtype_name(b.dtype), " differ");
-  Shape ab, shape;
-  KX_CHECK(cpu::broadcast_shapes(a.shape, b.shape, &ab) && cpu::broadcast_shapes(c.shape, ab, &shape), Shape,
-           "where: shapes ", shape_str(c.shape), ", ", shape_str(a.shape), " and ", shape_str(b.shape),
-           " do not broadcast");
+  const Shape shape = where_out_shape(c, a, b);
   Tensor y = empty(shape, a.dtype, a.device());
   if (y.numel() == 0) return {y};
   const cpu::BroadcastPlan<3> plan(shape, {&c.shape, &a.shape, &b.shape});
@@ -154,10 +147,7 @@ void broadcast_copy(const Tensor& x, Tensor& y) {
 
 std::vector<Tensor> broadcast_to_cpu(const Inputs& in, const Attrs& attrs) {
   const Tensor& x = in[0];
-  const Shape shape = attrs.ints("shape");
-  for (int64_t d : shape) KX_CHECK(d >= 0, Arg, "broadcast_to: negative dimension in ", shape_str(shape));
-  KX_CHECK(cpu::broadcasts_to(x.shape, shape), Shape, "broadcast_to: ", shape_str(x.shape), " does not broadcast to ",
-           shape_str(shape));
+  const Shape shape = broadcast_to_shape(x, attrs);
   Tensor y = empty(shape, x.dtype, x.device());
   if (y.numel() == 0) return {y};
   switch (dtype_size(x.dtype)) {
@@ -171,15 +161,6 @@ std::vector<Tensor> broadcast_to_cpu(const Inputs& in, const Attrs& attrs) {
 
 // ---- unary ------------------------------------------------------------------------------------
 
-UnaryFn unary_fn(const char* op, const Attrs& attrs) {
-  const std::string name = attrs.str("fn", "");
-  const std::string approx = attrs.str("approximate", "none");
-  KX_CHECK(approx == "none" || approx == "tanh", Arg, op, ": approximate must be 'none' or 'tanh', got '", approx, "'");
-  UnaryFn fn;
-  KX_CHECK(unary_fn_from_name(name.c_str(), approx == "tanh", &fn), Arg, op, ": unknown function '", name, "'");
-  return fn;
-}
-
 // Transcendental functions cost far more per element than a load: smaller chunks per task.
 constexpr int64_t kUnaryGrain = 1 << 13;
 
@@ -192,7 +173,11 @@ constexpr int64_t kBlock = 64;
 
 template <UnaryFn F>
 inline void unary_block(const float* __restrict x, float* __restrict y, float p) {
-  for (int64_t i = 0; i < kBlock; ++i) y[i] = Unary<F>::f(x[i], p);
+  if constexpr (F == UnaryFn::Gelu) {
+    gelu_erf_run(x, y, kBlock);
+  } else {
+    for (int64_t i = 0; i < kBlock; ++i) y[i] = Unary<F>::f(x[i], p);
+  }
 }
 
 template <UnaryFn F>
@@ -264,10 +249,7 @@ std::vector<Tensor> unary_backward_cpu(const Inputs& in, const Attrs& attrs) {
   const Tensor& x = in[0];
   const Tensor& y = in[1];
   const Tensor& dy = in[2];
-  KX_CHECK(y.dtype == x.dtype && dy.dtype == x.dtype, DType, "unary_backward: x, y and dy must share a dtype, got ",
-           dtype_name(x.dtype), ", ", dtype_name(y.dtype), ", ", dtype_name(dy.dtype));
-  KX_CHECK(y.shape == x.shape && dy.shape == x.shape, Shape, "unary_backward: x ", shape_str(x.shape), ", y ",
-           shape_str(y.shape), " and dy ", shape_str(dy.shape), " must have one shape");
+  check_unary_backward(x, y, dy);
   const UnaryFn fn = unary_fn("unary_backward", attrs);
   const float p = (float)attrs.num("exponent", 1.0);
   Tensor dx = empty(x.shape, x.dtype, x.device());

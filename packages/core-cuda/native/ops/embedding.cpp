@@ -9,6 +9,7 @@
 #include "cpu/thread_pool.h"
 #include "kx/convert.h"
 #include "kx/registry.h"
+#include "ops/embedding_plan.h"
 
 namespace kx {
 namespace {
@@ -16,14 +17,14 @@ namespace {
 // E_ARG naming the first id outside [0, rows).
 void check_ids(const int32_t* ids, int64_t n, int64_t rows, const char* op) {
   for (int64_t i = 0; i < n; ++i) {
-    KX_CHECK(ids[i] >= 0 && ids[i] < rows, Arg, op, ": id ", ids[i], " at index ", i, " is outside [0, ", rows, ")");
+    if (ids[i] < 0 || ids[i] >= rows) fail_bad_id(op, ids[i], i, rows);
   }
 }
 
 std::vector<Tensor> embedding_cpu(const Inputs& in, const Attrs&) {
   const Tensor &ids = in[0], &table = in[1];
-  KX_CHECK(table.dim() == 2, Shape, "embedding: table must be [V, D], got ", shape_str(table.shape));
-  const int64_t v = table.shape[0], d = table.shape[1], n = ids.numel();
+  const EmbeddingDims dims = embedding_dims(ids, table);
+  const int64_t v = dims.rows, d = dims.d, n = dims.n;
   const int32_t* idp = ids.data<int32_t>();
   check_ids(idp, n, v, "embedding");
   Shape out_shape = ids.shape;
@@ -64,11 +65,8 @@ void scatter_rows(const int64_t* start, const int64_t* order, const T* dy, T* ou
 
 std::vector<Tensor> embedding_backward_cpu(const Inputs& in, const Attrs& attrs) {
   const Tensor &ids = in[0], &dy = in[1];
-  const int64_t v = attrs.int_("rows", -1);
-  KX_CHECK(v >= 0, Arg, "embedding_backward: attribute 'rows' (the table's V) must be >= 0, got ", v);
-  KX_CHECK(dy.dim() == ids.dim() + 1 && Shape(dy.shape.begin(), dy.shape.end() - 1) == ids.shape, Shape,
-           "embedding_backward: dy ", shape_str(dy.shape), " must be ids' shape ", shape_str(ids.shape), " + [D]");
-  const int64_t d = dy.shape.back(), n = ids.numel();
+  const EmbeddingDims dims = embedding_backward_dims(ids, dy, attrs);
+  const int64_t v = dims.rows, d = dims.d, n = dims.n;
   const int32_t* idp = ids.data<int32_t>();
   check_ids(idp, n, v, "embedding_backward");
   // Counting sort of positions by id, stable: order[start[r] .. start[r+1]) are the positions of id r.

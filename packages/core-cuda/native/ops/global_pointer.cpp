@@ -19,6 +19,7 @@
 #include "kx/convert.h"
 #include "kx/global_pointer.h"
 #include "kx/registry.h"
+#include "ops/global_pointer_plan.h"
 
 namespace kx {
 namespace {
@@ -31,52 +32,6 @@ const float* as_float(const Tensor& t, std::vector<float>& buf) {
   return buf.data();
 }
 
-struct GpDims {
-  int64_t B, G, H, n, d;
-};
-
-// Checks q, k, mask, start, end (and dy when given) against each other; returns the dimensions.
-GpDims check_gp(const char* op, const Inputs& in, const Tensor* dy) {
-  const Tensor &q = in[0], &k = in[1], &mask = in[2], &start = in[3], &end = in[4];
-  KX_CHECK(q.dim() == 4, Shape, op, ": q must be [B, G, n, d], got ", shape_str(q.shape));
-  KX_CHECK(k.shape == q.shape, Shape, op, ": k ", shape_str(k.shape), " must have q's shape ", shape_str(q.shape));
-  KX_CHECK(k.dtype == q.dtype, DType, op, ": q and k must share a dtype, got ", dtype_name(q.dtype), " and ",
-           dtype_name(k.dtype));
-  GpDims g{q.shape[0], q.shape[1], q.shape[1], q.shape[2], q.shape[3]};
-  KX_CHECK(start.defined() == end.defined(), Arg, op, ": start and end terms come together");
-  if (start.defined()) {
-    KX_CHECK(start.dim() == 3 && start.shape[0] == g.B && start.shape[2] == g.n, Shape, op, ": start must be [", g.B,
-             ", H, ", g.n, "], got ", shape_str(start.shape));
-    KX_CHECK(end.shape == start.shape, Shape, op, ": end ", shape_str(end.shape), " must have start's shape ",
-             shape_str(start.shape));
-    KX_CHECK(start.dtype == q.dtype && end.dtype == q.dtype, DType, op, ": start and end must have q's dtype ",
-             dtype_name(q.dtype));
-    g.H = start.shape[1];
-    KX_CHECK(g.G == g.H || g.G == 1, Shape, op, ": q has ", g.G, " heads, start/end have ", g.H,
-             " (they must be equal, or q shared with one head)");
-  }
-  if (mask.defined()) {
-    KX_CHECK(mask.dim() == 2 && mask.shape[0] == g.B && mask.shape[1] == g.n, Shape, op, ": mask must be [", g.B, ", ",
-             g.n, "], got ", shape_str(mask.shape));
-  }
-  if (dy) {
-    KX_CHECK(dy->dim() == 4 && dy->shape[0] == g.B && dy->shape[1] == g.H && dy->shape[2] == g.n && dy->shape[3] == g.n,
-             Shape, op, ": dy must be [", g.B, ", ", g.H, ", ", g.n, ", ", g.n, "], got ", shape_str(dy->shape));
-  }
-  return g;
-}
-
-// The heads [h0, h1) that read group g's dot products.
-inline void group_heads(const GpDims& g, int64_t grp, int64_t* h0, int64_t* h1) {
-  if (g.G == g.H) {
-    *h0 = grp;
-    *h1 = grp + 1;
-  } else {
-    *h0 = 0;
-    *h1 = g.H;
-  }
-}
-
 inline float dot(const float* a, const float* b, int64_t d) {
   float acc = 0.0f;
   for (int64_t t = 0; t < d; ++t) acc += a[t] * b[t];
@@ -86,8 +41,8 @@ inline float dot(const float* a, const float* b, int64_t d) {
 std::vector<Tensor> global_pointer_cpu(const Inputs& in, const Attrs& attrs) {
   const GpDims g = check_gp("global_pointer", in, nullptr);
   const Tensor &q = in[0], &mask = in[2], &start = in[3];
-  const float scale = (float)attrs.num("scale", g.d > 0 ? 1.0 / std::sqrt((double)g.d) : 1.0);
-  const bool tril = attrs.flag("tril", true);
+  const float scale = gp_scale(attrs, g);
+  const bool tril = gp_tril(attrs);
   std::vector<float> qb, kb, sb, eb;
   const float* qf = as_float(q, qb);
   const float* kf = as_float(in[1], kb);
@@ -126,11 +81,10 @@ std::vector<Tensor> global_pointer_cpu(const Inputs& in, const Attrs& attrs) {
 
 std::vector<Tensor> global_pointer_backward_cpu(const Inputs& in, const Attrs& attrs) {
   const Tensor& dy = in[5];
-  KX_CHECK(dy.dtype == in[0].dtype, DType, "global_pointer_backward: dy must have q's dtype");
-  const GpDims g = check_gp("global_pointer_backward", in, &dy);
+  const GpDims g = check_gp_backward(in);
   const Tensor &q = in[0], &mask = in[2];
-  const float scale = (float)attrs.num("scale", g.d > 0 ? 1.0 / std::sqrt((double)g.d) : 1.0);
-  const bool tril = attrs.flag("tril", true);
+  const float scale = gp_scale(attrs, g);
+  const bool tril = gp_tril(attrs);
   std::vector<float> qb, kb, db;
   const float* qf = as_float(q, qb);
   const float* kf = as_float(in[1], kb);
@@ -194,21 +148,9 @@ std::vector<Tensor> global_pointer_backward_cpu(const Inputs& in, const Attrs& a
 
 // ---- multilabel categorical cross-entropy ---------------------------------------------------------
 
-void check_rows(const char* op, const Tensor& scores) {
-  KX_CHECK(scores.dim() == 2, Shape, op, ": scores must be [R, C], got ", shape_str(scores.shape));
-}
-
-const float* float_rows(const Tensor& t, const char* op, const char* what, int64_t R) {
-  KX_CHECK(t.dtype == DType::Float32 && t.dim() == 1 && t.shape[0] == R, Shape, op, ": ", what, " must be float32 [", R,
-           "], got ", dtype_name(t.dtype), " ", shape_str(t.shape));
-  return t.data<float>();
-}
-
 std::vector<Tensor> multilabel_ce_cpu(const Inputs& in, const Attrs&) {
   const Tensor &scores = in[0], &labels = in[1];
-  check_rows("multilabel_ce", scores);
-  KX_CHECK(labels.shape == scores.shape, Shape, "multilabel_ce: labels ", shape_str(labels.shape),
-           " must have the scores' shape ", shape_str(scores.shape));
+  check_mlce(in);
   const int64_t R = scores.shape[0], C = scores.shape[1];
   std::vector<float> sbuf, tbuf;
   const float* s = as_float(scores, sbuf);
@@ -236,17 +178,14 @@ std::vector<Tensor> multilabel_ce_cpu(const Inputs& in, const Attrs&) {
 
 std::vector<Tensor> multilabel_ce_backward_cpu(const Inputs& in, const Attrs&) {
   const Tensor &scores = in[0], &labels = in[1];
-  check_rows("multilabel_ce_backward", scores);
-  KX_CHECK(labels.shape == scores.shape, Shape, "multilabel_ce_backward: labels must have the scores' shape");
+  check_mlce_backward(in);
   const int64_t R = scores.shape[0], C = scores.shape[1];
   std::vector<float> sbuf, tbuf;
   const float* s = as_float(scores, sbuf);
   const float* t = as_float(labels, tbuf);
-  const float* ln = float_rows(in[2], "multilabel_ce_backward", "lse_neg", R);
-  const float* lp = float_rows(in[3], "multilabel_ce_backward", "lse_pos", R);
+  const float* ln = in[2].data<float>();
+  const float* lp = in[3].data<float>();
   std::vector<float> gbuf;
-  KX_CHECK(in[4].dim() == 1 && in[4].shape[0] == R, Shape, "multilabel_ce_backward: dloss must be [", R, "], got ",
-           shape_str(in[4].shape));
   const float* gl = as_float(in[4], gbuf);
   Tensor dx = empty(scores.shape, scores.dtype, scores.device());
   KX_DISPATCH_FLOAT(scores.dtype, {
@@ -258,7 +197,7 @@ std::vector<Tensor> multilabel_ce_backward_cpu(const Inputs& in, const Attrs&) {
         const float* tr = t + r * C;
         const float g = gl[r];
         for (int64_t i = 0; i < C; ++i) {
-          row[i] = g * (lse_weight(mlce_neg_logit(sr[i], tr[i]), ln[r]) - lse_weight(mlce_pos_logit(sr[i], tr[i]), lp[r]));
+          row[i] = mlce_grad(sr[i], tr[i], ln[r], lp[r], g);
         }
         narrow(row.data(), out + r * C, C);
       }
@@ -269,14 +208,8 @@ std::vector<Tensor> multilabel_ce_backward_cpu(const Inputs& in, const Attrs&) {
 
 // Checks the sparse labels: int32 [R, P], every index in [0, C).
 void check_sparse(const char* op, const Tensor& scores, const Tensor& idx) {
-  check_rows(op, scores);
-  KX_CHECK(idx.dim() == 2 && idx.shape[0] == scores.shape[0], Shape, op, ": indices must be [", scores.shape[0],
-           ", P], got ", shape_str(idx.shape));
-  const int32_t* p = idx.data<int32_t>();
-  const int64_t C = scores.shape[1];
-  for (int64_t e = 0; e < idx.numel(); ++e) {
-    KX_CHECK(p[e] >= 0 && p[e] < C, Arg, op, ": index ", p[e], " at row ", e / idx.shape[1], " is outside [0, ", C, ")");
-  }
+  check_sparse_shape(op, scores, idx);
+  check_sparse_indices(op, idx.data<int32_t>(), idx.numel(), idx.shape[1], scores.shape[1]);
 }
 
 struct SparseRow {
@@ -284,29 +217,20 @@ struct SparseRow {
 };
 
 SparseRow sparse_row(const float* s, const int32_t* idx, int64_t C, int64_t P, bool mask_zero, float eps) {
-  LseWithZero all, pos;
-  Lse p;
+  LseWithZero all;
   for (int64_t i = mask_zero ? 1 : 0; i < C; ++i) all.add(s[i]);
-  for (int64_t k = 0; k < P; ++k) {
-    const int32_t i = idx[k];
-    if (mask_zero && i == 0) continue;
-    pos.add(-s[i]);
-    p.add(s[i]);
-  }
   SparseRow r;
   r.a = all.result();
-  r.b = p.result();
-  r.pos = pos.result();
-  float unused;
-  r.loss = sparse_mlce_neg(r.a, r.b, eps, &unused) + r.pos;
+  sparse_mlce_positives(s, idx, P, mask_zero, &r.b, &r.pos);
+  r.loss = sparse_mlce_loss(r.a, r.b, r.pos, eps);
   return r;
 }
 
 std::vector<Tensor> sparse_multilabel_ce_cpu(const Inputs& in, const Attrs& attrs) {
   const Tensor &scores = in[0], &idx = in[1];
   check_sparse("sparse_multilabel_ce", scores, idx);
-  const bool mask_zero = attrs.flag("maskZero", false);
-  const float eps = (float)attrs.num("epsilon", 1e-7);
+  const bool mask_zero = sparse_mask_zero(attrs);
+  const float eps = sparse_epsilon(attrs);
   const int64_t R = scores.shape[0], C = scores.shape[1], P = idx.shape[1];
   std::vector<float> sbuf;
   const float* s = as_float(scores, sbuf);
@@ -331,17 +255,16 @@ std::vector<Tensor> sparse_multilabel_ce_cpu(const Inputs& in, const Attrs& attr
 std::vector<Tensor> sparse_multilabel_ce_backward_cpu(const Inputs& in, const Attrs& attrs) {
   const Tensor &scores = in[0], &idx = in[1];
   check_sparse("sparse_multilabel_ce_backward", scores, idx);
-  const bool mask_zero = attrs.flag("maskZero", false);
-  const float eps = (float)attrs.num("epsilon", 1e-7);
+  check_sparse_backward(in);
+  const bool mask_zero = sparse_mask_zero(attrs);
+  const float eps = sparse_epsilon(attrs);
   const int64_t R = scores.shape[0], C = scores.shape[1], P = idx.shape[1];
   std::vector<float> sbuf, gbuf;
   const float* s = as_float(scores, sbuf);
   const int32_t* ix = idx.data<int32_t>();
-  const float* pa = float_rows(in[2], "sparse_multilabel_ce_backward", "a", R);
-  const float* pb = float_rows(in[3], "sparse_multilabel_ce_backward", "b", R);
-  const float* pp = float_rows(in[4], "sparse_multilabel_ce_backward", "pos", R);
-  KX_CHECK(in[5].dim() == 1 && in[5].shape[0] == R, Shape, "sparse_multilabel_ce_backward: dloss must be [", R, "], got ",
-           shape_str(in[5].shape));
+  const float* pa = in[2].data<float>();
+  const float* pb = in[3].data<float>();
+  const float* pp = in[4].data<float>();
   const float* gl = as_float(in[5], gbuf);
   Tensor dx = empty(scores.shape, scores.dtype, scores.device());
   KX_DISPATCH_FLOAT(scores.dtype, {
@@ -356,11 +279,12 @@ std::vector<Tensor> sparse_multilabel_ce_backward_cpu(const Inputs& in, const At
         sparse_mlce_neg(pa[r], pb[r], eps, &dfb);
         const float dfa = 1.0f - dfb;
         // d/ds_i: the a term for every class, then the b and positive terms per occurrence in P.
-        for (int64_t i = 0; i < C; ++i) row[i] = (mask_zero && i == 0) ? 0.0f : g * dfa * lse_weight(sr[i], pa[r]);
+        for (int64_t i = 0; i < C; ++i)
+          row[i] = (mask_zero && i == 0) ? 0.0f : sparse_mlce_grad_all(sr[i], pa[r], g, dfa);
         for (int64_t k = 0; k < P; ++k) {
           const int32_t i = ir[k];
           if (mask_zero && i == 0) continue;
-          row[i] += g * (dfb * lse_weight(sr[i], pb[r]) - lse_weight(-sr[i], pp[r]));
+          row[i] += sparse_mlce_grad_positive(sr[i], pb[r], pp[r], g, dfb);
         }
         narrow(row.data(), out + r * C, C);
       }

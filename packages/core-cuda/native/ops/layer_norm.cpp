@@ -12,11 +12,10 @@
 #include "cpu/thread_pool.h"
 #include "kx/norm.h"
 #include "kx/registry.h"
+#include "ops/layer_norm_plan.h"
 
 namespace kx {
 namespace {
-
-Shape leading_shape(const Tensor& x) { return Shape(x.shape.begin(), x.shape.end() - 1); }
 
 template <class T>
 void layer_norm_forward(const T* x, const float* gamma, const float* beta, T* y, float* mean, float* rstd,
@@ -37,14 +36,10 @@ void layer_norm_forward(const T* x, const float* gamma, const float* beta, T* y,
 
 std::vector<Tensor> layer_norm_cpu(const Inputs& in, const Attrs& attrs) {
   const Tensor &x = in[0], &gamma = in[1], &beta = in[2];
-  KX_CHECK(x.dim() >= 1, Shape, "layer_norm: x must have at least one axis, got ", shape_str(x.shape));
-  const int64_t d = x.size(-1);
-  cpu::check_norm_param(gamma, x, d, "layer_norm", "gamma");
-  cpu::check_norm_param(beta, x, d, "layer_norm", "beta");
-  const double eps = attrs.num("eps", 1e-5);
-  KX_CHECK(std::isfinite(eps) && eps >= 0, Arg, "layer_norm: eps must be a finite number >= 0, got ", eps);
-  const Shape lead = leading_shape(x);
-  const int64_t rows = numel_of(lead);
+  const NormPlan p = layer_norm_plan(x, gamma, beta, attrs);
+  const Shape& lead = p.lead;
+  const int64_t d = p.d, rows = p.rows;
+  const double eps = p.eps;
   Tensor y = empty(x.shape, x.dtype, x.device());
   Tensor mean = empty(lead, DType::Float32, x.device());
   Tensor rstd = empty(lead, DType::Float32, x.device());
@@ -83,18 +78,8 @@ void layer_norm_backward(const T* dy, const T* x, const float* gamma, const floa
 
 std::vector<Tensor> layer_norm_backward_cpu(const Inputs& in, const Attrs&) {
   const Tensor &dy = in[0], &x = in[1], &gamma = in[2], &mean = in[3], &rstd = in[4];
-  KX_CHECK(x.dim() >= 1, Shape, "layer_norm_backward: x must have at least one axis");
-  KX_CHECK(dy.shape == x.shape, Shape, "layer_norm_backward: dy ", shape_str(dy.shape), " and x ",
-           shape_str(x.shape), " differ");
-  KX_CHECK(dy.dtype == x.dtype, DType, "layer_norm_backward: dy is ", dtype_name(dy.dtype), " but x is ",
-           dtype_name(x.dtype));
-  const int64_t d = x.size(-1);
-  const int64_t rows = numel_of(leading_shape(x));
-  cpu::check_norm_param(gamma, x, d, "layer_norm_backward", "gamma");
-  KX_CHECK(mean.dtype == DType::Float32 && rstd.dtype == DType::Float32, DType,
-           "layer_norm_backward: mean and rstd must be float32");
-  KX_CHECK(mean.numel() == rows && rstd.numel() == rows, Shape, "layer_norm_backward: mean/rstd need ", rows,
-           " elements, got ", mean.numel(), " and ", rstd.numel());
+  const NormPlan p = layer_norm_backward_plan(dy, x, gamma, mean, rstd);
+  const int64_t d = p.d, rows = p.rows;
   Tensor dx = empty(x.shape, x.dtype, x.device());
   Tensor dgamma = empty({d}, x.dtype, x.device());
   Tensor dbeta = empty({d}, x.dtype, x.device());

@@ -6,14 +6,13 @@
 #include <cblas.h>
 
 #include <algorithm>
-#include <climits>
 #include <memory>
 #include <type_traits>
 
-#include "cpu/broadcast.h"
 #include "cpu/thread_pool.h"
 #include "kx/convert.h"
 #include "kx/registry.h"
+#include "ops/matmul_plan.h"
 
 namespace kx {
 namespace {
@@ -65,34 +64,10 @@ std::vector<Tensor> matmul_cpu(const Inputs& in, const Attrs& attrs) {
   const Tensor& a = in[0];
   const Tensor& b = in[1];
   const Tensor& bias = in[2];
-  const bool ta = attrs.flag("transA", false), tb = attrs.flag("transB", false);
-  KX_CHECK(a.dtype == b.dtype, DType, "matmul: operands must share a dtype, got ", dtype_name(a.dtype), " and ",
-           dtype_name(b.dtype));
-  KX_CHECK(a.dim() >= 2 && b.dim() >= 2, Shape, "matmul: operands need rank >= 2 (1-D operands are not supported: ",
-           "reshape a vector to [1, k] or [k, 1]), got ", shape_str(a.shape), " and ", shape_str(b.shape));
-  const int64_t m = ta ? a.size(-1) : a.size(-2), ka = ta ? a.size(-2) : a.size(-1);
-  const int64_t kb = tb ? b.size(-1) : b.size(-2), n = tb ? b.size(-2) : b.size(-1);
-  KX_CHECK(ka == kb, Shape, "matmul: inner dimensions differ: ", shape_str(a.shape), (ta ? "^T" : ""), " · ",
-           shape_str(b.shape), (tb ? "^T" : ""));
-  const int64_t k = ka;
-  KX_CHECK(!bias.defined() || (bias.dtype == a.dtype && bias.dim() == 1 && bias.shape[0] == n), Shape,
-           "matmul: bias must be a ", dtype_name(a.dtype), " vector [", n, "] (one value per output column), got ",
-           bias.defined() ? dtype_name(bias.dtype) : "", " ", bias.defined() ? shape_str(bias.shape) : "");
-
-  // Broadcast the batch dims, and note each output batch's operand batches.
-  const Shape ab(a.shape.begin(), a.shape.end() - 2), bb(b.shape.begin(), b.shape.end() - 2);
-  const size_t rank = std::max(ab.size(), bb.size());
-  Shape batch;
-  KX_CHECK(cpu::broadcast_shapes(ab, bb, &batch), Shape, "matmul: batch dims of ", shape_str(a.shape), " and ",
-           shape_str(b.shape), " do not broadcast");
-  Shape out_shape = batch;
-  out_shape.push_back(m);
-  out_shape.push_back(n);
-  Tensor y = empty(out_shape, a.dtype, a.device());
-  const int64_t nbatch = numel_of(batch), b_batches = numel_of(bb);
-  // One sgemm sees at most nbatch·m rows (when the batch folds into m).
-  KX_CHECK(nbatch * m <= INT_MAX && n <= INT_MAX && k <= INT_MAX, Arg, "matmul: dimensions too large for BLAS: ",
-           shape_str(a.shape), " · ", shape_str(b.shape));
+  const MatmulPlan plan = plan_matmul(a, b, bias, attrs.flag("transA", false), attrs.flag("transB", false));
+  const bool ta = plan.ta, tb = plan.tb;
+  const int64_t m = plan.m, n = plan.n, k = plan.k, nbatch = plan.nbatch, b_batches = plan.b_batches;
+  Tensor y = empty(plan.out_shape, a.dtype, a.device());
   if (y.numel() == 0) return {y};
 
   KX_DISPATCH_FLOAT(a.dtype, {
@@ -118,24 +93,7 @@ std::vector<Tensor> matmul_cpu(const Inputs& in, const Attrs& attrs) {
     } else if (k > 0) {
       // Element offsets of each output batch's operands, broadcasting size-1 dims.
       std::vector<int64_t> a_off(nbatch), b_off(nbatch);
-      for (int64_t t = 0; t < nbatch; ++t) {
-        int64_t rest = t, ai = 0, bi = 0, a_mul = 1, b_mul = 1;
-        for (int64_t d = (int64_t)rank - 1; d >= 0; --d) {
-          const int64_t idx = rest % batch[d];
-          rest /= batch[d];
-          const int64_t da_pos = d - (int64_t)(rank - ab.size()), db_pos = d - (int64_t)(rank - bb.size());
-          if (da_pos >= 0) {
-            if (ab[da_pos] != 1) ai += idx * a_mul;
-            a_mul *= ab[da_pos];
-          }
-          if (db_pos >= 0) {
-            if (bb[db_pos] != 1) bi += idx * b_mul;
-            b_mul *= bb[db_pos];
-          }
-        }
-        a_off[t] = ai * m * k;
-        b_off[t] = bi * k * n;
-      }
+      for (int64_t t = 0; t < nbatch; ++t) plan.batch_offsets(t, &a_off[t], &b_off[t]);
       const int64_t work = m * n * k;
       auto one = [&](int64_t t) { gemm(A + a_off[t], B + b_off[t], C + t * m * n, m); };
       if (work < kSmallGemm && nbatch > 1) {

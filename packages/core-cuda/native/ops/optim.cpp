@@ -10,6 +10,7 @@
 #include "cpu/thread_pool.h"
 #include "kx/optim.h"
 #include "kx/registry.h"
+#include "ops/optim_plan.h"
 
 namespace kx {
 namespace {
@@ -78,30 +79,6 @@ template <class T> bool all_finite(const T* x, int64_t n) {
   return true;
 }
 
-void check_like(const Tensor& t, const Tensor& param, const char* op, const char* role, bool float32) {
-  KX_CHECK(t.shape == param.shape, Shape, op, ": ", role, " has shape ", shape_str(t.shape), ", the parameter ",
-           shape_str(param.shape));
-  if (float32) KX_CHECK(t.dtype == DType::Float32, DType, op, ": ", role, " must be float32, got ", dtype_name(t.dtype));
-}
-
-double finite_attr(const Attrs& attrs, const char* op, const char* name, double fallback) {
-  const double v = attrs.num(name, fallback);
-  KX_CHECK(std::isfinite(v), Arg, op, ": ", name, " must be finite, got ", v);
-  return v;
-}
-
-double lr_attr(const Attrs& attrs, const char* op) {
-  const double lr = finite_attr(attrs, op, "lr", 0.0);
-  KX_CHECK(lr >= 0, Arg, op, ": lr must be >= 0, got ", lr);
-  return lr;
-}
-
-double unit_attr(const Attrs& attrs, const char* op, const char* name, double fallback) {
-  const double v = finite_attr(attrs, op, name, fallback);
-  KX_CHECK(v >= 0 && v <= 1, Arg, op, ": ", name, " must be in [0, 1], got ", v);
-  return v;
-}
-
 Tensor flag_scalar(bool value, Device device) {
   Tensor out = empty({}, DType::UInt8, device);
   *out.data<uint8_t>() = value ? 1 : 0;
@@ -112,20 +89,11 @@ Tensor flag_scalar(bool value, Device device) {
 
 template <class P, class G>
 bool tiger_run(const Tensor& param, const Tensor& grad, const Tensor& mom, const Attrs& attrs) {
-  const char* op = "optim_tiger";
-  const double lr = lr_attr(attrs, op);
-  const double beta = unit_attr(attrs, op, "beta", 0.965);
-  const int64_t k = attrs.int_("accumSteps", 1);
-  KX_CHECK(k >= 1, Arg, op, ": accumSteps must be >= 1, got ", k);
-  const bool first = attrs.flag("first", true);
-  const bool update = attrs.flag("update", true);
-  const std::string mode = attrs.str("rms", "tensor");
-  KX_CHECK(mode == "none" || mode == "tensor" || mode == "row", Arg, op, ": rms must be none, tensor or row, got '",
-           mode, "'");
-  const double wd = finite_attr(attrs, op, "weightDecay", 0.0);
-  const double shrink = finite_attr(attrs, op, "shrink", 0.99);
-  const double centre = finite_attr(attrs, op, "centre", 0.0);
-  const double gscale = finite_attr(attrs, op, "gradScale", 1.0);
+  const TigerConfig cfg = tiger_config(attrs);
+  const double lr = cfg.lr, beta = cfg.beta, wd = cfg.wd, shrink = cfg.shrink, centre = cfg.centre, gscale = cfg.gscale;
+  const int64_t k = cfg.accum_steps;
+  const bool first = cfg.first, update = cfg.update;
+  const std::string& mode = cfg.mode;
 
   P* th = param.data<P>();
   const G* g = grad.data<G>();
@@ -181,8 +149,8 @@ bool tiger_run(const Tensor& param, const Tensor& grad, const Tensor& mom, const
 
 std::vector<Tensor> tiger_cpu(const Inputs& in, const Attrs& attrs) {
   const Tensor &param = in[0], &grad = in[1], &mom = in[2];
-  check_like(grad, param, "optim_tiger", "grad", false);
-  check_like(mom, param, "optim_tiger", "m", true);
+  check_state_like(grad, param, "optim_tiger", "grad", false);
+  check_state_like(mom, param, "optim_tiger", "m", true);
   bool finite = true;
   KX_DISPATCH_FLOAT(param.dtype, {
     using P = scalar_t;
@@ -195,12 +163,8 @@ std::vector<Tensor> tiger_cpu(const Inputs& in, const Attrs& attrs) {
 
 template <class P, class G>
 void lion_run(const Tensor& param, const Tensor& grad, const Tensor& mom, const Attrs& attrs) {
-  const char* op = "optim_lion";
-  const double lr = lr_attr(attrs, op);
-  const double beta1 = unit_attr(attrs, op, "beta1", 0.95);
-  const double beta2 = unit_attr(attrs, op, "beta2", 0.98);
-  const double wd = finite_attr(attrs, op, "weightDecay", 0.0);
-  const double gscale = finite_attr(attrs, op, "gradScale", 1.0);
+  const LionConfig cfg = lion_config(attrs);
+  const double lr = cfg.lr, beta1 = cfg.beta1, beta2 = cfg.beta2, wd = cfg.wd, gscale = cfg.gscale;
   P* th = param.data<P>();
   const G* g = grad.data<G>();
   float* m = mom.data<float>();
@@ -216,8 +180,8 @@ void lion_run(const Tensor& param, const Tensor& grad, const Tensor& mom, const 
 
 std::vector<Tensor> lion_cpu(const Inputs& in, const Attrs& attrs) {
   const Tensor &param = in[0], &grad = in[1], &mom = in[2];
-  check_like(grad, param, "optim_lion", "grad", false);
-  check_like(mom, param, "optim_lion", "m", true);
+  check_state_like(grad, param, "optim_lion", "grad", false);
+  check_state_like(mom, param, "optim_lion", "m", true);
   KX_DISPATCH_FLOAT(param.dtype, {
     using P = scalar_t;
     KX_DISPATCH_FLOAT(grad.dtype, (lion_run<P, scalar_t>(param, grad, mom, attrs)));
@@ -229,17 +193,9 @@ std::vector<Tensor> lion_cpu(const Inputs& in, const Attrs& attrs) {
 
 template <class P, class G>
 void adamw_run(const Tensor& param, const Tensor& grad, const Tensor& mt, const Tensor& vt, const Attrs& attrs) {
-  const char* op = "optim_adamw";
-  const double lr = lr_attr(attrs, op);
-  const double beta1 = unit_attr(attrs, op, "beta1", 0.9);
-  const double beta2 = unit_attr(attrs, op, "beta2", 0.999);
-  const double eps = finite_attr(attrs, op, "eps", 1e-8);
-  const double wd = finite_attr(attrs, op, "weightDecay", 0.0);
-  const double gscale = finite_attr(attrs, op, "gradScale", 1.0);
-  const int64_t step = attrs.int_("step", 1);
-  KX_CHECK(step >= 1, Arg, op, ": step must be >= 1 (1 on the first update), got ", step);
-  KX_CHECK(beta1 < 1 && beta2 < 1, Arg, op, ": betas must be < 1");
-  const AdamWCoef<double> c = adamw_coef<double>(lr, beta1, beta2, eps, wd, (double)step);
+  const AdamWConfig cfg = adamw_config(attrs);
+  const AdamWCoef<double>& c = cfg.coef;
+  const double gscale = cfg.gscale;
   P* th = param.data<P>();
   const G* g = grad.data<G>();
   float* m = mt.data<float>();
@@ -257,9 +213,9 @@ void adamw_run(const Tensor& param, const Tensor& grad, const Tensor& mt, const 
 
 std::vector<Tensor> adamw_cpu(const Inputs& in, const Attrs& attrs) {
   const Tensor &param = in[0], &grad = in[1], &m = in[2], &v = in[3];
-  check_like(grad, param, "optim_adamw", "grad", false);
-  check_like(m, param, "optim_adamw", "m", true);
-  check_like(v, param, "optim_adamw", "v", true);
+  check_state_like(grad, param, "optim_adamw", "grad", false);
+  check_state_like(m, param, "optim_adamw", "m", true);
+  check_state_like(v, param, "optim_adamw", "v", true);
   KX_DISPATCH_FLOAT(param.dtype, {
     using P = scalar_t;
     KX_DISPATCH_FLOAT(grad.dtype, (adamw_run<P, scalar_t>(param, grad, m, v, attrs)));
@@ -283,17 +239,10 @@ void sgd_loop(P* th, const G* g, float* bp, int64_t n, double gscale, const SgdC
 
 template <class P, class G>
 void sgd_run(const Tensor& param, const Tensor& grad, const Tensor& buf, const Attrs& attrs) {
-  const char* op = "optim_sgd";
-  SgdCoef<double> c;
-  c.lr = lr_attr(attrs, op);
-  c.momentum = finite_attr(attrs, op, "momentum", 0.0);
-  c.dampening = finite_attr(attrs, op, "dampening", 0.0);
-  c.wd = finite_attr(attrs, op, "weightDecay", 0.0);
-  const bool nesterov = attrs.flag("nesterov", false);
-  const bool first = attrs.flag("first", false);
-  const double gscale = finite_attr(attrs, op, "gradScale", 1.0);
-  KX_CHECK(c.momentum >= 0, Arg, op, ": momentum must be >= 0, got ", c.momentum);
-  KX_CHECK(c.momentum == 0 || buf.defined(), Arg, op, ": momentum needs a buffer");
+  const SgdConfig cfg = sgd_config(attrs, buf);
+  const SgdCoef<double>& c = cfg.coef;
+  const bool nesterov = cfg.nesterov, first = cfg.first;
+  const double gscale = cfg.gscale;
   P* th = param.data<P>();
   const G* g = grad.data<G>();
   float* bp = buf.defined() ? buf.data<float>() : nullptr;
@@ -307,8 +256,8 @@ void sgd_run(const Tensor& param, const Tensor& grad, const Tensor& buf, const A
 
 std::vector<Tensor> sgd_cpu(const Inputs& in, const Attrs& attrs) {
   const Tensor &param = in[0], &grad = in[1], &buf = in[2];
-  check_like(grad, param, "optim_sgd", "grad", false);
-  if (buf.defined()) check_like(buf, param, "optim_sgd", "momentum buffer", true);
+  check_state_like(grad, param, "optim_sgd", "grad", false);
+  if (buf.defined()) check_state_like(buf, param, "optim_sgd", "momentum buffer", true);
   KX_DISPATCH_FLOAT(param.dtype, {
     using P = scalar_t;
     KX_DISPATCH_FLOAT(grad.dtype, (sgd_run<P, scalar_t>(param, grad, buf, attrs)));

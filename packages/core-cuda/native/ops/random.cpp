@@ -1,23 +1,13 @@
 // Random ops on the CPU: dropout with its mask drawn from Philox (kx/philox.h), so the mask depends
 // only on (seed, offset + element index) and not on how the work is split across threads.
-#include <cmath>
-
 #include "cpu/thread_pool.h"
 #include "kx/convert.h"
 #include "kx/philox.h"
 #include "kx/registry.h"
+#include "ops/random_plan.h"
 
 namespace kx {
 namespace {
-
-constexpr double kMaxExactInt = 9007199254740991.0;  // 2^53 - 1: the integers a JS number holds
-
-uint64_t u64_attr(const Attrs& attrs, const char* name) {
-  const double v = attrs.num(name, 0.0);
-  KX_CHECK(std::isfinite(v) && v >= 0 && v <= kMaxExactInt && v == std::floor(v), Arg, "dropout: ", name,
-           " must be an integer in [0, 2^53), got ", v);
-  return (uint64_t)v;
-}
 
 // Elements [begin, end) of the tensor; random element e = offset + i uses word e % 4 of block e / 4.
 // Halves are widened and narrowed back a chunk at a time.
@@ -43,12 +33,7 @@ void dropout_range(const T* x, T* y, int64_t begin, int64_t end, uint64_t seed, 
 
 std::vector<Tensor> dropout_cpu(const Inputs& in, const Attrs& attrs) {
   const Tensor& x = in[0];
-  const double p = attrs.num("p", 0.0);
-  KX_CHECK(std::isfinite(p) && p >= 0 && p < 1, Arg, "dropout: p must be in [0, 1), got ", p);
-  const uint64_t seed = u64_attr(attrs, "seed");
-  const uint64_t offset = u64_attr(attrs, "offset");
-  const float pf = (float)p;
-  const float scale = (float)(1.0 / (1.0 - p));
+  const DropoutParams dp = dropout_params(attrs);
   Tensor y = empty(x.shape, x.dtype, x.device());
   const int64_t n = x.numel();
   KX_DISPATCH_FLOAT(x.dtype, {
@@ -56,7 +41,7 @@ std::vector<Tensor> dropout_cpu(const Inputs& in, const Attrs& attrs) {
     scalar_t* dst = y.data<scalar_t>();
     // Philox costs ~10 multiply rounds per 4 elements: a few thousand elements per task.
     cpu::parallel_for(n, 1 << 13, [&](int64_t b, int64_t e) {
-      dropout_range(src, dst, b, e, seed, offset, pf, scale);
+      dropout_range(src, dst, b, e, dp.seed, dp.offset, dp.p, dp.scale);
     });
   });
   return {y};

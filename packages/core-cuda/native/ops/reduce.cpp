@@ -15,11 +15,10 @@
 #include "kx/convert.h"
 #include "kx/reduce.h"
 #include "kx/registry.h"
+#include "ops/reduce_plan.h"
 
 namespace kx {
 namespace {
-
-enum class RedOp { Sum, Max };
 
 constexpr int64_t kTile = 256;  // columns per task on the inner > 1 path
 
@@ -122,49 +121,6 @@ template <class T> void reduce_step(const T* x, float* y, int64_t outer, int64_t
   }
 }
 
-// Dims after coalescing: sizes and whether each is reduced.
-struct Groups {
-  std::vector<int64_t> size;
-  std::vector<bool> reduced;
-};
-
-Groups coalesce(const Shape& shape, const std::vector<bool>& reduce) {
-  Groups g;
-  for (size_t d = 0; d < shape.size(); ++d) {
-    if (shape[d] == 1) continue;
-    if (!g.size.empty() && g.reduced.back() == reduce[d]) {
-      g.size.back() *= shape[d];
-    } else {
-      g.size.push_back(shape[d]);
-      g.reduced.push_back(reduce[d]);
-    }
-  }
-  return g;
-}
-
-// The axes attribute checked (in range, no repeats) as a per-dim flag; empty means all axes.
-std::vector<bool> reduced_dims(const char* op, const Tensor& x, const Attrs& attrs) {
-  const std::vector<int64_t> axes = attrs.ints("axes");
-  const int64_t rank = x.dim();
-  std::vector<bool> flag(rank, axes.empty());
-  for (int64_t a : axes) {
-    KX_CHECK(a >= -rank && a < rank, Arg, op, ": axis ", a, " is out of range for rank ", rank);
-    const int64_t d = a < 0 ? a + rank : a;
-    KX_CHECK(!flag[d], Arg, op, ": axis ", a, " is repeated");
-    flag[d] = true;
-  }
-  return flag;
-}
-
-Shape reduced_shape(const Shape& shape, const std::vector<bool>& flag, bool keep) {
-  Shape out;
-  for (size_t d = 0; d < shape.size(); ++d) {
-    if (!flag[d]) out.push_back(shape[d]);
-    else if (keep) out.push_back(1);
-  }
-  return out;
-}
-
 // Runs the coalesced plan: one step per reduced group, last first. Returns the float32 result
 // (the kept elements in order); `count` gets the number of elements reduced into each.
 template <class T> std::vector<float> reduce_all(const T* x, Groups g, RedOp op, float* direct, int64_t* count) {
@@ -217,11 +173,7 @@ std::vector<Tensor> reduce_cpu(const Inputs& in, const Attrs& attrs) {
   const Tensor& x = in[0];
   const std::vector<bool> flag = reduced_dims(name, x, attrs);
   const Shape out_shape = reduced_shape(x.shape, flag, attrs.flag("keepDims", false));
-  if (Op == RedOp::Max) {
-    for (size_t d = 0; d < flag.size(); ++d)
-      KX_CHECK(!flag[d] || x.shape[d] > 0 || numel_of(out_shape) == 0, Arg, name,
-               ": cannot reduce over the empty axis ", d, " of ", shape_str(x.shape), " (max has no identity)");
-  }
+  if (Op == RedOp::Max) check_max_reducible(name, x.shape, flag, out_shape);
   Tensor y = empty(out_shape, x.dtype, x.device());
   const Groups g = coalesce(x.shape, flag);
   int64_t count = 1;
@@ -289,12 +241,7 @@ template <class T> void max_backward_loop(const T* x, const T* y, const T* dy, T
 
 std::vector<Tensor> max_backward_cpu(const Inputs& in, const Attrs& attrs) {
   const Tensor &x = in[0], &y = in[1], &dy = in[2];
-  const std::vector<bool> flag = reduced_dims("max_backward", x, attrs);
-  const Shape out_shape = reduced_shape(x.shape, flag, false);
-  KX_CHECK(y.dtype == x.dtype && dy.dtype == x.dtype, DType, "max_backward: x, y and dy must share a dtype, got ",
-           dtype_name(x.dtype), ", ", dtype_name(y.dtype), ", ", dtype_name(dy.dtype));
-  KX_CHECK(y.numel() == numel_of(out_shape) && dy.numel() == y.numel(), Shape, "max_backward: y ", shape_str(y.shape),
-           " and dy ", shape_str(dy.shape), " do not match the reduction of ", shape_str(x.shape));
+  const std::vector<bool> flag = max_backward_dims(x, y, dy, attrs);
   Tensor dx = empty(x.shape, x.dtype, x.device());
   if (x.numel() == 0) return {dx};
   const Groups g = coalesce(x.shape, flag);

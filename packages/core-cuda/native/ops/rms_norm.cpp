@@ -12,6 +12,7 @@
 #include "cpu/thread_pool.h"
 #include "kx/norm.h"
 #include "kx/registry.h"
+#include "ops/rms_norm_plan.h"
 
 namespace kx {
 namespace {
@@ -32,13 +33,10 @@ void rms_norm_forward(const T* x, const float* gamma, T* y, float* rstd, int64_t
 
 std::vector<Tensor> rms_norm_cpu(const Inputs& in, const Attrs& attrs) {
   const Tensor &x = in[0], &gamma = in[1];
-  KX_CHECK(x.dim() >= 1, Shape, "rms_norm: x must have at least one axis, got ", shape_str(x.shape));
-  const int64_t d = x.size(-1);
-  cpu::check_norm_param(gamma, x, d, "rms_norm", "gamma");
-  const double eps = attrs.num("eps", 1e-6);
-  KX_CHECK(std::isfinite(eps) && eps >= 0, Arg, "rms_norm: eps must be a finite number >= 0, got ", eps);
-  const Shape lead(x.shape.begin(), x.shape.end() - 1);
-  const int64_t rows = numel_of(lead);
+  const NormPlan p = rms_norm_plan(x, gamma, attrs);
+  const Shape& lead = p.lead;
+  const int64_t d = p.d, rows = p.rows;
+  const double eps = p.eps;
   Tensor y = empty(x.shape, x.dtype, x.device());
   Tensor rstd = empty(lead, DType::Float32, x.device());
   const std::vector<float> g = cpu::norm_param_row(gamma, d, 1.0f);
@@ -73,17 +71,8 @@ void rms_norm_backward(const T* dy, const T* x, const float* gamma, const float*
 
 std::vector<Tensor> rms_norm_backward_cpu(const Inputs& in, const Attrs&) {
   const Tensor &dy = in[0], &x = in[1], &gamma = in[2], &rstd = in[3];
-  KX_CHECK(x.dim() >= 1, Shape, "rms_norm_backward: x must have at least one axis");
-  KX_CHECK(dy.shape == x.shape, Shape, "rms_norm_backward: dy ", shape_str(dy.shape), " and x ",
-           shape_str(x.shape), " differ");
-  KX_CHECK(dy.dtype == x.dtype, DType, "rms_norm_backward: dy is ", dtype_name(dy.dtype), " but x is ",
-           dtype_name(x.dtype));
-  const int64_t d = x.size(-1);
-  const int64_t rows = numel_of(Shape(x.shape.begin(), x.shape.end() - 1));
-  cpu::check_norm_param(gamma, x, d, "rms_norm_backward", "gamma");
-  KX_CHECK(rstd.dtype == DType::Float32, DType, "rms_norm_backward: rstd must be float32");
-  KX_CHECK(rstd.numel() == rows, Shape,
-           "rms_norm_backward: rstd has ", rstd.numel(), " elements, x has ", rows, " rows");
+  const NormPlan p = rms_norm_backward_plan(dy, x, gamma, rstd);
+  const int64_t d = p.d, rows = p.rows;
   Tensor dx = empty(x.shape, x.dtype, x.device());
   Tensor dgamma = empty({d}, x.dtype, x.device());
   const std::vector<float> g = cpu::norm_param_row(gamma, d, 1.0f);

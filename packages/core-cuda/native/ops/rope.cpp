@@ -9,6 +9,7 @@
 #include "kx/convert.h"
 #include "kx/registry.h"
 #include "kx/rope.h"
+#include "ops/rope_plan.h"
 
 namespace kx {
 namespace {
@@ -41,39 +42,19 @@ void rope_rows(const T* x, T* y, const float* cos_t, const float* sin_t, const s
 
 std::vector<Tensor> rope_cpu(const Inputs& in, const Attrs& attrs) {
   const Tensor &x = in[0], &positions = in[1];
-  KX_CHECK(x.dim() >= 2, Shape, "rope: x must be [..., T, D], got ", shape_str(x.shape));
-  const int64_t d = x.size(-1), t = x.size(-2);
-  KX_CHECK(d % 2 == 0, Shape, "rope: the last axis (D = ", d, ") must be even");
-  const bool inverse = attrs.flag("inverse", false);
-  const std::vector<int64_t> lead(x.shape.begin(), x.shape.end() - 1);
-  const int64_t rank = (int64_t)lead.size();
-  const int64_t rows = numel_of(lead);
+  const RopePlan plan = rope_plan(x, positions, attrs);
+  const int64_t d = plan.d, rows = plan.rows, entries = plan.entries;
+  const bool inverse = plan.inverse;
+  const std::vector<int64_t>& lead = plan.lead;
+  const std::vector<int64_t>& pstride = plan.pstride;
 
-  // Position entries and each leading axis's stride into them (0 where broadcast).
+  // The position of each entry: positions' own, or 0 .. T-1.
   std::vector<int32_t> default_pos;
-  const int32_t* pos;
-  int64_t entries;
-  std::vector<int64_t> pstride((size_t)rank, 0);
-  if (positions.defined()) {
-    KX_CHECK(positions.dim() <= rank, Shape, "rope: positions ", shape_str(positions.shape),
-             " do not broadcast to x's leading axes ", shape_str(lead));
-    int64_t stride = 1;
-    for (int64_t k = positions.dim() - 1; k >= 0; --k) {
-      const int64_t pd = positions.shape[k], xk = rank - positions.dim() + k, xd = lead[xk];
-      KX_CHECK(pd == xd || pd == 1, Shape, "rope: positions ", shape_str(positions.shape),
-               " do not broadcast to x's leading axes ", shape_str(lead));
-      if (pd != 1) pstride[xk] = stride;
-      stride *= pd;
-    }
-    pos = positions.data<int32_t>();
-    entries = positions.numel();
-  } else {
-    KX_CHECK(t <= 2147483647, Arg, "rope: T = ", t, " exceeds int32 positions");
-    default_pos.resize((size_t)t);
-    for (int64_t i = 0; i < t; ++i) default_pos[i] = (int32_t)i;
+  const int32_t* pos = positions.defined() ? positions.data<int32_t>() : nullptr;
+  if (!pos) {
+    default_pos.resize((size_t)entries);
+    for (int64_t i = 0; i < entries; ++i) default_pos[i] = (int32_t)i;
     pos = default_pos.data();
-    entries = t;
-    pstride[rank - 1] = 1;
   }
 
   const int64_t half = d / 2;

@@ -14,26 +14,12 @@
 #include "kx/convert.h"
 #include "kx/registry.h"
 #include "kx/softmax.h"
+#include "ops/softmax_plan.h"
 
 namespace kx {
 namespace {
 
-struct Layout {
-  int64_t outer = 1, C = 1, inner = 1;
-};
-
-Layout layout_of(const char* op, const Tensor& x, const Attrs& attrs) {
-  const int64_t rank = x.dim();
-  const int64_t axis = attrs.int_("axis", -1);
-  KX_CHECK(rank > 0, Arg, op, ": needs at least one dimension, got a scalar");
-  KX_CHECK(axis >= -rank && axis < rank, Arg, op, ": axis ", axis, " is out of range for rank ", rank);
-  const int64_t a = axis < 0 ? axis + rank : axis;
-  Layout l;
-  for (int64_t d = 0; d < a; ++d) l.outer *= x.shape[d];
-  l.C = x.shape[a];
-  for (int64_t d = a + 1; d < rank; ++d) l.inner *= x.shape[d];
-  return l;
-}
+using Layout = SoftmaxLayout;
 
 // Calls fn(rows_in[0..N), row_out, C) on every row along the axis: float32 arrays of length C.
 // `ins` are N same-shaped inputs, `out` the same-shaped output, all of storage type T.
@@ -88,7 +74,7 @@ void for_each_row(const std::array<const T*, N>& ins, T* out, const Layout& l, F
 
 template <bool Log> std::vector<Tensor> softmax_cpu(const Inputs& in, const Attrs& attrs) {
   const Tensor& x = in[0];
-  const Layout l = layout_of(Log ? "log_softmax" : "softmax", x, attrs);
+  const Layout l = softmax_layout(Log ? "log_softmax" : "softmax", x, attrs);
   Tensor y = empty(x.shape, x.dtype, x.device());
   KX_DISPATCH_FLOAT(x.dtype, {
     for_each_row<scalar_t, 1>({x.data<scalar_t>()}, y.data<scalar_t>(), l,
@@ -103,10 +89,7 @@ template <bool Log> std::vector<Tensor> softmax_cpu(const Inputs& in, const Attr
 // softmax_backward(y, dy; axis, log): y is the forward's output, softmax or log-softmax.
 std::vector<Tensor> softmax_backward_cpu(const Inputs& in, const Attrs& attrs) {
   const Tensor &y = in[0], &dy = in[1];
-  KX_CHECK(y.shape == dy.shape, Shape, "softmax_backward: y ", shape_str(y.shape), " and dy ", shape_str(dy.shape),
-           " differ");
-  KX_CHECK(y.dtype == dy.dtype, DType, "softmax_backward: y is ", dtype_name(y.dtype), ", dy ", dtype_name(dy.dtype));
-  const Layout l = layout_of("softmax_backward", y, attrs);
+  const Layout l = softmax_backward_layout(y, dy, attrs);
   const bool log = attrs.flag("log", false);
   Tensor dx = empty(y.shape, y.dtype, y.device());
   KX_DISPATCH_FLOAT(y.dtype, {

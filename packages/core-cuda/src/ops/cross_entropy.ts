@@ -1,11 +1,10 @@
 /**
  * Softmax cross-entropy with an ignore index (PyTorch's F.cross_entropy with reduction 'mean'),
- * fused: one native pass computes the per-row logsumexp and the mean loss; the backward reuses the
- * saved logsumexp.
+ * fused: one native pass computes the mean loss and, when a gradient will be needed, d logits.
  */
 import { ArgumentError, ShapeError } from '../errors.js';
 import { runKernel, runKernel1 } from '../kernel.js';
-import { registerGradient } from '../tape.js';
+import { activeTape, registerGradient } from '../tape.js';
 import { Tensor } from '../tensor.js';
 import { assertDTypeOf, assertFloat, assertTensor } from './check.js';
 
@@ -32,13 +31,15 @@ export function crossEntropy(logits: Tensor, labels: Tensor, options: CrossEntro
   }
   const ignoreIndex = options.ignoreIndex ?? -100;
   if (!Number.isInteger(ignoreIndex)) throw new ArgumentError(`crossEntropy: ignoreIndex must be an integer, got ${ignoreIndex}`);
-  const [loss, lse] = runKernel('cross_entropy', [logits, labels], { ignoreIndex });
-  // lse stays alive only while the tape holds it for the backward.
-  lse!.dispose();
-  return loss!;
+  // While a tape records this call the forward also returns d logits (for dloss = 1), computed from
+  // its own exponentials: a training step then reads the logits once instead of twice.
+  const grad = activeTape()?.isTracked(logits) ?? false;
+  return runKernel('cross_entropy', [logits, labels], { ignoreIndex, grad })[0]!;
 }
 
-registerGradient('cross_entropy', ([dloss], { inputs: [logits, labels], outputs: [, lse], attrs }) => [
-  dloss ? runKernel1('cross_entropy_backward', [logits!, labels!, lse!, dloss], { ignoreIndex: attrs.ignoreIndex }) : null,
-  null,
-]);
+registerGradient('cross_entropy', ([dloss], { inputs: [logits, labels], outputs: [, dlogits], attrs }) => {
+  if (!dloss) return [null, null];
+  // The forward's gradient is exact for dloss = 1 (a loss used as is); any other dloss recomputes.
+  if (dlogits && dloss.device === 'cpu' && dloss.toFloat32Array()[0] === 1) return [dlogits, null];
+  return [runKernel1('cross_entropy_backward', [logits!, labels!, dloss], { ignoreIndex: attrs.ignoreIndex }), null];
+});

@@ -21,7 +21,7 @@ import {
   type Tensor,
 } from '@kexue/core-cuda';
 
-import { activation } from '../nn/activations.js';
+import { activation, geluApproximate } from '../nn/activations.js';
 import { MultiHeadAttention } from '../nn/attention.js';
 import { truncatedNormal } from '../nn/init.js';
 import { Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
@@ -94,7 +94,7 @@ export class DenseResidualNorm extends Module {
   }
 
   forward(x: Tensor, residual: Tensor): Tensor {
-    return this.LayerNorm.forward(add(this.dropout.forward(this.dense.forward(x)), residual));
+    return this.LayerNorm.forwardResidual(this.dropout.forward(this.dense.forward(x)), residual);
   }
 }
 
@@ -118,19 +118,21 @@ export class BertAttention extends Module {
   }
 }
 
-/** HF BertIntermediate: dense + activation. */
+/** HF BertIntermediate: dense + activation (a GELU takes the bias in the fused biasGelu). */
 export class BertIntermediate extends Module {
   readonly dense: Linear;
   readonly #act: (x: Tensor) => Tensor;
+  readonly #gelu: 'none' | 'tanh' | null;
 
   constructor(ctx: Ctx) {
     super();
     this.dense = this.addModule('dense', linear(ctx, ctx.c.hiddenSize, ctx.c.intermediateSize));
     this.#act = activation(ctx.c.hiddenAct);
+    this.#gelu = geluApproximate(ctx.c.hiddenAct);
   }
 
   forward(x: Tensor): Tensor {
-    return this.#act(this.dense.forward(x));
+    return this.#gelu ? this.dense.forwardGelu(x, this.#gelu) : this.#act(this.dense.forward(x));
   }
 }
 

@@ -22,3 +22,9 @@ export function activation(name: string): (x: Tensor) => Tensor {
       throw new ArgumentError(`unknown activation '${name}' (known: gelu, gelu_new, gelu_pytorch_tanh, relu, silu, swish, tanh)`);
   }
 }
+
+/** GELU's approximation for a GELU activation name ('none' for gelu, 'tanh' for gelu_new / gelu_pytorch_tanh); null for the others. */
+export function geluApproximate(name: string): 'none' | 'tanh' | null {
+  if (name === 'gelu') return 'none';
+  return name === 'gelu_new' || name === 'gelu_pytorch_tanh' ? 'tanh' : null;
+}

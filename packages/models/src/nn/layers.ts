@@ -2,7 +2,7 @@
  * The basic layers: Linear, Embedding, LayerNorm, RMSNorm, Dropout. Parameter names follow
  * PyTorch/Hugging Face (weight, bias); a Linear's weight is [out, in].
  */
-import { ArgumentError, Philox, dropout, embedding, layerNorm, matmul, rmsNorm, type Tensor } from '@kexue/core-cuda';
+import { ArgumentError, Philox, addLayerNorm, biasGelu, dropout, embedding, gelu, layerNorm, matmul, rmsNorm, type Tensor } from '@kexue/core-cuda';
 
 import { onesInit, truncatedNormal, zerosInit, type Initializer } from './init.js';
 import { Module } from './module.js';
@@ -43,6 +43,12 @@ export class Linear extends Module {
   forward(x: Tensor): Tensor {
     return matmul(x, this.p('weight'), { transB: true, bias: this.hasBias ? this.p('bias') : undefined });
   }
+
+  /** gelu(x·Wᵀ + b), the bias added inside the fused biasGelu (whose backward also gives dbias). */
+  forwardGelu(x: Tensor, approximate: 'none' | 'tanh'): Tensor {
+    const h = matmul(x, this.p('weight'), { transB: true });
+    return this.hasBias ? biasGelu(h, this.p('bias'), { approximate }) : gelu(h, { approximate });
+  }
 }
 
 /** Rows of a [num, dim] table by int32 ids. */
@@ -75,6 +81,13 @@ export class LayerNorm extends Module {
 
   forward(x: Tensor): Tensor {
     return layerNorm(x, this.p('weight'), this.p('bias'), this.eps);
+  }
+
+  /** LayerNorm(x + residual) in one fused pass (the same values as forward(add(x, residual))). */
+  forwardResidual(x: Tensor, residual: Tensor): Tensor {
+    const { y, sum } = addLayerNorm(x, residual, this.p('weight'), this.p('bias'), this.eps);
+    sum.dispose();
+    return y;
   }
 }
 

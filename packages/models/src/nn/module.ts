@@ -44,6 +44,8 @@ export abstract class Module {
   /** State-dict names (regular expressions on the local name) that are buffers, not parameters. */
   #ignored: RegExp[] = [];
   #training = true;
+  /** What p() returns in place of each own parameter while withParameterView runs (else null). */
+  #view: Map<string, Tensor> | null = null;
 
   /** Registers a parameter made by `init` (or given) under `name`; returns it. */
   protected addParameter(name: string, value: Tensor | { shape: readonly number[]; init: Initializer; rng: InitRng }): Tensor {
@@ -76,7 +78,7 @@ export abstract class Module {
 
   /** The current tensor of this module's own parameter `name`. */
   protected p(name: string): Tensor {
-    const t = this.#params.get(name);
+    const t = this.#view?.get(name) ?? this.#params.get(name);
     if (!t) throw new ArgumentError(`no parameter '${name}'`);
     return t;
   }
@@ -188,6 +190,56 @@ export abstract class Module {
     return report;
   }
 
+  /**
+   * Runs fn with forward seeing `view(master, name)` in place of every parameter (the mixed-precision
+   * policy's cast to the compute dtype). The views are made once, up front, in the caller's scope
+   * (inside valueAndGrad, so gradients flow back through them to the masters); namedParameters and
+   * stateDict keep returning the masters. Not reentrant.
+   */
+  withParameterView<T>(view: (master: Tensor, name: string) => Tensor, fn: () => T): T {
+    const modules = this.#descendants();
+    if (modules.some(([, m]) => m.#view)) throw new ArgumentError(`withParameterView: a view is already active in this ${this.constructor.name}`);
+    try {
+      for (const [prefix, m] of modules) m.#view = new Map([...m.#params].map(([n, t]) => [n, view(t, prefix + n)]));
+      return fn();
+    } finally {
+      for (const [, m] of modules) m.#view = null;
+    }
+  }
+
+  /**
+   * Moves every parameter of this module and its descendants to `device` ('cpu', 'cuda' or
+   * 'cuda:N'), in place: the module then holds the copies and the old tensors are disposed, so
+   * tensors taken earlier from namedParameters() must not be used (take them again). Parameters
+   * already there are left as they are. Modules hold no buffers (what HF keeps as one, kexue
+   * recomputes), so parameters are everything. Inputs must be made on the same device. Returns
+   * this. E_NO_CUDA / E_DEVICE for a device this machine lacks, before anything moves; should a
+   * copy fail midway (E_OOM), the copies made so far are freed and the module is unchanged.
+   */
+  to(device: string): this {
+    const modules = this.#descendants();
+    if (modules.some(([, m]) => m.#view)) throw new ArgumentError(`to: a parameter view is active in this ${this.constructor.name}`);
+    const canonical = device === 'cuda' ? 'cuda:0' : device; // Tensor.device is 'cpu' or 'cuda:N'
+    const moves: { owner: Module; name: string; old: Tensor; moved: Tensor }[] = [];
+    try {
+      for (const [, owner] of modules) {
+        for (const [name, old] of owner.#params) {
+          if (old.device === canonical) continue;
+          // to() checks the device name, so a bad one fails at the first copy, before anything moves
+          moves.push({ owner, name, old, moved: keep(old.to(device)) });
+        }
+      }
+    } catch (err) {
+      dispose(moves.map((m) => m.moved));
+      throw err;
+    }
+    for (const { owner, name, old, moved } of moves) {
+      owner.#params.set(name, moved);
+      old.dispose();
+    }
+    return this;
+  }
+
   /** Disposes every parameter. The module must not be used afterwards. */
   dispose(): void {
     dispose(this.parameters());
@@ -204,6 +256,11 @@ export abstract class Module {
     const local = parts[parts.length - 1]!;
     if (!m.#params.has(local)) throw new ArgumentError(`no parameter '${path}'`);
     return { owner: m, local };
+  }
+
+  /** This module and every descendant, each with its dotted prefix. */
+  #descendants(prefix = ''): [string, Module][] {
+    return [[prefix, this], ...[...this.#children].flatMap(([n, c]) => c.#descendants(`${prefix}${n}.`))];
   }
 
   #allAliases(prefix = ''): Map<string, () => readonly number[]> {

@@ -17,6 +17,7 @@ import { checkpointDir, loadWeights, readTrainerState, OPTIMIZER_FILE, MODEL_FIL
 import { writeJsonAtomic } from '../train/files.js';
 import type { ProgressReporter } from '../train/progress.js';
 import type { Module } from '../nn/module.js';
+import type { PrecisionName } from '../train/precision.js';
 
 /** `model.*`: the encoder. */
 export interface ModelConfig {
@@ -63,6 +64,14 @@ export interface TrainConfig {
   stop_at: number;
   /** CPU threads; 0 = the build's default (KEXUE_NUM_THREADS or all cores). */
   threads: number;
+}
+
+/** The top-level mixed-precision keys (see train/precision.ts); absent = fp32, auto. */
+export interface PrecisionConfig {
+  /** Compute dtype: fp32, fp16 or bf16 (float32 master weights and optimizer state either way). */
+  precision?: PrecisionName;
+  /** 'auto' (dynamic for fp16, none otherwise), 'dynamic', 'none', or a constant scale > 0. */
+  loss_scale?: string | number;
 }
 
 /** The learning rates used when optim.lr is 0, chosen for small models trained from scratch. */

@@ -16,6 +16,7 @@ import { Dataset, type Batch } from '../data/dataset.js';
 import { readTextCorpus } from '../data/text.js';
 import type { BertTokenizer } from '../tokenizers/bert.js';
 import type { Architecture } from '../train/checkpoint.js';
+import { PrecisionPolicy } from '../train/precision.js';
 import { trainLoop, type TrainSummary, type TrainTask } from '../train/trainer.js';
 import {
   applyThreads,
@@ -32,13 +33,14 @@ import {
   vocabFile,
   type ModelConfig,
   type OptimConfig,
+  type PrecisionConfig,
   type RunOptions,
   type TrainConfig,
 } from './common.js';
 import { checkArchitecture, readModelHeader, MODEL_FILE } from '../train/checkpoint.js';
 
 /** The resolved config of an MLM run. */
-export interface MlmConfig {
+export interface MlmConfig extends PrecisionConfig {
   task: 'mlm';
   /** format auto: .jsonl/.json = the texts of a CLUENER file, anything else plain text (one document a line). */
   data: { train: string; dev: string; format: 'auto' | 'text' | 'cluener'; max_length: number; mask_prob: number };
@@ -111,6 +113,7 @@ function mlmLoss(model: BertForMaskedLM, rows: { ids: number[]; positions: numbe
 /** Trains a masked LM (a fresh run, or continues one with options.resume). */
 export async function trainMlm(config: MlmConfig, o: RunOptions): Promise<TrainSummary & { runDir: string }> {
   applyThreads(config.train);
+  const precision = PrecisionPolicy.fromConfig(config);
   const cwd = o.cwd ?? process.cwd();
   const resume = o.resume ? resumePoint(o.runDir) : null;
   const trainFile = resolvePath(config.data.train, cwd);
@@ -180,6 +183,7 @@ export async function trainMlm(config: MlmConfig, o: RunOptions): Promise<TrainS
     files: { 'vocab.txt': vocab },
     progress: o.progress,
     ...(resume ? { resume: resume.state } : {}),
+    precision,
   });
   model.dispose();
   optimizer.dispose();

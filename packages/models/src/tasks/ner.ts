@@ -22,6 +22,7 @@ import type { BertTokenizer } from '../tokenizers/bert.js';
 import { checkArchitecture, checkpointDir, loadWeights, MODEL_FILE, readModelHeader, type Architecture } from '../train/checkpoint.js';
 import { readJson } from '../train/files.js';
 import { CONFIG_FILE, assertRunDir } from '../train/run_dir.js';
+import { PrecisionPolicy } from '../train/precision.js';
 import { trainLoop, type TrainSummary, type TrainTask } from '../train/trainer.js';
 import {
   applyThreads,
@@ -38,6 +39,7 @@ import {
   vocabFile,
   type ModelConfig,
   type OptimConfig,
+  type PrecisionConfig,
   type RunOptions,
   type TrainConfig,
 } from './common.js';
@@ -46,7 +48,7 @@ import {
 export type NerFormat = 'auto' | 'cluener' | 'bmes' | 'bio' | 'weibo';
 
 /** The resolved config of a NER run (RUN/config.json). */
-export interface NerConfig {
+export interface NerConfig extends PrecisionConfig {
   task: 'ner';
   data: { train: string; dev: string; format: NerFormat; max_length: number };
   model: ModelConfig;
@@ -195,6 +197,7 @@ const prf = (r: PRF) => ({ precision: r.precision, recall: r.recall, f1: r.f1 })
 /** Trains a NER model (a fresh run, or continues one with options.resume). */
 export async function trainNer(config: NerConfig, o: RunOptions): Promise<TrainSummary & { runDir: string; labels: string[] }> {
   applyThreads(config.train);
+  const precision = PrecisionPolicy.fromConfig(config);
   const cwd = o.cwd ?? process.cwd();
   const resume = o.resume ? resumePoint(o.runDir) : null;
   const trainFile = resolvePath(config.data.train, cwd);
@@ -256,6 +259,7 @@ export async function trainNer(config: NerConfig, o: RunOptions): Promise<TrainS
     files: { 'vocab.txt': vocab },
     progress: o.progress,
     ...(resume ? { resume: resume.state } : {}),
+    precision,
   });
   model.dispose();
   optimizer.dispose();

@@ -4,7 +4,8 @@
  *
  *   model.safetensors      the weights (metadata: kexue.task, kexue.arch = the architecture as JSON)
  *   optimizer.safetensors  the optimizer's state and counters (saveOptimizerState)
- *   trainer.json           step, data position, dropout generator offset, best metric, running averages
+ *   trainer.json           step, data position, dropout generator offset, best metric, running averages,
+ *                          the loss scaler's state (mixed precision)
  *   config.json            the run's resolved config
  *   vocab.txt …            the tokenizer files
  *
@@ -17,7 +18,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, renameSync } 
 import path from 'node:path';
 
 import { FormatError, KexueIOError, io, type Tensor } from '@kexue/core-cuda';
-import { saveOptimizerState, type Optimizer } from '@kexue/optimizers';
+import { saveOptimizerState, type LossScalerState, type Optimizer } from '@kexue/optimizers';
 
 import type { Position } from '../data/dataset.js';
 import { describeProblems, type Module } from '../nn/module.js';
@@ -46,6 +47,10 @@ export interface TrainerState {
   window: { lossSum: number; updates: number; tokens: number; ms: number };
   /** The best evaluation so far. */
   best: { metric: string; value: number; step: number } | null;
+  /** The loss scaler's scale and good-step count (mixed precision with loss scaling only). */
+  lossScaler?: LossScalerState;
+  /** Updates skipped for non-finite gradients so far (with a dynamic loss scaler only). */
+  skippedSteps?: number;
 }
 
 export interface CheckpointRef {

@@ -21,3 +21,13 @@ export {
 export { readJson, writeJsonAtomic, writeTextAtomic } from './files.js';
 export { progressReporter, silentProgress, type ProgressOptions, type ProgressReporter } from './progress.js';
 export { trainLoop, type TrainLoopOptions, type TrainSummary, type TrainTask } from './trainer.js';
+export {
+  PrecisionPolicy,
+  PRECISION_NAMES,
+  parseLossScale,
+  parsePrecision,
+  type ComputeDType,
+  type LossScaleSetting,
+  type PrecisionName,
+  type PrecisionOptions,
+} from './precision.js';

@@ -5,14 +5,18 @@
  * counters, dropout generator offset, data position, running averages). A run resumed from a
  * checkpoint computes exactly what the uninterrupted run computes: the same batches in the same
  * order, the same dropout masks, the same updates, so the same losses bit for bit (same build).
+ * Under a mixed-precision policy the forward runs in the compute dtype over float32 masters, and a
+ * loss scaler (when the policy has one) scales the loss, skips overflowing updates and is
+ * checkpointed with the rest.
  */
 import { add, dispose, globalNorm, keep, mul, tidy, valueAndGrad, type Philox, type Tensor } from '@kexue/core-cuda';
-import type { Optimizer } from '@kexue/optimizers';
+import type { Optimizer, StepResult } from '@kexue/optimizers';
 
 import type { Batch, Dataset } from '../data/dataset.js';
 import type { Module } from '../nn/module.js';
 import { writeCheckpoint, type Architecture, type TrainerState } from './checkpoint.js';
 import { MetricsLog } from './metrics.js';
+import { PrecisionPolicy } from './precision.js';
 import type { ProgressReporter } from './progress.js';
 
 /** What a task gives the trainer. */
@@ -56,6 +60,8 @@ export interface TrainLoopOptions {
   progress: ProgressReporter;
   /** The state to continue from (a resumed run), else a fresh start. */
   resume?: TrainerState;
+  /** Compute dtype and loss scaling; default float32 without scaling. */
+  precision?: PrecisionPolicy;
 }
 
 export interface TrainSummary {
@@ -83,12 +89,20 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
   }
   const loader = task.data.batches({ batchSize: o.batchSize, shuffle: true, seed: o.seed, position: state.position });
   const params = task.model.namedParameters();
+  const policy = o.precision ?? new PrecisionPolicy();
+  const scaler = policy.createScaler();
+  if (scaler) {
+    if (state.lossScaler) scaler.loadState(state.lossScaler);
+    state.skippedSteps ??= 0;
+  }
+  if (policy.compute !== 'float32') o.progress.log(`mixed precision: ${policy.describe()} compute, float32 master weights and optimizer state`);
   task.model.train();
   let lastEval: Record<string, number> | null = null;
 
   const save = async (best: { metric: string; value: number } | null) => {
     state.position = loader.position;
     state.dropoutOffset = o.dropout.offset;
+    if (scaler) state.lossScaler = scaler.state();
     await writeCheckpoint(o.runDir, { task: task.name, arch: o.arch, weights: params, optimizer: o.optimizer, state, config: o.config, files: o.files }, best);
   };
 
@@ -126,11 +140,15 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
     let acc: Record<string, Tensor> | null = null;
     let lossSum = 0;
     let tokens = 0;
+    const scale = scaler ? scaler.scale : 1;
     for (let micro = 0; micro < o.gradAccum; micro++) {
       const batch = loader.next();
       tokens += task.tokens(batch.records);
-      const { value, grads } = valueAndGrad(() => task.loss(batch), params);
-      lossSum += value.item();
+      const { value, grads } = valueAndGrad(() => {
+        const loss = policy.forward(task.model, () => task.loss(batch));
+        return scaler ? scaler.scaleLoss(loss) : loss;
+      }, params);
+      lossSum += value.item() / scale;
       value.dispose();
       if (acc === null) acc = grads;
       else {
@@ -145,8 +163,16 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
       grads = tidy(() => Object.fromEntries(Object.entries(sum).map(([k, a]) => [k, keep(mul(a, 1 / o.gradAccum))])));
       dispose(Object.values(sum));
     }
-    const gradNorm = globalNorm(Object.values(grads));
-    const result = o.optimizer.step(params, grads, { gradNorm });
+    // the norm of the scaled gradients; logged unscaled
+    const scaledNorm = globalNorm(Object.values(grads));
+    const gradNorm = scaledNorm / scale;
+    let result: StepResult | null;
+    if (scaler) {
+      result = scaler.step(o.optimizer, params, grads, { gradNorm: scaledNorm }).result;
+      if (!result) state.skippedSteps! += 1;
+    } else {
+      result = o.optimizer.step(params, grads, { gradNorm });
+    }
     dispose(Object.values(grads));
     state.step++;
     const loss = lossSum / o.gradAccum;
@@ -166,13 +192,16 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
         step: state.step,
         epoch,
         loss: w.lossSum / w.updates,
-        lr: o.optimizer.learningRate * result.scheduleMultiplier,
+        // a skipped update reports the rate the next one will use
+        lr: o.optimizer.learningRate * (result ? result.scheduleMultiplier : o.optimizer.scheduleMultiplier()),
         grad_norm: gradNorm,
         tokens_per_s: round((w.tokens / w.ms) * 1000, 4),
         elapsed_s: round(state.elapsedMs / 1000, 4),
+        ...(scaler ? { loss_scale: scaler.scale, skipped_steps: state.skippedSteps } : {}),
       };
       metrics.append(rec);
-      o.progress.log(`step ${rec.step}/${o.totalSteps}  epoch ${epoch}  loss ${rec.loss.toFixed(4)}  lr ${rec.lr.toExponential(2)}  grad norm ${gradNorm.toFixed(3)}  ${Math.round(rec.tokens_per_s)} tok/s`);
+      const scaling = scaler ? `  loss scale ${scaler.scale}${state.skippedSteps ? ` (${state.skippedSteps} skipped)` : ''}` : '';
+      o.progress.log(`step ${rec.step}/${o.totalSteps}  epoch ${epoch}  loss ${rec.loss.toFixed(4)}  lr ${rec.lr.toExponential(2)}  grad norm ${gradNorm.toFixed(3)}${scaling}  ${Math.round(rec.tokens_per_s)} tok/s`);
       state.window = { lossSum: 0, updates: 0, tokens: 0, ms: 0 };
     }
     const last = state.step === o.totalSteps;

@@ -26,6 +26,18 @@ KX_HD float attn_score(float scaled_qk, float bias, bool keep) { return keep ? s
 // scores; the backward recomputes a row's probabilities with it from the row's logsumexp) and kx/reduce.h's lane reductions (row_max, block_sum, block_dot: float reductions do
 // not vectorise otherwise, as the compiler may not reassociate them without -ffast-math).
 
+// The factor exp(m_old - m_new) that rescales a row's output accumulator when its running max moves
+// from m_old to m_new: 1 while every score seen is -inf (the accumulator is still zero), 0 when the
+// first finite score arrives.
+KX_HD float attn_rescale(float m_old, float m_new) {
+  if (m_new == -INFINITY) return 1.0f;
+  return m_old == -INFINITY ? 0.0f : exp_fast(m_old - m_new);
+}
+
+// The weight exp(s - m) of one score under the row max (or logsumexp) m: 0 while m is -inf, so a row
+// with no visible key has no probability mass. (The CPU loops run exp_shifted_run over whole runs.)
+KX_HD float attn_prob(float s, float m) { return m == -INFINITY ? 0.0f : exp_fast(s - m); }
+
 // One step of the online softmax for one query row over a block of n scores. On entry *m is the
 // running max and *l the running sum of exp(s - m) over earlier blocks (m = -inf, l = 0 at the
 // start). Overwrites s with p_j = exp(s_j - m_new), updates m and l, and returns the factor
@@ -43,7 +55,7 @@ KX_HD float attn_online_update(float* s, int64_t n, float* m, float* l) {
   }
   exp_shifted_run(s, s, n, m_new);  // exp(-inf) = 0 for masked entries
   const float sum = block_sum(s, n);
-  const float corr = m_old == -INFINITY ? 0.0f : exp_fast(m_old - m_new);
+  const float corr = attn_rescale(m_old, m_new);
   *l = *l * corr + sum;
   *m = m_new;
   return corr;

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kx/dtype.h"
 #include "kx/math.h"
 
 namespace kx {
@@ -83,11 +84,34 @@ struct Lse {
       m = v;
     }
   }
+  // Folds in the state of a run of later elements (a parallel reduction's partial): as add(), a NaN
+  // or +inf term decides the result.
+  KX_HD void merge(const Lse& o) {
+    if (o.m == -INFINITY) return;
+    if (o.m != o.m || o.m == INFINITY) {
+      m = o.m;
+      return;
+    }
+    if (m != m || m == INFINITY) return;
+    if (m == -INFINITY) {
+      *this = o;
+    } else if (o.m <= m) {
+      sum += o.sum * exp_fast(o.m - m);
+    } else {
+      sum = sum * exp_fast(m - o.m) + o.sum;
+      m = o.m;
+    }
+  }
   KX_HD float result() const { return (m == -INFINITY || m != m || m == INFINITY) ? m : m + logf(sum); }
 };
 
 // e^{v − lse}, 0 for v = −∞ (the weight of one element in a logsumexp's gradient).
 KX_HD float lse_weight(float v, float lse) { return v == -INFINITY ? 0.0f : exp_fast(v - lse); }
+
+// d L / d s_i of the dense form, with ln_neg, ln_pos the row's two logsumexps and g d L.
+KX_HD float mlce_grad(float s, float t, float ln_neg, float ln_pos, float g) {
+  return g * (lse_weight(mlce_neg_logit(s, t), ln_neg) - lse_weight(mlce_pos_logit(s, t), ln_pos));
+}
 
 // Sparse form: the negative term from a = ln(1 + Σ_A e^s) and b = ln Σ_P e^s, with the clip of
 // 1 − e^{b−a} to [eps, 1]. *dfactor receives d neg/d b (d neg/d a is 1 − *dfactor): −r/(1−r)
@@ -101,6 +125,36 @@ KX_HD float sparse_mlce_neg(float a, float b, float eps, float* dfactor) {
   }
   *dfactor = -r / u;
   return a + log1pf(-r);
+}
+
+// Sparse form, the terms over one row's positive indices (in their order, repeats counted, index 0
+// skipped under mask_zero): *b = ln Σ_P e^s and *pos = ln(1 + Σ_P e^{−s}).
+template <class T>
+KX_HD void sparse_mlce_positives(const T* s, const int32_t* idx, int64_t P, bool mask_zero, float* b, float* pos) {
+  LseWithZero pos_term;
+  Lse b_term;
+  for (int64_t k = 0; k < P; ++k) {
+    const int32_t i = idx[k];
+    if (mask_zero && i == 0) continue;
+    const float v = to_float(s[i]);
+    pos_term.add(-v);
+    b_term.add(v);
+  }
+  *b = b_term.result();
+  *pos = pos_term.result();
+}
+
+KX_HD float sparse_mlce_loss(float a, float b, float pos, float eps) {
+  float unused;
+  return sparse_mlce_neg(a, b, eps, &unused) + pos;
+}
+
+// Sparse form, d L / d s_i: the a term for every class (the caller gives 0 to index 0 under
+// mask_zero), plus the b and positive terms once per occurrence of i among the positives; g is
+// d L and dfb, dfa = 1 − dfb come from sparse_mlce_neg.
+KX_HD float sparse_mlce_grad_all(float s, float a, float g, float dfa) { return g * dfa * lse_weight(s, a); }
+KX_HD float sparse_mlce_grad_positive(float s, float b, float pos, float g, float dfb) {
+  return g * (dfb * lse_weight(s, b) - lse_weight(-s, pos));
 }
 
 }  // namespace kx

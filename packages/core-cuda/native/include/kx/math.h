@@ -112,22 +112,4 @@ KX_HD float tanh_fast(float x) {
 #endif
 }
 
-// erf: Cephes' erff polynomial below |x| = 1 (relative error ~1e-7, so tiny arguments stay
-// accurate), Abramowitz–Stegun 7.1.26 above (absolute error <= 1.5e-7, PyTorch's CPU choice).
-KX_HD float erf_fast(float x) {
-#if defined(__CUDA_ARCH__)
-  return erff(x);
-#else
-  const float ax = fabsf(x);
-  const float z = x * x;
-  const float small = x * ((((((7.853861353153693e-5f * z - 8.010193625184903e-4f) * z + 5.188327685732524e-3f) * z -
-                               2.685381193529856e-2f) * z + 1.128358514861418e-1f) * z - 3.761262582423300e-1f) * z +
-                           1.128379165726710e+0f);
-  const float t = 1.0f / (1.0f + 0.3275911f * ax);
-  const float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-  const float big = 1.0f - poly * exp_fast(-z);
-  return ax < 1.0f ? small : copysignf(big, x);
-#endif
-}
-
 }  // namespace kx

@@ -87,6 +87,11 @@ KX_HD RowStats layer_norm_row(const float* x, const float* gamma, const float* b
 
 // dx for one row, and the row's contributions dy·x̂ and dy added into dgamma/dbeta (float32 rows
 // owned by the caller, so that the caller decides the reduction order). `xhat` is scratch of n.
+// dx of one element, from g = dy·γ, x̂ and the row's means of g and g·x̂.
+KX_HD float layer_norm_dx_elem(float dy, float gamma, float xhat, float rstd, float mean_g, float mean_gx) {
+  return rstd * (dy * gamma - mean_g - xhat * mean_gx);
+}
+
 KX_HD void layer_norm_row_backward(const float* dy, const float* x, const float* gamma, float mean, float rstd,
                                    float* dx, float* xhat, float* dgamma, float* dbeta, int64_t n) {
   if (n <= 0) return;
@@ -95,7 +100,7 @@ KX_HD void layer_norm_row_backward(const float* dy, const float* x, const float*
   const float mean_g = block_dot(dy, gamma, n) * inv_n;
   const float mean_gx = row_dot3(dy, gamma, xhat, n) * inv_n;
   for (int64_t i = 0; i < n; ++i) {
-    dx[i] = rstd * (dy[i] * gamma[i] - mean_g - xhat[i] * mean_gx);
+    dx[i] = layer_norm_dx_elem(dy[i], gamma[i], xhat[i], rstd, mean_g, mean_gx);
     dgamma[i] += dy[i] * xhat[i];
     dbeta[i] += dy[i];
   }
@@ -108,21 +113,28 @@ KX_HD float rms_norm_row_rstd(const float* x, int64_t n, float eps) {
   return norm_rstd(row_sum_sq_dev(x, n, 0.0f) / (float)n, eps);
 }
 
+KX_HD float rms_norm_elem(float x, float rstd, float gamma) { return x * rstd * gamma; }
+
 KX_HD float rms_norm_row(const float* x, const float* gamma, float* y, int64_t n, float eps) {
   const float rstd = rms_norm_row_rstd(x, n, eps);
-  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * rstd * gamma[i];
+  for (int64_t i = 0; i < n; ++i) y[i] = rms_norm_elem(x[i], rstd, gamma[i]);
   return rstd;
 }
+
+// The backward's per-element pieces: c = rstd³·mean(g·x) per row, dx = rstd·g − x·c, dγ term dy·x·rstd.
+KX_HD float rms_norm_dx_coef(float rstd, float mean_gx) { return rstd * rstd * rstd * mean_gx; }
+KX_HD float rms_norm_dx_elem(float dy, float gamma, float x, float rstd, float c) { return rstd * dy * gamma - x * c; }
+KX_HD float rms_norm_dgamma_elem(float dy, float x, float rstd) { return dy * x * rstd; }
 
 // dx for one row; adds dy·x·rstd into dgamma.
 KX_HD void rms_norm_row_backward(const float* dy, const float* x, const float* gamma, float rstd, float* dx,
                                  float* dgamma, int64_t n) {
   if (n <= 0) return;
   const float mean_gx = row_dot3(dy, gamma, x, n) / (float)n;
-  const float c = rstd * rstd * rstd * mean_gx;
+  const float c = rms_norm_dx_coef(rstd, mean_gx);
   for (int64_t i = 0; i < n; ++i) {
-    dx[i] = rstd * dy[i] * gamma[i] - x[i] * c;
-    dgamma[i] += dy[i] * x[i] * rstd;
+    dx[i] = rms_norm_dx_elem(dy[i], gamma[i], x[i], rstd, c);
+    dgamma[i] += rms_norm_dgamma_elem(dy[i], x[i], rstd);
   }
 }
 

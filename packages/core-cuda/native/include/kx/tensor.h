@@ -21,7 +21,7 @@ std::string shape_str(const Shape& s);
 struct Storage {
   void* data = nullptr;
   size_t bytes = 0;
-  size_t capacity = 0;  // host: the block's real size in the caching allocator (cpu/host_allocator.h)
+  size_t capacity = 0;  // the block's real size in the caching allocator (cpu/host_allocator.h, cuda/allocator.cu)
   Device device;
   Storage(size_t bytes, Device device);
   ~Storage();

@@ -1,0 +1,155 @@
+// Fused optimizer updates on CUDA, the twin of optim.cpp: one call per parameter tensor updates the
+// parameter and its float32 state IN PLACE with kx/optim.h's element math in double; validation and
+// attributes from optim_plan.h; kernels from optim_kernels.cuh. Tiger's result flag is written on the
+// device (a uint8 scalar on the parameter's device), so a step never waits for the host.
+#include <string>
+
+#include "cuda/runtime.h"
+#include "ops/optim_kernels.cuh"
+#include "ops/optim_plan.h"
+
+namespace kx {
+namespace {
+
+template <class P, class G>
+void tiger_run(const Tensor& param, const Tensor& grad, const Tensor& mom, const TigerConfig& cfg,
+               const Tensor& flag) {
+  const int64_t n = param.numel();
+  cudaStream_t stream = cuda::stream(param);
+  if (n == 0) {
+    cuda::check(cudaMemsetAsync(flag.raw(), 1, 1, stream), "optim_tiger");
+    return;
+  }
+  // η per row of the last axis for rms row (one row: the tensor's RMS), as the CPU.
+  const int64_t cols = cfg.mode == "row" && param.dim() > 0 ? param.size(-1) : n;
+  const int64_t rows = n / cols;
+  const bool tensor_rms = cfg.mode == "tensor" || (cfg.mode == "row" && rows == 1);
+  cuda::TigerStep s;
+  s.lr = cfg.lr;
+  s.b1 = cfg.first ? cfg.beta : 1.0;
+  s.b2 = (1.0 - cfg.beta) / (double)cfg.accum_steps;
+  s.wd = cfg.wd;
+  s.shrink = cfg.shrink;
+  s.centre = cfg.centre;
+  s.gscale = cfg.gscale;
+  s.update = cfg.update;
+  Tensor scratch = empty({(int64_t)cuda::tiger_scratch_bytes(n, rows)}, DType::UInt8, param.device());
+  cuda::launch_tiger(param.data<P>(), grad.data<G>(), mom.data<float>(), n, cfg.mode == "row" ? rows : 1, cols,
+                     tensor_rms, s, scratch.raw(), flag.data<uint8_t>(), stream);
+}
+
+std::vector<Tensor> tiger_cuda(const Inputs& in, const Attrs& attrs) {
+  const Tensor &param = in[0], &grad = in[1], &mom = in[2];
+  check_state_like(grad, param, "optim_tiger", "grad", false);
+  check_state_like(mom, param, "optim_tiger", "m", true);
+  const TigerConfig cfg = tiger_config(attrs);
+  Tensor flag = empty({}, DType::UInt8, param.device());
+  KX_DISPATCH_FLOAT(param.dtype, {
+    using P = scalar_t;
+    KX_DISPATCH_FLOAT(grad.dtype, (tiger_run<P, scalar_t>(param, grad, mom, cfg, flag)));
+  });
+  cuda::check_launch("optim_tiger");
+  return {flag};
+}
+
+std::vector<Tensor> lion_cuda(const Inputs& in, const Attrs& attrs) {
+  const Tensor &param = in[0], &grad = in[1], &mom = in[2];
+  check_state_like(grad, param, "optim_lion", "grad", false);
+  check_state_like(mom, param, "optim_lion", "m", true);
+  const LionConfig c = lion_config(attrs);
+  const int64_t n = param.numel();
+  cudaStream_t stream = cuda::stream(param);
+  KX_DISPATCH_FLOAT(param.dtype, {
+    using P = scalar_t;
+    KX_DISPATCH_FLOAT(grad.dtype, (cuda::lion_kernel<P, scalar_t><<<cuda::blocks_for(n, cuda::kThreads),
+                                                                     cuda::kThreads, 0, stream>>>(
+                                      param.data<P>(), grad.data<scalar_t>(), mom.data<float>(), n, c.lr, c.beta1,
+                                      c.beta2, c.wd, c.gscale)));
+  });
+  cuda::check_launch("optim_lion");
+  return {};
+}
+
+std::vector<Tensor> adamw_cuda(const Inputs& in, const Attrs& attrs) {
+  const Tensor &param = in[0], &grad = in[1], &m = in[2], &v = in[3];
+  check_state_like(grad, param, "optim_adamw", "grad", false);
+  check_state_like(m, param, "optim_adamw", "m", true);
+  check_state_like(v, param, "optim_adamw", "v", true);
+  const AdamWConfig c = adamw_config(attrs);
+  const int64_t n = param.numel();
+  cudaStream_t stream = cuda::stream(param);
+  KX_DISPATCH_FLOAT(param.dtype, {
+    using P = scalar_t;
+    KX_DISPATCH_FLOAT(grad.dtype, (cuda::adamw_kernel<P, scalar_t><<<cuda::blocks_for(n, cuda::kThreads),
+                                                                      cuda::kThreads, 0, stream>>>(
+                                      param.data<P>(), grad.data<scalar_t>(), m.data<float>(), v.data<float>(), n,
+                                      c.coef, c.gscale)));
+  });
+  cuda::check_launch("optim_adamw");
+  return {};
+}
+
+template <bool kMomentum, bool kFirst, bool kNesterov, class P, class G>
+void sgd_launch(const Tensor& param, const Tensor& grad, float* buf, const SgdConfig& c) {
+  const int64_t n = param.numel();
+  cuda::sgd_kernel<kMomentum, kFirst, kNesterov, P, G>
+      <<<cuda::blocks_for(n, cuda::kThreads), cuda::kThreads, 0, cuda::stream(param)>>>(
+          param.data<P>(), grad.data<G>(), buf, n, c.gscale, c.coef);
+}
+
+template <class P, class G> void sgd_run(const Tensor& param, const Tensor& grad, const Tensor& buf, const SgdConfig& c) {
+  float* bp = buf.defined() ? buf.data<float>() : nullptr;
+  if (c.coef.momentum == 0) sgd_launch<false, false, false, P, G>(param, grad, bp, c);
+  else if (c.first && c.nesterov) sgd_launch<true, true, true, P, G>(param, grad, bp, c);
+  else if (c.first) sgd_launch<true, true, false, P, G>(param, grad, bp, c);
+  else if (c.nesterov) sgd_launch<true, false, true, P, G>(param, grad, bp, c);
+  else sgd_launch<true, false, false, P, G>(param, grad, bp, c);
+}
+
+std::vector<Tensor> sgd_cuda(const Inputs& in, const Attrs& attrs) {
+  const Tensor &param = in[0], &grad = in[1], &buf = in[2];
+  check_state_like(grad, param, "optim_sgd", "grad", false);
+  if (buf.defined()) check_state_like(buf, param, "optim_sgd", "momentum buffer", true);
+  const SgdConfig c = sgd_config(attrs, buf);
+  KX_DISPATCH_FLOAT(param.dtype, {
+    using P = scalar_t;
+    KX_DISPATCH_FLOAT(grad.dtype, (sgd_run<P, scalar_t>(param, grad, buf, c)));
+  });
+  cuda::check_launch("optim_sgd");
+  return {};
+}
+
+// Every input's per-block partials side by side, then one fixed-order sum.
+std::vector<Tensor> global_norm_cuda(const Inputs& in, const Attrs&) {
+  int64_t parts = 0;
+  for (const Tensor& x : in) {
+    KX_CHECK(x.defined(), Arg, "optim_global_norm: missing input");
+    parts += x.numel() > 0 ? cuda::optim_partial_blocks(x.numel()) : 0;
+  }
+  const Device device = in[0].device();
+  cudaStream_t stream = cuda::stream(device.index);
+  Tensor part = empty({parts * (int64_t)sizeof(double)}, DType::UInt8, device);
+  double* p = reinterpret_cast<double*>(part.raw());
+  for (const Tensor& x : in) {
+    if (x.numel() == 0) continue;
+    const unsigned blocks = cuda::optim_partial_blocks(x.numel());
+    KX_DISPATCH_FLOAT(x.dtype, (cuda::sum_sq_partials_kernel<scalar_t>
+                                <<<blocks, cuda::kThreads, 0, stream>>>(x.data<scalar_t>(), x.numel(), p)));
+    p += blocks;
+  }
+  Tensor out = empty({}, DType::Float32, device);
+  cuda::global_norm_finish_kernel<<<1, 1024, 0, stream>>>(reinterpret_cast<double*>(part.raw()), parts,
+                                                         out.data<float>());
+  cuda::check_launch("optim_global_norm");
+  return {out};
+}
+
+}  // namespace
+
+KX_REGISTER_KERNEL(optim_tiger, CUDA, tiger_cuda);
+KX_REGISTER_KERNEL(optim_lion, CUDA, lion_cuda);
+KX_REGISTER_KERNEL(optim_adamw, CUDA, adamw_cuda);
+KX_REGISTER_KERNEL(optim_sgd, CUDA, sgd_cuda);
+KX_REGISTER_KERNEL(optim_global_norm, CUDA, global_norm_cuda);
+
+}  // namespace kx
