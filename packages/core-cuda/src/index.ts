@@ -9,7 +9,7 @@
 export { Tensor, type TensorLike } from './tensor.js';
 export { DTYPES, isFloating, bytesPerElement, type DType, type RawData } from './dtype.js';
 export { tensor, scalar, full, zeros, ones, fullLike, type TensorOptions } from './creation.js';
-export { cuda, devices, buildInfo, setNumThreads, type Device, type DeviceInfo } from './device.js';
+export { cuda, devices, buildInfo, resolveDevice, setNumThreads, type Device, type DeviceInfo } from './device.js';
 export * from './errors.js';
 export { tidy, keep, dispose, memory, releaseHostCache, setHostCacheLimit, type CudaMemoryInfo, type MemoryInfo, type TensorContainer } from './memory.js';
 export { valueAndGrad, grad, checkGrad, type Params, type GradsOf, type CheckGradOptions, type CheckGradResult } from './autograd.js';

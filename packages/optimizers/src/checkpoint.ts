@@ -17,11 +17,13 @@ export async function saveOptimizerState(file: string, optimizer: Optimizer): Pr
 }
 
 /**
- * Loads a state written by saveOptimizerState into the optimizer. E_FORMAT when the file has no
- * optimizer metadata; otherwise as Optimizer.loadState (E_ARG another optimizer, E_SHAPE shapes).
+ * Loads a state written by saveOptimizerState into the optimizer, its tensors on `options.device`
+ * (default the CPU; give the parameters' device, since a step checks that they match). E_FORMAT
+ * when the file has no optimizer metadata; otherwise as Optimizer.loadState (E_ARG another
+ * optimizer, E_SHAPE shapes).
  */
-export function loadOptimizerState(file: string, optimizer: Optimizer): void {
-  const loaded = kx.io.readSafetensors(file);
+export function loadOptimizerState(file: string, optimizer: Optimizer, options: kx.io.LoadOptions = {}): void {
+  const loaded = kx.io.readSafetensors(file, options);
   try {
     const raw = loaded.metadata[META_KEY];
     if (raw === undefined) throw new FormatError(`${file}: no '${META_KEY}' metadata (not an optimizer state)`);

@@ -1,6 +1,7 @@
 /** `kexue eval ner RUN_DIR --data FILE`: entity-level P/R/F1 of a trained run on a labelled file. */
 import path from 'node:path';
 
+import { checkDeviceOption } from '../config/resolve.js';
 import type { Command } from '../framework/command.js';
 import { UsageError } from '../framework/errors.js';
 
@@ -15,12 +16,14 @@ export const evaluate: Command = {
     '',
     'Examples:',
     '  kexue eval ner runs/ner-20250101-120000 --data data/demo/cluener/dev.jsonl --per-type',
+    '  kexue eval ner runs/ner-20250101-120000 --device cuda',
   ].join('\n'),
   options: [
     { name: 'data', type: 'string', valueName: 'FILE', description: "a labelled file (default: the run's data.dev)" },
     { name: 'format', type: 'string', valueName: 'FORMAT', description: "auto, cluener, bmes, bio or weibo (default: the run's data.format)" },
     { name: 'per-type', type: 'boolean', description: 'also print P/R/F1 per entity type' },
     { name: 'checkpoint', type: 'string', valueName: 'WHICH', description: 'best or last', default: 'best' },
+    { name: 'device', type: 'string', valueName: 'cpu|cuda|cuda:N', description: 'where the model computes, whichever device trained the run', default: 'cpu' },
   ],
   positionals: [
     { name: 'task', description: 'ner', required: true },
@@ -28,11 +31,12 @@ export const evaluate: Command = {
   ],
   async run(args, ctx) {
     if (args.positionals.task !== 'ner') throw new UsageError(`eval supports the task 'ner', got '${String(args.positionals.task)}'`, 'eval');
-    const { data, format, perType, checkpoint } = args.options as { data?: string; format?: string; perType?: boolean; checkpoint: string };
+    const { data, format, perType, checkpoint, device } = args.options as { data?: string; format?: string; perType?: boolean; checkpoint: string; device: string };
     if (checkpoint !== 'best' && checkpoint !== 'last') throw new UsageError(`--checkpoint must be best or last, got '${checkpoint}'`, 'eval');
+    checkDeviceOption(device, 'eval');
     if (format !== undefined && !['auto', 'cluener', 'bmes', 'bio', 'weibo'].includes(format)) throw new UsageError(`--format must be auto, cluener, bmes, bio or weibo, got '${format}'`, 'eval');
     const { NerPredictor } = await import('@kexue/models');
-    const predictor = NerPredictor.load(path.resolve(ctx.cwd, args.positionals['run-dir'] as string), checkpoint);
+    const predictor = NerPredictor.load(path.resolve(ctx.cwd, args.positionals['run-dir'] as string), checkpoint, device);
     try {
       const file = data !== undefined ? path.resolve(ctx.cwd, data) : predictor.config.data.dev;
       if (!file) throw new UsageError('the run has no data.dev: give --data FILE', 'eval');

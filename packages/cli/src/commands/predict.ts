@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
+import { checkDeviceOption } from '../config/resolve.js';
 import type { Command } from '../framework/command.js';
 import { UsageError } from '../framework/errors.js';
 
@@ -20,6 +21,7 @@ export const predict: Command = {
   options: [
     { name: 'input', type: 'string', short: 'i', valueName: 'FILE', description: "texts, one a line ('-' = standard input)" },
     { name: 'checkpoint', type: 'string', valueName: 'WHICH', description: 'best or last', default: 'best' },
+    { name: 'device', type: 'string', valueName: 'cpu|cuda|cuda:N', description: 'where the model computes, whichever device trained the run', default: 'cpu' },
     { name: 'threshold', type: 'number', valueName: 'X', description: 'score threshold (logit)', default: 0 },
   ],
   positionals: [
@@ -29,8 +31,9 @@ export const predict: Command = {
   ],
   async run(args, ctx) {
     if (args.positionals.task !== 'ner') throw new UsageError(`predict supports the task 'ner', got '${String(args.positionals.task)}'`, 'predict');
-    const { input, checkpoint, threshold } = args.options as { input?: string; checkpoint: string; threshold: number };
+    const { input, checkpoint, threshold, device } = args.options as { input?: string; checkpoint: string; threshold: number; device: string };
     if (checkpoint !== 'best' && checkpoint !== 'last') throw new UsageError(`--checkpoint must be best or last, got '${checkpoint}'`, 'predict');
+    checkDeviceOption(device, 'predict');
     let texts = (args.positionals.texts as string[] | undefined) ?? [];
     if (input !== undefined) {
       if (texts.length) throw new UsageError('give texts or --input, not both', 'predict');
@@ -45,7 +48,7 @@ export const predict: Command = {
     }
     if (texts.length === 0) throw new UsageError('no text: give texts or --input FILE', 'predict');
     const { NerPredictor } = await import('@kexue/models');
-    const predictor = NerPredictor.load(path.resolve(ctx.cwd, args.positionals['run-dir'] as string), checkpoint);
+    const predictor = NerPredictor.load(path.resolve(ctx.cwd, args.positionals['run-dir'] as string), checkpoint, device);
     try {
       const results = predictor.predict(texts, 32, threshold);
       results.forEach((ents, i) => {

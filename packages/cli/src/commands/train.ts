@@ -41,6 +41,7 @@ export const train: Command = {
     '  kexue train ner init=runs/mlm --run-dir runs/ner-from-mlm',
     '  kexue train ner --precision bf16',
     '  kexue train ner --precision fp16 loss_scale=1024',
+    '  kexue train ner --device cuda --precision bf16',
     '  kexue train ner --resume runs/ner-20250101-120000',
   ].join('\n'),
   options: [
@@ -48,6 +49,7 @@ export const train: Command = {
     { name: 'run-dir', type: 'string', valueName: 'DIR', description: 'the run directory (must be new or empty; default runs/<task>-<time>)' },
     { name: 'resume', type: 'string', valueName: 'DIR', description: 'continue the run in DIR from its last checkpoint' },
     { name: 'precision', type: 'string', valueName: 'fp32|fp16|bf16', description: 'compute dtype, the same as precision=… (mixed precision keeps float32 master weights)' },
+    { name: 'device', type: 'string', valueName: 'cpu|cuda|cuda:N', description: 'where the run computes, the same as device=… (may change on --resume)' },
   ],
   positionals: [
     { name: 'task', description: 'ner or mlm', required: true },
@@ -57,11 +59,12 @@ export const train: Command = {
     const task = args.positionals.task as string;
     const keys = TASK_KEYS[task];
     if (!keys) throw new UsageError(`unknown task '${task}' (tasks: ${Object.keys(TASK_KEYS).join(', ')})`, 'train');
-    const { config: file, runDir: runDirOpt, resume, precision } = args.options as { config?: string; runDir?: string; resume?: string; precision?: string };
+    const { config: file, runDir: runDirOpt, resume, precision, device } = args.options as { config?: string; runDir?: string; resume?: string; precision?: string; device?: string };
     if (resume !== undefined && runDirOpt !== undefined) throw new UsageError('--resume DIR continues that run: drop --run-dir', 'train');
     if (resume !== undefined && file !== undefined) throw new UsageError('--resume uses the run\'s own config: drop --config', 'train');
-    // --precision X is the override precision=X, given last so that it wins
-    const overrides = [...((args.positionals.overrides as string[] | undefined) ?? []), ...(precision !== undefined ? [`precision=${precision}`] : [])];
+    // --precision X and --device X are the overrides precision=X and device=X, given last so that they win
+    const flags = Object.entries({ precision, device }).flatMap(([key, value]) => (value !== undefined ? [`${key}=${value}`] : []));
+    const overrides = [...((args.positionals.overrides as string[] | undefined) ?? []), ...flags];
     const models = await import('@kexue/models');
     let base: Record<string, unknown> | undefined;
     let runDir: string;

@@ -12,7 +12,7 @@ import { FormatError, KexueIOError } from '@kexue/core-cuda';
 import { parse as parseYaml } from 'yaml';
 
 import { UsageError, suggest } from '../framework/errors.js';
-import type { KeySpec } from './schema.js';
+import { DEVICE_NAME, type KeySpec } from './schema.js';
 
 export type FlatConfig = Record<string, string | number | boolean>;
 type Value = string | number | boolean;
@@ -113,10 +113,17 @@ export function parseOverrides(keys: readonly KeySpec[], args: readonly string[]
   return out;
 }
 
+/** The value of a --device option (eval, predict), checked as the `device` key is; UsageError otherwise. */
+export function checkDeviceOption(value: string, command: string): string {
+  if (!DEVICE_NAME.ok(value)) throw new UsageError(`--device: expected ${DEVICE_NAME.expected}, got ${JSON.stringify(value)}`, command);
+  return value;
+}
+
 /**
  * The resolved config: defaults, then the file's values, then the overrides; nested. `base`
  * (a resumed run's config) replaces the defaults and the file, except for the resumable
- * (run-control) keys, which start from their defaults; only those may be overridden.
+ * (run-control) keys, which start from their defaults (but those kept on resume: the device);
+ * only resumable keys may be overridden.
  */
 export function resolveConfig(
   task: string,
@@ -128,8 +135,9 @@ export function resolveConfig(
     const base = flatten(o.base);
     for (const [k, v] of Object.entries(base)) {
       if (k === 'task') continue;
-      // run-control keys (stop_at, threads) start from their defaults again on each resume
-      if (keys.find((s) => s.key === k)?.resumable) continue;
+      // run-control keys (stop_at, threads) start from their defaults again on each resume; the device stays
+      const spec = keys.find((s) => s.key === k);
+      if (spec?.resumable && !spec.keptOnResume) continue;
       flat[k] = convertValue(lookup(keys, k, ' in the run\'s config.json', o.command), v, ' in the run\'s config.json', o.command);
     }
   }

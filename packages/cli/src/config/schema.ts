@@ -21,9 +21,14 @@ export interface KeySpec {
   max?: number;
   /** A string key whose values follow a rule (a number in a config file is taken as its string). */
   check?: { ok: (value: string) => boolean; expected: string };
-  /** The key may be changed when resuming a run (it changes no computed value). */
+  /** The key may be changed when resuming a run (it changes no computed value, or only its rounding: the device). */
   resumable?: boolean;
+  /** With resumable: a resume keeps the run's value unless overridden (the others start from their defaults again). */
+  keptOnResume?: boolean;
 }
+
+/** Device names: 'cpu', 'cuda' (GPU 0) or 'cuda:N'. Whether this machine has the device is checked when the run starts (E_NO_CUDA, E_DEVICE). */
+export const DEVICE_NAME = { ok: (v: string) => /^(cpu|cuda(:\d+)?)$/.test(v), expected: 'cpu, cuda or cuda:N' };
 
 /** The repository root (the demo data lives there in a checkout). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
@@ -61,6 +66,17 @@ const precision: KeySpec[] = [
   },
 ];
 
+/** Where the run computes (docs/training.md, "Devices"). */
+const device: KeySpec = {
+  key: 'device',
+  type: 'string',
+  default: 'cpu',
+  check: DEVICE_NAME,
+  resumable: true,
+  keptOnResume: true,
+  description: "where the run computes: cpu, cuda (GPU 0) or cuda:N; a resume keeps the run's unless given",
+};
+
 const train = (d: { batch: number; epochs: number; log: number }): KeySpec[] => [
   { key: 'train.batch_size', type: 'integer', default: d.batch, min: 1, description: 'records per micro-batch' },
   { key: 'train.epochs', type: 'number', default: d.epochs, min: 0, description: 'epochs (used when train.steps is 0)' },
@@ -86,6 +102,7 @@ export const NER_KEYS: readonly KeySpec[] = [
   ...optim('constant'),
   ...train({ batch: 32, epochs: 10, log: 20 }),
   ...precision,
+  device,
   { key: 'init', type: 'string', default: '', description: "a run directory (ner or mlm) whose best checkpoint's encoder starts this run ('' = from scratch)" },
 ];
 
@@ -100,6 +117,7 @@ export const MLM_KEYS: readonly KeySpec[] = [
   ...optim('constant'),
   ...train({ batch: 32, epochs: 10, log: 20 }),
   ...precision,
+  device,
 ];
 
 export const TASK_KEYS: Readonly<Record<string, readonly KeySpec[]>> = { ner: NER_KEYS, mlm: MLM_KEYS };

@@ -201,7 +201,7 @@ export class BertModel extends Module {
     if (this.config.kind === 'bert' && T > this.config.maxPositions) {
       throw new ArgumentError(`BertModel: sequence length ${T} exceeds maxPositions ${this.config.maxPositions}`);
     }
-    const types = inputs.tokenTypeIds ?? zeros([B, T], { dtype: 'int32' });
+    const types = inputs.tokenTypeIds ?? zeros([B, T], { dtype: 'int32', device: inputIds.device });
     if (types.dtype !== 'int32' || types.shape[0] !== B || types.shape[1] !== T || types.rank !== 2) {
       throw new ShapeError(`BertModel: tokenTypeIds must be int32 [${B}, ${T}], got ${types.describe()}`);
     }

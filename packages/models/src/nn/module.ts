@@ -240,6 +240,14 @@ export abstract class Module {
     return this;
   }
 
+  /**
+   * Where the parameters are ('cpu' or 'cuda:N'), read from the first one ('cpu' for a module
+   * without parameters): where its inputs must be made. `to` keeps them all on one device.
+   */
+  get device(): string {
+    return this.parameters()[0]?.device ?? 'cpu';
+  }
+
   /** Disposes every parameter. The module must not be used afterwards. */
   dispose(): void {
     dispose(this.parameters());

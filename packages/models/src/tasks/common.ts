@@ -1,7 +1,7 @@
 /**
  * What the training tasks share: the typed config sections (the resolved config of a run, as the
  * CLI validates and writes it to RUN/config.json), building the encoder, the optimizer and its
- * schedule, the tokenizer, and starting or resuming a run directory.
+ * schedule, the tokenizer, the run's device, and starting or resuming a run directory.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -72,6 +72,12 @@ export interface PrecisionConfig {
   precision?: PrecisionName;
   /** 'auto' (dynamic for fp16, none otherwise), 'dynamic', 'none', or a constant scale > 0. */
   loss_scale?: string | number;
+}
+
+/** The top-level `device` key: where a run computes; absent = the CPU. */
+export interface DeviceConfig {
+  /** 'cpu', 'cuda' (GPU 0) or 'cuda:N'. */
+  device?: string;
 }
 
 /** The learning rates used when optim.lr is 0, chosen for small models trained from scratch. */
@@ -171,14 +177,18 @@ export function dropoutGenerator(seed: number, resume: ResumePoint | null): Phil
 }
 
 /**
- * Loads the last checkpoint's weights and optimizer state (resume), or creates the fresh run
- * directory and writes its config. Called once everything that can fail on bad input has been
- * checked, so that a failure leaves no half-made run and touches no existing one.
+ * Loads the last checkpoint's weights (resume), moves the model (built on the CPU) to the run's
+ * device, then loads the optimizer state there (resume) or creates the fresh run directory and
+ * writes its config. Called once everything that can fail on bad input has been checked, so that
+ * a failure leaves no half-made run and touches no existing one.
  */
-export function startRun(o: RunOptions, config: unknown, model: Module, optimizer: Optimizer, resume: ResumePoint | null): Promise<void> | void {
+export function startRun(o: RunOptions, config: unknown, model: Module, optimizer: Optimizer, resume: ResumePoint | null, device: string): Promise<void> | void {
+  // checkpoints hold host tensors, whatever device wrote them: weights load where the model was
+  // built and move with it; the optimizer state is read onto the device its steps will check
+  if (resume) loadWeights(path.join(resume.dir, MODEL_FILE), model);
+  model.to(device);
   if (resume) {
-    loadWeights(path.join(resume.dir, MODEL_FILE), model);
-    loadOptimizerState(path.join(resume.dir, OPTIMIZER_FILE), optimizer);
+    loadOptimizerState(path.join(resume.dir, OPTIMIZER_FILE), optimizer, { device });
     return;
   }
   createRunDir(o.runDir);

@@ -8,7 +8,7 @@
  */
 import path from 'node:path';
 
-import { PhiloxStream, crossEntropy, embedding, FormatError, reshape, tensor, tidy, type Tensor } from '@kexue/core-cuda';
+import { crossEntropy, embedding, FormatError, PhiloxStream, reshape, resolveDevice, tensor, tidy, type Tensor } from '@kexue/core-cuda';
 
 import { BertForMaskedLM } from '../bert/model.js';
 import { readCluener } from '../data/cluener.js';
@@ -31,6 +31,7 @@ import {
   startRun,
   totalSteps,
   vocabFile,
+  type DeviceConfig,
   type ModelConfig,
   type OptimConfig,
   type PrecisionConfig,
@@ -40,7 +41,7 @@ import {
 import { checkArchitecture, readModelHeader, MODEL_FILE } from '../train/checkpoint.js';
 
 /** The resolved config of an MLM run. */
-export interface MlmConfig extends PrecisionConfig {
+export interface MlmConfig extends PrecisionConfig, DeviceConfig {
   task: 'mlm';
   /** format auto: .jsonl/.json = the texts of a CLUENER file, anything else plain text (one document a line). */
   data: { train: string; dev: string; format: 'auto' | 'text' | 'cluener'; max_length: number; mask_prob: number };
@@ -85,7 +86,7 @@ export function maskRecord(ids: readonly number[], tokenizer: BertTokenizer, pro
   return { ids: out, positions, targets };
 }
 
-/** The masked-LM loss (mean over chosen positions) and accuracy of a batch of token-id lists. */
+/** The masked-LM loss (mean over chosen positions) and accuracy of a batch of token-id lists (its tensors made on the model's device). */
 function mlmLoss(model: BertForMaskedLM, rows: { ids: number[]; positions: number[]; targets: number[] }[], padId: number): { loss: Tensor; logits: Tensor; targets: number[] } {
   const B = rows.length;
   const n = Math.max(...rows.map((r) => r.ids.length));
@@ -103,17 +104,19 @@ function mlmLoss(model: BertForMaskedLM, rows: { ids: number[]; positions: numbe
       targets.push(r.targets[k]!);
     });
   });
-  const h = model.encoder.forward(tensor(ids, [B, n], { dtype: 'int32' }), { attentionMask: tensor(mask, [B, n], { dtype: 'uint8' }) }).lastHiddenState;
+  const device = model.device;
+  const h = model.encoder.forward(tensor(ids, [B, n], { dtype: 'int32', device }), { attentionMask: tensor(mask, [B, n], { dtype: 'uint8', device }) }).lastHiddenState;
   const H = h.shape[2]!;
-  const chosen = embedding(tensor(Int32Array.from(where), [1, where.length], { dtype: 'int32' }), reshape(h, [B * n, H])); // [1, M, H]
+  const chosen = embedding(tensor(Int32Array.from(where), [1, where.length], { dtype: 'int32', device }), reshape(h, [B * n, H])); // [1, M, H]
   const logits = reshape(model.cls.predictions.forward(chosen), [where.length, -1]);
-  return { loss: crossEntropy(logits, tensor(Int32Array.from(targets), [targets.length], { dtype: 'int32' })), logits, targets };
+  return { loss: crossEntropy(logits, tensor(Int32Array.from(targets), [targets.length], { dtype: 'int32', device })), logits, targets };
 }
 
 /** Trains a masked LM (a fresh run, or continues one with options.resume). */
 export async function trainMlm(config: MlmConfig, o: RunOptions): Promise<TrainSummary & { runDir: string }> {
   applyThreads(config.train);
   const precision = PrecisionPolicy.fromConfig(config);
+  const device = resolveDevice(config.device);
   const cwd = o.cwd ?? process.cwd();
   const resume = o.resume ? resumePoint(o.runDir) : null;
   const trainFile = resolvePath(config.data.train, cwd);
@@ -132,7 +135,7 @@ export async function trainMlm(config: MlmConfig, o: RunOptions): Promise<TrainS
   const dropout = dropoutGenerator(config.train.seed, resume);
   const model = new BertForMaskedLM(encoderConfig(config.model, tokenizer.vocabSize), { seed: config.train.seed, dropoutRng: dropout });
   const optimizer = buildOptimizer(config.optim, steps);
-  await startRun(o, config, model, optimizer, resume);
+  await startRun(o, config, model, optimizer, resume, device);
   o.progress.log(`mlm: ${train.length} train / ${dev.length} dev texts, ${config.model.kind} ${config.model.layers}x${config.model.hidden}, ${model.parameterCount()} parameters, ${steps} updates, run ${o.runDir}`);
   const seed = config.train.seed;
   const prob = config.data.mask_prob;

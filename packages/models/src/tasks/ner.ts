@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 
-import { ArgumentError, FormatError, tensor, tidy, type Tensor } from '@kexue/core-cuda';
+import { ArgumentError, FormatError, resolveDevice, tensor, tidy, type Tensor } from '@kexue/core-cuda';
 
 import { BertModel, type ModelSeeds } from '../bert/model.js';
 import { readCluener } from '../data/cluener.js';
@@ -37,6 +37,7 @@ import {
   startRun,
   totalSteps,
   vocabFile,
+  type DeviceConfig,
   type ModelConfig,
   type OptimConfig,
   type PrecisionConfig,
@@ -48,7 +49,7 @@ import {
 export type NerFormat = 'auto' | 'cluener' | 'bmes' | 'bio' | 'weibo';
 
 /** The resolved config of a NER run (RUN/config.json). */
-export interface NerConfig extends PrecisionConfig {
+export interface NerConfig extends PrecisionConfig, DeviceConfig {
   task: 'ner';
   data: { train: string; dev: string; format: NerFormat; max_length: number };
   model: ModelConfig;
@@ -115,8 +116,8 @@ export interface NerBatch {
   lengths: number[];
 }
 
-/** Builds padded tensors for a batch (call inside tidy). */
-export function nerBatch(records: readonly EncodedNer[], heads: number, padId: number): NerBatch {
+/** Builds padded tensors for a batch on a device (the model's; call inside tidy). */
+export function nerBatch(records: readonly EncodedNer[], heads: number, padId: number, device = 'cpu'): NerBatch {
   const B = records.length;
   const n = Math.max(...records.map((r) => r.ids.length));
   const ids = new Int32Array(B * n).fill(padId);
@@ -133,9 +134,9 @@ export function nerBatch(records: readonly EncodedNer[], heads: number, padId: n
   const labels = new Int32Array(B * heads * P);
   perHead.forEach((h, b) => h.forEach((list, t) => list.forEach((v, p) => (labels[(b * heads + t) * P + p] = v))));
   return {
-    ids: tensor(ids, [B, n], { dtype: 'int32' }),
-    mask: tensor(mask, [B, n], { dtype: 'uint8' }),
-    labels: tensor(labels, [B, heads, P], { dtype: 'int32' }),
+    ids: tensor(ids, [B, n], { dtype: 'int32', device }),
+    mask: tensor(mask, [B, n], { dtype: 'uint8', device }),
+    labels: tensor(labels, [B, heads, P], { dtype: 'int32', device }),
     lengths: records.map((r) => r.ids.length),
   };
 }
@@ -181,7 +182,7 @@ export function scoreNer(model: NerModel, records: readonly EncodedNer[], labels
     for (let i = 0; i < records.length; i += batchSize) {
       const chunk = records.slice(i, i + batchSize);
       const predicted = tidy(() => {
-        const b = nerBatch(chunk, labels.length, padId);
+        const b = nerBatch(chunk, labels.length, padId, model.device);
         return decodeBatch(model.forward(b.ids, b.mask), chunk, labels, b.lengths);
       });
       chunk.forEach((r, k) => f1.update(predicted[k]!, r.entities));
@@ -198,6 +199,7 @@ const prf = (r: PRF) => ({ precision: r.precision, recall: r.recall, f1: r.f1 })
 export async function trainNer(config: NerConfig, o: RunOptions): Promise<TrainSummary & { runDir: string; labels: string[] }> {
   applyThreads(config.train);
   const precision = PrecisionPolicy.fromConfig(config);
+  const device = resolveDevice(config.device);
   const cwd = o.cwd ?? process.cwd();
   const resume = o.resume ? resumePoint(o.runDir) : null;
   const trainFile = resolvePath(config.data.train, cwd);
@@ -223,7 +225,7 @@ export async function trainNer(config: NerConfig, o: RunOptions): Promise<TrainS
   const model = new NerModel(config.model, config.head, tokenizer.vocabSize, labels.length, { seed: config.train.seed, dropoutRng: dropout });
   if (config.init !== '' && !resume) initEncoder(model, config, tokenizer.vocabSize, cwd);
   const optimizer = buildOptimizer(config.optim, steps);
-  await startRun(o, config, model, optimizer, resume);
+  await startRun(o, config, model, optimizer, resume, device);
   o.progress.log(
     `ner: ${train.length} train / ${dev.length} dev records, ${labels.length} types, ${config.model.kind} ${config.model.layers}x${config.model.hidden} + ${config.head.kind}, ` +
       `${model.parameterCount()} parameters, ${steps} updates, run ${o.runDir}`,
@@ -234,7 +236,7 @@ export async function trainNer(config: NerConfig, o: RunOptions): Promise<TrainS
     model,
     data: train,
     loss: ({ records }) => {
-      const b = nerBatch(records, labels.length, pad);
+      const b = nerBatch(records, labels.length, pad, device);
       return sparseGlobalPointerLoss(model.forward(b.ids, b.mask), b.labels);
     },
     tokens: (records) => records.reduce((n, r) => n + r.ids.length, 0),
@@ -293,8 +295,13 @@ export class NerPredictor {
     this.checkpoint = checkpoint;
   }
 
-  /** Loads the best (default) or last checkpoint of a NER run (E_FORMAT for another task or architecture). */
-  static load(runDir: string, which: 'best' | 'last' = 'best'): NerPredictor {
+  /**
+   * Loads the best (default) or last checkpoint of a NER run onto a device (default the CPU,
+   * whichever device trained it): E_FORMAT for another task or architecture, E_NO_CUDA / E_DEVICE
+   * for a device this machine lacks.
+   */
+  static load(runDir: string, which: 'best' | 'last' = 'best', device = 'cpu'): NerPredictor {
+    const canonical = resolveDevice(device);
     assertRunDir(runDir);
     const config = readJson(path.join(runDir, CONFIG_FILE), 'run config') as NerConfig;
     const dir = checkpointDir(runDir, which);
@@ -306,7 +313,7 @@ export class NerPredictor {
     checkArchitecture(file, arch, nerArch(config, tokenizer.vocabSize, labels));
     const model = new NerModel(config.model, config.head, tokenizer.vocabSize, labels.length, { seed: 0 });
     loadWeights(file, model);
-    model.eval();
+    model.to(canonical).eval();
     return new NerPredictor(model, tokenizer, labels, config, dir);
   }
 
@@ -317,7 +324,7 @@ export class NerPredictor {
     for (let i = 0; i < records.length; i += batchSize) {
       const chunk = records.slice(i, i + batchSize);
       const ents = tidy(() => {
-        const b = nerBatch(chunk, this.labels.length, this.tokenizer.padId);
+        const b = nerBatch(chunk, this.labels.length, this.tokenizer.padId, this.model.device);
         return decodeBatch(this.model.forward(b.ids, b.mask), chunk, this.labels, b.lengths, threshold);
       });
       ents.forEach((list, k) => out.push(list.map((e) => ({ ...e, text: chunk[k]!.text.slice(e.start, e.end) }))));

@@ -8,6 +8,8 @@
  * Under a mixed-precision policy the forward runs in the compute dtype over float32 masters, and a
  * loss scaler (when the policy has one) scales the loss, skips overflowing updates and is
  * checkpointed with the rest.
+ * The loop runs where the task's model is (the task makes its batches there); the checkpoints
+ * hold host copies whatever the device.
  */
 import { add, dispose, globalNorm, keep, mul, tidy, valueAndGrad, type Philox, type Tensor } from '@kexue/core-cuda';
 import type { Optimizer, StepResult } from '@kexue/optimizers';
@@ -96,6 +98,7 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
     state.skippedSteps ??= 0;
   }
   if (policy.compute !== 'float32') o.progress.log(`mixed precision: ${policy.describe()} compute, float32 master weights and optimizer state`);
+  if (task.model.device !== 'cpu') o.progress.log(`device: ${task.model.device}`);
   task.model.train();
   let lastEval: Record<string, number> | null = null;
 
