@@ -6,29 +6,18 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import * as kx from '@kexue/core-cuda';
 import { BertTokenizer, T5PegasusTokenizer } from '@kexue/models';
-import { commands, parseArgs, runCli, version, type Command, type CommandContext } from '@kexue/cli';
+import { commands, parseArgs, version, type Command } from '@kexue/cli';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+import { repoRoot, run as runKexue } from './run_cli.js';
+
+/** The CLI in-process with an empty environment. */
+const run = (argv: string[], stdin = '') => runKexue(argv, { stdin, env: {} });
+
 const bertVocab = path.join(repoRoot, 'packages/models/vocab/bert-base-chinese/vocab.txt');
 const t5Vocab = path.join(repoRoot, 'packages/models/vocab/t5_pegasus_base/vocab.txt');
-
-async function run(argv: string[], stdin = ''): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const ctx: CommandContext = {
-    stdout: (s) => void (out += s),
-    stderr: (s) => void (err += s),
-    readStdin: async () => stdin,
-    env: {},
-    cwd: repoRoot,
-  };
-  const code = await runCli({ commands, version }, argv, ctx);
-  return { code, out, err };
-}
 
 describe('kexue tokenize', () => {
   it('prints the BERT encoding as JSON', async () => {

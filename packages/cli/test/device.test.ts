@@ -7,25 +7,16 @@
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import * as kx from '@kexue/core-cuda';
-import { commands, runCli, version, type CommandContext } from '@kexue/cli';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { NER_KEYS, resolveConfig } from '../src/config/index.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+import { repoRoot, run } from './run_cli.js';
+
 const TINY = ['model.hidden=32', 'model.layers=2', 'model.heads=2', 'model.intermediate=64', 'head.size=16', 'data.max_length=48', 'data.dev=', 'train.batch_size=8', 'train.steps=4', 'train.log_every=1'];
 const gpu = kx.cuda.isAvailable();
-
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const ctx: CommandContext = { stdout: (s) => void (out += s), stderr: (s) => void (err += s), readStdin: async () => '', env: { KEXUE_PROGRESS: 'lines' }, cwd: repoRoot };
-  const code = await runCli({ commands, version }, argv, ctx);
-  return { code, out, err };
-}
 
 const trainLosses = (dir: string) =>
   readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')

@@ -7,21 +7,12 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { commands, runCli, version, type CommandContext } from '@kexue/cli';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+import { run } from './run_cli.js';
+
 const TINY = ['model.hidden=32', 'model.layers=2', 'model.heads=2', 'model.intermediate=64', 'head.size=16', 'data.max_length=48', 'data.dev=', 'train.batch_size=8', 'train.steps=4', 'train.log_every=2'];
-
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const ctx: CommandContext = { stdout: (s) => void (out += s), stderr: (s) => void (err += s), readStdin: async () => '', env: { KEXUE_PROGRESS: 'lines' }, cwd: repoRoot };
-  const code = await runCli({ commands, version }, argv, ctx);
-  return { code, out, err };
-}
 
 let tmp: string;
 beforeAll(() => {
