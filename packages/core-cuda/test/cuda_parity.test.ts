@@ -99,8 +99,7 @@ export function nmse(actual: Values, expected: Values): number {
 }
 
 /** Compares two results; returns the failures as lines (empty when they agree). */
-export function compare(actual: Result, expected: Result, dtype: kx.DType): string[] {
-  const bound = NMSE_BOUND[dtype]!;
+export function compare(actual: Result, expected: Result, dtype: kx.DType, bound = NMSE_BOUND[dtype]!): string[] {
   const problems: string[] = [];
   const check = (what: string, a: Values, e: Values, valueDType: kx.DType) => {
     if (!kx.isFloating(valueDType)) {
@@ -200,7 +199,7 @@ describe.skipIf(!gpu)('CPU-vs-CUDA harness: on the GPU', () => {
           if (!requireKernels && /no kernel for cuda/.test(message)) ctx.skip(message);
           throw err;
         }
-        expect(compare(actual, expected, dtype)).toEqual([]);
+        expect(compare(actual, expected, dtype, c.nmseBound?.[dtype] ?? NMSE_BOUND[dtype])).toEqual([]);
       });
     }
   }

@@ -229,6 +229,9 @@ bool validate_all(bool have_lt, void* workspace) {
     cases.push_back({72, 48, 40, ta, tb, true, 3, false, false});
     cases.push_back({72, 48, 40, ta, tb, false, 3, true, false});
     cases.push_back({33, 17, 24, ta, tb, true, 4, false, true});
+    // 144 tiles of 128 x 128 (more than the SMs of an A100 or H100/H200): the half types take the
+    // BigTile configuration, which no other case reaches.
+    cases.push_back({136, 136, 72, ta, tb, true, 36, false, false});
   }
   cases.push_back({8, 8, 0, false, false, true, 1, false, false});  // k = 0: the bias alone
   bool ok = true;

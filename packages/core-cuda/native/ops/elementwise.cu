@@ -17,7 +17,8 @@ namespace {
 using cuda::kThreads;
 using cuda::Vec16;
 
-bool fits_int32(int64_t n) { return n <= std::numeric_limits<int32_t>::max(); }
+// (with room for the largest grid stride, so a loop's last i += stride does not overflow)
+bool fits_int32(int64_t n) { return n <= std::numeric_limits<int32_t>::max() - (int64_t(1) << 20) * kThreads; }
 
 // ---- binary -------------------------------------------------------------------------------------
 

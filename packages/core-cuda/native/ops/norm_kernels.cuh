@@ -20,8 +20,9 @@ inline int64_t norm_partial_blocks(int64_t rows) {
   return b < 1 ? 1 : b > 512 ? 512 : b;
 }
 
-// Shared-memory accumulators up to the default 48 KB a block can have without opting in.
-constexpr size_t kNormSmemBytes = 48 * 1024;
+// Shared-memory accumulators up to the default 48 KB a block can have without opting in, less room
+// for the kernels' static shared memory (block_reduce's scratch), which counts against the same 48 KB.
+constexpr size_t kNormSmemBytes = 47 * 1024;
 
 template <class T, bool kWarp, bool kVec>
 __global__ void layer_norm_kernel(const T* x, const T* gamma, const T* beta, T* y, float* mean, float* rstd,

@@ -141,6 +141,9 @@ int multiprocessors(int device) {
 template <RedOp Op, class Tin, class Tout>
 void reduce_step(const Tin* x, Tout* out, int64_t outer, int64_t R, int64_t inner, float mean_count, Device dev,
                  cudaStream_t stream) {
+  // An empty reduced group before this one (x [0, 3, 4, 5] over axes 0 and 2) leaves no outputs in
+  // this step: nothing to launch (a grid of outer * ... blocks would be 0).
+  if (outer * inner == 0) return;
   const bool rows = inner == 1;
   const bool small_rows = rows && R <= 1024;
   // Blocks' worth of independent work without chunking, and the rows one chunk should hold at least.

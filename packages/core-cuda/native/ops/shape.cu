@@ -40,7 +40,9 @@ void strided_copy(const T* src, T* dst, int64_t n, int64_t base, const Broadcast
   // 32-bit index arithmetic when the element count and the walk's farthest offset both fit.
   int64_t reach = 0;
   for (int d = 0; d < walk.rank; ++d) reach += (walk.dims[d] - 1) * walk.strides[d][0];
-  if (n <= std::numeric_limits<int32_t>::max() && reach <= std::numeric_limits<int32_t>::max())
+  // (n plus the grid's stride must fit too: the loop's last i += stride must not overflow.)
+  if (n <= std::numeric_limits<int32_t>::max() - (int64_t)grid * kThreads &&
+      reach <= std::numeric_limits<int32_t>::max())
     strided_copy_kernel<Gather, T, int32_t><<<grid, kThreads, 0, stream>>>(src, dst, (int32_t)n, base, walk);
   else
     strided_copy_kernel<Gather, T, int64_t><<<grid, kThreads, 0, stream>>>(src, dst, n, base, walk);
