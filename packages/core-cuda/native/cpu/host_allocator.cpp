@@ -8,6 +8,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "kx/size_class.h"
+
 namespace kx::cpu {
 namespace {
 
@@ -40,14 +42,6 @@ int64_t default_limit() {
 int64_t limit_locked(Cache& c) {
   if (c.limit < 0) c.limit = default_limit();
   return c.limit;
-}
-
-// Rounds up to a multiple of a quarter of the largest power of two <= n (at most 25% more).
-size_t bucket_of(size_t n) {
-  size_t p = 1;
-  while ((p << 1) <= n) p <<= 1;
-  const size_t step = p >= 4 * kAlign ? p / 4 : kAlign;
-  return (n + step - 1) / step * step;
 }
 
 // Frees cached blocks until cached + extra <= limit.
@@ -87,7 +81,7 @@ void* host_alloc(size_t bytes, size_t* capacity) {
     *capacity = (bytes + kAlign - 1) / kAlign * kAlign;
     return system_alloc(bytes);
   }
-  const size_t b = bucket_of(bytes);
+  const size_t b = size_class(bytes, kAlign);
   *capacity = b;
   Cache& c = cache();
   {

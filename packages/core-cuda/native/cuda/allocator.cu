@@ -16,6 +16,7 @@
 #include "cuda/runtime.h"
 #include "kx/device.h"
 #include "kx/error.h"
+#include "kx/size_class.h"
 
 namespace kx::cuda {
 
@@ -23,13 +24,6 @@ namespace {
 
 constexpr size_t kMinBlock = 512;  // also cudaMalloc's alignment, more than 16-byte vector loads need
 
-size_t size_class(size_t bytes) {
-  if (bytes <= kMinBlock) return kMinBlock;
-  size_t p = 1;
-  while ((p << 1) <= bytes) p <<= 1;
-  const size_t step = p / 4 > kMinBlock ? p / 4 : kMinBlock;
-  return (bytes + step - 1) / step * step;
-}
 
 struct DevicePool {
   std::unordered_map<size_t, std::vector<void*>> free;  // size class -> cached blocks
@@ -70,7 +64,7 @@ void* alloc(size_t bytes, int device, size_t* capacity) {
   stream(device);  // checks the device (and earlier sticky errors) and makes it current
   *capacity = 0;
   if (bytes == 0) return nullptr;
-  const size_t size = size_class(bytes);
+  const size_t size = size_class(bytes, kMinBlock);
   Pools& p = pools();
   std::lock_guard<std::mutex> lock(p.mu);
   DevicePool& pool = pool_locked(p, device);
