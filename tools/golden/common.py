@@ -60,3 +60,19 @@ def generator(seed):
 
 def randn(g, *shape, scale=1.0):
     return torch.randn(*shape, generator=g, dtype=torch.float32) * scale
+
+
+def rms_norm_ref(x, w, eps):
+    """T5LayerNorm / RMSNorm: x * rsqrt(mean(x^2) + eps) * w (w may be None)."""
+    y = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+    return y * w if w is not None else y
+
+
+def store_norm_params(tensors, name, gamma, gamma64, beta, beta64):
+    """The optional gamma and beta of a norm case and their float64 gradients, as float32."""
+    if gamma is not None:
+        tensors[f"{name}.gamma"] = gamma
+        tensors[f"{name}.dgamma"] = gamma64.grad.float()
+    if beta is not None:
+        tensors[f"{name}.beta"] = beta
+        tensors[f"{name}.dbeta"] = beta64.grad.float()

@@ -8,15 +8,10 @@ dtype (what the op stores and normalises), and its rounding passes gradients thr
 import torch
 import torch.nn.functional as F
 
-from common import generator, randn, save_fixture
+from common import generator, randn, rms_norm_ref, save_fixture, store_norm_params
 
 g = generator(11)
 tensors, cases = {}, []
-
-
-def rms_norm_ref(x, w, eps):
-    y = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
-    return y * w if w is not None else y
 
 
 def leaf(t):
@@ -66,12 +61,7 @@ def add_norm_case(name, op, shape, eps, gamma=True, beta=True, dtype=torch.float
     tensors[f"{name}.y"] = y.detach().float()
     tensors[f"{name}.dx"] = x64.grad.float()
     tensors[f"{name}.dresidual"] = r64.grad.float()
-    if gm is not None:
-        tensors[f"{name}.gamma"] = gm
-        tensors[f"{name}.dgamma"] = g64.grad.float()
-    if bt is not None:
-        tensors[f"{name}.beta"] = bt
-        tensors[f"{name}.dbeta"] = b64.grad.float()
+    store_norm_params(tensors, name, gm, g64, bt, b64)
     cases.append({"name": name, "op": op, "shape": list(shape), "eps": eps, "gamma": gm is not None,
                   "beta": bt is not None, "dtype": dtype_name(dtype)})
 

@@ -4,16 +4,10 @@ half-rounded inputs; their reference is float32/64 math on those same rounded va
 import torch
 import torch.nn.functional as F
 
-from common import generator, randn, save_fixture
+from common import generator, randn, rms_norm_ref, save_fixture, store_norm_params
 
 g = generator(7)
 tensors, cases = {}, []
-
-
-def rms_norm_ref(x, w, eps):
-    # T5LayerNorm / torch: x * rsqrt(mean(x^2) + eps) * w
-    y = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
-    return y * w if w is not None else y
 
 
 def add_case(name, op, shape, eps, gamma=True, beta=True, dtype=torch.float32, offset=0.0, scale=1.0):
@@ -37,12 +31,7 @@ def add_case(name, op, shape, eps, gamma=True, beta=True, dtype=torch.float32, o
     tensors[f"{name}.w"] = w
     tensors[f"{name}.y"] = y.detach().float()
     tensors[f"{name}.dx"] = x64.grad.float()
-    if gm is not None:
-        tensors[f"{name}.gamma"] = gm
-        tensors[f"{name}.dgamma"] = g64.grad.float()
-    if bt is not None:
-        tensors[f"{name}.beta"] = bt
-        tensors[f"{name}.dbeta"] = b64.grad.float()
+    store_norm_params(tensors, name, gm, g64, bt, b64)
     cases.append({"name": name, "op": op, "shape": list(shape), "eps": eps, "gamma": gm is not None,
                   "beta": bt is not None, "dtype": str(dtype).replace("torch.", "")})
 

@@ -110,6 +110,16 @@ __device__ void score_tile(const AttnArgs& p, int64_t b, int64_t h, int64_t i0, 
     for (int c = 0; c < kMicro; ++c) sc[a][c] = p.score(b, h, i0 + l.row(a), j0 + l.col(c), key_limit, dot[a][c]);
 }
 
+// A block over query tiles of `rows` rows (blockIdx.x runs over B·H × q_tiles): its (batch, head),
+// first query row, and the end of the keys any of its rows can see.
+struct QueryBlock {
+  int64_t bh, b, h, i0, key_limit;
+};
+__device__ __forceinline__ QueryBlock query_block(const AttnShape& s, int64_t q_tiles, int64_t rows) {
+  const int64_t bh = blockIdx.x / q_tiles, i0 = (blockIdx.x % q_tiles) * rows;
+  return {bh, bh / s.H, bh % s.H, i0, s.key_end(i0 + rows < s.Tq ? i0 + rows : s.Tq)};
+}
+
 // Number of 64-wide output column slabs for a head width (at least one, which also carries lse).
 inline int64_t slabs(int64_t width) { return width > kTile ? (width + kTile - 1) / kTile : 1; }
 
@@ -121,10 +131,9 @@ __global__ void __launch_bounds__(kTileThreads)
   float* p_tile = b_tile + kTileFloats;
   const AttnShape& s = p.s;
   const Lane l = tile_lane();
-  const int64_t bh = blockIdx.x / q_tiles, b = bh / s.H, h = bh % s.H;
-  const int64_t i0 = (blockIdx.x % q_tiles) * kTile;
+  const QueryBlock qb = query_block(s, q_tiles, kTile);
+  const int64_t bh = qb.bh, b = qb.b, h = qb.h, i0 = qb.i0, key_limit = qb.key_limit;
   const int64_t col0 = (int64_t)blockIdx.y * kTile;
-  const int64_t key_limit = s.key_end(i0 + kTile < s.Tq ? i0 + kTile : s.Tq);
 
   float acc[kMicro][kMicro] = {};
   float m[kMicro], lsum[kMicro];
@@ -214,10 +223,9 @@ __global__ void __launch_bounds__(kTileThreads)
   float* ds_tile = b_tile + kTileFloats;
   const AttnShape& s = p.s;
   const Lane l = tile_lane();
-  const int64_t bh = blockIdx.x / q_tiles, b = bh / s.H, h = bh % s.H;
-  const int64_t i0 = (blockIdx.x % q_tiles) * kTile;
+  const QueryBlock qb = query_block(s, q_tiles, kTile);
+  const int64_t bh = qb.bh, b = qb.b, h = qb.h, i0 = qb.i0, key_limit = qb.key_limit;
   const int64_t col0 = (int64_t)blockIdx.y * kTile;
-  const int64_t key_limit = s.key_end(i0 + kTile < s.Tq ? i0 + kTile : s.Tq);
   const bool writes_dbias = blockIdx.y == 0;
 
   float acc[kMicro][kMicro] = {};
@@ -472,9 +480,8 @@ __global__ void __launch_bounds__(kMmaThreads)
   uint16_t* vt_s = k_s + kMmaRows * kMmaStride<kD>;
   const AttnShape& s = p.s;
   const Quad q = mma_quad();
-  const int64_t bh = blockIdx.x / q_tiles, b = bh / s.H, h = bh % s.H;
-  const int64_t i0 = (blockIdx.x % q_tiles) * kMmaRows;
-  const int64_t key_limit = s.key_end(i0 + kMmaRows < s.Tq ? i0 + kMmaRows : s.Tq);
+  const QueryBlock qb = query_block(s, q_tiles, kMmaRows);
+  const int64_t bh = qb.bh, b = qb.b, h = qb.h, i0 = qb.i0, key_limit = qb.key_limit;
   const uint16_t* k = static_cast<const uint16_t*>(p.k) + bh * s.Tk * kD;
   const uint16_t* v = static_cast<const uint16_t*>(p.v) + bh * s.Tk * kD;
 
@@ -550,9 +557,8 @@ __global__ void __launch_bounds__(kMmaThreads)
   uint16_t* kt_s = v_s + kMmaRows * kMmaStride<kD>;
   const AttnShape& s = p.s;
   const Quad q = mma_quad();
-  const int64_t bh = blockIdx.x / q_tiles, b = bh / s.H, h = bh % s.H;
-  const int64_t i0 = (blockIdx.x % q_tiles) * kMmaRows;
-  const int64_t key_limit = s.key_end(i0 + kMmaRows < s.Tq ? i0 + kMmaRows : s.Tq);
+  const QueryBlock qb = query_block(s, q_tiles, kMmaRows);
+  const int64_t bh = qb.bh, b = qb.b, h = qb.h, i0 = qb.i0, key_limit = qb.key_limit;
   const uint16_t* k = static_cast<const uint16_t*>(p.k) + bh * s.Tk * kD;
   const uint16_t* v = static_cast<const uint16_t*>(p.v) + bh * s.Tk * kD;
 
