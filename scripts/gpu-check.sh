@@ -4,12 +4,14 @@
 # Then one device call from the repository root:
 #   run(command: "bash scripts/gpu-check.sh", carry: [".gpu-carry"], timeout_s: 540)
 # Stages, each under its own timeout and all within KEXUE_GPU_BUDGET_S (default 470 s, the issue's
-# 8 minutes less a margin): gpu (nvidia-smi), unpack (.gpu-carry), build (the addon with
-# KEXUE_CUDA_ARCH=90), tests (cuda_runtime, cuda_parity and every *.cuda.test.ts), lab (each
-# packages/core-cuda/dev/kernels/*.cu program, built with nvcc and run), bench (bench/src/gpu_e2e.ts when it exists:
-# the BERT-base bf16/fp16 training step beside PyTorch; "not built" otherwise). A stage whose
-# prerequisite failed is skipped with the reason, so on a machine without a GPU or without the
-# pack the script still ends at once with a report saying so.
+# 8 minutes less a margin), in order of importance should the budget run out: gpu (nvidia-smi),
+# unpack (.gpu-carry), build (the addon with KEXUE_CUDA_ARCH=90), info (the devices and where
+# cuBLASLt was found), tests (cuda_runtime, cuda_parity and every *.cuda.test.ts), bench
+# (bench/src/gpu_e2e.ts: the BERT-base bf16/fp16 training step beside PyTorch; it saves its report
+# after each row), lab (each packages/core-cuda/dev/kernels/*.cu program, built with nvcc and run),
+# fallback (the matmul parity cases and the model suites again with cuBLASLt off: our own GEMM). A
+# stage whose prerequisite failed is skipped with the reason, so on a machine without a GPU or
+# without the pack the script still ends at once with a report saying so.
 # Writes ${OUT:-./gpu-out}/gpu-report.json (and gpu-logs.tar.xz with every stage's log).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +28,7 @@ export PATH="$work/bin:/usr/local/cuda/bin:$PATH"
 export LD_LIBRARY_PATH="$work/openblas/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export KEXUE_CUDA_ARCH="${KEXUE_CUDA_ARCH:-90}"
 export CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)"
+export NO_COLOR=1 FORCE_COLOR=0  # plain logs: the report reads them with regular expressions
 export root work
 
 # stage NAME LIMIT_S FUNCTION: runs the exported shell function under a timeout (cut to what is left
@@ -67,6 +70,25 @@ build_stage() {
     --CDKX_CBLAS_INCLUDE="$work/openblas/include" --CDKX_OPENBLAS="$work/openblas/lib/libopenblas.so"
 }
 
+# cuBLASLt: the addon's loader tries the dynamic loader's path and the usual folders; the image's
+# PyTorch keeps its copy in a virtual environment's site-packages, so name the first one found.
+find_cublaslt() {
+  local dirs f
+  ldconfig -p 2>/dev/null | grep -qE 'libcublasLt\.so\.1[23] ' && return 0
+  dirs=$(python3 -c 'import site; print(" ".join(p + "/nvidia" for p in site.getsitepackages()))' 2>/dev/null)
+  f=$(find /usr/local/cuda/lib64 /usr/local/cuda/targets $dirs -name 'libcublasLt.so.1[23]' 2>/dev/null | head -n 1)
+  if [ -n "$f" ]; then export KEXUE_CUBLASLT="$f"; fi
+}
+
+# What the addon found: the GPU, the build's architectures and the matrix-product library.
+info_stage() {
+  node --conditions=source --import tsx --input-type=module -e "
+    import * as kx from './packages/core-cuda/src/index.ts';
+    const b = kx.buildInfo();
+    console.log(JSON.stringify({ cudaArchs: b.cudaArchs, cudaRuntimeVersion: b.cudaRuntimeVersion, cublasLt: b.cublasLt,
+      devices: kx.cuda.isAvailable() ? kx.devices() : kx.cuda.unavailableReason() }));"
+}
+
 tests_stage() {
   local files
   files=$(find packages -name '*.cuda.test.ts' -not -path '*/node_modules/*' | sort)
@@ -96,39 +118,49 @@ lab_stage() {
   done
 }
 
+# The matrix products again with cuBLASLt turned off: our own GEMM kernels, on their own and inside
+# the model parity suites.
+fallback_stage() {
+  KEXUE_CUBLASLT=off node node_modules/vitest/vitest.mjs run packages/core-cuda/test/cuda_parity.test.ts \
+    packages/models/test/bert.cuda.test.ts -t 'matmul|BERT|RoFormer' --reporter=verbose \
+    --reporter=./tools/vitest-summary-reporter.ts
+}
+
 bench_stage() {
   node --conditions=source --import tsx bench/src/gpu_e2e.ts --out "$work/bench.json"
 }
-export -f gpu_stage unpack_stage build_stage tests_stage lab_stage bench_stage
+export -f gpu_stage unpack_stage build_stage info_stage tests_stage fallback_stage lab_stage bench_stage
 
 gpu_ok=false unpack_ok=false build_ok=false
 stage gpu 30 gpu_stage && [ -s "$work/logs/gpu.log" ] && gpu_ok=true
-if [ ! -f .gpu-carry/node.xz ]; then
+# The pack replaces the checkout's node_modules, so it is unpacked only where the checks will run.
+if ! $gpu_ok; then
+  skip unpack "no GPU answered nvidia-smi"
+elif [ ! -f .gpu-carry/node.xz ]; then
   skip unpack "no .gpu-carry/ (run scripts/gpu-pack.sh here and carry .gpu-carry)"
-elif stage unpack 90 unpack_stage; then
+elif stage unpack 60 unpack_stage; then
   unpack_ok=true
 fi
 if ! $gpu_ok; then
   skip build "no GPU answered nvidia-smi"
 elif ! $unpack_ok; then
   skip build "nothing unpacked"
-elif stage build 260 build_stage; then
+elif stage build 200 build_stage; then
   build_ok=true
 fi
+$gpu_ok && find_cublaslt
+# In order of what matters most should the budget run out: correctness, the end-to-end step against
+# PyTorch, the kernel lab, our GEMM without cuBLASLt.
 if $build_ok; then
-  stage tests 170 tests_stage
+  stage info 30 info_stage
+  stage tests 150 tests_stage
+  stage bench 150 bench_stage
 else
-  skip tests "the addon was not built"
+  for s in info tests bench; do skip $s "the addon was not built"; done
 fi
 # The lab programs need only nvcc and the GPU, not the addon.
-if $gpu_ok; then stage lab 100 lab_stage; else skip lab "no GPU answered nvidia-smi"; fi
-if ! $build_ok; then
-  skip bench "the addon was not built"
-elif [ -f bench/src/gpu_e2e.ts ]; then
-  stage bench 200 bench_stage
-else
-  skip bench "not built (no bench/src/gpu_e2e.ts)"
-fi
+if $gpu_ok; then stage lab 90 lab_stage; else skip lab "no GPU answered nvidia-smi"; fi
+if $build_ok; then stage fallback 60 fallback_stage; else skip fallback "the addon was not built"; fi
 
 # The report, assembled by python3 (on the GPU image and here) from what the stages left.
 SECONDS_TAKEN=$(($(date +%s) - started)) python3 - "$work" "$out/gpu-report.json" <<'PY'
@@ -138,14 +170,15 @@ work, dest = sys.argv[1], sys.argv[2]
 def text(path, limit=200_000):
     try:
         with open(path, errors="replace") as f:
-            return f.read()[-limit:]
+            return re.sub(r"\x1b\[[0-9;]*m", "", f.read())[-limit:]  # colour codes out, should any remain
     except OSError:
         return ""
 
 stages = {}
 for line in text(os.path.join(work, "stages.tsv")).splitlines():
     name, rc, secs = line.split("\t")
-    stages[name] = {"status": "ok" if rc == "0" else ("timed out" if rc == "124" else rc if rc.startswith("skipped") or rc == "budget" else f"failed (rc {rc})"), "seconds": int(secs)}
+    # timeout exits 124, or 137 when its -k had to kill
+    stages[name] = {"status": "ok" if rc == "0" else ("timed out" if rc in ("124", "137") else rc if rc.startswith("skipped") or rc == "budget" else f"failed (rc {rc})"), "seconds": int(secs)}
 
 def status(name):
     return stages.get(name, {}).get("status", "not run")
@@ -159,6 +192,13 @@ report = {
     "buildLogTail": text(os.path.join(work, "logs", "build.log"), 3000) if status("build").startswith(("failed", "timed")) else None,
     "seconds": int(os.environ["SECONDS_TAKEN"]),
 }
+
+try:
+    report["addon"] = json.loads(text(os.path.join(work, "logs", "info.log")).strip().splitlines()[-1])
+except (IndexError, ValueError):
+    report["addon"] = status("info")
+fallback = re.findall(r"^\s*(\d+ passed, \d+ failed.*)$", text(os.path.join(work, "logs", "fallback.log")), re.M)
+report["ourGemmTests"] = fallback[-1] if fallback else status("fallback")
 
 log = text(os.path.join(work, "logs", "tests.log"))
 summary = re.findall(r"^\s*(\d+ passed, \d+ failed.*)$", log, re.M)

@@ -18,7 +18,7 @@
  * float32: its CPU autocast is left off).
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +46,8 @@ type Sizes = (typeof SIZES)[SizeName];
 const DTYPES: readonly PrecisionName[] = ['bf16', 'fp16'];
 const LEARNING_RATE = 1e-4;
 export const TORCH_SCRIPT = fileURLToPath(new URL('../torch_gpu_e2e.py', import.meta.url));
+/** The longest a PyTorch request may take (a setup, or one block of steps): $KEXUE_GPU_TORCH_TIMEOUT_S, default 120. */
+const TORCH_TIMEOUT_S = Number(process.env.KEXUE_GPU_TORCH_TIMEOUT_S ?? 120);
 
 export interface E2eOptions {
   out: string | null;
@@ -164,24 +166,25 @@ class KexueSide {
     this.#skipped = 0;
   }
 
-  /** One training step; returns the (scaled) loss tensor and its scale, unread so that nothing waits. */
-  #step(): { value: kx.Tensor; scale: number } {
+  /** One training step (as the trainer does it); returns the loss tensor, unread so that nothing waits. */
+  #step(): kx.Tensor {
     const { batch: B, seq: T, vocab: V } = this.#c;
     const { ids, types, labels } = this.#inputs;
     const model = this.#model;
     const scaler = this.#scaler;
-    const scale = scaler?.scale ?? 1;
-    const { value, grads } = kx.valueAndGrad(() => {
-      const loss = this.#policy.forward(model, () => kx.crossEntropy(kx.reshape(model.forward(ids, { tokenTypeIds: types }).logits, [B * T, V]), labels));
-      return scaler ? scaler.scaleLoss(loss) : loss;
-    }, this.#params);
+    // the loss scale seeds the backward pass, so crossEntropy's forward computes the scaled gradient
+    const { value, grads } = kx.valueAndGrad(
+      () => this.#policy.forward(model, () => kx.crossEntropy(kx.reshape(model.forward(ids, { tokenTypeIds: types }).logits, [B * T, V]), labels)),
+      this.#params,
+      { outputGradient: scaler?.scale ?? 1 },
+    );
     if (scaler) {
       if (!scaler.step(this.#opt!, this.#params, grads).applied) this.#skipped++;
     } else {
       this.#opt!.step(this.#params, grads);
     }
     kx.dispose(grads);
-    return { value, scale };
+    return value;
   }
 
   run(iters: number): StepTimes {
@@ -191,10 +194,10 @@ class KexueSide {
     sync();
     for (let i = 0; i < iters; i++) {
       const t0 = process.hrtime.bigint();
-      const { value, scale } = this.#step();
+      const value = this.#step();
       sync();
       ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
-      loss = value.item() / scale;
+      loss = value.item();
       value.dispose();
     }
     return { ms, loss, skipped: this.#skipped, peakBytes: kx.memory().cuda.peak };
@@ -237,9 +240,17 @@ class TorchSide {
     this.#failed.catch(() => {}); // observed by ask(); an unstarted process must not crash the run
   }
 
-  async ask(req: Record<string, unknown>): Promise<TorchReply> {
+  /** Sends one request and waits for its reply, at most `timeoutS` seconds (then PyTorch is killed). */
+  async ask(req: Record<string, unknown>, timeoutS = TORCH_TIMEOUT_S): Promise<TorchReply> {
     this.#proc.stdin.write(`${JSON.stringify(req)}\n`);
-    const next = await Promise.race([this.#lines.next(), this.#failed]);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.#proc.kill('SIGKILL');
+        reject(new Error(`PyTorch gave no reply to '${String(req.cmd)}' in ${timeoutS} s (killed)`));
+      }, timeoutS * 1000);
+    });
+    const next = await Promise.race([this.#lines.next(), this.#failed, timeout]).finally(() => clearTimeout(timer));
     if (next.done) throw new Error(`PyTorch exited: ${this.#stderr.join('').trim().split('\n').slice(-3).join(' | ') || 'no output'}`);
     const reply = JSON.parse(next.value) as TorchReply;
     if (!reply.ok) throw new Error(reply.error ?? 'PyTorch failed');
@@ -262,8 +273,11 @@ function message(e: unknown): string {
 
 const round2 = (x: number) => Math.round(x * 100) / 100;
 
-/** Runs the benchmark; `log` gets the progress lines. */
-export async function runE2e(o: E2eOptions, log: (s: string) => void): Promise<E2eReport> {
+/**
+ * Runs the benchmark; `log` gets the progress lines, `save` the report after each row (so that a run
+ * cut short by its time limit still leaves what it measured).
+ */
+export async function runE2e(o: E2eOptions, log: (s: string) => void, save: (r: E2eReport) => void = () => {}): Promise<E2eReport> {
   const c = SIZES[o.size];
   const report: E2eReport = {
     results: [],
@@ -387,6 +401,7 @@ export async function runE2e(o: E2eOptions, log: (s: string) => void): Promise<E
       const said = (ms: number | null, err: string | null) => (ms !== null ? `${round2(ms)} ms` : err !== null ? `failed: ${err}` : 'not run');
       log(`${dtype}: kexue ${said(km, kErr)}, PyTorch ${said(tm, tErr)}`);
       report.results.push(row);
+      save(report);
     }
   } finally {
     torch?.close();
@@ -473,11 +488,14 @@ export function parseArgs(argv: string[]): E2eOptions {
 /** The command: returns the exit code (0 also when there is no GPU; 1 when a measurement failed). */
 export async function main(argv: string[], log: (s: string) => void = (s) => console.log(s)): Promise<number> {
   const o = parseArgs(argv);
-  const report = await runE2e(o, log);
-  if (o.out) {
+  const save = (r: E2eReport) => {
+    if (!o.out) return;
     mkdirSync(path.dirname(path.resolve(o.out)), { recursive: true });
-    writeFileSync(o.out, `${JSON.stringify(report, null, 2)}\n`);
-  }
+    writeFileSync(`${o.out}.part`, `${JSON.stringify(r, null, 2)}\n`);
+    renameSync(`${o.out}.part`, o.out); // whole reports only, also when the run is killed
+  };
+  const report = await runE2e(o, log, save);
+  save(report);
   log('');
   log(toMarkdown(report));
   if (o.out) log(`wrote ${o.out}`);

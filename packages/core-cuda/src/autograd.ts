@@ -25,8 +25,8 @@ function paramList(params: Params): Tensor[] {
 
 function backward(tape: Tape, value: Tensor, params: Tensor[]): Tensor[] {
   tape.recording = false;
-  const grads = new Map<Tensor, Tensor>();
-  grads.set(value, fullLike(value, 1));
+  tape.seed = fullLike(value, tape.outputGradient);
+  const grads = new Map<Tensor, Tensor>([[value, tape.seed]]);
   for (let n = tape.nodes.length - 1; n >= 0; n--) {
     const node = tape.nodes[n]!;
     const dys = node.outputs.map((o) => grads.get(o) ?? null);
@@ -53,14 +53,31 @@ function backward(tape: Tape, value: Tensor, params: Tensor[]): Tensor[] {
   });
 }
 
+export interface ValueAndGradOptions {
+  /**
+   * The gradients are those of outputGradient × value (default 1); the value comes back unscaled.
+   * A loss scaler passes its scale here rather than multiplying the loss, which lets ops that
+   * compute their gradient in the forward (crossEntropy) do so for the scaled loss too.
+   */
+  outputGradient?: number;
+}
+
 /**
  * Calls fn(params), which must return a scalar (one-element floating tensor), and returns that
  * value with the gradient of it with respect to every parameter (zeros where it does not depend on
  * one). Every other tensor made inside is disposed. Cannot be nested.
  */
-export function valueAndGrad<P extends Params>(fn: (params: P) => Tensor, params: P): { value: Tensor; grads: GradsOf<P> } {
+export function valueAndGrad<P extends Params>(
+  fn: (params: P) => Tensor,
+  params: P,
+  options: ValueAndGradOptions = {},
+): { value: Tensor; grads: GradsOf<P> } {
   const list = paramList(params);
-  const tape = new Tape(list);
+  const { outputGradient = 1 } = options;
+  if (typeof outputGradient !== 'number' || !Number.isFinite(outputGradient)) {
+    throw new ArgumentError(`valueAndGrad: outputGradient must be a finite number, got ${String(outputGradient)}`);
+  }
+  const tape = new Tape(list, outputGradient);
   let result: { value: Tensor; grads: Tensor[] } | undefined;
   setActiveTape(tape);
   try {
@@ -83,8 +100,8 @@ export function valueAndGrad<P extends Params>(fn: (params: P) => Tensor, params
 }
 
 /** The gradients of valueAndGrad, with the value disposed. */
-export function grad<P extends Params>(fn: (params: P) => Tensor, params: P): GradsOf<P> {
-  const { value, grads } = valueAndGrad(fn, params);
+export function grad<P extends Params>(fn: (params: P) => Tensor, params: P, options: ValueAndGradOptions = {}): GradsOf<P> {
+  const { value, grads } = valueAndGrad(fn, params, options);
   value.dispose();
   return grads;
 }

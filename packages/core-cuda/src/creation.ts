@@ -1,10 +1,7 @@
 /** Making tensors from JS data. */
 import { assertDType, isFloating, rawArrayFor, type DType, type RawData } from './dtype.js';
 import { resolveDevice } from './device.js';
-import { ArgumentError, DTypeError, OutOfMemoryError, ShapeError, fromNativeError } from './errors.js';
-
-/** The most elements a JS typed array (and so one staging buffer) may hold. */
-const MAX_ELEMENTS = 2 ** 32 - 1;
+import { ArgumentError, DTypeError, ShapeError, fromNativeError } from './errors.js';
 import { native } from './native.js';
 import { Tensor, type TensorLike } from './tensor.js';
 
@@ -84,20 +81,29 @@ export function scalar(value: number, options: TensorOptions = {}): Tensor {
   return tensor(value, [], options);
 }
 
-/** A tensor of the given shape filled with `value`. */
+/**
+ * A tensor of the given shape filled with `value`, made where it lives: zeros by a memset, any other
+ * value by repeating one element (broadcast_to), so no shape-sized buffer is built on the host.
+ */
 export function full(shape: readonly number[], value: number, options: TensorOptions = {}): Tensor {
   const dims = checkShape([...shape]);
-  const size = dims.reduce((a, b) => a * b, 1);
-  if (size > MAX_ELEMENTS) throw new OutOfMemoryError(`full: shape [${dims.join(', ')}] has ${size} elements, more than one host buffer can hold`);
-  const dtype = options.dtype ?? 'float32';
-  const Raw = rawArrayFor(isFloating(dtype) ? 'float32' : dtype);
-  let data: RawData;
-  try {
-    data = new Raw(size).fill(value);
-  } catch (err) {
-    throw new OutOfMemoryError(`full: cannot allocate ${size} elements for shape [${dims.join(', ')}]: ${(err as Error).message}`);
+  if (Object.is(value, 0)) {
+    const dtype = assertDType(options.dtype ?? 'float32');
+    try {
+      return new Tensor(native.zeros(dims, dtype, resolveDevice(options.device)));
+    } catch (err) {
+      throw fromNativeError(err);
+    }
   }
-  return tensor(data, dims, { ...options, dtype });
+  const one = tensor(value, [], options);
+  if (dims.length === 0) return one;
+  try {
+    return new Tensor(native.run('broadcast_to', [one.handle], { shape: dims })[0]!);
+  } catch (err) {
+    throw fromNativeError(err);
+  } finally {
+    one.dispose();
+  }
 }
 
 export function zeros(shape: readonly number[], options: TensorOptions = {}): Tensor {

@@ -12,7 +12,7 @@ export { tensor, scalar, full, zeros, ones, fullLike, type TensorOptions } from 
 export { cuda, devices, buildInfo, resolveDevice, setNumThreads, type Device, type DeviceInfo } from './device.js';
 export * from './errors.js';
 export { tidy, keep, dispose, memory, releaseHostCache, setHostCacheLimit, type CudaMemoryInfo, type MemoryInfo, type TensorContainer } from './memory.js';
-export { valueAndGrad, grad, checkGrad, type Params, type GradsOf, type CheckGradOptions, type CheckGradResult } from './autograd.js';
+export { valueAndGrad, grad, checkGrad, type Params, type GradsOf, type CheckGradOptions, type CheckGradResult, type ValueAndGradOptions } from './autograd.js';
 export { philox4x32, PhiloxStream } from './random.js';
 export { registerGradient, type GradientRule, type OpRecord } from './tape.js';
 export { runKernel } from './kernel.js';

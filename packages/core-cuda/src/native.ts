@@ -29,6 +29,8 @@ export interface NativeBuildInfo {
   cuda: boolean;
   cudaArchs: string;
   cudaRuntimeVersion: number;
+  /** Where matmul's cuBLASLt library was found (path and version), or why CUDA matmuls run kexue's own kernels. */
+  cublasLt: string;
   threads: number;
   compiler: string;
   ops: NativeOpInfo[];

@@ -39,8 +39,20 @@ export class Tape {
   private readonly needed = new Set<Tensor>();
   private readonly deferred = new Set<Tensor>();
   recording = true;
+  /**
+   * The tensor the backward pass starts from, once it has begun: filled with outputGradient. A rule
+   * handed this very tensor knows its value without reading it back from the device.
+   */
+  seed: Tensor | null = null;
 
-  constructor(watched: Tensor[]) {
+  /**
+   * `outputGradient`: the value the backward pass will start from, known before the forward runs,
+   * so that an op may compute its input's gradient for it early (crossEntropy does).
+   */
+  constructor(
+    watched: Tensor[],
+    readonly outputGradient = 1,
+  ) {
     for (const t of watched) this.tracked.add(t);
   }
 

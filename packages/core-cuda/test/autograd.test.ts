@@ -44,6 +44,17 @@ describe('autograd', () => {
     kx.dispose([a, b, gb]);
   });
 
+  it('starts the backward pass from outputGradient: scaled gradients, the value unscaled', () => {
+    const x = kx.tensor([1, 2, 3]);
+    const { value, grads } = kx.valueAndGrad(([a]) => kx.sum(kx.mul(a!, a!)), [x], { outputGradient: 1024 });
+    expect(value.item()).toBe(14);
+    expect(Array.from(grads[0]!.dataSync())).toEqual([2048, 4096, 6144]);
+    for (const bad of [Infinity, NaN, '2' as unknown as number]) {
+      expectCode(() => kx.grad(([a]) => kx.sum(a!), [x], { outputGradient: bad }), 'E_ARG');
+    }
+    kx.dispose([x, value, grads]);
+  });
+
   it('accumulates gradients of a tensor used many times', () => {
     const x = kx.tensor([0.5, -1.5]);
     const g = kx.grad(([a]) => kx.sum(kx.add(kx.mul(a!, a!), kx.mul(a!, 3))), [x]);

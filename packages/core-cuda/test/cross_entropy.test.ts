@@ -55,6 +55,29 @@ describe('crossEntropy: the forward gradient and the backward kernel agree', () 
     });
   });
 
+  it('computes the forward gradient for the outputGradient the backward pass starts from (loss scaling)', () => {
+    kx.tidy(() => {
+      for (const dtype of ['float32', 'float16'] as const) {
+        const x = kx.cast(randomTensor([19, 517], 9, 6), dtype);
+        const labels = kx.tensor(Int32Array.from({ length: 19 }, (_, i) => (i === 3 ? -100 : (i * 31) % 517)), [19]);
+        for (const s of [1024, 3]) {
+          // from the forward (the loss reaches the seed unchanged, here through a sum) ...
+          const [fused] = kx.grad(([p]) => kx.add(kx.crossEntropy(p!, labels), kx.scalar(0.5)), [x], { outputGradient: s });
+          // ... and from the backward kernel (dloss = s · 1 is a new tensor): the same bits
+          const [unfused] = kx.grad(([p]) => kx.mul(kx.crossEntropy(p!, labels), s), [x]);
+          const a = fused!.toFloat32Array(), b = unfused!.toFloat32Array();
+          expect(a.every((v, i) => Object.is(v, b[i])), `${dtype} ×${s}`).toBe(true);
+          // and the scaled fp16 gradient keeps what the unscaled one rounds to zero
+          if (dtype === 'float16' && s === 1024) {
+            const [plain] = kx.grad(([p]) => kx.crossEntropy(p!, labels), [x]);
+            const zeros = (t: Float32Array) => t.filter((v) => v === 0).length;
+            expect(zeros(a)).toBeLessThan(zeros(plain!.toFloat32Array()));
+          }
+        }
+      }
+    });
+  });
+
   it('computes no gradient outside a gradient tape (one output)', () => {
     kx.tidy(() => {
       const logits = randomTensor([4, 10], 8);

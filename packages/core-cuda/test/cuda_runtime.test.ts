@@ -47,6 +47,17 @@ function sample(dtype: kx.DType, n: number): kx.RawData {
   }
 }
 
+/**
+ * Bit-for-bit equality of two typed arrays of the same type. Compares bytes: vitest's toEqual walks
+ * a 2^20-element typed array element by element (about 9 s each), which would time the test out.
+ */
+function expectSameBits(actual: kx.RawData, expected: kx.RawData): void {
+  expect(actual.constructor).toBe(expected.constructor);
+  expect(actual.length).toBe(expected.length);
+  const bytes = (x: kx.RawData) => Buffer.from(x.buffer, x.byteOffset, x.byteLength);
+  expect(bytes(actual).equals(bytes(expected))).toBe(true);
+}
+
 describe('CUDA runtime: everywhere', () => {
   it('memory() reports the CUDA allocator counters as numbers', () => {
     const m = kx.memory().cuda;
@@ -97,14 +108,50 @@ describe.skipIf(!gpu)('CUDA runtime: on the GPU', () => {
         expect(dev.device).toBe('cuda:0');
         expect(dev.shape).toEqual(shape);
         expect(dev.dtype).toBe(dtype);
-        expect(dev.dataSync()).toEqual(data);
+        expectSameBits(dev.dataSync(), data);
         const back = dev.to('cpu');
-        expect(back.dataSync()).toEqual(data);
+        expectSameBits(back.dataSync(), data);
         const direct = kx.tensor(data, shape, { dtype, device: 'cuda' });
-        expect(direct.dataSync()).toEqual(data);
+        expectSameBits(direct.dataSync(), data);
         const copy = direct.to('cuda:0');
-        expect(copy.dataSync()).toEqual(data);
+        expectSameBits(copy.dataSync(), data);
         kx.dispose([host, dev, back, direct, copy]);
+      }
+    }
+  });
+
+  it('uploads are staged: the source may change as soon as an upload returns, and queued work sees the old values', () => {
+    // one source array rewritten after each upload, more uploads than the staging ring has slots,
+    // each queued behind work that reads the tensor before it
+    const src = new Float32Array(1000);
+    const made: kx.Tensor[] = [];
+    for (let i = 0; i < 40; i++) {
+      src.fill(i);
+      const t = kx.tensor(src, [1000], { device: 'cuda' });
+      made.push(t, kx.mul(t, 2));
+    }
+    src.fill(-1);
+    for (let i = 0; i < 40; i++) {
+      expect(made[2 * i]!.toFloat32Array().every((v) => v === i), `upload ${i}`).toBe(true);
+      expect(made[2 * i + 1]!.toFloat32Array().every((v) => v === 2 * i), `product ${i}`).toBe(true);
+    }
+    // one upload larger than the whole ring streams through its slots in turn
+    const big = sample('float32', 3 << 20) as Float32Array;
+    const want = big.slice();
+    const t = kx.tensor(big, [big.length], { device: 'cuda' });
+    big.fill(0);
+    expectSameBits(t.dataSync(), want);
+    kx.dispose([made, t]);
+  });
+
+  it('full and zeros are made on the device, every dtype', () => {
+    for (const dtype of kx.DTYPES) {
+      for (const v of kx.isFloating(dtype) ? [0, -0, 1 / 3, NaN] : [0, 7]) {
+        const d = kx.full([3, 1000], v, { dtype, device: 'cuda' });
+        const h = kx.full([3, 1000], v, { dtype });
+        expect(d.device).toBe('cuda:0');
+        expectSameBits(d.dataSync(), h.dataSync());
+        kx.dispose([d, h]);
       }
     }
   });

@@ -44,6 +44,25 @@ describe('tensors', () => {
     kx.dispose([s, z, o, f]);
   });
 
+  it('fills every dtype with the bits tensor() gives the same values (zeros by memset, others by broadcast)', () => {
+    for (const dtype of kx.DTYPES) {
+      const values = kx.isFloating(dtype) ? [0, -0, 1 / 3, -2.5e-5, NaN, Infinity] : [0, 7, 255];
+      for (const v of values) {
+        const filled = kx.full([3, 5], v, { dtype });
+        const want = kx.tensor(new Array(15).fill(v), [3, 5], { dtype });
+        expect(filled.dtype).toBe(dtype);
+        expect(filled.shape).toEqual([3, 5]);
+        expect(Buffer.from(filled.dataSync().buffer).equals(Buffer.from(want.dataSync().buffer)), `${dtype} ${v}`).toBe(true);
+        kx.dispose([filled, want]);
+      }
+    }
+    const z = kx.zeros([4], { dtype: 'bfloat16' });
+    expect(Array.from(z.toFloat32Array())).toEqual([0, 0, 0, 0]);
+    z.dispose();
+    expectCode(() => kx.zeros([2], { dtype: 'float64' as kx.DType }), 'E_DTYPE');
+    expectCode(() => kx.full([2], 1, { device: 'tpu' }), 'E_ARG');
+  });
+
   it('reshapes as a view with one inferred dimension', () => {
     const x = kx.tensor(new Float32Array(12).map((_, i) => i), [3, 4]);
     const y = kx.reshape(x, [2, -1, 3]);
@@ -65,6 +84,9 @@ describe('tensors', () => {
     expect(kx.devices()[0]!.name).toBe('cpu');
     expect(kx.cuda.isAvailable()).toBe(kx.devices().length > 1);
     if (!kx.cuda.isAvailable()) expect(kx.cuda.unavailableReason().length).toBeGreaterThan(0);
+    // where matmul's cuBLASLt comes from, or why it is not used (CI has no libcublasLt)
+    if (!info.cuda) expect(info.cublasLt).toBe('none (built without CUDA)');
+    else expect(info.cublasLt).toMatch(/libcublasLt|not found|turned off/);
   });
 
   it('has a CPU kernel for every op in the native table', () => {

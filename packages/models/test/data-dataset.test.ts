@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { philox4x32 } from '@kexue/core-cuda';
-import { BatchLoader, Dataset, readCluener, SHUFFLE_STREAM, shuffledOrder } from '@kexue/models';
+import { Dataset, readCluener, SHUFFLE_STREAM, shuffledOrder } from '@kexue/models';
 
 import { data } from './data-helpers.js';
 

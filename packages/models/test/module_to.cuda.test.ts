@@ -2,7 +2,8 @@
  * Module.to(device): moving a model's parameters in place. Everywhere: the CPU→CPU call (a no-op that
  * keeps the very tensors) and the E_NO_CUDA error for 'cuda' on a machine without a GPU (the module
  * untouched). Where a GPU answers (the GPU check runs every *.cuda.test.ts): the move to 'cuda' and
- * back, the old tensors disposed, the values exact, and a training forward on the device.
+ * back, the old tensors disposed, the values exact, a training forward on the device, and CPU
+ * weights loaded into a model already on the device.
  */
 import { describe, expect, it } from 'vitest';
 
@@ -103,5 +104,21 @@ describe('Module.to', () => {
     for (const t of Object.values(model.namedParameters())) expect(t.device).toBe('cpu');
     expect(values(model.namedParameters())).toEqual(snapshot);
     model.dispose();
+  });
+
+  it.runIf(gpu)('loadStateDict puts CPU weights on the device of a model already moved there, cast to its dtype', () => {
+    const source = tinyMlm();
+    const weights = source.stateDict();
+    const want = values(source.namedParameters());
+    const model = new BertForMaskedLM(
+      { kind: 'bert', vocabSize: 40, hiddenSize: 16, numLayers: 2, numHeads: 2, intermediateSize: 32, maxPositions: 16 },
+      { seed: 9 },
+    ).to('cuda');
+    model.loadStateDict(weights);
+    for (const [name, t] of Object.entries(model.namedParameters())) expect(t.device, name).toBe('cuda:0');
+    expect(values(model.namedParameters())).toEqual(want);
+    for (const t of Object.values(weights)) expect(t.device).toBe('cpu'); // the caller's stay where they were
+    model.dispose();
+    source.dispose();
   });
 });

@@ -34,7 +34,7 @@ const TRAIN = path.join(repoRoot, 'data/demo/cluener/train.jsonl');
 const STEPS = 24;
 
 /** The tiny NER run of the CLI tests (2-layer hidden-32 RoFormer + Efficient GlobalPointer), without a dev set. */
-function tinyConfig(extra: Partial<NerConfig> & { train?: Partial<NerConfig['train']> } = {}): NerConfig {
+function tinyConfig(extra: Omit<Partial<NerConfig>, 'train'> & { train?: Partial<NerConfig['train']> } = {}): NerConfig {
   const { train, ...rest } = extra;
   return {
     task: 'ner',

@@ -68,7 +68,11 @@ export class LossScaler {
     return this.#scale;
   }
 
-  /** loss × scale (a new tensor; call it inside the function given to valueAndGrad). */
+  /**
+   * loss × scale (a new tensor; call it inside the function given to valueAndGrad). Passing `scale`
+   * as valueAndGrad's outputGradient instead gives the same gradients and keeps the fused
+   * cross-entropy gradient (the trainer does that).
+   */
   scaleLoss(loss: Tensor): Tensor {
     return kx.mul(loss, this.#scale);
   }

@@ -85,7 +85,7 @@ void* alloc(size_t bytes, int device, size_t* capacity) {
     if (err == cudaErrorMemoryAllocation) {
       cudaGetLastError();
       size_t free_b = 0, total_b = 0;
-      cudaMemGetInfo(&free_b, &total_b);
+      if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) cudaGetLastError();  // sizes are only for the message
       fail(Code::OOM, "CUDA out of memory allocating ", bytes, " bytes on cuda:", device, " (", free_b, " free of ",
            total_b, "; kexue holds ", pool.stats.allocated, " allocated + ", pool.stats.cached, " cached)");
     }

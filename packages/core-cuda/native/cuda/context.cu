@@ -6,6 +6,7 @@
 // allocator (allocator.cu) hand a freed block to later work with no synchronisation.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda/cublaslt.h"
 #include "cuda/runtime.h"
 #include "kx/device.h"
 #include "kx/error.h"
@@ -96,11 +98,48 @@ bool launch_blocking() {
   return on;
 }
 
+// Uploads go through a ring of pinned staging slots per device: the bytes are copied into a slot and
+// the stream reads the slot in order with its work, so the caller may free or reuse `src` at once
+// and the host does not wait for the work queued before. (From pageable memory cudaMemcpyAsync is
+// only said to be "possibly" staged before it returns; where the GPU can read pageable memory (HMM)
+// it may read `src` after the call.) A slot is written again only once its event says its last
+// copy has run; a large upload streams through the slots in turn.
+constexpr size_t kStagingSlotBytes = size_t(1) << 20;
+constexpr int kStagingSlots = 8;
+
+struct Staging {
+  std::mutex mu;
+  char* base = nullptr;  // kStagingSlots slots of pinned memory; null if it could not be had
+  cudaEvent_t copied[kStagingSlots] = {};
+  int next = 0;
+};
+
+// The device's staging ring, made on its first upload (the device is current: stream() set it).
+Staging& staging(int device) {
+  static std::mutex mu;
+  static std::vector<Staging*>* rings = new std::vector<Staging*>();  // never freed, as the streams
+  std::lock_guard<std::mutex> lock(mu);
+  if (rings->size() <= (size_t)device) rings->resize(device + 1, nullptr);
+  Staging*& st = (*rings)[device];
+  if (!st) {
+    st = new Staging();
+    void* base = nullptr;
+    if (cudaHostAlloc(&base, kStagingSlots * kStagingSlotBytes, cudaHostAllocDefault) == cudaSuccess) {
+      for (cudaEvent_t& e : st->copied) check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "staging events");
+      st->base = static_cast<char*>(base);  // set last: a failure above leaves the waiting path
+    } else {
+      cudaGetLastError();  // pinned memory refused (a locked-memory limit): uploads wait instead
+    }
+  }
+  return *st;
+}
+
 }  // namespace
 
 bool compiled() { return true; }
 std::string compiled_archs() { return KX_CUDA_ARCHS; }
 int runtime_version() { return CUDART_VERSION; }
+std::string blas_library() { return lt::describe(); }
 int device_count() { return probe().count; }
 std::string unavailable_reason() { return probe().reason; }
 
@@ -108,7 +147,10 @@ std::vector<CudaDeviceInfo> devices() {
   std::vector<CudaDeviceInfo> out;
   for (int i = 0; i < device_count(); ++i) {
     cudaDeviceProp prop{};
-    if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) continue;
+    if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) {
+      cudaGetLastError();  // else the next check_launch would report this error as the kernel's
+      continue;
+    }
     out.push_back({i, prop.name, prop.major, prop.minor, prop.totalGlobalMem, prop.multiProcessorCount});
   }
   return out;
@@ -162,9 +204,25 @@ void zero_bytes(void* dst, size_t bytes, int device) {
 void copy_to_device(void* dst, const void* src, size_t bytes, int device) {
   cudaStream_t s = stream(device);
   if (!bytes) return;
-  // From pageable memory the driver copies `src` into its staging buffers before returning, so the
-  // caller may free or change it at once (CUDA's "API synchronization behavior").
-  check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s), "copy to device");
+  Staging& st = staging(device);
+  std::lock_guard<std::mutex> lock(st.mu);
+  if (!st.base) {
+    // No pinned memory to be had: copy straight from `src` and wait until the copy has read it.
+    check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s), "copy to device");
+    check(cudaStreamSynchronize(s), "copy to device");
+    return;
+  }
+  for (size_t done = 0; done < bytes;) {
+    const size_t n = std::min(bytes - done, kStagingSlotBytes);
+    const int slot = st.next;
+    st.next = (st.next + 1) % kStagingSlots;
+    check(cudaEventSynchronize(st.copied[slot]), "copy to device");  // the slot's last copy has read it
+    char* pinned = st.base + (size_t)slot * kStagingSlotBytes;
+    std::memcpy(pinned, static_cast<const char*>(src) + done, n);
+    check(cudaMemcpyAsync(static_cast<char*>(dst) + done, pinned, n, cudaMemcpyHostToDevice, s), "copy to device");
+    check(cudaEventRecord(st.copied[slot], s), "copy to device");
+    done += n;
+  }
 }
 
 void copy_to_host(void* dst, const void* src, size_t bytes, int device) {

@@ -103,21 +103,21 @@ std::vector<std::string> candidates() {
                           "/usr/local/cuda/targets/sbsa-linux/lib", "/usr/lib/x86_64-linux-gnu",
                           "/usr/lib/aarch64-linux-gnu", "/opt/conda/lib"})
     add_folder(dir);
-  // pip's nvidia-cublas-cu12 / -cu13 wheels, as PyTorch installs them.
-  for (const char* pattern : {"/usr/local/lib/python3*/*-packages/nvidia/cublas/lib",
-                              "/usr/lib/python3*/*-packages/nvidia/cublas/lib",
-                              "/opt/conda/lib/python3*/site-packages/nvidia/cublas/lib"}) {
-    glob_t g;
-    if (glob(pattern, 0, nullptr, &g) == 0)
-      for (size_t i = 0; i < g.gl_pathc; ++i) add_folder(g.gl_pathv[i]);
-    globfree(&g);
-  }
-  if (const char* home = std::getenv("HOME")) {
-    glob_t g;
-    const std::string pattern = std::string(home) + "/.local/lib/python3*/site-packages/nvidia/cublas/lib";
-    if (glob(pattern.c_str(), 0, nullptr, &g) == 0)
-      for (size_t i = 0; i < g.gl_pathc; ++i) add_folder(g.gl_pathv[i]);
-    globfree(&g);
+  // pip's wheels, as PyTorch installs them: nvidia-cublas-cu12 in nvidia/cublas/lib, CUDA 13's
+  // nvidia-cublas in nvidia/cu13/lib; in the system's, the user's, conda's or a virtual environment's
+  // site-packages ($VIRTUAL_ENV, or one kept under /opt as images do).
+  std::vector<std::string> site_patterns = {"/usr/local/lib/python3*/*-packages", "/usr/lib/python3*/*-packages",
+                                            "/opt/conda/lib/python3*/site-packages",
+                                            "/opt/*/.venv/lib/python3*/site-packages"};
+  if (const char* home = std::getenv("HOME")) site_patterns.push_back(std::string(home) + "/.local/lib/python3*/site-packages");
+  if (const char* venv = std::getenv("VIRTUAL_ENV")) site_patterns.push_back(std::string(venv) + "/lib/python3*/site-packages");
+  for (const std::string& site : site_patterns) {
+    for (const char* sub : {"/nvidia/cublas/lib", "/nvidia/cu13/lib"}) {
+      glob_t g;
+      if (glob((site + sub).c_str(), 0, nullptr, &g) == 0)
+        for (size_t i = 0; i < g.gl_pathc; ++i) add_folder(g.gl_pathv[i]);
+      globfree(&g);
+    }
   }
   return out;
 }

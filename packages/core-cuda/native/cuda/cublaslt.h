@@ -4,7 +4,7 @@
 // The library is looked for, first hit wins: $KEXUE_CUBLASLT (a library file, or a folder holding
 // one; "0" or "off" turns cuBLASLt off), then libcublasLt.so.13, .so.12 and .so by the dynamic
 // loader's own search (LD_LIBRARY_PATH, the ld cache), then the CUDA toolkit's and the pip wheels'
-// usual folders (nvidia/cublas/lib under Python's site-packages).
+// usual folders (nvidia/cublas/lib, and CUDA 13 wheels' nvidia/cu13/lib, under Python's site-packages).
 //
 // Host code only, with no dependency on tensors or the allocator, so the kernel lab
 // (dev/kernels/matmul.cu) links it as it is.

@@ -11,6 +11,7 @@ namespace {
 bool compiled() { return false; }
 std::string compiled_archs() { return ""; }
 int runtime_version() { return 0; }
+std::string blas_library() { return "none (built without CUDA)"; }
 int device_count() { return 0; }
 std::string unavailable_reason() { return "this build of kexue was compiled without CUDA (nvcc not found)"; }
 std::vector<CudaDeviceInfo> devices() { return {}; }

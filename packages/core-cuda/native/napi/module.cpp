@@ -67,7 +67,9 @@ kx::Device parse_device(const std::string& name) {
   if (name == "cuda") return {kx::DeviceType::CUDA, 0};
   if (name.rfind("cuda:", 0) == 0) {
     const std::string idx = name.substr(5);
-    KX_CHECK(!idx.empty() && idx.find_first_not_of("0123456789") == std::string::npos, Arg, "bad device '", name, "'");
+    // (at most 9 digits: std::stoi throws out_of_range past int, which would surface as E_INTERNAL)
+    KX_CHECK(!idx.empty() && idx.size() <= 9 && idx.find_first_not_of("0123456789") == std::string::npos, Arg,
+             "bad device '", name, "'");
     return {kx::DeviceType::CUDA, std::stoi(idx)};
   }
   kx::fail(Code::Arg, "unknown device '", name, "' (expected cpu, cuda or cuda:N)");
@@ -286,6 +288,7 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
     o.Set("cuda", Napi::Boolean::New(env, kx::cuda::compiled()));
     o.Set("cudaArchs", kx::cuda::compiled_archs());
     o.Set("cudaRuntimeVersion", kx::cuda::runtime_version());
+    o.Set("cublasLt", kx::cuda::blas_library());
     o.Set("threads", kx::cpu::num_threads());
     o.Set("compiler", __VERSION__);
     Napi::Array ops = Napi::Array::New(env);

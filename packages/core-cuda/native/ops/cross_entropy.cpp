@@ -1,9 +1,9 @@
 // Softmax cross-entropy with ignore-index on the CPU (PyTorch's F.cross_entropy, reduction 'mean').
 //
 // Forward: per row lse - x[label]; the loss is the float32 mean over the rows whose label is not
-// ignoreIndex (NaN when there are none, as PyTorch). Training asks the forward for the gradient too.
-// Backward (when the forward was not asked, or dloss is not 1): d logits = dloss / count *
-// (softmax(x) - onehot(label)), zero on ignored rows.
+// ignoreIndex (NaN when there are none, as PyTorch). Training asks the forward for the gradient too,
+// naming the dloss it will get. Backward (when the forward was not asked, or got another dloss):
+// d logits = dloss / count * (softmax(x) - onehot(label)), zero on ignored rows.
 #include <algorithm>
 #include <type_traits>
 #include <vector>
@@ -45,19 +45,19 @@ void cross_entropy_rows(const T* x, const int32_t* lab, int64_t N, int64_t C, in
   });
 }
 
-// cross_entropy(logits, labels; ignoreIndex, grad) -> loss [, d logits for dloss = 1]. With grad the
+// cross_entropy(logits, labels; ignoreIndex, dloss) -> loss [, d logits for that dloss]. With dloss the
 // gradient comes from the forward's own exponentials, so a training step reads the logits once.
 std::vector<Tensor> cross_entropy_cpu(const Inputs& in, const Attrs& attrs) {
   const Tensor &logits = in[0], &labels = in[1];
   const int64_t ignore = attrs.int_("ignoreIndex", -100);
   const int64_t count = check_ce("cross_entropy", logits, labels, labels.data<int32_t>(), ignore);
   const int64_t N = logits.shape[0], C = logits.shape[1];
-  const bool with_grad = attrs.flag("grad", false);
+  const bool with_grad = attrs.has("dloss");
   Tensor loss = empty({}, DType::Float32, logits.device());
   Tensor dx = with_grad ? empty(logits.shape, logits.dtype, logits.device()) : Tensor{};
   std::vector<float> row_loss((size_t)N, 0.0f);
   KX_DISPATCH_FLOAT(logits.dtype, cross_entropy_rows(logits.data<scalar_t>(), labels.data<int32_t>(), N, C, ignore,
-                                                     1.0f / (float)count,
+                                                     (float)attrs.num("dloss", 1.0) / (float)count,
                                                      with_grad ? dx.data<scalar_t>() : nullptr, row_loss.data()));
   // 0 / 0 = NaN when every row is ignored, as PyTorch.
   loss.data<float>()[0] = row_sum(row_loss.data(), N) / (float)count;

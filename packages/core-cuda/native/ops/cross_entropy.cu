@@ -28,14 +28,14 @@ std::vector<Tensor> cross_entropy_cuda(const Inputs& in, const Attrs& attrs) {
   const int64_t ignore = attrs.int_("ignoreIndex", -100);
   const int64_t count = check_ce("cross_entropy", logits, labels, host_labels(labels).data(), ignore);
   const int64_t N = logits.shape[0], C = logits.shape[1];
-  const bool with_grad = attrs.flag("grad", false);
+  const bool with_grad = attrs.has("dloss");
   Tensor loss = empty({}, DType::Float32, logits.device());
   Tensor dx = with_grad ? empty(logits.shape, logits.dtype, logits.device()) : Tensor{};
   Tensor row_loss = empty({N}, DType::Float32, logits.device());
   cudaStream_t stream = cuda::stream(logits);
   KX_DISPATCH_FLOAT(logits.dtype, cuda::launch_cross_entropy_rows(
                                       logits.data<scalar_t>(), labels.data<int32_t>(), N, C, ignore, nullptr,
-                                      1.0f / (float)count, row_loss.data<float>(),
+                                      (float)attrs.num("dloss", 1.0) / (float)count, row_loss.data<float>(),
                                       with_grad ? dx.data<scalar_t>() : nullptr, stream));
   cuda::launch_cross_entropy_mean(row_loss.data<float>(), N, count, loss.data<float>(), stream);
   cuda::check_launch("cross_entropy");

@@ -212,6 +212,11 @@ std::vector<Tensor> concat_cuda(const Inputs& in, const Attrs& attrs) {
     char* at = dst + (size_t)plan.at[i] * es;
     if (plan.outer == 1) {
       copy_async(at, in[i].raw(), width, stream, "concat");
+    } else if (pitch > (size_t)std::numeric_limits<int32_t>::max()) {
+      // past cudaMemcpy2D's largest pitch (memPitch, 2^31 - 1 bytes): one copy per row
+      const char* src = static_cast<const char*>(in[i].raw());
+      for (int64_t o = 0; o < plan.outer; ++o)
+        copy_async(at + (size_t)o * pitch, src + (size_t)o * width, width, stream, "concat");
     } else {
       // rows of `width` bytes from the packed input into rows of `pitch` bytes of the output
       cuda::check(cudaMemcpy2DAsync(at, pitch, in[i].raw(), width, width, (size_t)plan.outer,

@@ -31,15 +31,18 @@ export function crossEntropy(logits: Tensor, labels: Tensor, options: CrossEntro
   }
   const ignoreIndex = options.ignoreIndex ?? -100;
   if (!Number.isInteger(ignoreIndex)) throw new ArgumentError(`crossEntropy: ignoreIndex must be an integer, got ${ignoreIndex}`);
-  // While a tape records this call the forward also returns d logits (for dloss = 1), computed from
-  // its own exponentials: a training step then reads the logits once instead of twice.
-  const grad = activeTape()?.isTracked(logits) ?? false;
-  return runKernel('cross_entropy', [logits, labels], { ignoreIndex, grad })[0]!;
+  // While a tape records this call the forward also returns d logits, computed from its own
+  // exponentials for the dloss the backward pass starts from (the tape's outputGradient): a training
+  // step then reads the logits once instead of twice.
+  const tape = activeTape();
+  const dloss = tape?.isTracked(logits) ? tape.outputGradient : undefined;
+  return runKernel('cross_entropy', [logits, labels], { ignoreIndex, dloss })[0]!;
 }
 
 registerGradient('cross_entropy', ([dloss], { inputs: [logits, labels], outputs: [, dlogits], attrs }) => {
   if (!dloss) return [null, null];
-  // The forward's gradient is exact for dloss = 1 (a loss used as is); any other dloss recomputes.
-  if (dlogits && dloss.device === 'cpu' && dloss.toFloat32Array()[0] === 1) return [dlogits, null];
+  // The forward's gradient is exact when the loss reaches the backward pass's start unchanged (used as
+  // is, or through sums); any other dloss (a weighted or averaged loss) recomputes.
+  if (dlogits && dloss === activeTape()?.seed) return [dlogits, null];
   return [runKernel1('cross_entropy_backward', [logits!, labels!, dloss], { ignoreIndex: attrs.ignoreIndex }), null];
 });

@@ -7,7 +7,7 @@
  * `setParameter` replaces them. Optimizers receive `namedParameters()` (a name → Tensor record) and
  * may update those tensors in place.
  */
-import { ArgumentError, FormatError, Tensor, cast, dispose, keep, slice } from '@kexue/core-cuda';
+import { ArgumentError, FormatError, Tensor, cast, dispose, keep, slice, tidy } from '@kexue/core-cuda';
 
 import type { Initializer } from './init.js';
 import type { InitRng } from './random.js';
@@ -128,7 +128,10 @@ export abstract class Module {
     return this.namedParameters();
   }
 
-  /** Replaces the parameter at a dotted path (shape and dtype must match); the old tensor is disposed. */
+  /**
+   * Replaces the parameter at a dotted path with a copy of value, cast to the parameter's dtype and
+   * put on its device (the shape must match); the old tensor is disposed, value stays the caller's.
+   */
   setParameter(path: string, value: Tensor): void {
     const { owner, local } = this.#resolve(path);
     const old = owner.#params.get(local)!;
@@ -141,7 +144,8 @@ export abstract class Module {
 
   /**
    * Loads parameters by name from a state dict (e.g. a safetensors file of a Hugging Face model).
-   * Values are copied (and cast to each parameter's dtype); the given tensors stay the caller's.
+   * Values are copied, cast to each parameter's dtype and put on its device (weights read on the CPU
+   * load into a model already moved to a GPU); the given tensors stay the caller's.
    * See LoadReport and LoadOptions.
    */
   loadStateDict(stateDict: Record<string, Tensor>, options: LoadOptions = {}): LoadReport {
@@ -306,12 +310,14 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
-/** A fresh copy of v with like's dtype (a real copy, so later in-place updates never touch v). */
+/** A fresh copy of v with like's dtype and device (a real copy, so later in-place updates never touch v). */
 function copyAs(v: Tensor, like: Tensor): Tensor {
-  const c = v.dtype === like.dtype ? v : cast(v, like.dtype);
-  const out = slice(c, v.shape.map(() => 0), [...v.shape]);
-  if (c !== v) c.dispose();
-  return out;
+  return tidy(() => {
+    // cast first: float32 weights bound for a bfloat16 parameter on a GPU cross the bus at half size
+    const c = cast(v, like.dtype);
+    const moved = c.device === like.device ? c : c.to(like.device);
+    return moved === v ? slice(v, v.shape.map(() => 0), [...v.shape]) : moved;
+  });
 }
 
 /** An indexed list of modules, named 0, 1, … in state dicts (PyTorch's nn.ModuleList). */

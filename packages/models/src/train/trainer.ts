@@ -147,11 +147,12 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
     for (let micro = 0; micro < o.gradAccum; micro++) {
       const batch = loader.next();
       tokens += task.tokens(batch.records);
-      const { value, grads } = valueAndGrad(() => {
-        const loss = policy.forward(task.model, () => task.loss(batch));
-        return scaler ? scaler.scaleLoss(loss) : loss;
-      }, params);
-      lossSum += value.item() / scale;
+      // The scale seeds the backward pass (the value stays unscaled), so crossEntropy's forward can
+      // compute the scaled gradient itself.
+      const { value, grads } = valueAndGrad(() => policy.forward(task.model, () => task.loss(batch)), params, {
+        outputGradient: scale,
+      });
+      lossSum += value.item();
       value.dispose();
       if (acc === null) acc = grads;
       else {

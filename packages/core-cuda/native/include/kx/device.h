@@ -41,6 +41,7 @@ namespace cuda {
 bool compiled();                        // the addon was built with CUDA
 std::string compiled_archs();           // e.g. "80,90"
 int runtime_version();                  // cudart version compiled in, 0 without CUDA
+std::string blas_library();             // where matmul's cuBLASLt was found, or why it is not used
 int device_count();                     // 0 on a machine without GPU or driver
 std::string unavailable_reason();       // why device_count() is 0, when it is
 std::vector<CudaDeviceInfo> devices();
@@ -56,8 +57,9 @@ CudaMemoryStats memory_stats();
 // Waits for the device's queued work, then cudaFree's every cached block; returns the bytes freed.
 int64_t release_cache();
 
-// Copies on the device's stream. copy_to_device returns once `src` may be reused (pageable memory is
-// staged by the driver before the call returns); copy_to_host returns once `dst` holds the data.
+// Copies on the device's stream. copy_to_device returns once `src` may be reused, without waiting
+// for the device (the bytes are staged in pinned memory first); copy_to_host returns once `dst`
+// holds the data.
 void copy_to_device(void* dst, const void* src, size_t bytes, int device);
 void copy_to_host(void* dst, const void* src, size_t bytes, int device);
 // Device to device: within one device on its stream; across devices after both streams are idle.
