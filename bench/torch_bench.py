@@ -157,6 +157,13 @@ def setup(name):
             return lambda: torch.matmul(a, b.t())
         b = randn(k, n)
         return lambda: torch.matmul(a, b)
+    if name == 'dispatch':
+        a, b = randn(4), randn(4)
+
+        def adds():
+            for _ in range(1000):
+                a + b
+        return adds
     if name == 'layernorm':
         x, g, b = randn(8192, 1024), randn(1024), randn(1024)
         return lambda: F.layer_norm(x, (1024,), g, b, 1e-12)

@@ -128,6 +128,23 @@ export const CASES: BenchCase[] = [
   matmulCase('matmul-1024', 1024, 1024, 1024, false),
   matmulCase('matmul-2048x256x1024', 2048, 256, 1024, false),
   matmulCase('matmul-2048x256x21128', 2048, 256, 21128, true),
+  {
+    // the cost of an op itself (a GPU training step runs ~1,100–1,500 of them): checks, the addon
+    // call, the tensor's bookkeeping; the arithmetic is 4 elements
+    name: 'dispatch',
+    what: '1,000 adds of two [4] tensors inside one tidy (per-op overhead)',
+    setup() {
+      const a = rand([4], 11);
+      const b = rand([4], 12);
+      return {
+        run: () =>
+          kx.tidy(() => {
+            for (let i = 0; i < 1000; i++) kx.add(a, b);
+          }),
+        dispose: () => kx.dispose([a, b]),
+      };
+    },
+  },
   opCase({ name: 'layernorm', what: `layerNorm [${ROWS}, ${COLS}] with γ, β`, bytes: ROWS * COLS * 8 }, () => {
     const x = rand([ROWS, COLS], 3);
     const g = rand([COLS], 4);

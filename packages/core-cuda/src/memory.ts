@@ -1,8 +1,8 @@
 /**
  * Deterministic memory: every tensor belongs to the innermost `tidy` scope open when it was made;
  * closing the scope disposes what it made, except what the function returned or `keep` marked.
- * Native memory is freed at once on dispose; a FinalizationRegistry frees tensors that were dropped
- * without dispose (the safety net, not the plan).
+ * Native memory is freed at once on dispose; a FinalizationRegistry frees tensors that no scope
+ * owns and that were dropped without dispose (the safety net, not the plan).
  *
  * V8 is told (AdjustExternalMemory) only about the tensors no tidy scope will free: those made
  * outside any scope, returned from the outermost one, or kept. Those are the ones that can be
@@ -12,38 +12,43 @@
  */
 import { bytesPerElement } from './dtype.js';
 import { ArgumentError } from './errors.js';
-import { native } from './native.js';
+import { native, type NativeHandle } from './native.js';
 import type { Tensor } from './tensor.js';
 import { activeTape } from './tape.js';
 
 let liveTensors = 0;
 const scopes: Set<Tensor>[] = [];
 
-/** The bytes reported to V8 for a tensor (0 while a scope owns it); its finalizer reads it too. */
-interface External {
+/**
+ * What the safety net needs of a tensor no scope will free: its handle (freed when the tensor is
+ * collected undisposed) and the bytes reported to V8 for it. Tensors a scope owns are never
+ * registered: the scope holds them, so they cannot be collected first, and registering every
+ * intermediate (a FinalizationRegistry cell each) made every op slower and every collection longer.
+ */
+interface Unowned {
+  handle: NativeHandle;
   bytes: number;
 }
-const externals = new WeakMap<Tensor, External>();
+const unowned = new WeakMap<Tensor, Unowned>();
 
-const finalizer = new FinalizationRegistry<External>((external) => {
+const finalizer = new FinalizationRegistry<Unowned>((u) => {
   liveTensors -= 1;
-  if (external.bytes > 0) native.adjustExternalMemory(-external.bytes);
+  native.dispose(u.handle);
+  if (u.bytes > 0) native.adjustExternalMemory(-u.bytes);
 });
 
-/** Reports t to V8 once it is no scope's to free. */
+/** Once t is no scope's to free: reports its bytes to V8 and puts it under the safety net. */
 function report(t: Tensor): void {
-  const external = externals.get(t);
-  if (!external || external.bytes > 0 || t.isDisposed) return;
-  external.bytes = t.size * bytesPerElement(t.dtype);
-  if (external.bytes > 0) native.adjustExternalMemory(external.bytes);
+  if (unowned.has(t) || t.isDisposed) return;
+  const u: Unowned = { handle: t.handle, bytes: t.size * bytesPerElement(t.dtype) };
+  unowned.set(t, u);
+  finalizer.register(t, u, t);
+  if (u.bytes > 0) native.adjustExternalMemory(u.bytes);
 }
 
 /** @internal Called by the Tensor constructor. */
 export function track(t: Tensor): void {
   liveTensors += 1;
-  const external: External = { bytes: 0 };
-  externals.set(t, external);
-  finalizer.register(t, external, t);
   const scope = scopes[scopes.length - 1];
   if (scope) scope.add(t);
   else report(t);
@@ -52,12 +57,12 @@ export function track(t: Tensor): void {
 /** @internal Called once a tensor's native memory is released. */
 export function untrack(t: Tensor): void {
   liveTensors -= 1;
-  finalizer.unregister(t);
   for (const s of scopes) s.delete(t);
-  const external = externals.get(t);
-  if (external && external.bytes > 0) {
-    native.adjustExternalMemory(-external.bytes);
-    external.bytes = 0;
+  const u = unowned.get(t);
+  if (u) {
+    finalizer.unregister(t);
+    unowned.delete(t);
+    if (u.bytes > 0) native.adjustExternalMemory(-u.bytes);
   }
 }
 

@@ -83,12 +83,26 @@ export interface NativeAddon {
   setNumThreads(n: number): void;
 }
 
-function load(): NativeAddon {
+/**
+ * The addon as loaded: calls that make tensors return bare handles and write each tensor's dtype,
+ * device and shape into the info buffer passed last (cheaper than an object per tensor made in
+ * C++); `native` below reads them back.
+ */
+interface RawAddon extends Omit<NativeAddon, 'fromData' | 'toDevice' | 'run' | 'zeros'> {
+  fromData(data: ArrayBufferView, shape: number[], dtype: string, device: string, info: Float64Array): NativeHandle;
+  toDevice(handle: NativeHandle, device: string, info: Float64Array): NativeHandle;
+  run(op: string, inputs: (NativeHandle | null)[], attrs: Record<string, unknown> | undefined, info: Float64Array): NativeHandle[];
+  zeros(shape: number[], dtype: string, device: string, info: Float64Array): NativeHandle;
+  /** DType names by the native enum's value. */
+  dtypeNames: string[];
+}
+
+function load(): RawAddon {
   const require = createRequire(import.meta.url);
   const here = path.dirname(fileURLToPath(import.meta.url));
   const file = process.env.KEXUE_ADDON ?? path.join(here, '..', 'build', 'Release', 'kexue_core.node');
   try {
-    return require(file) as NativeAddon;
+    return require(file) as RawAddon;
   } catch (err) {
     throw new LoadError(
       `could not load kexue's native addon from ${file}: ${(err as Error).message}. ` +
@@ -98,4 +112,36 @@ function load(): NativeAddon {
   }
 }
 
-export const native: NativeAddon = load();
+const raw = load();
+/** Per returned tensor: dtype, device type (0 cpu, 1 cuda), device index, rank, dims... (module.cpp). */
+const info = new Float64Array(4096);
+const cudaNames: string[] = [];
+
+/** The tensors a call just returned, read from the info buffer in order. */
+function described(handles: NativeHandle[]): NativeTensor[] {
+  let at = 0;
+  return handles.map((handle) => {
+    const dtype = raw.dtypeNames[info[at]!]!;
+    const index = info[at + 2]!;
+    const device = info[at + 1] === 0 ? 'cpu' : (cudaNames[index] ??= `cuda:${index}`);
+    const rank = info[at + 3]!;
+    const shape = new Array<number>(rank);
+    for (let i = 0; i < rank; i++) shape[i] = info[at + 4 + i]!;
+    at += 4 + rank;
+    return { handle, shape, dtype, device };
+  });
+}
+
+export const native: NativeAddon = {
+  ...raw,
+  fromData: (data, shape, dtype, device) => described([raw.fromData(data, shape, dtype, device, info)])[0]!,
+  toDevice: (handle, device) => described([raw.toDevice(handle, device, info)])[0]!,
+  // attrs: an empty record goes as undefined, which the addon skips without listing its keys
+  run: (op, inputs, attrs) => described(raw.run(op, inputs, isEmpty(attrs) ? undefined : attrs, info)),
+  zeros: (shape, dtype, device) => described([raw.zeros(shape, dtype, device, info)])[0]!,
+};
+
+function isEmpty(attrs: Record<string, unknown>): boolean {
+  for (const _ in attrs) return false;
+  return true;
+}

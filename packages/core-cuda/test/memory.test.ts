@@ -1,6 +1,10 @@
+import v8 from 'node:v8';
+import vm from 'node:vm';
+
 import { describe, expect, it } from 'vitest';
 
 import * as kx from '../src/index.js';
+import { native } from '../src/native.js';
 import { randomTensor } from './helpers.js';
 
 describe('memory under a training loop', () => {
@@ -51,6 +55,53 @@ describe('what V8 is told about native memory', () => {
     expect(grew(base)).toBeGreaterThan(31);
     kx.dispose([returned, ...kept]);
     expect(Math.abs(grew(base))).toBeLessThan(1);
+  });
+});
+
+describe('the safety net and handles', () => {
+  it('frees a tensor dropped without dispose once V8 collects it, and only one no scope owns', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    // collects until the count of native allocations settles (earlier tests may have left garbage)
+    const settle = async () => {
+      let last = -1;
+      for (let i = 0; i < 50 && kx.memory().storages !== last; i++) {
+        last = kx.memory().storages;
+        gc();
+        await new Promise((resolve) => setTimeout(resolve, 5)); // finalizers run as tasks after a collection
+      }
+    };
+    await settle();
+    const before = kx.memory();
+    const loose = () => {
+      for (let i = 0; i < 10; i++) kx.zeros([1000]); // made outside any scope, never disposed
+    };
+    loose();
+    const owned: kx.Tensor[] = [];
+    kx.tidy(() => {
+      owned.push(kx.zeros([1000])); // a scope's own: freed by the scope, not by the safety net
+    });
+    expect(owned[0]!.isDisposed).toBe(true);
+    expect(kx.memory().storages).toBe(before.storages + 10);
+    expect(kx.memory().tensors).toBe(before.tensors + 10);
+    await settle();
+    expect(kx.memory().storages).toBe(before.storages);
+    expect(kx.memory().tensors).toBe(before.tensors);
+    // V8's count is the process's (other buffers come and go by a few bytes); the ten took 40,000
+    expect(Math.abs(kx.memory().v8ExternalBytes - before.v8ExternalBytes)).toBeLessThan(4000);
+  });
+
+  it('a handle used after dispose is E_DISPOSED, also once its slot holds another tensor', () => {
+    const a = kx.tensor([1, 2, 3]);
+    const stale = a.handle;
+    a.dispose();
+    const b = kx.tensor([4, 5, 6]); // may reuse a's slot
+    const disposed = expect.objectContaining({ code: 'E_DISPOSED' });
+    expect(() => native.toData(stale)).toThrow(disposed);
+    expect(() => native.run('add', [stale, b.handle], {})).toThrow(disposed);
+    native.dispose(stale); // a second dispose of a stale handle leaves the new tensor alone
+    expect(Array.from(b.dataSync())).toEqual([4, 5, 6]);
+    b.dispose();
   });
 });
 

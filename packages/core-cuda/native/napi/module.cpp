@@ -3,7 +3,9 @@
 #include <napi.h>
 
 #include <cstring>
+#include <mutex>
 #include <new>
+#include <vector>
 
 #include "cpu/host_allocator.h"
 #include "cpu/thread_pool.h"
@@ -15,10 +17,107 @@ namespace {
 
 using kx::Code;
 
-// A JS handle owns one reference to a tensor; dispose drops it early, the finalizer late.
-struct Handle {
-  kx::Tensor tensor;
+// Handles. A JS handle is an External whose value is a slot number and the slot's generation, not
+// a pointer: dispose empties the slot and bumps its generation, so a handle used after dispose is
+// E_DISPOSED (never freed memory), and slots are reused. Handles need no N-API finalizer, whose weak
+// reference cost about a microsecond per tensor and more in every garbage collection: tensors that
+// JS drops without dispose are freed by the JS side's FinalizationRegistry (memory.ts).
+static_assert(sizeof(void*) == 8, "handles pack a slot and a generation into a pointer");
+class HandleTable {
+ public:
+  void* add(kx::Tensor t) {
+    std::lock_guard<std::mutex> lock(mu_);
+    uint32_t index;
+    if (free_.empty()) {
+      KX_CHECK(slots_.size() < UINT32_MAX, OOM, "too many live tensors");
+      index = (uint32_t)slots_.size();
+      slots_.emplace_back();
+    } else {
+      index = free_.back();
+      free_.pop_back();
+    }
+    Slot& slot = slots_[index];
+    slot.tensor = std::move(t);
+    return encode(index, slot.generation);
+  }
+
+  // The live tensor of a handle (a copy: a reference count, safe to use after the lock is gone).
+  kx::Tensor get(void* handle, const char* what) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const Slot* slot = find(handle);
+    KX_CHECK(slot, Disposed, what, ": the tensor has been disposed");
+    return slot->tensor;
+  }
+
+  // Drops the handle's tensor (a handle already disposed is left alone).
+  void remove(void* handle) {
+    kx::Tensor dropped;  // released after the lock: freeing may take the allocators' locks
+    std::lock_guard<std::mutex> lock(mu_);
+    Slot* slot = find(handle);
+    if (!slot) return;
+    dropped = std::move(slot->tensor);
+    slot->tensor = kx::Tensor{};
+    slot->generation += 1;
+    free_.push_back(index_of(handle));
+  }
+
+ private:
+  struct Slot {
+    kx::Tensor tensor;
+    uint32_t generation = 1;
+  };
+  static void* encode(uint32_t index, uint32_t generation) {
+    return reinterpret_cast<void*>((uintptr_t(generation) << 32) | index);
+  }
+  static uint32_t index_of(void* h) { return (uint32_t)(reinterpret_cast<uintptr_t>(h) & 0xffffffffu); }
+  static uint32_t generation_of(void* h) { return (uint32_t)(reinterpret_cast<uintptr_t>(h) >> 32); }
+  Slot* find(void* h) {
+    const uint32_t index = index_of(h);
+    if (index >= slots_.size() || slots_[index].generation != generation_of(h) || !slots_[index].tensor.defined())
+      return nullptr;
+    return &slots_[index];
+  }
+
+  std::mutex mu_;
+  std::vector<Slot> slots_;
+  std::vector<uint32_t> free_;
 };
+
+HandleTable& handles() {
+  static HandleTable* table = new HandleTable();  // never destroyed: exit must not free device memory late
+  return *table;
+}
+
+// What JS learns of each tensor a call returns, without building an object per tensor: the call
+// writes [dtype, device type (0 cpu, 1 cuda), device index, rank, dims...] per returned tensor, in
+// order, into the Float64Array passed as its last argument, which JS reads back at once. (Passed
+// with each call, not registered once: two copies of the package in one process each have theirs.)
+struct InfoWriter {
+  double* data;
+  size_t length;
+  size_t at = 0;
+};
+
+InfoWriter info_writer(const Napi::CallbackInfo& info, size_t index) {
+  KX_CHECK(info.Length() > index && info[index].IsTypedArray() &&
+               info[index].As<Napi::TypedArray>().TypedArrayType() == napi_float64_array,
+           Arg, "the last argument must be the tensor info Float64Array");
+  Napi::Float64Array buf = info[index].As<Napi::Float64Array>();
+  return {buf.Data(), buf.ElementLength()};
+}
+
+// Writes one tensor's record and returns its handle.
+Napi::Value wrap(Napi::Env env, kx::Tensor t, InfoWriter& w) {
+  KX_CHECK(w.at + 4 + t.shape.size() <= w.length, Internal, "tensor info buffer too small for rank ", t.shape.size());
+  double* rec = w.data + w.at;
+  rec[0] = (double)t.dtype;
+  rec[1] = t.device().type == kx::DeviceType::CPU ? 0.0 : 1.0;
+  rec[2] = (double)t.device().index;
+  rec[3] = (double)t.shape.size();
+  for (size_t i = 0; i < t.shape.size(); ++i) rec[4 + i] = (double)t.shape[i];
+  w.at += 4 + t.shape.size();
+  return Napi::External<void>::New(env, handles().add(std::move(t)));
+}
 
 Napi::Error js_error(Napi::Env env, const char* code, const std::string& message) {
   Napi::Error err = Napi::Error::New(env, message);
@@ -44,22 +143,9 @@ Napi::Value guarded(const Napi::CallbackInfo& info, F body) {
   return env.Undefined();
 }
 
-Handle* handle_of(const Napi::Value& v, const char* what) {
+kx::Tensor tensor_of(const Napi::Value& v, const char* what) {
   KX_CHECK(v.IsExternal(), Arg, what, ": not a tensor handle");
-  Handle* h = v.As<Napi::External<Handle>>().Data();
-  KX_CHECK(h->tensor.defined(), Disposed, what, ": the tensor has been disposed");
-  return h;
-}
-
-Napi::Value wrap(Napi::Env env, kx::Tensor t) {
-  Napi::Object out = Napi::Object::New(env);
-  Napi::Array shape = Napi::Array::New(env, t.shape.size());
-  for (size_t i = 0; i < t.shape.size(); ++i) shape.Set((uint32_t)i, Napi::Number::New(env, (double)t.shape[i]));
-  out.Set("shape", shape);
-  out.Set("dtype", Napi::String::New(env, kx::dtype_name(t.dtype)));
-  out.Set("device", Napi::String::New(env, t.device().name()));
-  out.Set("handle", Napi::External<Handle>::New(env, new Handle{std::move(t)}, [](Napi::Env, Handle* h) { delete h; }));
-  return out;
+  return handles().get(v.As<Napi::External<void>>().Data(), what);
 }
 
 kx::Device parse_device(const std::string& name) {
@@ -118,7 +204,8 @@ const char* array_name_for(kx::DType t) {
 // fromData(typedArray, shape, dtype, device) -> wrapped tensor (the data is copied).
 Napi::Value FromData(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    KX_CHECK(info.Length() == 4, Arg, "fromData(data, shape, dtype, device)");
+    KX_CHECK(info.Length() == 5, Arg, "fromData(data, shape, dtype, device, info)");
+    InfoWriter w = info_writer(info, 4);
     const kx::Shape shape = parse_shape(info[1]);
     const kx::DType dtype = parse_dtype(info[2]);
     const kx::Device device = parse_device(info[3].ToString().Utf8Value());
@@ -135,17 +222,18 @@ Napi::Value FromData(const Napi::CallbackInfo& info) {
     } else {
       kx::cuda::copy_to_device(t.raw(), src, t.nbytes(), device.index);
     }
-    return wrap(env, std::move(t));
+    return wrap(env, std::move(t), w);
   });
 }
 
 // zeros(shape, dtype, device) -> a zero-filled tensor, made on its device (no host staging).
 Napi::Value Zeros(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    KX_CHECK(info.Length() == 3, Arg, "zeros(shape, dtype, device)");
+    KX_CHECK(info.Length() == 4, Arg, "zeros(shape, dtype, device, info)");
+    InfoWriter w = info_writer(info, 3);
     const kx::Shape shape = parse_shape(info[0]);
     const kx::DType dtype = parse_dtype(info[1]);
-    return wrap(env, kx::zeros(shape, dtype, parse_device(info[2].ToString().Utf8Value())));
+    return wrap(env, kx::zeros(shape, dtype, parse_device(info[2].ToString().Utf8Value())), w);
   });
 }
 
@@ -153,7 +241,7 @@ Napi::Value Zeros(const Napi::CallbackInfo& info) {
 // work queued before on its device has finished).
 Napi::Value ToData(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    const kx::Tensor& t = handle_of(info[0], "toData")->tensor;
+    const kx::Tensor t = tensor_of(info[0], "toData");
     Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, t.nbytes());
     if (t.device().type == kx::DeviceType::CPU) {
       if (t.nbytes()) std::memcpy(buf.Data(), t.raw(), t.nbytes());
@@ -170,7 +258,9 @@ Napi::Value ToData(const Napi::CallbackInfo& info) {
 // toDevice(handle, device) -> a copy of the tensor on another device.
 Napi::Value ToDevice(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    const kx::Tensor& src = handle_of(info[0], "to")->tensor;
+    KX_CHECK(info.Length() == 3, Arg, "toDevice(handle, device, info)");
+    InfoWriter w = info_writer(info, 2);
+    const kx::Tensor src = tensor_of(info[0], "to");
     const kx::Device device = parse_device(info[1].ToString().Utf8Value());
     kx::Tensor dst = kx::empty(src.shape, src.dtype, device);
     if (src.device().type == kx::DeviceType::CPU && device.type == kx::DeviceType::CPU) {
@@ -182,7 +272,7 @@ Napi::Value ToDevice(const Napi::CallbackInfo& info) {
     } else {
       kx::cuda::copy_device(dst.raw(), device.index, src.raw(), src.device().index, src.nbytes());
     }
-    return wrap(env, std::move(dst));
+    return wrap(env, std::move(dst), w);
   });
 }
 
@@ -208,16 +298,17 @@ kx::AttrValue parse_attr(const std::string& name, const Napi::Value& v) {
 // run(op, inputs: (handle | null)[], attrs: object) -> wrapped outputs.
 Napi::Value Run(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    KX_CHECK(info.Length() >= 2 && info[0].IsString() && info[1].IsArray(), Arg, "run(op, inputs, attrs)");
+    KX_CHECK(info.Length() == 4 && info[0].IsString() && info[1].IsArray(), Arg, "run(op, inputs, attrs, info)");
+    InfoWriter w = info_writer(info, 3);
     const std::string op = info[0].As<Napi::String>().Utf8Value();
     Napi::Array arr = info[1].As<Napi::Array>();
     kx::Inputs inputs(arr.Length());
     for (uint32_t i = 0; i < arr.Length(); ++i) {
       Napi::Value v = arr.Get(i);
-      if (!v.IsNull() && !v.IsUndefined()) inputs[i] = handle_of(v, op.c_str())->tensor;
+      if (!v.IsNull() && !v.IsUndefined()) inputs[i] = tensor_of(v, op.c_str());
     }
     kx::Attrs attrs;
-    if (info.Length() > 2 && info[2].IsObject()) {
+    if (info[2].IsObject()) {
       Napi::Object obj = info[2].As<Napi::Object>();
       Napi::Array keys = obj.GetPropertyNames();
       for (uint32_t i = 0; i < keys.Length(); ++i) {
@@ -228,14 +319,14 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
     }
     std::vector<kx::Tensor> outs = kx::run(op, inputs, attrs);
     Napi::Array result = Napi::Array::New(env, outs.size());
-    for (size_t i = 0; i < outs.size(); ++i) result.Set((uint32_t)i, wrap(env, std::move(outs[i])));
+    for (size_t i = 0; i < outs.size(); ++i) result.Set((uint32_t)i, wrap(env, std::move(outs[i]), w));
     return result;
   });
 }
 
 Napi::Value Dispose(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    if (info.Length() > 0 && info[0].IsExternal()) info[0].As<Napi::External<Handle>>().Data()->tensor = kx::Tensor{};
+    if (info.Length() > 0 && info[0].IsExternal()) handles().remove(info[0].As<Napi::External<void>>().Data());
     return env.Undefined();
   });
 }
@@ -382,6 +473,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("toDevice", Napi::Function::New(env, ToDevice));
   exports.Set("run", Napi::Function::New(env, Run));
   exports.Set("dispose", Napi::Function::New(env, Dispose));
+  Napi::Array dtype_names = Napi::Array::New(env, kx::kNumDTypes);
+  for (int i = 0; i < kx::kNumDTypes; ++i) dtype_names.Set((uint32_t)i, kx::dtype_name((kx::DType)i));
+  exports.Set("dtypeNames", dtype_names);
   exports.Set("memoryStats", Napi::Function::New(env, MemoryStats));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo));
   exports.Set("cudaDevices", Napi::Function::New(env, CudaDevices));
