@@ -52,8 +52,12 @@ export interface StepResult {
   gradNorm: number | null;
   /** Whether clipping scaled the gradients down. */
   clipped: boolean;
-  /** Parameters whose update was skipped for a non-finite gradient (Tiger's guard). */
-  skipped: string[];
+  /**
+   * Parameters whose update was skipped for a non-finite gradient (Tiger's guard). For parameters
+   * on a GPU it is read from the device when first accessed (which waits for the updates), not
+   * during step(): the host goes on queueing work meanwhile.
+   */
+  readonly skipped: string[];
 }
 
 /** Serialisable optimizer state: tensors named "<param>.<slot>" plus JSON-able counters. */
@@ -87,6 +91,13 @@ export interface ParamUpdate {
   step: number;
   /** How many times this parameter was updated before (0 on its first update). */
   paramStep: number;
+}
+
+/** A step's update flags (device tensors, 1 applied) and where their verdicts go once read. */
+interface PendingFlags {
+  names: string[];
+  flags: Tensor[];
+  skipped: string[];
 }
 
 interface ResolvedGroup {
@@ -137,6 +148,8 @@ export abstract class Optimizer {
   readonly #paramSteps = new Map<string, number>();
   readonly #groupCache = new Map<string, ResolvedGroup | undefined>();
   #step = 0;
+  /** The last step's update flags not read yet (see #settle). */
+  #pending: PendingFlags | null = null;
 
   protected constructor(opts: Record<string, unknown>, defaults: { learningRate: number; weightDecay: number; schedule?: Schedule }, where: string) {
     this.learningRate = learningRateOption(opts.learningRate, defaults.learningRate, where);
@@ -150,8 +163,12 @@ export abstract class Optimizer {
   /** The state slots of one parameter (e.g. ['m'] for Tiger, ['m', 'v'] for AdamW). */
   protected abstract slotNames(): readonly string[];
 
-  /** Updates one parameter in place; returns false when it was skipped for a non-finite gradient. */
-  protected abstract update(u: ParamUpdate): boolean;
+  /**
+   * Updates one parameter in place. Returns whether it was applied (false: skipped for a
+   * non-finite gradient), or a one-element device flag saying so (1 applied), which step() reads
+   * later, with the others of its step, so that the host need not wait for each update.
+   */
+  protected abstract update(u: ParamUpdate): boolean | Tensor;
 
   /** The step counter: steps taken (micro-steps for Tiger). */
   get iterations(): number {
@@ -193,7 +210,9 @@ export abstract class Optimizer {
     const t = this.#step;
     const mult = this.schedule(t);
     if (!Number.isFinite(mult) || mult < 0) throw new ArgumentError(`${where}: the schedule gave ${mult} at step ${t}`);
+    this.#settle(); // the previous step's flags: its updates ran long ago
     const skipped: string[] = [];
+    const pending: PendingFlags = { names: [], flags: [], skipped };
     names.forEach((name, i) => {
       const group = this.#groupOf(name);
       const paramStep = this.#paramSteps.get(name) ?? 0;
@@ -208,15 +227,53 @@ export abstract class Optimizer {
         step: t,
         paramStep,
       });
-      if (ok) this.#paramSteps.set(name, paramStep + 1);
-      else skipped.push(name);
+      if (ok instanceof kx.Tensor) {
+        pending.names.push(name);
+        pending.flags.push(kx.keep(ok));
+      } else if (ok) {
+        this.#paramSteps.set(name, paramStep + 1);
+      } else {
+        skipped.push(name);
+      }
     });
     this.#step = t + 1;
-    return { step: t, scheduleMultiplier: mult, gradNorm, clipped, skipped };
+    this.#pending = pending;
+    // On the CPU the updates have run: their flags are read now. On a GPU, skipped is read from the
+    // flags when asked for (or at the next step, state(), zeroState()), once the device is there.
+    if (pending.flags.length === 0 || pending.flags[0]!.device === 'cpu') {
+      this.#settle();
+      return { step: t, scheduleMultiplier: mult, gradNorm, clipped, skipped };
+    }
+    const result = { step: t, scheduleMultiplier: mult, gradNorm, clipped } as StepResult;
+    Object.defineProperty(result, 'skipped', {
+      enumerable: true,
+      get: () => {
+        if (this.#pending === pending) this.#settle();
+        return skipped;
+      },
+    });
+    return result;
+  }
+
+  /** Reads the pending update flags (one device read for all) and counts the applied updates. */
+  #settle(): void {
+    const p = this.#pending;
+    this.#pending = null;
+    if (!p || p.flags.length === 0) return;
+    try {
+      const applied = kx.tidy(() => kx.concat(p.flags.map((f) => kx.reshape(f, [1])), 0).dataSync());
+      p.names.forEach((name, i) => {
+        if (applied[i] === 1) this.#paramSteps.set(name, (this.#paramSteps.get(name) ?? 0) + 1);
+        else p.skipped.push(name);
+      });
+    } finally {
+      kx.dispose(p.flags);
+    }
   }
 
   /** A copy of the state: tensors "<param>.<slot>" (float32) and the counters. Dispose it when done. */
   state(): OptimizerState {
+    this.#settle();
     const tensors: NamedTensors = {};
     for (const [name, slots] of this.#slots) {
       for (const [slot, t] of Object.entries(slots)) tensors[`${name}.${slot}`] = copyTensor(t);
@@ -271,6 +328,7 @@ export abstract class Optimizer {
 
   /** Frees every state tensor and resets the counters: the next step starts from scratch. */
   zeroState(): void {
+    this.#settle();
     for (const slots of this.#slots.values()) kx.dispose(Object.values(slots));
     this.#slots.clear();
     this.#paramSteps.clear();

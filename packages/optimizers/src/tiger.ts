@@ -67,7 +67,7 @@ export class Tiger extends Optimizer {
     return ['m'];
   }
 
-  protected update(u: ParamUpdate): boolean {
+  protected update(u: ParamUpdate): Tensor {
     const k = this.gradAccumSteps;
     const cls = this.classOf(u.name, u.param);
     const elementwise = cls === 'bias' || cls === 'scale';

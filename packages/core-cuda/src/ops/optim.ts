@@ -55,13 +55,15 @@ export interface TigerUpdateOptions {
 }
 
 /**
- * One Tiger micro-step (ALGORITHMS.md §1.1, §1.3, §1.5), in place on param and m. Returns false
- * when grad held NaN or ±Inf: then m was kept and param shrunk toward its centre.
+ * One Tiger micro-step (ALGORITHMS.md §1.1, §1.3, §1.5), in place on param and m. Returns a
+ * one-element uint8 tensor on param's device: 1, or 0 when grad held NaN or ±Inf (then m was kept
+ * and param shrunk toward its centre). A tensor rather than a boolean so that nothing waits: on a
+ * GPU, reading it waits for the update (the optimizer reads all of a step's flags at once, later).
  */
-export function tigerUpdate(param: Tensor, grad: Tensor, m: Tensor, o: TigerUpdateOptions): boolean {
+export function tigerUpdate(param: Tensor, grad: Tensor, m: Tensor, o: TigerUpdateOptions): Tensor {
   const op = 'tigerUpdate';
   checkUpdate(op, param, grad, [m]);
-  const flag = runKernel1('optim_tiger', [param, grad, m], {
+  return runKernel1('optim_tiger', [param, grad, m], {
     lr: finite(op, 'lr', o.lr),
     beta: finite(op, 'beta', o.beta),
     accumSteps: finite(op, 'accumSteps', o.accumSteps),
@@ -73,9 +75,6 @@ export function tigerUpdate(param: Tensor, grad: Tensor, m: Tensor, o: TigerUpda
     centre: finite(op, 'centre', o.centre),
     gradScale: finite(op, 'gradScale', o.gradScale ?? 1),
   });
-  const ok = flag.dataSync()[0] === 1;
-  flag.dispose();
-  return ok;
 }
 
 export interface LionUpdateOptions {
