@@ -20,6 +20,8 @@ export interface NativeOpInfo {
   cpu: boolean;
   cuda: boolean;
   doc: string;
+  /** The attributes the op takes (ops.def); the addon reads only these. */
+  attrs: string[];
 }
 
 export interface NativeBuildInfo {
