@@ -417,6 +417,23 @@ export const CASES: ParityCase[] = [
     },
   },
   {
+    name: 'adamwUpdateGroup',
+    inputs: (dt, r) => [
+      randn(r, [77, 129], dt), randn(r, [77, 129], dt, 0.01), kx.zeros([77, 129]), kx.zeros([77, 129]),
+      randn(r, [300], dt), randn(r, [300], dt, 0.01), kx.zeros([300]), kx.zeros([300]),
+    ],
+    run: ([p1, g1, m1, v1, p2, g2, m2, v2]) => {
+      const slots = [
+        { param: p1!, grad: g1!, m: m1!, v: v1! },
+        { param: p2!, grad: g2!, m: m2!, v: v2! },
+      ];
+      for (let step = 1; step <= 3; step++) {
+        kx.adamwUpdateGroup(slots, { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step, gradScale: 0.25 });
+      }
+      return [p1!, m1!, v1!, p2!, m2!, v2!];
+    },
+  },
+  {
     name: 'sgdUpdate nesterov',
     inputs: (dt, r) => [randn(r, [1001], dt), randn(r, [1001], dt, 0.01), kx.zeros([1001])],
     run: ([p, g, buf]) => {

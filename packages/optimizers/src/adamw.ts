@@ -1,5 +1,5 @@
 /** AdamW as torch.optim.AdamW (non-amsgrad): two float32 states per parameter. */
-import { adamwUpdate } from '@kexue/core-cuda';
+import { adamwUpdateGroup } from '@kexue/core-cuda';
 
 import { checkKeys, numberOption } from './options.js';
 import { COMMON_OPTION_KEYS, Optimizer, type CommonOptions, type ParamUpdate } from './optimizer.js';
@@ -40,15 +40,28 @@ export class AdamW extends Optimizer {
   }
 
   protected update(u: ParamUpdate): boolean {
-    adamwUpdate(u.param, u.grad, u.slots.m!, u.slots.v!, {
-      lr: u.learningRate,
-      beta1: this.beta1,
-      beta2: this.beta2,
-      eps: this.eps,
-      weightDecay: u.weightDecay,
-      step: u.paramStep + 1,
-      gradScale: u.gradScale,
-    });
-    return true;
+    return this.updateAll([u])[0]!;
+  }
+
+  /**
+   * One native call per set of parameters that share their options (usually one or two sets: with
+   * and without weight decay), not one per parameter: a GPU step's ~200 updates cost the host once.
+   */
+  protected override updateAll(us: readonly ParamUpdate[]): boolean[] {
+    const sets = new Map<string, ParamUpdate[]>();
+    for (const u of us) {
+      const key = `${u.learningRate}|${u.weightDecay}|${u.paramStep}|${u.gradScale}|${u.param.device}`;
+      const set = sets.get(key);
+      if (set) set.push(u);
+      else sets.set(key, [u]);
+    }
+    for (const set of sets.values()) {
+      const u = set[0]!;
+      adamwUpdateGroup(
+        set.map((x) => ({ param: x.param, grad: x.grad, m: x.slots.m!, v: x.slots.v! })),
+        { lr: u.learningRate, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: u.weightDecay, step: u.paramStep + 1, gradScale: u.gradScale },
+      );
+    }
+    return us.map(() => true);
   }
 }

@@ -170,6 +170,11 @@ export abstract class Optimizer {
    */
   protected abstract update(u: ParamUpdate): boolean | Tensor;
 
+  /** Updates every parameter of a step (in params' order); one update() each unless overridden. */
+  protected updateAll(us: readonly ParamUpdate[]): (boolean | Tensor)[] {
+    return us.map((u) => this.update(u));
+  }
+
   /** The step counter: steps taken (micro-steps for Tiger). */
   get iterations(): number {
     return this.#step;
@@ -213,10 +218,9 @@ export abstract class Optimizer {
     this.#settle(); // the previous step's flags: its updates ran long ago
     const skipped: string[] = [];
     const pending: PendingFlags = { names: [], flags: [], skipped };
-    names.forEach((name, i) => {
+    const updates = names.map((name, i): ParamUpdate => {
       const group = this.#groupOf(name);
-      const paramStep = this.#paramSteps.get(name) ?? 0;
-      const ok = this.update({
+      return {
         name,
         param: params[name]!,
         grad: grads[name]!,
@@ -225,8 +229,11 @@ export abstract class Optimizer {
         weightDecay: group?.weightDecay ?? this.weightDecay,
         gradScale,
         step: t,
-        paramStep,
-      });
+        paramStep: this.#paramSteps.get(name) ?? 0,
+      };
+    });
+    this.updateAll(updates).forEach((ok, i) => {
+      const { name, paramStep } = updates[i]!;
       if (ok instanceof kx.Tensor) {
         pending.names.push(name);
         pending.flags.push(kx.keep(ok));

@@ -122,6 +122,49 @@ describe('state(), loadState(), zeroState()', () => {
   });
 });
 
+describe('adamwUpdateGroup: one call for many parameters', () => {
+  it('gives the bits of one adamwUpdate per parameter; AdamW groups by decay, one call per set', () => {
+    const o = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, gradScale: 0.5 };
+    const one = makeParams();
+    const many = makeParams();
+    const state = (ps: Record<string, kx.Tensor>) =>
+      Object.fromEntries(Object.entries(ps).map(([n, p]) => [n, { m: kx.zeros(p.shape), v: kx.zeros(p.shape) }]));
+    const s1 = state(one);
+    const s2 = state(many);
+    for (let step = 1; step <= 3; step++) {
+      const g = makeGrads(step);
+      for (const n of Object.keys(one)) kx.adamwUpdate(one[n]!, g[n]!, s1[n]!.m, s1[n]!.v, { ...o, step });
+      kx.adamwUpdateGroup(
+        Object.keys(many).map((n) => ({ param: many[n]!, grad: g[n]!, m: s2[n]!.m, v: s2[n]!.v })),
+        { ...o, step },
+      );
+      kx.dispose(g);
+    }
+    const bits = (t: kx.Tensor) => Buffer.from(t.dataSync().buffer);
+    for (const n of Object.keys(one)) {
+      expect(bits(many[n]!).equals(bits(one[n]!)), n).toBe(true);
+      expect(bits(s2[n]!.m).equals(bits(s1[n]!.m)), `${n}.m`).toBe(true);
+      expect(bits(s2[n]!.v).equals(bits(s1[n]!.v)), `${n}.v`).toBe(true);
+    }
+    kx.dispose([one, many, Object.values(s1).map((s) => [s.m, s.v]), Object.values(s2).map((s) => [s.m, s.v])]);
+  });
+
+  it('checks every parameter before any moves', () => {
+    const ps = makeParams();
+    const before = values(ps);
+    const g = makeGrads(1);
+    const slots = Object.keys(ps).map((n) => ({ param: ps[n]!, grad: g[n]!, m: kx.zeros(ps[n]!.shape), v: kx.zeros(ps[n]!.shape) }));
+    const bad = [...slots.slice(0, 2), { ...slots[2]!, v: kx.zeros([1]) }];
+    const o = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step: 1 };
+    expectCode(() => kx.adamwUpdateGroup(bad, o), 'E_SHAPE');
+    expect(values(ps)).toEqual(before);
+    // straight to the op: tensors not in quadruples
+    expectCode(() => kx.runKernel('optim_adamw_group', [ps['a.bias']!, g['a.bias']!, slots[1]!.m], { ...o }), 'E_ARG');
+    expect(values(ps)).toEqual(before);
+    kx.dispose([ps, g, slots.map((s) => [s.m, s.v]), bad[2]!.v]);
+  });
+});
+
 describe('bad input', () => {
   it('gradients not matching the parameters: E_SHAPE, and nothing moves', () => {
     const params = makeParams();

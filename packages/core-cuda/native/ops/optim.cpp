@@ -192,8 +192,7 @@ std::vector<Tensor> lion_cpu(const Inputs& in, const Attrs& attrs) {
 // --- AdamW -------------------------------------------------------------------------------------
 
 template <class P, class G>
-void adamw_run(const Tensor& param, const Tensor& grad, const Tensor& mt, const Tensor& vt, const Attrs& attrs) {
-  const AdamWConfig cfg = adamw_config(attrs);
+void adamw_run(const Tensor& param, const Tensor& grad, const Tensor& mt, const Tensor& vt, const AdamWConfig& cfg) {
   const AdamWCoef<double>& c = cfg.coef;
   const double gscale = cfg.gscale;
   P* th = param.data<P>();
@@ -211,15 +210,24 @@ void adamw_run(const Tensor& param, const Tensor& grad, const Tensor& mt, const 
   });
 }
 
-std::vector<Tensor> adamw_cpu(const Inputs& in, const Attrs& attrs) {
-  const Tensor &param = in[0], &grad = in[1], &m = in[2], &v = in[3];
-  check_state_like(grad, param, "optim_adamw", "grad", false);
-  check_state_like(m, param, "optim_adamw", "m", true);
-  check_state_like(v, param, "optim_adamw", "v", true);
+void adamw_apply(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, const AdamWConfig& cfg) {
   KX_DISPATCH_FLOAT(param.dtype, {
     using P = scalar_t;
-    KX_DISPATCH_FLOAT(grad.dtype, (adamw_run<P, scalar_t>(param, grad, m, v, attrs)));
+    KX_DISPATCH_FLOAT(grad.dtype, (adamw_run<P, scalar_t>(param, grad, m, v, cfg)));
   });
+}
+
+std::vector<Tensor> adamw_cpu(const Inputs& in, const Attrs& attrs) {
+  check_adamw_quad("optim_adamw", in, 0);
+  adamw_apply(in[0], in[1], in[2], in[3], adamw_config(attrs));
+  return {};
+}
+
+// Every quadruple is checked before any moves.
+std::vector<Tensor> adamw_group_cpu(const Inputs& in, const Attrs& attrs) {
+  check_adamw_group(in);
+  const AdamWConfig cfg = adamw_config(attrs);
+  for (size_t i = 0; i < in.size(); i += 4) adamw_apply(in[i], in[i + 1], in[i + 2], in[i + 3], cfg);
   return {};
 }
 
@@ -283,6 +291,7 @@ std::vector<Tensor> global_norm_cpu(const Inputs& in, const Attrs&) {
 KX_REGISTER_KERNEL(optim_tiger, CPU, tiger_cpu);
 KX_REGISTER_KERNEL(optim_lion, CPU, lion_cpu);
 KX_REGISTER_KERNEL(optim_adamw, CPU, adamw_cpu);
+KX_REGISTER_KERNEL(optim_adamw_group, CPU, adamw_group_cpu);
 KX_REGISTER_KERNEL(optim_sgd, CPU, sgd_cpu);
 KX_REGISTER_KERNEL(optim_global_norm, CPU, global_norm_cpu);
 

@@ -70,12 +70,7 @@ std::vector<Tensor> lion_cuda(const Inputs& in, const Attrs& attrs) {
   return {};
 }
 
-std::vector<Tensor> adamw_cuda(const Inputs& in, const Attrs& attrs) {
-  const Tensor &param = in[0], &grad = in[1], &m = in[2], &v = in[3];
-  check_state_like(grad, param, "optim_adamw", "grad", false);
-  check_state_like(m, param, "optim_adamw", "m", true);
-  check_state_like(v, param, "optim_adamw", "v", true);
-  const AdamWConfig c = adamw_config(attrs);
+void adamw_launch(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, const AdamWConfig& c) {
   const int64_t n = param.numel();
   cudaStream_t stream = cuda::stream(param);
   KX_DISPATCH_FLOAT(param.dtype, {
@@ -86,6 +81,20 @@ std::vector<Tensor> adamw_cuda(const Inputs& in, const Attrs& attrs) {
                                       c.coef, c.gscale)));
   });
   cuda::check_launch("optim_adamw");
+}
+
+std::vector<Tensor> adamw_cuda(const Inputs& in, const Attrs& attrs) {
+  check_adamw_quad("optim_adamw", in, 0);
+  adamw_launch(in[0], in[1], in[2], in[3], adamw_config(attrs));
+  return {};
+}
+
+// One call for a whole parameter list (the host's per-op cost once, not per parameter); the
+// updates are still one launch each. Every quadruple is checked before any is queued.
+std::vector<Tensor> adamw_group_cuda(const Inputs& in, const Attrs& attrs) {
+  check_adamw_group(in);
+  const AdamWConfig cfg = adamw_config(attrs);
+  for (size_t i = 0; i < in.size(); i += 4) adamw_launch(in[i], in[i + 1], in[i + 2], in[i + 3], cfg);
   return {};
 }
 
@@ -149,6 +158,7 @@ std::vector<Tensor> global_norm_cuda(const Inputs& in, const Attrs&) {
 KX_REGISTER_KERNEL(optim_tiger, CUDA, tiger_cuda);
 KX_REGISTER_KERNEL(optim_lion, CUDA, lion_cuda);
 KX_REGISTER_KERNEL(optim_adamw, CUDA, adamw_cuda);
+KX_REGISTER_KERNEL(optim_adamw_group, CUDA, adamw_group_cuda);
 KX_REGISTER_KERNEL(optim_sgd, CUDA, sgd_cuda);
 KX_REGISTER_KERNEL(optim_global_norm, CUDA, global_norm_cuda);
 

@@ -80,6 +80,21 @@ inline LionConfig lion_config(const Attrs& attrs) {
   return c;
 }
 
+// One AdamW update's (param, grad, m, v), at in[at..at+3].
+inline void check_adamw_quad(const char* op, const Inputs& in, size_t at) {
+  const Tensor& param = in[at];
+  check_state_like(in[at + 1], param, op, "grad", false);
+  check_state_like(in[at + 2], param, op, "m", true);
+  check_state_like(in[at + 3], param, op, "v", true);
+}
+
+// optim_adamw_group's inputs: (param, grad, m, v) quadruples, every one checked.
+inline void check_adamw_group(const Inputs& in) {
+  KX_CHECK(!in.empty() && in.size() % 4 == 0, Arg,
+           "optim_adamw_group: inputs come as (param, grad, m, v) quadruples, got ", in.size(), " tensors");
+  for (size_t i = 0; i < in.size(); i += 4) check_adamw_quad("optim_adamw_group", in, i);
+}
+
 struct AdamWConfig {
   AdamWCoef<double> coef;
   double gscale;

@@ -7,7 +7,7 @@
 import { ArgumentError, ShapeError } from '../errors.js';
 import { runKernel, runKernel1 } from '../kernel.js';
 import { sameShape, fmtShape } from '../shape.js';
-import { activeTape } from '../tape.js';
+import { activeTape, type Attrs } from '../tape.js';
 import type { Tensor } from '../tensor.js';
 import { assertDTypeOf, assertFloat } from './check.js';
 
@@ -113,7 +113,11 @@ export interface AdamWUpdateOptions {
 export function adamwUpdate(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, o: AdamWUpdateOptions): void {
   const op = 'adamwUpdate';
   checkUpdate(op, param, grad, [m, v]);
-  runKernel('optim_adamw', [param, grad, m, v], {
+  runKernel('optim_adamw', [param, grad, m, v], adamwAttrs(op, o));
+}
+
+function adamwAttrs(op: string, o: AdamWUpdateOptions): Attrs {
+  return {
     lr: finite(op, 'lr', o.lr),
     beta1: finite(op, 'beta1', o.beta1),
     beta2: finite(op, 'beta2', o.beta2),
@@ -121,7 +125,27 @@ export function adamwUpdate(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, o
     weightDecay: finite(op, 'weightDecay', o.weightDecay),
     step: finite(op, 'step', o.step),
     gradScale: finite(op, 'gradScale', o.gradScale ?? 1),
-  });
+  };
+}
+
+/** One parameter of adamwUpdateGroup: its gradient and its two state tensors. */
+export interface AdamWSlot {
+  param: Tensor;
+  grad: Tensor;
+  m: Tensor;
+  v: Tensor;
+}
+
+/**
+ * adamwUpdate on every parameter of a list, with the same options, in one call: a training step's
+ * ~200 updates then cost the host one op instead of ~200. Everything is checked before anything
+ * moves.
+ */
+export function adamwUpdateGroup(slots: readonly AdamWSlot[], o: AdamWUpdateOptions): void {
+  const op = 'adamwUpdateGroup';
+  if (slots.length === 0) return;
+  for (const s of slots) checkUpdate(op, s.param, s.grad, [s.m, s.v]);
+  runKernel('optim_adamw_group', slots.flatMap((s) => [s.param, s.grad, s.m, s.v]), adamwAttrs(op, o));
 }
 
 export interface SgdUpdateOptions {
