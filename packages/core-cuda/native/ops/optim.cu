@@ -1,10 +1,12 @@
-// Fused optimizer updates on CUDA, the twin of optim.cpp: one call per parameter tensor updates the
-// parameter and its float32 state IN PLACE with kx/optim.h's element math in double; validation and
-// attributes from optim_plan.h; kernels from optim_kernels.cuh. Tiger's result flag is written on the
-// device (a uint8 scalar on the parameter's device), so a step never waits for the host.
+// Fused optimizer updates on CUDA, the twin of optim.cpp: one call per parameter tensor (AdamW also
+// one per list) updates the parameter and its float32 state IN PLACE with kx/optim.h's element math
+// in double; validation and attributes from optim_plan.h; kernels from optim_kernels.cuh. Tiger's
+// result flag is written on the device (a uint8 scalar on the parameter's device), so a step never
+// waits for the host.
 #include <string>
 
 #include "cuda/runtime.h"
+#include "kx/device.h"
 #include "ops/optim_kernels.cuh"
 #include "ops/optim_plan.h"
 
@@ -89,12 +91,47 @@ std::vector<Tensor> adamw_cuda(const Inputs& in, const Attrs& attrs) {
   return {};
 }
 
-// One call for a whole parameter list (the host's per-op cost once, not per parameter); the
-// updates are still one launch each. Every quadruple is checked before any is queued.
+// The parameters of quadruples `at` (one param/grad dtype pair) in one launch: their slice table is
+// uploaded (staged, no wait) into a scratch tensor that the stream-ordered allocator keeps until
+// the kernel has read it.
+template <class P, class G>
+void adamw_list_launch(const Inputs& in, const std::vector<size_t>& at, const AdamWConfig& cfg) {
+  std::vector<cuda::AdamWSlice> slices;
+  int64_t chunks = 0;
+  for (size_t i : at) {
+    const int64_t n = in[i].numel();
+    if (n == 0) continue;
+    slices.push_back({in[i].raw(), in[i + 1].raw(), in[i + 2].data<float>(), in[i + 3].data<float>(), n, chunks});
+    chunks += (n + cuda::kAdamWChunk - 1) / cuda::kAdamWChunk;
+  }
+  if (slices.empty()) return;
+  const Device device = in[at[0]].device();
+  const size_t bytes = slices.size() * sizeof(cuda::AdamWSlice);
+  Tensor table = empty({(int64_t)bytes}, DType::UInt8, device);
+  cuda::copy_to_device(table.raw(), slices.data(), bytes, device.index);
+  const unsigned grid = (unsigned)(chunks < (int64_t(1) << 20) ? chunks : (int64_t(1) << 20));
+  cuda::adamw_list_kernel<P, G><<<grid, cuda::kThreads, 0, cuda::stream(in[at[0]])>>>(
+      static_cast<const cuda::AdamWSlice*>(table.raw()), (int)slices.size(), chunks, cfg.coef, cfg.gscale);
+  cuda::check_launch("optim_adamw_group");
+}
+
+// A whole parameter list in one launch per (param, grad) dtype pair present, not one per parameter.
+// Every quadruple is checked before any is queued.
 std::vector<Tensor> adamw_group_cuda(const Inputs& in, const Attrs& attrs) {
   check_adamw_group(in);
+  KX_CHECK(in.size() / 4 < (size_t)INT32_MAX, Arg, "optim_adamw_group: too many parameters");
   const AdamWConfig cfg = adamw_config(attrs);
-  for (size_t i = 0; i < in.size(); i += 4) adamw_launch(in[i], in[i + 1], in[i + 2], in[i + 3], cfg);
+  std::vector<size_t> by_pair[kNumDTypes][kNumDTypes];
+  for (size_t i = 0; i < in.size(); i += 4) by_pair[(int)in[i].dtype][(int)in[i + 1].dtype].push_back(i);
+  for (auto& row : by_pair) {
+    for (const std::vector<size_t>& at : row) {
+      if (at.empty()) continue;
+      KX_DISPATCH_FLOAT(in[at[0]].dtype, {
+        using P = scalar_t;
+        KX_DISPATCH_FLOAT(in[at[0] + 1].dtype, (adamw_list_launch<P, scalar_t>(in, at, cfg)));
+      });
+    }
+  }
   return {};
 }
 

@@ -123,13 +123,50 @@ __global__ void lion_kernel(P* th, const G* g, float* m, int64_t n, double lr, d
 }
 
 template <class P, class G>
+__device__ __forceinline__ void adamw_at(P* th, const G* g, float* m, float* v, int64_t i, const AdamWCoef<double>& c,
+                                         double gscale) {
+  double t = to_float(th[i]), mi = m[i], vi = v[i];
+  adamw_elem<double>(t, mi, vi, gscale * to_float(g[i]), c);
+  th[i] = from_float<P>((float)t);
+  m[i] = (float)mi;
+  v[i] = (float)vi;
+}
+
+template <class P, class G>
 __global__ void adamw_kernel(P* th, const G* g, float* m, float* v, int64_t n, AdamWCoef<double> c, double gscale) {
-  for (int64_t i = thread_index(); i < n; i += grid_stride()) {
-    double t = to_float(th[i]), mi = m[i], vi = v[i];
-    adamw_elem<double>(t, mi, vi, gscale * to_float(g[i]), c);
-    th[i] = from_float<P>((float)t);
-    m[i] = (float)mi;
-    v[i] = (float)vi;
+  for (int64_t i = thread_index(); i < n; i += grid_stride()) adamw_at(th, g, m, v, i, c, gscale);
+}
+
+// One parameter of a list launch (adamw_list_kernel): its tensors, its size, and the number of the
+// list's first chunk that is its.
+struct AdamWSlice {
+  void* th;
+  const void* g;
+  float* m;
+  float* v;
+  int64_t n;
+  int64_t first_chunk;
+};
+constexpr int64_t kAdamWChunk = 8192;  // elements a block takes at a time in a list launch
+
+// AdamW over a list of parameters (one dtype pair) in one launch, as PyTorch's fused AdamW: the
+// list's elements are cut into chunks of kAdamWChunk numbered across the list, slices in order and
+// none empty; blocks take chunks with a grid stride and find the slice by binary search.
+template <class P, class G>
+__global__ void adamw_list_kernel(const AdamWSlice* slices, int count, int64_t chunks, AdamWCoef<double> c,
+                                  double gscale) {
+  for (int64_t chunk = blockIdx.x; chunk < chunks; chunk += gridDim.x) {
+    int lo = 0, hi = count - 1;  // the last slice whose first chunk is <= chunk
+    while (lo < hi) {
+      const int mid = (lo + hi + 1) / 2;
+      if (slices[mid].first_chunk <= chunk) lo = mid;
+      else hi = mid - 1;
+    }
+    const AdamWSlice s = slices[lo];
+    const int64_t begin = (chunk - s.first_chunk) * kAdamWChunk;
+    const int64_t end = begin + kAdamWChunk < s.n ? begin + kAdamWChunk : s.n;
+    for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x)
+      adamw_at(static_cast<P*>(s.th), static_cast<const G*>(s.g), s.m, s.v, i, c, gscale);
   }
 }
 
