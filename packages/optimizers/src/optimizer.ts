@@ -244,13 +244,10 @@ export abstract class Optimizer {
       }
     });
     this.#step = t + 1;
+    if (pending.flags.length === 0) return { step: t, scheduleMultiplier: mult, gradNorm, clipped, skipped };
+    // Device flags: skipped is read from them when asked for (or at the next step, state(),
+    // zeroState()), once the device has got there.
     this.#pending = pending;
-    // On the CPU the updates have run: their flags are read now. On a GPU, skipped is read from the
-    // flags when asked for (or at the next step, state(), zeroState()), once the device is there.
-    if (pending.flags.length === 0 || pending.flags[0]!.device === 'cpu') {
-      this.#settle();
-      return { step: t, scheduleMultiplier: mult, gradNorm, clipped, skipped };
-    }
     const result = { step: t, scheduleMultiplier: mult, gradNorm, clipped } as StepResult;
     Object.defineProperty(result, 'skipped', {
       enumerable: true,
@@ -266,9 +263,9 @@ export abstract class Optimizer {
   #settle(): void {
     const p = this.#pending;
     this.#pending = null;
-    if (!p || p.flags.length === 0) return;
+    if (!p) return;
     try {
-      const applied = kx.tidy(() => kx.concat(p.flags.map((f) => kx.reshape(f, [1])), 0).dataSync());
+      const applied = kx.tidy(() => kx.concat(p.flags, 0).dataSync());
       p.names.forEach((name, i) => {
         if (applied[i] === 1) this.#paramSteps.set(name, (this.#paramSteps.get(name) ?? 0) + 1);
         else p.skipped.push(name);

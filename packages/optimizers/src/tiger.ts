@@ -67,11 +67,11 @@ export class Tiger extends Optimizer {
     return ['m'];
   }
 
-  protected update(u: ParamUpdate): Tensor {
+  protected update(u: ParamUpdate): boolean | Tensor {
     const k = this.gradAccumSteps;
     const cls = this.classOf(u.name, u.param);
     const elementwise = cls === 'bias' || cls === 'scale';
-    return tigerUpdate(u.param, u.grad, u.slots.m!, {
+    const flag = tigerUpdate(u.param, u.grad, u.slots.m!, {
       lr: elementwise ? 0.5 * u.learningRate : u.learningRate,
       beta: this.beta,
       accumSteps: k,
@@ -83,6 +83,10 @@ export class Tiger extends Optimizer {
       centre: cls === 'scale' ? 1 : 0,
       gradScale: u.gradScale,
     });
+    if (flag.device !== 'cpu') return flag; // read with the step's others, later (see Optimizer.step)
+    const applied = flag.dataSync()[0] === 1; // on the CPU the update has run: no wait
+    flag.dispose();
+    return applied;
   }
 }
 

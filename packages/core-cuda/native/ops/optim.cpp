@@ -79,8 +79,9 @@ template <class T> bool all_finite(const T* x, int64_t n) {
   return true;
 }
 
+// Tiger's verdict: a [1] uint8 tensor (a list of them concatenates into one read).
 Tensor flag_scalar(bool value, Device device) {
-  Tensor out = empty({}, DType::UInt8, device);
+  Tensor out = empty({1}, DType::UInt8, device);
   *out.data<uint8_t>() = value ? 1 : 0;
   return out;
 }

@@ -45,7 +45,7 @@ std::vector<Tensor> tiger_cuda(const Inputs& in, const Attrs& attrs) {
   check_state_like(grad, param, "optim_tiger", "grad", false);
   check_state_like(mom, param, "optim_tiger", "m", true);
   const TigerConfig cfg = tiger_config(attrs);
-  Tensor flag = empty({}, DType::UInt8, param.device());
+  Tensor flag = empty({1}, DType::UInt8, param.device());  // [1]: a step's flags concatenate into one read
   KX_DISPATCH_FLOAT(param.dtype, {
     using P = scalar_t;
     KX_DISPATCH_FLOAT(grad.dtype, (tiger_run<P, scalar_t>(param, grad, mom, cfg, flag)));

@@ -55,8 +55,8 @@ export interface TigerUpdateOptions {
 }
 
 /**
- * One Tiger micro-step (ALGORITHMS.md §1.1, §1.3, §1.5), in place on param and m. Returns a
- * one-element uint8 tensor on param's device: 1, or 0 when grad held NaN or ±Inf (then m was kept
+ * One Tiger micro-step (ALGORITHMS.md §1.1, §1.3, §1.5), in place on param and m. Returns a [1]
+ * uint8 tensor on param's device: 1, or 0 when grad held NaN or ±Inf (then m was kept
  * and param shrunk toward its centre). A tensor rather than a boolean so that nothing waits: on a
  * GPU, reading it waits for the update (the optimizer reads all of a step's flags at once, later).
  */
