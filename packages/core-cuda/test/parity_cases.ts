@@ -390,6 +390,24 @@ export const CASES: ParityCase[] = [
     }),
   ),
   {
+    name: 'tigerUpdateGroup (one non-finite gradient)',
+    inputs: (dt, r) => {
+      const g2 = randn(r, [500], 'float32', 0.01).dataSync() as Float32Array;
+      g2[77] = Number.POSITIVE_INFINITY;
+      return [
+        randn(r, [64, 30], dt), randn(r, [64, 30], dt, 0.01), randn(r, [64, 30], 'float32', 0.001),
+        randn(r, [500], dt), kx.tensor(g2, [500], { dtype: dt }), randn(r, [500], 'float32', 0.001),
+      ];
+    },
+    run: ([p1, g1, m1, p2, g2, m2]) => {
+      const slots = [
+        { param: p1!, grad: g1!, m: m1! },
+        { param: p2!, grad: g2!, m: m2! },
+      ];
+      return [p1!, m1!, p2!, m2!, kx.tigerUpdateGroup(slots, { ...tigerBase, rms: 'tensor' })];
+    },
+  },
+  {
     name: 'tigerUpdate non-finite gradient',
     inputs: (dt, r) => {
       const g = randn(r, [1000], 'float32', 0.01).dataSync() as Float32Array;

@@ -93,10 +93,23 @@ export interface ParamUpdate {
   paramStep: number;
 }
 
-/** A step's update flags (device tensors, 1 applied) and where their verdicts go once read. */
-interface PendingFlags {
+/** A verdict still on the device: element `index` of the uint8 tensor `flags` (1: applied). */
+export interface DeviceVerdict {
+  flags: Tensor;
+  index: number;
+}
+
+/**
+ * Whether a parameter's update was applied (false: skipped for a non-finite gradient), or where on
+ * the device that is written: step() reads a step's device verdicts later, all at once, so that the
+ * host need not wait for each update. Several parameters may share one flags tensor.
+ */
+export type UpdateVerdict = boolean | DeviceVerdict;
+
+/** A step's device verdicts, by parameter, and where the skipped names go once read. */
+interface PendingVerdicts {
   names: string[];
-  flags: Tensor[];
+  verdicts: DeviceVerdict[];
   skipped: string[];
 }
 
@@ -148,8 +161,8 @@ export abstract class Optimizer {
   readonly #paramSteps = new Map<string, number>();
   readonly #groupCache = new Map<string, ResolvedGroup | undefined>();
   #step = 0;
-  /** The last step's update flags not read yet (see #settle). */
-  #pending: PendingFlags | null = null;
+  /** The last step's device verdicts not read yet (see #settle). */
+  #pending: PendingVerdicts | null = null;
 
   protected constructor(opts: Record<string, unknown>, defaults: { learningRate: number; weightDecay: number; schedule?: Schedule }, where: string) {
     this.learningRate = learningRateOption(opts.learningRate, defaults.learningRate, where);
@@ -163,15 +176,11 @@ export abstract class Optimizer {
   /** The state slots of one parameter (e.g. ['m'] for Tiger, ['m', 'v'] for AdamW). */
   protected abstract slotNames(): readonly string[];
 
-  /**
-   * Updates one parameter in place. Returns whether it was applied (false: skipped for a
-   * non-finite gradient), or a one-element device flag saying so (1 applied), which step() reads
-   * later, with the others of its step, so that the host need not wait for each update.
-   */
-  protected abstract update(u: ParamUpdate): boolean | Tensor;
+  /** Updates one parameter in place and says whether the update was applied (see UpdateVerdict). */
+  protected abstract update(u: ParamUpdate): UpdateVerdict;
 
   /** Updates every parameter of a step (in params' order); one update() each unless overridden. */
-  protected updateAll(us: readonly ParamUpdate[]): (boolean | Tensor)[] {
+  protected updateAll(us: readonly ParamUpdate[]): UpdateVerdict[] {
     return us.map((u) => this.update(u));
   }
 
@@ -217,7 +226,7 @@ export abstract class Optimizer {
     if (!Number.isFinite(mult) || mult < 0) throw new ArgumentError(`${where}: the schedule gave ${mult} at step ${t}`);
     this.#settle(); // the previous step's flags: its updates ran long ago
     const skipped: string[] = [];
-    const pending: PendingFlags = { names: [], flags: [], skipped };
+    const pending: PendingVerdicts = { names: [], verdicts: [], skipped };
     const updates = names.map((name, i): ParamUpdate => {
       const group = this.#groupOf(name);
       return {
@@ -232,19 +241,20 @@ export abstract class Optimizer {
         paramStep: this.#paramSteps.get(name) ?? 0,
       };
     });
-    this.updateAll(updates).forEach((ok, i) => {
+    this.updateAll(updates).forEach((v, i) => {
       const { name, paramStep } = updates[i]!;
-      if (ok instanceof kx.Tensor) {
+      if (typeof v !== 'boolean') {
         pending.names.push(name);
-        pending.flags.push(kx.keep(ok));
-      } else if (ok) {
+        pending.verdicts.push(v);
+        if (!v.flags.kept) kx.keep(v.flags);
+      } else if (v) {
         this.#paramSteps.set(name, paramStep + 1);
       } else {
         skipped.push(name);
       }
     });
     this.#step = t + 1;
-    if (pending.flags.length === 0) return { step: t, scheduleMultiplier: mult, gradNorm, clipped, skipped };
+    if (pending.verdicts.length === 0) return { step: t, scheduleMultiplier: mult, gradNorm, clipped, skipped };
     // Device flags: skipped is read from them when asked for (or at the next step, state(),
     // zeroState()), once the device has got there.
     this.#pending = pending;
@@ -259,19 +269,27 @@ export abstract class Optimizer {
     return result;
   }
 
-  /** Reads the pending update flags (one device read for all) and counts the applied updates. */
+  /** Reads the pending device verdicts (one device read for all) and counts the applied updates. */
   #settle(): void {
     const p = this.#pending;
     this.#pending = null;
     if (!p) return;
+    const tensors = [...new Set(p.verdicts.map((v) => v.flags))];
     try {
-      const applied = kx.tidy(() => kx.concat(p.flags, 0).dataSync());
+      const offsets = new Map<Tensor, number>();
+      let size = 0;
+      for (const t of tensors) {
+        offsets.set(t, size);
+        size += t.size;
+      }
+      const applied = kx.tidy(() => kx.concat(tensors, 0).dataSync());
       p.names.forEach((name, i) => {
-        if (applied[i] === 1) this.#paramSteps.set(name, (this.#paramSteps.get(name) ?? 0) + 1);
+        const v = p.verdicts[i]!;
+        if (applied[offsets.get(v.flags)! + v.index] === 1) this.#paramSteps.set(name, (this.#paramSteps.get(name) ?? 0) + 1);
         else p.skipped.push(name);
       });
     } finally {
-      kx.dispose(p.flags);
+      kx.dispose(tensors);
     }
   }
 

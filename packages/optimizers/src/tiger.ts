@@ -3,10 +3,10 @@
  * per parameter, gradient accumulation folded into the momentum, per-tensor / per-row RMS learning
  * rates, and the non-finite guard. One fused native kernel per parameter per micro-step.
  */
-import { ArgumentError, tigerUpdate, type Tensor } from '@kexue/core-cuda';
+import { ArgumentError, tigerUpdateGroup, type Tensor, type TigerUpdateOptions } from '@kexue/core-cuda';
 
 import { checkKeys, numberOption } from './options.js';
-import { COMMON_OPTION_KEYS, Optimizer, type CommonOptions, type ParamUpdate } from './optimizer.js';
+import { COMMON_OPTION_KEYS, Optimizer, type CommonOptions, type ParamUpdate, type UpdateVerdict } from './optimizer.js';
 import { TIGER_PARAM_CLASSES, tigerParamClass, type ParamClassOption, type TigerParamClass } from './param-class.js';
 
 export interface TigerOptions extends CommonOptions {
@@ -67,11 +67,16 @@ export class Tiger extends Optimizer {
     return ['m'];
   }
 
-  protected update(u: ParamUpdate): boolean | Tensor {
+  protected update(u: ParamUpdate): UpdateVerdict {
+    return this.updateAll([u])[0]!;
+  }
+
+  /** The native options of one parameter's micro-step (its class sets lr, rms, decay, centre). */
+  #options(u: ParamUpdate): TigerUpdateOptions {
     const k = this.gradAccumSteps;
     const cls = this.classOf(u.name, u.param);
     const elementwise = cls === 'bias' || cls === 'scale';
-    const flag = tigerUpdate(u.param, u.grad, u.slots.m!, {
+    return {
       lr: elementwise ? 0.5 * u.learningRate : u.learningRate,
       beta: this.beta,
       accumSteps: k,
@@ -82,11 +87,39 @@ export class Tiger extends Optimizer {
       shrink: this.shrinkRatio,
       centre: cls === 'scale' ? 1 : 0,
       gradScale: u.gradScale,
+    };
+  }
+
+  /**
+   * One native call per set of parameters with the same options (a few per step: by class and
+   * parameter group), not one per parameter. On the CPU the verdicts are read at once (the updates
+   * have run); on a GPU they stay on the device for Optimizer.step to read later.
+   */
+  protected override updateAll(us: readonly ParamUpdate[]): UpdateVerdict[] {
+    const sets = new Map<string, { options: TigerUpdateOptions; at: number[] }>();
+    us.forEach((u, i) => {
+      const o = this.#options(u);
+      // the rest of the options are the step's, the same for every parameter
+      const key = `${o.lr}|${o.rms}|${o.weightDecay}|${o.centre}|${u.param.device}`;
+      const set = sets.get(key);
+      if (set) set.at.push(i);
+      else sets.set(key, { options: o, at: [i] });
     });
-    if (flag.device !== 'cpu') return flag; // read with the step's others, later (see Optimizer.step)
-    const applied = flag.dataSync()[0] === 1; // on the CPU the update has run: no wait
-    flag.dispose();
-    return applied;
+    const verdicts = new Array<UpdateVerdict>(us.length);
+    for (const { options, at } of sets.values()) {
+      const flags = tigerUpdateGroup(
+        at.map((i) => ({ param: us[i]!.param, grad: us[i]!.grad, m: us[i]!.slots.m! })),
+        options,
+      );
+      if (flags.device === 'cpu') {
+        const read = flags.dataSync();
+        at.forEach((i, j) => (verdicts[i] = read[j] === 1));
+        flags.dispose();
+      } else {
+        at.forEach((i, j) => (verdicts[i] = { flags, index: j }));
+      }
+    }
+    return verdicts;
   }
 }
 

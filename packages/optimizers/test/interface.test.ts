@@ -165,6 +165,48 @@ describe('adamwUpdateGroup: one call for many parameters', () => {
   });
 });
 
+describe('tigerUpdateGroup: one call for many parameters', () => {
+  it('gives the bits and verdicts of one tigerUpdate per parameter, and checks everything first', () => {
+    const o = { lr: 1e-3, beta: 0.965, accumSteps: 1, first: true, update: true, rms: 'tensor' as const, weightDecay: 0.01, shrink: 0.99, centre: 0 };
+    const one = makeParams();
+    const many = makeParams();
+    const mom = (ps: Record<string, kx.Tensor>) => Object.fromEntries(Object.entries(ps).map(([n, p]) => [n, kx.zeros(p.shape)]));
+    const m1 = mom(one);
+    const m2 = mom(many);
+    const names = Object.keys(one);
+    for (let step = 1; step <= 3; step++) {
+      const g = makeGrads(step);
+      if (step === 2) {
+        g['a.bias']!.dispose();
+        g['a.bias'] = kx.tensor([0.1, NaN, 0.2], [3]); // the guard skips this one
+      }
+      const each = names.map((n) => {
+        const f = kx.tigerUpdate(one[n]!, g[n]!, m1[n]!, o);
+        const v = f.dataSync()[0];
+        f.dispose();
+        return v;
+      });
+      const flags = kx.tigerUpdateGroup(names.map((n) => ({ param: many[n]!, grad: g[n]!, m: m2[n]! })), o);
+      expect(flags.shape).toEqual([names.length]);
+      expect(Array.from(flags.dataSync())).toEqual(each);
+      expect(each).toEqual(names.map((n) => (step === 2 && n === 'a.bias' ? 0 : 1)));
+      kx.dispose([flags, g]);
+    }
+    const bits = (t: kx.Tensor) => Buffer.from(t.dataSync().buffer);
+    for (const n of names) {
+      expect(bits(many[n]!).equals(bits(one[n]!)), n).toBe(true);
+      expect(bits(m2[n]!).equals(bits(m1[n]!)), `${n}.m`).toBe(true);
+    }
+    const before = values(many);
+    const g = makeGrads(9);
+    const bad = names.map((n) => ({ param: many[n]!, grad: g[n]!, m: n === 'embeddings' ? kx.zeros([2]) : m2[n]! }));
+    expectCode(() => kx.tigerUpdateGroup(bad, o), 'E_SHAPE');
+    expectCode(() => kx.tigerUpdateGroup([], o), 'E_ARG');
+    expect(values(many)).toEqual(before);
+    kx.dispose([one, many, Object.values(m1), Object.values(m2), g, bad[2]!.m]);
+  });
+});
+
 describe('bad input', () => {
   it('gradients not matching the parameters: E_SHAPE, and nothing moves', () => {
     const params = makeParams();

@@ -89,8 +89,7 @@ Tensor flag_scalar(bool value, Device device) {
 // --- Tiger -------------------------------------------------------------------------------------
 
 template <class P, class G>
-bool tiger_run(const Tensor& param, const Tensor& grad, const Tensor& mom, const Attrs& attrs) {
-  const TigerConfig cfg = tiger_config(attrs);
+bool tiger_run(const Tensor& param, const Tensor& grad, const Tensor& mom, const TigerConfig& cfg) {
   const double lr = cfg.lr, beta = cfg.beta, wd = cfg.wd, shrink = cfg.shrink, centre = cfg.centre, gscale = cfg.gscale;
   const int64_t k = cfg.accum_steps;
   const bool first = cfg.first, update = cfg.update;
@@ -148,16 +147,28 @@ bool tiger_run(const Tensor& param, const Tensor& grad, const Tensor& mom, const
   return true;
 }
 
-std::vector<Tensor> tiger_cpu(const Inputs& in, const Attrs& attrs) {
-  const Tensor &param = in[0], &grad = in[1], &mom = in[2];
-  check_state_like(grad, param, "optim_tiger", "grad", false);
-  check_state_like(mom, param, "optim_tiger", "m", true);
+// One parameter's micro-step; whether its gradient was finite (the update applied).
+bool tiger_apply(const Tensor& param, const Tensor& grad, const Tensor& mom, const TigerConfig& cfg) {
   bool finite = true;
   KX_DISPATCH_FLOAT(param.dtype, {
     using P = scalar_t;
-    KX_DISPATCH_FLOAT(grad.dtype, finite = (tiger_run<P, scalar_t>(param, grad, mom, attrs)));
+    KX_DISPATCH_FLOAT(grad.dtype, finite = (tiger_run<P, scalar_t>(param, grad, mom, cfg)));
   });
-  return {flag_scalar(finite, param.device())};
+  return finite;
+}
+
+std::vector<Tensor> tiger_cpu(const Inputs& in, const Attrs& attrs) {
+  check_tiger_triple("optim_tiger", in, 0);
+  return {flag_scalar(tiger_apply(in[0], in[1], in[2], tiger_config(attrs)), in[0].device())};
+}
+
+// Every triple is checked before any moves; one flag per parameter, in order.
+std::vector<Tensor> tiger_group_cpu(const Inputs& in, const Attrs& attrs) {
+  check_tiger_group(in);
+  const TigerConfig cfg = tiger_config(attrs);
+  Tensor flags = empty({(int64_t)(in.size() / 3)}, DType::UInt8, in[0].device());
+  for (size_t i = 0; i < in.size(); i += 3) flags.data<uint8_t>()[i / 3] = tiger_apply(in[i], in[i + 1], in[i + 2], cfg);
+  return {flags};
 }
 
 // --- Lion --------------------------------------------------------------------------------------
@@ -290,6 +301,7 @@ std::vector<Tensor> global_norm_cpu(const Inputs& in, const Attrs&) {
 }  // namespace
 
 KX_REGISTER_KERNEL(optim_tiger, CPU, tiger_cpu);
+KX_REGISTER_KERNEL(optim_tiger_group, CPU, tiger_group_cpu);
 KX_REGISTER_KERNEL(optim_lion, CPU, lion_cpu);
 KX_REGISTER_KERNEL(optim_adamw, CPU, adamw_cpu);
 KX_REGISTER_KERNEL(optim_adamw_group, CPU, adamw_group_cpu);

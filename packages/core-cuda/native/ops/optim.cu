@@ -13,13 +13,13 @@
 namespace kx {
 namespace {
 
+// One parameter's micro-step; its verdict goes to the device byte `flag`.
 template <class P, class G>
-void tiger_run(const Tensor& param, const Tensor& grad, const Tensor& mom, const TigerConfig& cfg,
-               const Tensor& flag) {
+void tiger_run(const Tensor& param, const Tensor& grad, const Tensor& mom, const TigerConfig& cfg, uint8_t* flag) {
   const int64_t n = param.numel();
   cudaStream_t stream = cuda::stream(param);
   if (n == 0) {
-    cuda::check(cudaMemsetAsync(flag.raw(), 1, 1, stream), "optim_tiger");
+    cuda::check(cudaMemsetAsync(flag, 1, 1, stream), "optim_tiger");
     return;
   }
   // η per row of the last axis for rms row (one row: the tensor's RMS), as the CPU.
@@ -37,21 +37,32 @@ void tiger_run(const Tensor& param, const Tensor& grad, const Tensor& mom, const
   s.update = cfg.update;
   Tensor scratch = empty({(int64_t)cuda::tiger_scratch_bytes(n, rows)}, DType::UInt8, param.device());
   cuda::launch_tiger(param.data<P>(), grad.data<G>(), mom.data<float>(), n, cfg.mode == "row" ? rows : 1, cols,
-                     tensor_rms, s, scratch.raw(), flag.data<uint8_t>(), stream);
+                     tensor_rms, s, scratch.raw(), flag, stream);
 }
 
-std::vector<Tensor> tiger_cuda(const Inputs& in, const Attrs& attrs) {
-  const Tensor &param = in[0], &grad = in[1], &mom = in[2];
-  check_state_like(grad, param, "optim_tiger", "grad", false);
-  check_state_like(mom, param, "optim_tiger", "m", true);
-  const TigerConfig cfg = tiger_config(attrs);
-  Tensor flag = empty({1}, DType::UInt8, param.device());  // [1]: a step's flags concatenate into one read
+void tiger_apply(const Tensor& param, const Tensor& grad, const Tensor& mom, const TigerConfig& cfg, uint8_t* flag) {
   KX_DISPATCH_FLOAT(param.dtype, {
     using P = scalar_t;
     KX_DISPATCH_FLOAT(grad.dtype, (tiger_run<P, scalar_t>(param, grad, mom, cfg, flag)));
   });
   cuda::check_launch("optim_tiger");
+}
+
+std::vector<Tensor> tiger_cuda(const Inputs& in, const Attrs& attrs) {
+  check_tiger_triple("optim_tiger", in, 0);
+  Tensor flag = empty({1}, DType::UInt8, in[0].device());  // [1]: a step's flags concatenate into one read
+  tiger_apply(in[0], in[1], in[2], tiger_config(attrs), flag.data<uint8_t>());
   return {flag};
+}
+
+// One call for a parameter list (each still its own launches); every triple is checked before
+// any is queued; one flag per parameter, in order, written on the device.
+std::vector<Tensor> tiger_group_cuda(const Inputs& in, const Attrs& attrs) {
+  check_tiger_group(in);
+  const TigerConfig cfg = tiger_config(attrs);
+  Tensor flags = empty({(int64_t)(in.size() / 3)}, DType::UInt8, in[0].device());
+  for (size_t i = 0; i < in.size(); i += 3) tiger_apply(in[i], in[i + 1], in[i + 2], cfg, flags.data<uint8_t>() + i / 3);
+  return {flags};
 }
 
 std::vector<Tensor> lion_cuda(const Inputs& in, const Attrs& attrs) {
@@ -193,6 +204,7 @@ std::vector<Tensor> global_norm_cuda(const Inputs& in, const Attrs&) {
 }  // namespace
 
 KX_REGISTER_KERNEL(optim_tiger, CUDA, tiger_cuda);
+KX_REGISTER_KERNEL(optim_tiger_group, CUDA, tiger_group_cuda);
 KX_REGISTER_KERNEL(optim_lion, CUDA, lion_cuda);
 KX_REGISTER_KERNEL(optim_adamw, CUDA, adamw_cuda);
 KX_REGISTER_KERNEL(optim_adamw_group, CUDA, adamw_group_cuda);

@@ -38,6 +38,19 @@ inline double unit_attr(const Attrs& attrs, const char* op, const char* name, do
   return v;
 }
 
+// One Tiger update's (param, grad, m), at in[at..at+2].
+inline void check_tiger_triple(const char* op, const Inputs& in, size_t at) {
+  check_state_like(in[at + 1], in[at], op, "grad", false);
+  check_state_like(in[at + 2], in[at], op, "m", true);
+}
+
+// optim_tiger_group's inputs: (param, grad, m) triples, every one checked.
+inline void check_tiger_group(const Inputs& in) {
+  KX_CHECK(!in.empty() && in.size() % 3 == 0, Arg,
+           "optim_tiger_group: inputs come as (param, grad, m) triples, got ", in.size(), " tensors");
+  for (size_t i = 0; i < in.size(); i += 3) check_tiger_triple("optim_tiger_group", in, i);
+}
+
 struct TigerConfig {
   double lr, beta;
   int64_t accum_steps;

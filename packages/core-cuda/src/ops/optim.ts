@@ -63,7 +63,11 @@ export interface TigerUpdateOptions {
 export function tigerUpdate(param: Tensor, grad: Tensor, m: Tensor, o: TigerUpdateOptions): Tensor {
   const op = 'tigerUpdate';
   checkUpdate(op, param, grad, [m]);
-  return runKernel1('optim_tiger', [param, grad, m], {
+  return runKernel1('optim_tiger', [param, grad, m], tigerAttrs(op, o));
+}
+
+function tigerAttrs(op: string, o: TigerUpdateOptions): Attrs {
+  return {
     lr: finite(op, 'lr', o.lr),
     beta: finite(op, 'beta', o.beta),
     accumSteps: finite(op, 'accumSteps', o.accumSteps),
@@ -74,7 +78,26 @@ export function tigerUpdate(param: Tensor, grad: Tensor, m: Tensor, o: TigerUpda
     shrink: finite(op, 'shrink', o.shrink),
     centre: finite(op, 'centre', o.centre),
     gradScale: finite(op, 'gradScale', o.gradScale ?? 1),
-  });
+  };
+}
+
+/** One parameter of tigerUpdateGroup: its gradient and its momentum. */
+export interface TigerSlot {
+  param: Tensor;
+  grad: Tensor;
+  m: Tensor;
+}
+
+/**
+ * tigerUpdate on every parameter of a non-empty list, with the same options, in one call (the
+ * host's cost of one op, not one per parameter). Returns a [k] uint8 tensor of the k verdicts, in
+ * order, on the parameters' device. Everything is checked before anything moves.
+ */
+export function tigerUpdateGroup(slots: readonly TigerSlot[], o: TigerUpdateOptions): Tensor {
+  const op = 'tigerUpdateGroup';
+  if (slots.length === 0) throw new ArgumentError(`${op}: no parameters`);
+  for (const s of slots) checkUpdate(op, s.param, s.grad, [s.m]);
+  return runKernel1('optim_tiger_group', slots.flatMap((s) => [s.param, s.grad, s.m]), tigerAttrs(op, o));
 }
 
 export interface LionUpdateOptions {
