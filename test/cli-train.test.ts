@@ -6,12 +6,14 @@
  * fails with one message, a non-zero exit code and an untouched run directory.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { snapshot } from '../packages/cli/test/dir_snapshot.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const bin = path.join(root, 'packages/cli/bin/kexue.js');
@@ -26,21 +28,6 @@ const TINY = ['model.hidden=32', 'model.layers=2', 'model.heads=2', 'model.inter
 
 const trainLosses = (dir: string) =>
   readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number | string>).filter((r) => r.kind === 'train');
-
-/** Every file of a directory with its size and modification time (to see that nothing changed). */
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const e of readdirSync(d)) {
-      const p = path.join(d, e);
-      const s = statSync(p);
-      if (s.isDirectory()) walk(p);
-      else out[path.relative(dir, p)] = `${s.size}:${s.mtimeMs}:${readFileSync(p).subarray(0, 64).toString('hex')}`;
-    }
-  };
-  walk(dir);
-  return out;
-}
 
 beforeAll(() => {
   tmp = mkdtempSync(path.join(tmpdir(), 'kexue-e2e-'));

@@ -4,7 +4,7 @@
  * reason (exit 1), and neither writes anything; the CPU is the default and `--device cpu` trains
  * the same run bit for bit; a resume keeps the run's device unless told otherwise.
  */
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { NER_KEYS, resolveConfig } from '../src/config/index.js';
 
+import { snapshot } from './dir_snapshot.js';
 import { repoRoot, run } from './run_cli.js';
 
 const TINY = ['model.hidden=32', 'model.layers=2', 'model.heads=2', 'model.intermediate=64', 'head.size=16', 'data.max_length=48', 'data.dev=', 'train.batch_size=8', 'train.steps=4', 'train.log_every=1'];
@@ -25,21 +26,6 @@ const trainLosses = (dir: string) =>
     .map((l) => JSON.parse(l) as { kind: string; step: number; loss: number; grad_norm: number })
     .filter((r) => r.kind === 'train')
     .map((r) => [r.step, r.loss, r.grad_norm]);
-
-/** Every file of a directory with its size and modification time (to see that nothing changed). */
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const e of readdirSync(d)) {
-      const p = path.join(d, e);
-      const s = statSync(p);
-      if (s.isDirectory()) walk(p);
-      else out[path.relative(dir, p)] = `${s.size}:${s.mtimeMs}`;
-    }
-  };
-  walk(dir);
-  return out;
-}
 
 let tmp: string;
 beforeAll(() => {

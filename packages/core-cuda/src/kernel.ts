@@ -1,5 +1,5 @@
 /** Runs native ops: checks liveness and devices, calls the addon, wraps outputs, feeds the tape. */
-import { ArgumentError, DeviceError, fromNativeError } from './errors.js';
+import { DeviceError, fromNativeError } from './errors.js';
 import { native } from './native.js';
 import { activeTape, type Attrs } from './tape.js';
 import { Tensor } from './tensor.js';
@@ -9,7 +9,6 @@ import { Tensor } from './tensor.js';
  * input) and returns its outputs. While a gradient tape is active the call is recorded.
  */
 export function runKernel(op: string, inputs: (Tensor | null | undefined)[], attrs: Attrs = {}): Tensor[] {
-  checkAttrs(op, attrs);
   const ins = inputs.map((t) => t ?? null);
   let device: string | undefined;
   for (const t of ins) {
@@ -27,18 +26,6 @@ export function runKernel(op: string, inputs: (Tensor | null | undefined)[], att
   const outs = raw.map((r) => new Tensor(r));
   activeTape()?.record(op, ins, outs, attrs);
   return outs;
-}
-
-let declaredAttrs: Map<string, Set<string>> | null = null;
-
-/** E_ARG for an attribute the op does not declare (the addon reads only the declared ones, by name). */
-function checkAttrs(op: string, attrs: Attrs): void {
-  declaredAttrs ??= new Map(native.buildInfo().ops.map((o) => [o.name, new Set(o.attrs)]));
-  const declared = declaredAttrs.get(op);
-  if (!declared) return; // an unknown op: the addon says so
-  for (const name in attrs) {
-    if (attrs[name] !== undefined && !declared.has(name)) throw new ArgumentError(`${op}: unknown attribute '${name}'`);
-  }
 }
 
 /** runKernel for ops with one output. */

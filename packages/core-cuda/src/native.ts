@@ -138,12 +138,24 @@ export const native: NativeAddon = {
   ...raw,
   fromData: (data, shape, dtype, device) => described([raw.fromData(data, shape, dtype, device, info)])[0]!,
   toDevice: (handle, device) => described([raw.toDevice(handle, device, info)])[0]!,
-  // attrs: an empty record goes as undefined, which the addon skips without listing its keys
-  run: (op, inputs, attrs) => described(raw.run(op, inputs, isEmpty(attrs) ? undefined : attrs, info)),
+  run: (op, inputs, attrs) => described(raw.run(op, inputs, checkedAttrs(op, attrs), info)),
   zeros: (shape, dtype, device) => described([raw.zeros(shape, dtype, device, info)])[0]!,
 };
 
-function isEmpty(attrs: Record<string, unknown>): boolean {
-  for (const _ in attrs) return false;
-  return true;
+let declaredAttrs: Map<string, Set<string>> | null = null;
+
+/**
+ * The attributes to pass: E_ARG for one the op does not declare (the addon reads only declared
+ * names), and undefined when none is set, which the addon skips without looking at the object.
+ */
+function checkedAttrs(op: string, attrs: Record<string, unknown>): Record<string, unknown> | undefined {
+  declaredAttrs ??= new Map(raw.buildInfo().ops.map((o) => [o.name, new Set(o.attrs)]));
+  const declared = declaredAttrs.get(op); // an unknown op: the addon says so
+  let any = false;
+  for (const name in attrs) {
+    if (attrs[name] === undefined) continue;
+    if (declared && !declared.has(name)) throw Object.assign(new Error(`${op}: unknown attribute '${name}'`), { code: 'E_ARG' });
+    any = true;
+  }
+  return any ? attrs : undefined;
 }

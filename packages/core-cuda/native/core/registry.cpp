@@ -108,14 +108,6 @@ void check_inputs(const OpDef& def, const Inputs& inputs) {
   }
 }
 
-void check_attrs(const OpDef& def, const Attrs& attrs) {
-  for (const auto& [name, value] : attrs.values) {
-    bool known = false;
-    for (const auto& a : def.attrs) known = known || a == name;
-    KX_CHECK(known, Arg, def.name, ": unknown attribute '", name, "'");
-  }
-}
-
 Device common_device(const OpDef& def, const Inputs& inputs) {
   const Tensor* first = nullptr;
   for (const Tensor& t : inputs) {
@@ -146,17 +138,15 @@ Kernel find_kernel(const std::string& op, DeviceType device) {
   return it == kernels().end() ? nullptr : it->second;
 }
 
-std::vector<Tensor> run(const std::string& op, const Inputs& inputs, const Attrs& attrs) {
-  const OpDef* def = find_op(op);
-  KX_CHECK(def, Arg, "unknown op '", op, "'");
-  check_inputs(*def, inputs);
-  check_attrs(*def, attrs);
-  const Device device = common_device(*def, inputs);
-  Kernel kernel = find_kernel(op, device.type);
-  KX_CHECK(kernel, Device, op, ": no kernel for ", device.type == DeviceType::CPU ? "cpu" : "cuda", " in this build");
-  if (inputs.size() < def->inputs.size() && !is_variadic(def->inputs[0])) {
+std::vector<Tensor> run(const OpDef& def, const Inputs& inputs, const Attrs& attrs) {
+  check_inputs(def, inputs);
+  const Device device = common_device(def, inputs);
+  Kernel kernel = find_kernel(def.name, device.type);
+  KX_CHECK(kernel, Device, def.name, ": no kernel for ", device.type == DeviceType::CPU ? "cpu" : "cuda",
+           " in this build");
+  if (inputs.size() < def.inputs.size() && !is_variadic(def.inputs[0])) {
     Inputs all = inputs;  // kernels see every input of the table: the left-out ones undefined
-    all.resize(def->inputs.size());
+    all.resize(def.inputs.size());
     return kernel(all, attrs);
   }
   return kernel(inputs, attrs);

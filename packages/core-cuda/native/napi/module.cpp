@@ -301,6 +301,8 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
     KX_CHECK(info.Length() == 4 && info[0].IsString() && info[1].IsArray(), Arg, "run(op, inputs, attrs, info)");
     InfoWriter w = info_writer(info, 3);
     const std::string op = info[0].As<Napi::String>().Utf8Value();
+    const kx::OpDef* def = kx::find_op(op);
+    KX_CHECK(def, Arg, "unknown op '", op, "'");
     Napi::Array arr = info[1].As<Napi::Array>();
     kx::Inputs inputs(arr.Length());
     for (uint32_t i = 0; i < arr.Length(); ++i) {
@@ -310,16 +312,14 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
     kx::Attrs attrs;
     if (info[2].IsObject()) {
       // Only the op's declared attributes are read, by name: listing the object's keys cost about a
-      // microsecond a call. The JS side (kernel.ts) refuses undeclared ones before the call.
-      const kx::OpDef* def = kx::find_op(op);
-      KX_CHECK(def, Arg, "unknown op '", op, "'");
+      // microsecond a call. native.ts refuses undeclared ones before the call.
       Napi::Object obj = info[2].As<Napi::Object>();
       for (const std::string& name : def->attrs) {
         Napi::Value v = obj.Get(name);
         if (!v.IsUndefined() && !v.IsNull()) attrs.values[name] = parse_attr(name, v);
       }
     }
-    std::vector<kx::Tensor> outs = kx::run(op, inputs, attrs);
+    std::vector<kx::Tensor> outs = kx::run(*def, inputs, attrs);
     Napi::Array result = Napi::Array::New(env, outs.size());
     for (size_t i = 0; i < outs.size(); ++i) result.Set((uint32_t)i, wrap(env, std::move(outs[i]), w));
     return result;

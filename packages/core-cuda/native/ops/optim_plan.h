@@ -20,6 +20,15 @@ inline void check_state_like(const Tensor& t, const Tensor& param, const char* o
   if (float32) KX_CHECK(t.dtype == DType::Float32, DType, op, ": ", role, " must be float32, got ", dtype_name(t.dtype));
 }
 
+// A group op's inputs: one tuple of `arity` tensors per parameter, every tuple checked by
+// check_one(op, in, at) before the kernel moves anything.
+template <class CheckOne>
+void check_group(const char* op, const Inputs& in, size_t arity, const char* tuple, CheckOne check_one) {
+  KX_CHECK(!in.empty() && in.size() % arity == 0, Arg, op, ": inputs come as ", tuple, " tuples, got ", in.size(),
+           " tensors");
+  for (size_t i = 0; i < in.size(); i += arity) check_one(op, in, i);
+}
+
 inline double finite_attr(const Attrs& attrs, const char* op, const char* name, double fallback) {
   const double v = attrs.num(name, fallback);
   KX_CHECK(std::isfinite(v), Arg, op, ": ", name, " must be finite, got ", v);
@@ -44,11 +53,8 @@ inline void check_tiger_triple(const char* op, const Inputs& in, size_t at) {
   check_state_like(in[at + 2], in[at], op, "m", true);
 }
 
-// optim_tiger_group's inputs: (param, grad, m) triples, every one checked.
 inline void check_tiger_group(const Inputs& in) {
-  KX_CHECK(!in.empty() && in.size() % 3 == 0, Arg,
-           "optim_tiger_group: inputs come as (param, grad, m) triples, got ", in.size(), " tensors");
-  for (size_t i = 0; i < in.size(); i += 3) check_tiger_triple("optim_tiger_group", in, i);
+  check_group("optim_tiger_group", in, 3, "(param, grad, m)", check_tiger_triple);
 }
 
 struct TigerConfig {
@@ -101,11 +107,8 @@ inline void check_adamw_quad(const char* op, const Inputs& in, size_t at) {
   check_state_like(in[at + 3], param, op, "v", true);
 }
 
-// optim_adamw_group's inputs: (param, grad, m, v) quadruples, every one checked.
 inline void check_adamw_group(const Inputs& in) {
-  KX_CHECK(!in.empty() && in.size() % 4 == 0, Arg,
-           "optim_adamw_group: inputs come as (param, grad, m, v) quadruples, got ", in.size(), " tensors");
-  for (size_t i = 0; i < in.size(); i += 4) check_adamw_quad("optim_adamw_group", in, i);
+  check_group("optim_adamw_group", in, 4, "(param, grad, m, v)", check_adamw_quad);
 }
 
 struct AdamWConfig {

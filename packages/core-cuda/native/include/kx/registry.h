@@ -47,8 +47,9 @@ const OpDef* find_op(const std::string& name);
 void register_kernel(const char* op, DeviceType device, Kernel kernel);
 Kernel find_kernel(const std::string& op, DeviceType device);
 
-// Checks inputs and attributes against the table, finds the kernel for the inputs' device, runs it.
-std::vector<Tensor> run(const std::string& op, const Inputs& inputs, const Attrs& attrs);
+// Checks the inputs against the op's table entry, finds the kernel for their device, runs it. The
+// attributes are the op's own (the N-API layer reads only declared names; native.ts refuses others).
+std::vector<Tensor> run(const OpDef& def, const Inputs& inputs, const Attrs& attrs);
 
 struct KernelRegistrar {
   KernelRegistrar(const char* op, DeviceType device, Kernel kernel) { register_kernel(op, device, kernel); }
