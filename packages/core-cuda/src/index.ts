@@ -6,6 +6,7 @@
  *   const x = kx.tensor(new Float32Array([1, 2, 3, 4]), [2, 2]);
  *   const { value, grads } = kx.valueAndGrad(([w]) => kx.sum(kx.matmul(x, w)), [x]);
  */
+import './tensor_methods.js'; // attaches Tensor's op methods (t.cast, t.reshape)
 export { Tensor, type TensorLike } from './tensor.js';
 export { DTYPES, isFloating, bytesPerElement, type DType, type RawData } from './dtype.js';
 export { tensor, scalar, full, zeros, ones, fullLike, type TensorOptions } from './creation.js';
@@ -18,6 +19,7 @@ export { registerGradient, type GradientRule, type OpRecord } from './tape.js';
 export { runKernel } from './kernel.js';
 export * from './ops/cast.js';
 export * from './ops/shape.js';
+export * from './ops/broadcast.js';
 export * from './ops/elementwise.js';
 export * from './ops/reduce.js';
 export * from './ops/softmax.js';

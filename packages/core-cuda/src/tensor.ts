@@ -1,13 +1,28 @@
-/** The Tensor: a handle to native, contiguous, row-major storage with a shape, dtype and device. */
+/**
+ * The Tensor: a handle to native, contiguous, row-major storage with a shape, dtype and device.
+ *
+ * This module knows no ops: they import kernel.ts, which makes Tensors, so importing them here would
+ * close a cycle. The methods that run ops (TensorOpMethods) are declared here and attached to the
+ * prototype by tensor_methods.ts, which index.ts loads.
+ */
 import { type DType, type RawData } from './dtype.js';
 import { DisposedError, ShapeError, fromNativeError } from './errors.js';
 import { track, untrack, dispose } from './memory.js';
 import { native, type NativeHandle, type NativeTensor } from './native.js';
 import { resolveDevice } from './device.js';
-import { cast as castOp } from './ops/cast.js';
-import { reshape as reshapeOp } from './ops/shape.js';
 
 let nextId = 1;
+
+/** The Tensor methods that run ops, implemented in tensor_methods.ts. */
+export interface TensorOpMethods {
+  /** x converted to another dtype (see ops/cast). */
+  cast(dtype: DType): Tensor;
+  /** The same elements under another shape (see ops/shape). */
+  reshape(shape: readonly number[]): Tensor;
+}
+
+// Declaration merging: the class's type has the op methods that tensor_methods.ts attaches.
+export interface Tensor extends TensorOpMethods {}
 
 export class Tensor {
   /** Unique per tensor object, in creation order. */
@@ -98,16 +113,6 @@ export class Tensor {
     } catch (err) {
       throw fromNativeError(err);
     }
-  }
-
-  /** x converted to another dtype (see ops/cast). */
-  cast(dtype: DType): Tensor {
-    return castOp(this, dtype);
-  }
-
-  /** The same elements under another shape (see ops/shape). */
-  reshape(shape: readonly number[]): Tensor {
-    return reshapeOp(this, shape);
   }
 
   /** Frees the native memory now (see memory.dispose). */

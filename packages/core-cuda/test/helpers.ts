@@ -82,16 +82,42 @@ export function expectGradOk(fn: (...inputs: kx.Tensor[]) => kx.Tensor, inputs: 
   expect(r.ok, `finite differences: ${JSON.stringify(r)}`).toBe(true);
 }
 
-/** Asserts that fn throws a KexueError with the given code. */
-export function expectCode(fn: () => unknown, code: kx.ErrorCode): void {
-  let thrown: unknown;
+/**
+ * Asserts that fn throws a KexueError with the given code and returns it, for checks of its message
+ * or fields. For a promise or an async function, use expectCodeAsync.
+ */
+export function expectCode(fn: () => unknown, code: kx.ErrorCode): kx.KexueError {
+  let result: unknown;
   try {
-    fn();
+    result = fn();
   } catch (err) {
-    thrown = err;
+    return kexueErrorOf(err, code);
   }
-  expect(thrown, `expected ${code}, nothing was thrown`).toBeInstanceOf(kx.KexueError);
-  expect((thrown as kx.KexueError).code).toBe(code);
+  if (result instanceof Promise) {
+    result.catch(() => {}); // not left unhandled
+    expect.fail(`expected ${code}, but fn returned a promise (use expectCodeAsync)`);
+  }
+  return expect.fail(`expected ${code}, nothing was thrown`);
+}
+
+/**
+ * Asserts that the promise (or the one fn returns, or fn itself) rejects with a KexueError with the
+ * given code, and returns it.
+ */
+export async function expectCodeAsync(fnOrPromise: Promise<unknown> | (() => unknown), code: kx.ErrorCode): Promise<kx.KexueError> {
+  try {
+    await (typeof fnOrPromise === 'function' ? fnOrPromise() : fnOrPromise);
+  } catch (err) {
+    return kexueErrorOf(err, code);
+  }
+  return expect.fail(`expected ${code}, nothing was thrown`);
+}
+
+function kexueErrorOf(err: unknown, code: kx.ErrorCode): kx.KexueError {
+  expect(err, `expected a KexueError ${code}`).toBeInstanceOf(kx.KexueError);
+  const e = err as kx.KexueError;
+  expect(e.code, `expected ${code}, got ${e.code}: ${e.message}`).toBe(code);
+  return e;
 }
 
 /** A deterministic float32 tensor with values in [-scale, scale) (mulberry32). */

@@ -17,16 +17,6 @@ import { expectCode } from './helpers.js';
 const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'torch');
 const fixture = (name: string): string => path.join(fixtures, name);
 
-function errorOf(fn: () => unknown, code: kx.ErrorCode): kx.KexueError {
-  expectCode(fn, code);
-  try {
-    fn();
-  } catch (err) {
-    return err as kx.KexueError;
-  }
-  throw new Error('unreachable');
-}
-
 function expectSameAsReference(tensors: Record<string, kx.Tensor>): void {
   const { tensors: expected, metadata } = kx.io.readSafetensors(fixture('expected.safetensors'));
   const names: string[] = JSON.parse(metadata.names!);
@@ -95,10 +85,10 @@ describe('PyTorch zip checkpoints', () => {
 
   it('checks int64 and float64 ranges, naming the tensor, and frees what it made', () => {
     const before = kx.memory().tensors;
-    const e1 = errorOf(() => kx.io.loadTorch(fixture('int64_range.pt')), 'E_FORMAT');
+    const e1 = expectCode(() => kx.io.loadTorch(fixture('int64_range.pt')), 'E_FORMAT');
     expect(e1.message).toContain("tensor 'ids'");
     expect(e1.message).toContain('1099511627776');
-    const e2 = errorOf(() => kx.io.loadTorch(fixture('float64_range.pt')), 'E_FORMAT');
+    const e2 = expectCode(() => kx.io.loadTorch(fixture('float64_range.pt')), 'E_FORMAT');
     expect(e2.message).toContain("tensor 'w'");
     expect(e2.message).toContain('float32');
     expect(kx.memory().tensors).toBe(before);
@@ -114,9 +104,9 @@ describe('PyTorch zip checkpoints', () => {
       ['evil_bad_args.pt', /_rebuild_tensor_v2: the storage is a string/],
     ];
     for (const [name, pattern] of cases) {
-      expect(errorOf(() => kx.io.loadTorch(fixture(name)), 'E_FORMAT').message, name).toMatch(pattern);
+      expect(expectCode(() => kx.io.loadTorch(fixture(name)), 'E_FORMAT').message, name).toMatch(pattern);
     }
-    expect(errorOf(() => kx.io.loadTorch(fixture('legacy.pt')), 'E_FORMAT').message).toMatch(/legacy/);
+    expect(expectCode(() => kx.io.loadTorch(fixture('legacy.pt')), 'E_FORMAT').message).toMatch(/legacy/);
   });
 
   it('refuses opcodes that build objects, and malformed streams', () => {
@@ -142,7 +132,7 @@ describe('PyTorch zip checkpoints', () => {
       ['\x80\x02', /truncated/],
     ];
     for (const [bytes, pattern] of refused) {
-      expect(errorOf(() => run(bytes), 'E_FORMAT').message, JSON.stringify(bytes)).toMatch(pattern);
+      expect(expectCode(() => run(bytes), 'E_FORMAT').message, JSON.stringify(bytes)).toMatch(pattern);
     }
     // An allowed global is only looked up (a call needs REDUCE); plain data reads as it should.
     expect(run('\x80\x02ccollections\nOrderedDict\n.')).toBeInstanceOf(PickleGlobal);
@@ -176,7 +166,7 @@ describe('PyTorch zip checkpoints', () => {
     const before = kx.memory().tensors;
     for (const cut of [good.length - 1, good.length - 30, Math.floor(good.length / 2), 100, 3, 0]) {
       writeFileSync(bad, good.subarray(0, cut));
-      expect(errorOf(() => kx.io.loadTorch(bad), 'E_FORMAT').message).toMatch(/truncated|not a zip|end-of-central-directory/);
+      expect(expectCode(() => kx.io.loadTorch(bad), 'E_FORMAT').message).toMatch(/truncated|not a zip|end-of-central-directory/);
     }
     // A flipped byte inside a storage: the CRC-32 catches it.
     const zip = new ZipReader(new MemorySource(new Uint8Array(good), 'state.pt'));
@@ -184,11 +174,11 @@ describe('PyTorch zip checkpoints', () => {
     const corrupt = Buffer.from(good);
     corrupt[zip.dataOffset(storage) + 5]! ^= 0x40;
     writeFileSync(bad, corrupt);
-    expect(errorOf(() => kx.io.loadTorch(bad), 'E_FORMAT').message).toMatch(/CRC-32 mismatch/);
+    expect(expectCode(() => kx.io.loadTorch(bad), 'E_FORMAT').message).toMatch(/CRC-32 mismatch/);
     // A missing storage entry: rename it in both headers.
     const renamed = Buffer.from(good.toString('latin1').split(storage.name).join(storage.name.replace('/data/', '/dat_/')), 'latin1');
     writeFileSync(bad, renamed);
-    expect(errorOf(() => kx.io.loadTorch(bad), 'E_FORMAT').message).toMatch(/no storage/);
+    expect(expectCode(() => kx.io.loadTorch(bad), 'E_FORMAT').message).toMatch(/no storage/);
     // Random corruption anywhere in the archive.
     let seed = 99;
     for (let i = 0; i < 300; i++) {
@@ -204,8 +194,8 @@ describe('PyTorch zip checkpoints', () => {
     }
     expect(kx.memory().tensors).toBe(before);
     writeFileSync(bad, 'not a checkpoint at all, just some text that is long enough');
-    expect(errorOf(() => kx.io.loadTorch(bad), 'E_FORMAT').message).toMatch(/not a zip|end-of-central-directory/);
-    expect(errorOf(() => kx.io.loadTorch(path.join(dir, 'missing.bin')), 'E_IO').message).toContain('missing.bin');
+    expect(expectCode(() => kx.io.loadTorch(bad), 'E_FORMAT').message).toMatch(/not a zip|end-of-central-directory/);
+    expect(expectCode(() => kx.io.loadTorch(path.join(dir, 'missing.bin')), 'E_IO').message).toContain('missing.bin');
     expectCode(() => kx.io.loadTorch(dir), 'E_IO');
   });
 

@@ -3,24 +3,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-import { KexueError } from '@kexue/core-cuda';
 import { parseHfBertConfig, parseHfConfig, parseHfT5Config, readHfBertConfig, readHfConfig, readHfT5Config } from '@kexue/models';
+
+import { expectCode } from '../../core-cuda/test/helpers.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'kx-cfg-'));
 function write(name: string, content: unknown): string {
   const file = path.join(dir, name);
   writeFileSync(file, typeof content === 'string' ? content : JSON.stringify(content, null, 2));
   return file;
-}
-
-function errorOf(fn: () => unknown): KexueError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(KexueError);
-    return err as KexueError;
-  }
-  throw new Error('nothing was thrown');
 }
 
 // As published with bert-base-chinese (Hugging Face hub).
@@ -180,26 +171,23 @@ describe('config.json readers', () => {
     ];
     for (const [json, pattern] of cases) {
       const file = write('bad.json', json);
-      const err = errorOf(() => readHfConfig(file));
-      expect(err.code, JSON.stringify(json)).toBe('E_FORMAT');
+      const err = expectCode(() => readHfConfig(file), 'E_FORMAT');
       expect(err.message).toMatch(pattern);
       expect(err.message).toContain(file);
     }
-    expect(errorOf(() => readHfBertConfig(write('t5_as_bert.json', t5Small))).message).toMatch(/"model_type" is "t5", not "bert"/);
-    expect(errorOf(() => readHfT5Config(write('bert_as_t5.json', bertBaseChinese))).message).toMatch(/"model_type" is "bert", not "t5"/);
+    expect(expectCode(() => readHfBertConfig(write('t5_as_bert.json', t5Small)), 'E_FORMAT').message).toMatch(/"model_type" is "t5", not "bert"/);
+    expect(expectCode(() => readHfT5Config(write('bert_as_t5.json', bertBaseChinese)), 'E_FORMAT').message).toMatch(/"model_type" is "bert", not "t5"/);
     // null where a value is required means the default (transformers writes nulls for unset options).
     expect(parseHfConfig({ model_type: 'bert', vocab_size: null, hidden_size: 64, num_attention_heads: 4 })).toMatchObject({ vocabSize: 30522, hiddenSize: 64 });
   });
 
   it('reports unreadable files (E_IO) and invalid JSON (E_FORMAT)', () => {
     const missing = path.join(dir, 'missing.json');
-    const e1 = errorOf(() => readHfConfig(missing));
-    expect(e1.code).toBe('E_IO');
+    const e1 = expectCode(() => readHfConfig(missing), 'E_IO');
     expect(e1.message).toContain('missing.json');
-    expect(errorOf(() => readHfConfig(dir)).code).toBe('E_IO');
-    const e2 = errorOf(() => readHfConfig(write('broken.json', '{"hidden_size": 768,')));
-    expect(e2.code).toBe('E_FORMAT');
+    expectCode(() => readHfConfig(dir), 'E_IO');
+    const e2 = expectCode(() => readHfConfig(write('broken.json', '{"hidden_size": 768,')), 'E_FORMAT');
     expect(e2.message).toMatch(/not valid JSON/);
-    expect(errorOf(() => readHfConfig(write('list.json', '[1, 2]'))).message).toMatch(/must be a JSON object/);
+    expect(expectCode(() => readHfConfig(write('list.json', '[1, 2]')), 'E_FORMAT').message).toMatch(/must be a JSON object/);
   });
 });

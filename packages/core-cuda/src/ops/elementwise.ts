@@ -1,17 +1,18 @@
 /**
- * Elementwise ops: add, sub, mul, div and where with NumPy broadcasting; broadcastTo; the unary
- * functions (neg, exp, log, sqrt, rsqrt, tanh, sigmoid, relu, silu, gelu, pow by a scalar).
+ * Elementwise ops: add, sub, mul, div and where with NumPy broadcasting (broadcastTo and sumTo are
+ * in ops/broadcast); the unary functions (neg, exp, log, sqrt, rsqrt, tanh, sigmoid, relu, silu,
+ * gelu, pow by a scalar).
  * Inputs are float32/float16/bfloat16; outputs keep the input dtype; the math runs in float32.
  */
 import { asTensor } from '../creation.js';
-import { ArgumentError, DTypeError, ShapeError } from '../errors.js';
+import { ArgumentError, DTypeError } from '../errors.js';
 import { runKernel1 } from '../kernel.js';
 import { dispose } from '../memory.js';
-import { broadcastShapes, fmtShape, sameShape } from '../shape.js';
+import { broadcastShapes, sameShape } from '../shape.js';
 import { registerGradient, type Attrs } from '../tape.js';
 import { Tensor, type TensorLike } from '../tensor.js';
-import { sumTo } from './reduce.js';
-import { assertDTypeOf, assertFloat, assertTensor } from './check.js';
+import { sumTo } from './broadcast.js';
+import { assertDTypeOf, assertFloat } from './check.js';
 
 function checkFloat(op: string, x: unknown, role = 'x'): Tensor {
   assertFloat(x, op, role);
@@ -89,23 +90,6 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
   } finally {
     dispose(temps);
   }
-}
-
-/**
- * x repeated along broadcast axes to `shape` (NumPy rules: x's dims align to the right, each
- * equal to shape's or 1). Any dtype. Returns x itself when it already has that shape.
- */
-export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
-  assertTensor(x, 'broadcastTo', 'x');
-  if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0)) {
-    throw new ArgumentError(`broadcastTo: shape must be non-negative integers, got ${String(shape)}`);
-  }
-  const off = shape.length - x.rank;
-  if (off < 0 || x.shape.some((d, i) => d !== 1 && d !== shape[off + i])) {
-    throw new ShapeError(`broadcastTo: ${x.describe()} does not broadcast to ${fmtShape(shape)}`);
-  }
-  if (sameShape(x.shape, shape)) return x;
-  return runKernel1('broadcast_to', [x], { shape: [...shape] });
 }
 
 type UnaryName = 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'tanh' | 'sigmoid' | 'relu' | 'silu' | 'gelu' | 'pow';
@@ -209,5 +193,3 @@ registerGradient('where', ([dy], { inputs: [cond, a, b] }) =>
 registerGradient('unary', ([dy], { inputs: [x], outputs: [y], attrs }) =>
   dy ? [runKernel1('unary_backward', [x!, y!, dy], attrs)] : [],
 );
-
-registerGradient('broadcast_to', ([dy], { inputs: [x] }) => (dy ? [reduceTo(dy, x!.shape)] : []));

@@ -5,7 +5,7 @@ import { broadcastShapes, fmtShape } from '../shape.js';
 import { registerGradient } from '../tape.js';
 import { assertTensor } from './check.js';
 import { Tensor } from '../tensor.js';
-import { sumTo } from './reduce.js';
+import { sumTo } from './broadcast.js';
 import { reshape } from './shape.js';
 
 export interface MatmulOptions {

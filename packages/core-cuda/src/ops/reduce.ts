@@ -1,17 +1,18 @@
 /**
- * Reductions: sum, mean and max over any set of axes, and sumTo (the gradient helper that folds a
- * broadcast result back onto an operand's shape). Float inputs only; the output keeps the input
+ * Reductions: sum, mean and max over any set of axes (sumTo, which folds a broadcast result back
+ * onto an operand's shape, is in ops/broadcast). Float inputs only; the output keeps the input
  * dtype while accumulation runs in float32 (pairwise over long rows).
  */
-import { ArgumentError, ShapeError } from '../errors.js';
+import { ArgumentError } from '../errors.js';
 import { runKernel1 } from '../kernel.js';
-import { fmtShape, normalizeAxes, sameShape } from '../shape.js';
+import { normalizeAxes } from '../shape.js';
 import { registerGradient, type OpRecord } from '../tape.js';
 import { Tensor } from '../tensor.js';
 import { cast } from './cast.js';
-import { broadcastTo, div } from './elementwise.js';
+import { broadcastTo } from './broadcast.js';
+import { div } from './elementwise.js';
 import { reshape } from './shape.js';
-import { assertTensor, assertFloat } from './check.js';
+import { assertFloat } from './check.js';
 
 type ReduceOp = 'sum' | 'mean' | 'max';
 
@@ -50,27 +51,6 @@ export function mean(x: Tensor, axes?: number | number[], keepDims = false): Ten
  */
 export function max(x: Tensor, axes?: number | number[], keepDims = false): Tensor {
   return reduce('max', x, axes, keepDims);
-}
-
-/**
- * Sums x, a broadcast result, back to `shape` (the shape of an operand that was broadcast to
- * x.shape): leading extra axes and axes where `shape` has 1 are summed away. Returns x itself when
- * the shapes are equal; E_SHAPE when `shape` does not broadcast to x.shape.
- */
-export function sumTo(x: Tensor, shape: readonly number[]): Tensor {
-  assertTensor(x, 'sumTo', 'x');
-  if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0)) {
-    throw new ArgumentError(`sumTo: shape must be a list of non-negative integers, got ${String(shape)}`);
-  }
-  if (sameShape(x.shape, shape)) return x;
-  const off = x.rank - shape.length;
-  if (off < 0 || shape.some((d, i) => d !== 1 && d !== x.shape[off + i])) {
-    throw new ShapeError(`sumTo: ${fmtShape(shape)} does not broadcast to ${x.describe()}`);
-  }
-  const axes: number[] = [];
-  for (let a = 0; a < x.rank; a++) if (a < off || (shape[a - off] === 1 && x.shape[a] !== 1)) axes.push(a);
-  if (axes.length === 0) return reshape(x, shape);
-  return reshape(sum(x, axes, false), shape);
 }
 
 /** x's shape with the reduced axes of a record kept as size 1 (where dy broadcasts back from). */
