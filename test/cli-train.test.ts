@@ -73,7 +73,7 @@ describe('kexue train ner → resume → eval → predict', () => {
   });
 
   it('evaluates a run (overall and per type)', () => {
-    const r = kexue('eval', 'ner', full, '--data', 'data/demo/cluener/dev.jsonl', '--per-type');
+    const r = kexue('eval', 'ner', full, '--data', 'packages/models/demo/cluener/dev.jsonl', '--per-type');
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, number | string>);
     expect(lines[0]!.records).toBe(500);

@@ -18,6 +18,7 @@ export function processContext(): CommandContext {
     readStdin,
     env: process.env,
     cwd: process.cwd(),
+    ...(process.stderr.isTTY ? { terminal: { columns: process.stderr.columns ?? 80 } } : {}),
   };
 }
 

@@ -11,7 +11,7 @@ import path from 'node:path';
 import * as kx from '@kexue/core-cuda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { NER_KEYS, resolveConfig } from '../src/config/index.js';
+import { nerTask } from '@kexue/models';
 
 import { snapshot } from './dir_snapshot.js';
 import { repoRoot, run } from './run_cli.js';
@@ -101,12 +101,12 @@ describe('kexue train --device', () => {
 
   it("a resume keeps the run's device unless overridden (the other run-control keys start from their defaults)", () => {
     const base = { task: 'ner', device: 'cuda:1', train: { threads: 3, stop_at: 5 } };
-    const resolve = (overrides: string[]) => resolveConfig('ner', NER_KEYS, { base, overrides, command: 'train', cwd: repoRoot }) as { device: string; train: { threads: number; stop_at: number } };
+    const resolve = (overrides: string[]) => nerTask.resolve({ base, overrides, cwd: repoRoot });
     const kept = resolve([]);
     expect([kept.device, kept.train.threads, kept.train.stop_at]).toEqual(['cuda:1', 0, 0]);
     expect(resolve(['device=cpu']).device).toBe('cpu');
     // a run written before the key existed resumes on the CPU
-    expect((resolveConfig('ner', NER_KEYS, { base: { task: 'ner' }, overrides: [], command: 'train', cwd: repoRoot }) as { device: string }).device).toBe('cpu');
+    expect(nerTask.resolve({ base: { task: 'ner' }, cwd: repoRoot }).device).toBe('cpu');
   });
 });
 
@@ -130,7 +130,7 @@ describe('kexue eval / predict --device', () => {
 
   it.skipIf(gpu)('without CUDA, --device cuda is E_NO_CUDA with the reason (exit 1)', async () => {
     for (const argv of [
-      ['eval', 'ner', trained, '--data', 'data/demo/cluener/dev.jsonl', '--device', 'cuda'],
+      ['eval', 'ner', trained, '--data', 'packages/models/demo/cluener/dev.jsonl', '--device', 'cuda'],
       ['predict', 'ner', trained, '--device', 'cuda', '浙商银行'],
     ]) {
       const r = await run(argv);

@@ -8,3 +8,4 @@ export * from './metrics/index.js';
 export * from './checkpoint/index.js';
 export * from './train/index.js';
 export * from './tasks/index.js';
+export { editDistance, suggest } from './suggest.js';

@@ -22,30 +22,30 @@ import {
   parseLossScale,
   readNerData,
   readTrainerState,
-  silentProgress,
   sparseGlobalPointerLoss,
-  trainNer,
+  nerTask,
+  flatten,
+  type ConfigValues,
   type NerConfig,
 } from '@kexue/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { expectCode } from '../../core-cuda/test/helpers.js';
+
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const TRAIN = path.join(repoRoot, 'data/demo/cluener/train.jsonl');
+const TRAIN = path.join(repoRoot, 'packages/models/demo/cluener/train.jsonl');
 const STEPS = 24;
 
 /** The tiny NER run of the CLI tests (2-layer hidden-32 RoFormer + Efficient GlobalPointer), without a dev set. */
-function tinyConfig(extra: Omit<Partial<NerConfig>, 'train'> & { train?: Partial<NerConfig['train']> } = {}): NerConfig {
-  const { train, ...rest } = extra;
-  return {
-    task: 'ner',
-    data: { train: TRAIN, dev: '', format: 'auto', max_length: 48 },
-    model: { kind: 'roformer', hidden: 32, layers: 2, heads: 2, intermediate: 64, dropout: 0.1, vocab: '', max_positions: 512 },
-    head: { kind: 'egp', size: 16 },
-    optim: { name: 'tiger', lr: 5e-3, weight_decay: 0.01, clip_norm: 0, schedule: 'constant', warmup: 0 },
-    train: { batch_size: 8, epochs: 1, steps: STEPS, grad_accum: 1, seed: 42, log_every: 2, eval_every: 0, save_every: 0, stop_at: 0, threads: 0, ...train },
-    init: '',
-    ...rest,
+function tinyConfig(extra: ConfigValues<NerConfig> = {}): NerConfig {
+  const tiny: ConfigValues<NerConfig> = {
+    data: { train: TRAIN, dev: '', max_length: 48 },
+    model: { hidden: 32, layers: 2, heads: 2, intermediate: 64 },
+    head: { size: 16 },
+    optim: { lr: 5e-3 },
+    train: { batch_size: 8, epochs: 1, steps: STEPS, log_every: 2 },
   };
+  return nerTask.resolve({ values: { ...flatten(tiny), ...flatten(extra) } });
 }
 
 type TrainRecord = { step: number; loss: number; lr: number; grad_norm: number; loss_scale?: number; skipped_steps?: number };
@@ -68,9 +68,10 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
+/** Trains a fresh run with this config, or (resume) continues the run of that name from its own config. */
 async function run(name: string, config: NerConfig, resume = false): Promise<string> {
   const runDir = path.join(tmp, name);
-  await trainNer(config, { runDir, resume, progress: silentProgress });
+  await nerTask.train(resume ? { resume: runDir } : { values: config, runDir });
   return runDir;
 }
 
@@ -98,16 +99,7 @@ describe('PrecisionPolicy', () => {
       () => new PrecisionPolicy({ compute: 'bf16', dynamic: { scale: 8 } }),
       () => new PrecisionPolicy({ compute: 'fp16', dynamic: { scale: -1 } }),
     ];
-    for (const f of bad) {
-      let err: unknown;
-      try {
-        f();
-      } catch (e) {
-        err = e;
-      }
-      expect(err).toBeInstanceOf(kx.KexueError);
-      expect((err as kx.KexueError).code).toBe('E_ARG');
-    }
+    for (const f of bad) expectCode(f, 'E_ARG');
     expect(() => PrecisionPolicy.fromConfig({ precision: 'fp8' })).toThrow(/precision must be fp32, fp16 or bf16/);
   });
 });

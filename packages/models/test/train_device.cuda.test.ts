@@ -13,27 +13,25 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import * as kx from '@kexue/core-cuda';
-import { NerPredictor, silentProgress, trainMlm, trainNer, type MlmConfig, type NerConfig } from '@kexue/models';
+import { NerPredictor, mlmTask, nerTask, type ConfigValues, type MlmConfig, type NerConfig } from '@kexue/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const gpu = kx.cuda.isAvailable();
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const TRAIN = path.join(repoRoot, 'data/demo/cluener/train.jsonl');
-const DEV = path.join(repoRoot, 'data/demo/cluener/dev.jsonl');
+const TRAIN = path.join(repoRoot, 'packages/models/demo/cluener/train.jsonl');
+const DEV = path.join(repoRoot, 'packages/models/demo/cluener/dev.jsonl');
 const STEPS = 12;
-const MODEL: NerConfig['model'] = { kind: 'roformer', hidden: 32, layers: 2, heads: 2, intermediate: 64, dropout: 0.1, vocab: '', max_positions: 512 };
-const TRAIN_LOOP: NerConfig['train'] = { batch_size: 8, epochs: 1, steps: STEPS, grad_accum: 1, seed: 42, log_every: 1, eval_every: 0, save_every: 0, stop_at: 0, threads: 0 };
+const MODEL: ConfigValues<NerConfig['model']> = { hidden: 32, layers: 2, heads: 2, intermediate: 64 };
+const TRAIN_LOOP: ConfigValues<NerConfig['train']> = { batch_size: 8, epochs: 1, steps: STEPS, log_every: 1 };
 
 /** The tiny NER run of the CLI tests (2-layer hidden-32 RoFormer + Efficient GlobalPointer), a loss logged every update. */
-function nerConfig(device: string, train: Partial<NerConfig['train']> = {}): NerConfig {
+function nerConfig(device: string, train: ConfigValues<NerConfig['train']> = {}): ConfigValues<NerConfig> {
   return {
-    task: 'ner',
-    data: { train: TRAIN, dev: '', format: 'auto', max_length: 48 },
+    data: { train: TRAIN, dev: '', max_length: 48 },
     model: MODEL,
-    head: { kind: 'egp', size: 16 },
-    optim: { name: 'tiger', lr: 5e-3, weight_decay: 0.01, clip_norm: 0, schedule: 'constant', warmup: 0 },
+    head: { size: 16 },
+    optim: { lr: 5e-3 },
     train: { ...TRAIN_LOOP, ...train },
-    init: '',
     device,
   };
 }
@@ -67,8 +65,8 @@ describe.skipIf(!gpu)('training runs on CUDA', () => {
   beforeAll(async () => {
     cpuRun = path.join(tmp, 'ner-cpu');
     cudaRun = path.join(tmp, 'ner-cuda');
-    await trainNer(nerConfig('cpu'), { runDir: cpuRun, resume: false, progress: silentProgress });
-    await trainNer(nerConfig('cuda'), { runDir: cudaRun, resume: false, progress: silentProgress });
+    await nerTask.train({ values: nerConfig('cpu'), runDir: cpuRun });
+    await nerTask.train({ values: nerConfig('cuda'), runDir: cudaRun });
   });
 
   it("a tiny NER run starts from the CPU run's loss (within 1e-4), learns, and tracks it", () => {
@@ -103,8 +101,8 @@ describe.skipIf(!gpu)('training runs on CUDA', () => {
 
   it('a run started on the CPU resumes on the GPU and ends near the uninterrupted CPU run', async () => {
     const dir = path.join(tmp, 'ner-cpu-then-cuda');
-    await trainNer(nerConfig('cpu', { stop_at: STEPS / 2 }), { runDir: dir, resume: false, progress: silentProgress });
-    const summary = await trainNer(nerConfig('cuda'), { runDir: dir, resume: true, progress: silentProgress });
+    await nerTask.train({ values: nerConfig('cpu', { stop_at: STEPS / 2 }), runDir: dir });
+    const summary = await nerTask.train({ resume: dir, overrides: ['device=cuda'] });
     expect(summary.step).toBe(STEPS);
     const resumed = losses(dir);
     const cpu = losses(cpuRun);
@@ -113,18 +111,17 @@ describe.skipIf(!gpu)('training runs on CUDA', () => {
   });
 
   it('a masked-LM run trains and evaluates on the GPU from the CPU run\'s first loss', async () => {
-    const config = (device: string): MlmConfig => ({
-      task: 'mlm',
-      data: { train: TRAIN, dev: DEV, format: 'auto', max_length: 48, mask_prob: 0.15 },
+    const config = (device: string): ConfigValues<MlmConfig> => ({
+      data: { train: TRAIN, dev: DEV, max_length: 48 },
       model: MODEL,
-      optim: { name: 'tiger', lr: 5e-3, weight_decay: 0.01, clip_norm: 0, schedule: 'constant', warmup: 0 },
+      optim: { lr: 5e-3 },
       train: { ...TRAIN_LOOP, steps: 4 },
       device,
     });
     const cpuDir = path.join(tmp, 'mlm-cpu');
     const cudaDir = path.join(tmp, 'mlm-cuda');
-    const cpu = await trainMlm(config('cpu'), { runDir: cpuDir, resume: false, progress: silentProgress });
-    const cuda = await trainMlm(config('cuda'), { runDir: cudaDir, resume: false, progress: silentProgress });
+    const cpu = await mlmTask.train({ values: config('cpu'), runDir: cpuDir });
+    const cuda = await mlmTask.train({ values: config('cuda'), runDir: cudaDir });
     expect(relative(losses(cudaDir)[0]!, losses(cpuDir)[0]!)).toBeLessThan(1e-4);
     expect(Number.isFinite(cuda.lastEval!.loss)).toBe(true);
     expect(relative(cuda.lastEval!.loss!, cpu.lastEval!.loss!)).toBeLessThan(2e-2);

@@ -2,11 +2,17 @@
  * Command-line parsing against a command's spec: `--name value`, `--name=value`, `-x value`,
  * `--flag`, `--no-flag`, `--` (everything after is positional). Every mistake is a UsageError.
  */
-import { camel, type Command, type OptionSpec, type ParsedArgs } from './command.js';
-import { UsageError, suggest } from './errors.js';
+import { suggest } from '@kexue/models/suggest';
+
+import { camel, type LeafCommand, type OptionSpec, type ParsedArgs } from './command.js';
+import { UsageError } from './errors.js';
 
 function convert(spec: OptionSpec, raw: string, command: string): string | number {
-  if (spec.type === 'string') return raw;
+  if (spec.type === 'string') {
+    if (spec.choices && !spec.choices.includes(raw)) throw new UsageError(`--${spec.name} must be one of ${spec.choices.join(', ')}, got '${raw}'`, command);
+    if (spec.rule && !spec.rule.test(raw)) throw new UsageError(`--${spec.name}: expected ${spec.rule.expected}, got ${JSON.stringify(raw)}`, command);
+    return raw;
+  }
   const n = Number(raw);
   if (raw.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${spec.name} expects a number, got '${raw}'`, command);
   if (spec.type === 'integer' && !Number.isInteger(n)) throw new UsageError(`--${spec.name} expects an integer, got '${raw}'`, command);
@@ -14,7 +20,7 @@ function convert(spec: OptionSpec, raw: string, command: string): string | numbe
 }
 
 /** Parses `argv` (the arguments after the command name) for `cmd`. */
-export function parseArgs(cmd: Command, argv: readonly string[]): ParsedArgs {
+export function parseArgs(cmd: LeafCommand, argv: readonly string[]): ParsedArgs {
   const byName = new Map(cmd.options.map((o) => [o.name, o]));
   const byShort = new Map(cmd.options.filter((o) => o.short).map((o) => [o.short!, o]));
   const options: ParsedArgs['options'] = {};

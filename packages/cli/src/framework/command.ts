@@ -1,34 +1,15 @@
 /**
  * What a `kexue` command is: a name, a one-line summary, its options and positional arguments,
- * and a `run` that gets the parsed arguments and an output context. Commands are plain objects
- * listed in src/commands/index.ts; the framework parses, validates and prints help for them.
+ * and a `run` that gets the parsed arguments and an output context; or a group of commands chosen
+ * by the next argument (`kexue train ner`), loaded when needed. Commands are plain objects listed
+ * in src/commands/index.ts; the framework parses, validates and prints help for them.
  */
+import type { CommandOption, CommandPositional } from '@kexue/models';
 
-export type OptionType = 'boolean' | 'string' | 'number' | 'integer';
-
-export interface OptionSpec {
-  /** Long name without dashes, kebab-case: `max-length` is `--max-length`. */
-  name: string;
-  type: OptionType;
-  description: string;
-  /** A one-letter alias: `-v`. */
-  short?: string;
-  /** The value's name in help (`--vocab FILE`). */
-  valueName?: string;
-  /** Shown in help and used when the option is absent. */
-  default?: string | number | boolean;
-  required?: boolean;
-  /** May be given several times; the values are collected in an array. */
-  repeatable?: boolean;
-}
-
-export interface PositionalSpec {
-  name: string;
-  description: string;
-  required?: boolean;
-  /** Takes every remaining argument (only the last positional). */
-  variadic?: boolean;
-}
+/** An option: `--name VALUE`, `--flag`, with its type, choices or rule, default and help. */
+export type OptionSpec = CommandOption;
+export type OptionType = CommandOption['type'];
+export type PositionalSpec = CommandPositional;
 
 /** Parsed options by camelCase name (`max-length` → `maxLength`), and the positionals by name. */
 export interface ParsedArgs {
@@ -44,18 +25,38 @@ export interface CommandContext {
   readStdin: () => Promise<string>;
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /** Whether stderr is a terminal, and its width (progress bars); default: no terminal. */
+  terminal?: { columns: number };
 }
 
-export interface Command {
+export interface LeafCommand {
+  /** The words after `kexue`: 'tokenize', 'train ner'. */
   name: string;
   summary: string;
   /** More help text, shown by `kexue <command> --help` after the usage. */
   details?: string;
   options: OptionSpec[];
   positionals: PositionalSpec[];
+  /** Help that depends on the arguments given with --help (default: commandHelp). */
+  help?: (argv: readonly string[]) => string;
   /** Returns the exit code (0 when it returns nothing). */
   run(args: ParsedArgs, ctx: CommandContext): Promise<number | void>;
 }
+
+/** Commands chosen by the next argument: `kexue train <task>`. */
+export interface CommandGroup {
+  name: string;
+  summary: string;
+  /** What the next argument names ('task'). */
+  member: string;
+  /** Shown after the list in `kexue <group> --help`. */
+  details?: string;
+  subcommands(): Promise<readonly Command[]>;
+}
+
+export type Command = LeafCommand | CommandGroup;
+
+export const isGroup = (c: Command): c is CommandGroup => 'subcommands' in c;
 
 /** kebab-case → camelCase. */
 export function camel(name: string): string {

@@ -1,4 +1,8 @@
-/** Training tasks: NER (GlobalPointer heads) and masked-LM pretraining, over the run machinery of ../train. */
-export * from './common.js';
+/** Training tasks (NER, masked-LM pretraining) over the task contract of task.ts and the run machinery of ../train. */
+export * from './config.js';
+export * from './sections.js';
+export * from './task.js';
+export * from './demo.js';
 export * from './ner.js';
 export * from './mlm.js';
+export * from './registry.js';

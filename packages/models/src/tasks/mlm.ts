@@ -15,40 +15,31 @@ import { readCluener } from '../data/cluener.js';
 import { Dataset, type Batch } from '../data/dataset.js';
 import { readTextCorpus } from '../data/text.js';
 import type { BertTokenizer } from '../tokenizers/bert.js';
-import type { Architecture } from '../train/checkpoint.js';
-import { PrecisionPolicy } from '../train/precision.js';
-import { trainLoop, type TrainSummary, type TrainTask } from '../train/trainer.js';
-import {
-  applyThreads,
-  assertDataFile,
-  buildOptimizer,
-  dropoutGenerator,
-  encoderArch,
-  encoderConfig,
-  loadTokenizer,
-  resolvePath,
-  resumePoint,
-  startRun,
-  totalSteps,
-  vocabFile,
-  type DeviceConfig,
-  type ModelConfig,
-  type OptimConfig,
-  type PrecisionConfig,
-  type RunOptions,
-  type TrainConfig,
-} from './common.js';
-import { checkArchitecture, readModelHeader, MODEL_FILE } from '../train/checkpoint.js';
+import { checkArchitecture, checkpointDir, loadWeights, MODEL_FILE, readModelHeader, type Architecture } from '../train/checkpoint.js';
+import { RequestError, choice, integer, number, pathKey, type ConfigOf } from './config.js';
+import { demoFile } from './demo.js';
+import { DEVICE_NAME, FROM_SCRATCH_LR, RUN_KEYS, encoderArch, encoderConfig, loadTokenizer, modelKeys, optimKeys, trainKeys, vocabFile } from './sections.js';
+import { defineTask } from './task.js';
+
+const MLM_FORMATS = ['auto', 'text', 'cluener'] as const;
+
+/** The config keys of `kexue train mlm`. */
+export const MLM_KEYS = {
+  data: {
+    train: pathKey('file', demoFile('cluener/train.jsonl'), 'texts: plain text (one a line) or the texts of a CLUENER file'),
+    dev: pathKey('file', demoFile('cluener/dev.jsonl'), "held-out texts for the masked-LM loss and accuracy ('' = none)"),
+    format: choice(MLM_FORMATS, 'auto', 'auto: .jsonl/.json CLUENER texts, else plain text'),
+    max_length: integer(64, 'tokens per text, special tokens included', { min: 3 }),
+    mask_prob: number(0.15, 'share of tokens chosen for the loss (80% [MASK], 10% random, 10% kept)', { min: 0.01, max: 1 }),
+  },
+  model: modelKeys({ hidden: 128, layers: 2, heads: 4, intermediate: 512 }),
+  optim: optimKeys('constant', FROM_SCRATCH_LR),
+  train: trainKeys({ batch: 32, epochs: 10, log: 20 }),
+  ...RUN_KEYS,
+};
 
 /** The resolved config of an MLM run. */
-export interface MlmConfig extends PrecisionConfig, DeviceConfig {
-  task: 'mlm';
-  /** format auto: .jsonl/.json = the texts of a CLUENER file, anything else plain text (one document a line). */
-  data: { train: string; dev: string; format: 'auto' | 'text' | 'cluener'; max_length: number; mask_prob: number };
-  model: ModelConfig;
-  optim: OptimConfig;
-  train: TrainConfig;
-}
+export type MlmConfig = ConfigOf<typeof MLM_KEYS> & { task: string };
 
 /** Philox counter word c3 of the masking stream ('MASK' + epoch). */
 export const MASK_STREAM = 0x4d41534b;
@@ -112,83 +103,113 @@ function mlmLoss(model: BertForMaskedLM, rows: { ids: number[]; positions: numbe
   return { loss: crossEntropy(logits, tensor(Int32Array.from(targets), [targets.length], { dtype: 'int32', device })), logits, targets };
 }
 
-/** Trains a masked LM (a fresh run, or continues one with options.resume). */
-export async function trainMlm(config: MlmConfig, o: RunOptions): Promise<TrainSummary & { runDir: string }> {
-  applyThreads(config.train);
-  const precision = PrecisionPolicy.fromConfig(config);
-  const device = resolveDevice(config.device);
-  const cwd = o.cwd ?? process.cwd();
-  const resume = o.resume ? resumePoint(o.runDir) : null;
-  const trainFile = resolvePath(config.data.train, cwd);
-  const devFile = config.data.dev === '' ? '' : resolvePath(config.data.dev, cwd);
-  assertDataFile(trainFile, 'data.train');
-  if (devFile) assertDataFile(devFile, 'data.dev');
-  const vocab = vocabFile(config.model, cwd);
-  const tokenizer = loadTokenizer(vocab);
-  if (tokenizer.maskId < 0) throw new FormatError(`${vocab} has no [MASK] token`);
-  const encode = (texts: string[]) => texts.map((t) => tokenizer.encode(t, { maxLength: config.data.max_length }).ids).filter((ids) => ids.length > 2);
-  const train = new Dataset(encode(await readTexts(trainFile, config.data.format)));
-  const dev = devFile ? encode(await readTexts(devFile, config.data.format)) : [];
-  const arch: Architecture = { ...encoderArch(config.model, tokenizer.vocabSize), 'head.kind': 'mlm' };
-  if (resume) checkArchitecture(path.join(resume.dir, MODEL_FILE), readModelHeader(path.join(resume.dir, MODEL_FILE)).arch, arch);
-  const steps = totalSteps(config.train, train.length);
-  const dropout = dropoutGenerator(config.train.seed, resume);
-  const model = new BertForMaskedLM(encoderConfig(config.model, tokenizer.vocabSize), { seed: config.train.seed, dropoutRng: dropout });
-  const optimizer = buildOptimizer(config.optim, steps);
-  await startRun(o, config, model, optimizer, resume, device);
-  o.progress.log(`mlm: ${train.length} train / ${dev.length} dev texts, ${config.model.kind} ${config.model.layers}x${config.model.hidden}, ${model.parameterCount()} parameters, ${steps} updates, run ${o.runDir}`);
-  const seed = config.train.seed;
-  const prob = config.data.mask_prob;
-  const masked = (ids: number[], record: number, epoch: number) => maskRecord(ids, tokenizer, prob, new PhiloxStream(seed, record, (MASK_STREAM + epoch) % 2 ** 32));
-  const evaluate = async (): Promise<Record<string, number>> => {
-    let lossSum = 0;
-    let correct = 0;
-    let count = 0;
-    for (let i = 0; i < dev.length; i += 32) {
-      const rows = dev.slice(i, i + 32).map((ids, k) => masked(ids, i + k, 2 ** 32 - 1 - MASK_STREAM));
-      tidy(() => {
-        const { loss, logits, targets } = mlmLoss(model, rows, tokenizer.padId);
-        lossSum += loss.item() * targets.length;
-        const V = logits.shape[1]!;
-        const s = logits.toFloat32Array();
-        targets.forEach((t, r) => {
-          let best = 0;
-          for (let v = 1; v < V; v++) if (s[r * V + v]! > s[r * V + best]!) best = v;
-          if (best === t) correct++;
-        });
-        count += targets.length;
-      });
-    }
-    return { loss: lossSum / count, accuracy: correct / count };
-  };
-  const task: TrainTask<number[]> = {
-    name: 'mlm',
-    model,
-    data: train,
-    loss: (batch: Batch<number[]>) => mlmLoss(model, batch.records.map((ids, k) => masked(ids, batch.indices[k]!, batch.epoch)), tokenizer.padId).loss,
-    tokens: (records) => records.reduce((n, r) => n + r.length, 0),
-    ...(dev.length ? { evaluate, mainMetric: { name: 'loss', higherIsBetter: false } } : {}),
-  };
-  const summary = await trainLoop(task, {
-    runDir: o.runDir,
-    batchSize: config.train.batch_size,
-    gradAccum: config.train.grad_accum,
-    totalSteps: steps,
-    seed,
-    logEvery: config.train.log_every,
-    evalEvery: config.train.eval_every,
-    saveEvery: config.train.save_every,
-    stopAt: config.train.stop_at,
-    optimizer,
-    dropout,
-    arch,
-    config,
-    files: { 'vocab.txt': vocab },
-    progress: o.progress,
-    ...(resume ? { resume: resume.state } : {}),
-    precision,
-  });
-  model.dispose();
-  optimizer.dispose();
-  return { ...summary, runDir: o.runDir };
+/** The Philox stream word of the held-out masking: fixed, so every evaluation masks the same positions. */
+const EVAL_MASK_EPOCH = 2 ** 32 - 1 - MASK_STREAM;
+
+/** The masked inputs of a record in an epoch (seeded by (seed, record, epoch): a resume masks the same). */
+function masked(ids: number[], tokenizer: BertTokenizer, seed: number, prob: number, record: number, epoch: number) {
+  return maskRecord(ids, tokenizer, prob, new PhiloxStream(seed, record, (MASK_STREAM + epoch) % 2 ** 32));
 }
+
+/** Masked-LM loss and accuracy of a model on token-id lists (batches of 32, the fixed held-out masking). */
+function scoreMlm(model: BertForMaskedLM, texts: readonly number[][], tokenizer: BertTokenizer, seed: number, prob: number): Record<string, number> {
+  let lossSum = 0;
+  let correct = 0;
+  let count = 0;
+  for (let i = 0; i < texts.length; i += 32) {
+    const rows = texts.slice(i, i + 32).map((ids, k) => masked(ids, tokenizer, seed, prob, i + k, EVAL_MASK_EPOCH));
+    tidy(() => {
+      const { loss, logits, targets } = mlmLoss(model, rows, tokenizer.padId);
+      lossSum += loss.item() * targets.length;
+      const V = logits.shape[1]!;
+      const s = logits.toFloat32Array();
+      targets.forEach((t, r) => {
+        let best = 0;
+        for (let v = 1; v < V; v++) if (s[r * V + v]! > s[r * V + best]!) best = v;
+        if (best === t) correct++;
+      });
+      count += targets.length;
+    });
+  }
+  return { loss: lossSum / count, accuracy: correct / count };
+}
+
+/** The token ids of texts (texts of two tokens or fewer, [CLS] and [SEP] alone, are left out). */
+function encodeTexts(texts: readonly string[], tokenizer: BertTokenizer, maxLength: number): number[][] {
+  return texts.map((t) => tokenizer.encode(t, { maxLength }).ids).filter((ids) => ids.length > 2);
+}
+
+/** The architecture record of an MLM model. */
+function mlmArch(c: MlmConfig, vocabSize: number): Architecture {
+  return { ...encoderArch(c.model, vocabSize), 'head.kind': 'mlm' };
+}
+
+/** Masked-LM pretraining: `kexue train|eval mlm`. */
+export const mlmTask = defineTask({
+  name: 'mlm',
+  summary: 'masked-LM pretraining of a BERT/RoFormer encoder (its encoder can start a NER run: init=RUN)',
+  details: ['Examples:', '  kexue train mlm train.epochs=20 --run-dir runs/mlm', '  kexue train ner init=runs/mlm --run-dir runs/ner-from-mlm'],
+  config: MLM_KEYS,
+  recipe: FROM_SCRATCH_LR,
+  best: { metric: 'loss', higherIsBetter: false },
+  async setup(config, run) {
+    const vocab = vocabFile(config.model);
+    const tokenizer = loadTokenizer(vocab);
+    if (tokenizer.maskId < 0) throw new FormatError(`${vocab} has no [MASK] token`);
+    const train = new Dataset(encodeTexts(await readTexts(config.data.train, config.data.format), tokenizer, config.data.max_length));
+    const dev = config.data.dev ? encodeTexts(await readTexts(config.data.dev, config.data.format), tokenizer, config.data.max_length) : [];
+    const model = new BertForMaskedLM(encoderConfig(config.model, tokenizer.vocabSize), { seed: config.train.seed, dropoutRng: run.dropout });
+    const { seed } = config.train;
+    const prob = config.data.mask_prob;
+    return {
+      model,
+      data: train,
+      loss: (batch: Batch<number[]>) =>
+        mlmLoss(model, batch.records.map((ids, k) => masked(ids, tokenizer, seed, prob, batch.indices[k]!, batch.epoch)), tokenizer.padId).loss,
+      tokens: (records: number[][]) => records.reduce((n, r) => n + r.length, 0),
+      ...(dev.length ? { evaluate: async () => scoreMlm(model, dev, tokenizer, seed, prob) } : {}),
+      arch: mlmArch(config, tokenizer.vocabSize),
+      files: { 'vocab.txt': vocab },
+      about: { model: `${config.model.kind} ${config.model.layers}x${config.model.hidden}`, data: { train: train.length, dev: dev.length, unit: 'texts' } },
+    };
+  },
+  describeEval: (m) => `dev loss ${m.loss!.toFixed(4)}, accuracy ${m.accuracy!.toFixed(4)}`,
+  commands: {
+    eval: {
+      summary: 'masked-LM loss and accuracy of a trained MLM run on held-out texts',
+      details: [
+        'Prints {"loss", "accuracy", "texts", "data"} as JSON. The positions are chosen as during',
+        "training's evaluations (the run's seed and data.mask_prob), so the numbers are comparable.",
+        '',
+        'Example:',
+        '  kexue eval mlm runs/mlm-20250101-120000 --data texts.txt',
+      ],
+      options: [
+        { name: 'data', type: 'string', valueName: 'FILE', description: "texts (default: the run's data.dev)" },
+        { name: 'format', type: 'string', valueName: 'FORMAT', description: "the file's format (default: the run's data.format)", choices: MLM_FORMATS },
+        { name: 'checkpoint', type: 'string', valueName: 'WHICH', description: 'best or last', default: 'best', choices: ['best', 'last'] },
+        { name: 'device', type: 'string', valueName: 'cpu|cuda|cuda:N', description: 'where the model computes', default: 'cpu', rule: DEVICE_NAME },
+      ],
+      async run(runDir, { options }, io) {
+        const device = resolveDevice(options.device as string);
+        const config = mlmTask.readConfig(runDir);
+        const file = options.data !== undefined ? path.resolve(io.cwd, options.data as string) : config.data.dev;
+        if (!file) throw new RequestError('the run has no data.dev: give --data FILE');
+        const dir = checkpointDir(runDir, options.checkpoint as 'best' | 'last');
+        const weights = path.join(dir, MODEL_FILE);
+        const tokenizer = loadTokenizer(path.join(dir, 'vocab.txt'));
+        checkArchitecture(weights, readModelHeader(weights).arch, mlmArch(config, tokenizer.vocabSize));
+        const texts = encodeTexts(await readTexts(file, (options.format as MlmConfig['data']['format'] | undefined) ?? config.data.format), tokenizer, config.data.max_length);
+        const model = new BertForMaskedLM(encoderConfig(config.model, tokenizer.vocabSize), { seed: 0 });
+        try {
+          loadWeights(weights, model);
+          model.to(device).eval();
+          const r = scoreMlm(model, texts, tokenizer, config.train.seed, config.data.mask_prob);
+          io.write(`${JSON.stringify({ loss: Number(r.loss!.toFixed(6)), accuracy: Number(r.accuracy!.toFixed(6)), texts: texts.length, data: file })}\n`);
+        } finally {
+          model.dispose();
+        }
+      },
+    },
+  },
+});

@@ -1,16 +1,17 @@
 /**
  * The NER task: CLUENER JSON lines or BMES/BIO character files → tokenised batches with entity
  * spans as sparse GlobalPointer labels → a BERT/RoFormer encoder with a GlobalPointer or Efficient
- * GlobalPointer head → training (trainNer), evaluation with entity-level P/R/F1 (evaluateNer) and
- * prediction of entities with character offsets (NerPredictor).
+ * GlobalPointer head → training (`kexue train ner`), entity-level P/R/F1 (`kexue eval ner`) and
+ * entities with character offsets (`kexue predict ner`, NerPredictor).
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { ArgumentError, FormatError, resolveDevice, tensor, tidy, type Tensor } from '@kexue/core-cuda';
+import { ArgumentError, FormatError, KexueIOError, resolveDevice, tensor, tidy, type Tensor } from '@kexue/core-cuda';
 
 import { BertModel, type ModelSeeds } from '../bert/model.js';
 import { readCluener } from '../data/cluener.js';
-import { Dataset } from '../data/dataset.js';
+import { Dataset, type Batch } from '../data/dataset.js';
 import type { Entity, NerRecord } from '../data/entities.js';
 import { TokenSpanMapper, entitiesToTokens } from '../data/spans.js';
 import { readTaggedChars } from '../data/tagged.js';
@@ -20,45 +21,50 @@ import { EntityF1, type PRF } from '../metrics/entity_f1.js';
 import { Module } from '../nn/module.js';
 import type { BertTokenizer } from '../tokenizers/bert.js';
 import { checkArchitecture, checkpointDir, loadWeights, MODEL_FILE, readModelHeader, type Architecture } from '../train/checkpoint.js';
-import { readJson } from '../train/files.js';
-import { CONFIG_FILE, assertRunDir } from '../train/run_dir.js';
-import { PrecisionPolicy } from '../train/precision.js';
-import { trainLoop, type TrainSummary, type TrainTask } from '../train/trainer.js';
+import { assertRunDir } from '../train/run_dir.js';
+import { RequestError, choice, integer, pathKey, type ConfigOf } from './config.js';
+import { demoFile } from './demo.js';
 import {
-  applyThreads,
-  assertDataFile,
-  buildOptimizer,
-  dropoutGenerator,
+  DEVICE_NAME,
+  FROM_SCRATCH_LR,
+  RUN_KEYS,
   encoderArch,
   encoderConfig,
   loadTokenizer,
-  resolvePath,
-  resumePoint,
-  startRun,
-  totalSteps,
+  modelKeys,
+  optimKeys,
+  trainKeys,
   vocabFile,
-  type DeviceConfig,
   type ModelConfig,
-  type OptimConfig,
-  type PrecisionConfig,
-  type RunOptions,
-  type TrainConfig,
-} from './common.js';
+} from './sections.js';
+import { defineTask, type CommandOption } from './task.js';
 
-/** NER data formats: CLUENER JSON lines, BMES or BIO columns, Weibo's BIO with position digits. */
-export type NerFormat = 'auto' | 'cluener' | 'bmes' | 'bio' | 'weibo';
+const NER_FORMATS = ['auto', 'cluener', 'bmes', 'bio', 'weibo'] as const;
+
+/** The config keys of `kexue train ner`. */
+export const NER_KEYS = {
+  data: {
+    train: pathKey('file', demoFile('cluener/train.jsonl'), 'training file (default: the shipped CLUENER sample)'),
+    dev: pathKey('file', demoFile('cluener/dev.jsonl'), "dev file, evaluated with P/R/F1 ('' = none)"),
+    format: choice(NER_FORMATS, 'auto', 'auto: .jsonl/.json CLUENER, .bmes BMES, .bio BIO'),
+    max_length: integer(64, 'tokens per text, [CLS] and [SEP] included (longer texts are cut)', { min: 3 }),
+  },
+  model: modelKeys({ hidden: 128, layers: 2, heads: 4, intermediate: 512 }),
+  head: {
+    kind: choice(['egp', 'gp'], 'egp', 'Efficient GlobalPointer or GlobalPointer'),
+    size: integer(64, 'GlobalPointer head size d (even)', { min: 2 }),
+  },
+  optim: optimKeys('constant', FROM_SCRATCH_LR),
+  train: trainKeys({ batch: 32, epochs: 10, log: 20 }),
+  ...RUN_KEYS,
+  init: pathKey('dir', '', "a run directory (ner or mlm) whose best checkpoint's encoder starts this run ('' = from scratch)"),
+};
 
 /** The resolved config of a NER run (RUN/config.json). */
-export interface NerConfig extends PrecisionConfig, DeviceConfig {
-  task: 'ner';
-  data: { train: string; dev: string; format: NerFormat; max_length: number };
-  model: ModelConfig;
-  head: { kind: 'egp' | 'gp'; size: number };
-  optim: OptimConfig;
-  train: TrainConfig;
-  /** A run directory (NER or MLM) whose encoder weights start this run; '' = from scratch. */
-  init: string;
-}
+export type NerConfig = ConfigOf<typeof NER_KEYS> & { task: string };
+
+/** NER data formats: CLUENER JSON lines, BMES or BIO columns, Weibo's BIO with position digits. */
+export type NerFormat = (typeof NER_FORMATS)[number];
 
 /** A record ready for the model: token ids, offsets, gold spans as token indices. */
 export interface EncodedNer {
@@ -195,89 +201,160 @@ export function scoreNer(model: NerModel, records: readonly EncodedNer[], labels
 
 const prf = (r: PRF) => ({ precision: r.precision, recall: r.recall, f1: r.f1 });
 
-/** Trains a NER model (a fresh run, or continues one with options.resume). */
-export async function trainNer(config: NerConfig, o: RunOptions): Promise<TrainSummary & { runDir: string; labels: string[] }> {
-  applyThreads(config.train);
-  const precision = PrecisionPolicy.fromConfig(config);
-  const device = resolveDevice(config.device);
-  const cwd = o.cwd ?? process.cwd();
-  const resume = o.resume ? resumePoint(o.runDir) : null;
-  const trainFile = resolvePath(config.data.train, cwd);
-  const devFile = config.data.dev === '' ? '' : resolvePath(config.data.dev, cwd);
-  assertDataFile(trainFile, 'data.train');
-  if (devFile) assertDataFile(devFile, 'data.dev');
-  const vocab = vocabFile(config.model, cwd);
-  const tokenizer = loadTokenizer(vocab);
-  const trainRecords = await readNerData(trainFile, config.data.format);
-  const devRecords = devFile ? await readNerData(devFile, config.data.format) : [];
-  let labels = entityTypes(trainRecords);
-  if (resume) {
-    const { arch } = readModelHeader(path.join(resume.dir, MODEL_FILE));
-    labels = (arch.labels as string[]) ?? labels;
-  }
-  if (labels.length === 0) throw new FormatError(`${trainFile} has no entities to learn`);
-  const arch = nerArch(config, tokenizer.vocabSize, labels);
-  if (resume) checkArchitecture(path.join(resume.dir, MODEL_FILE), readModelHeader(path.join(resume.dir, MODEL_FILE)).arch, arch);
-  const train = new Dataset(encodeNer(trainRecords, tokenizer, labels, config.data.max_length));
-  const dev = encodeNer(devRecords, tokenizer, labels, config.data.max_length);
-  const steps = totalSteps(config.train, train.length);
-  const dropout = dropoutGenerator(config.train.seed, resume);
-  const model = new NerModel(config.model, config.head, tokenizer.vocabSize, labels.length, { seed: config.train.seed, dropoutRng: dropout });
-  if (config.init !== '' && !resume) initEncoder(model, config, tokenizer.vocabSize, cwd);
-  const optimizer = buildOptimizer(config.optim, steps);
-  await startRun(o, config, model, optimizer, resume, device);
-  o.progress.log(
-    `ner: ${train.length} train / ${dev.length} dev records, ${labels.length} types, ${config.model.kind} ${config.model.layers}x${config.model.hidden} + ${config.head.kind}, ` +
-      `${model.parameterCount()} parameters, ${steps} updates, run ${o.runDir}`,
-  );
-  const pad = tokenizer.padId;
-  const task: TrainTask<EncodedNer> = {
-    name: 'ner',
-    model,
-    data: train,
-    loss: ({ records }) => {
-      const b = nerBatch(records, labels.length, pad, device);
-      return sparseGlobalPointerLoss(model.forward(b.ids, b.mask), b.labels);
-    },
-    tokens: (records) => records.reduce((n, r) => n + r.ids.length, 0),
-    ...(dev.length
-      ? { evaluate: async () => prf(scoreNer(model, dev, labels, pad, Math.max(config.train.batch_size, 32)).result()), mainMetric: { name: 'f1', higherIsBetter: true } }
-      : {}),
-  };
-  const summary = await trainLoop(task, {
-    runDir: o.runDir,
-    batchSize: config.train.batch_size,
-    gradAccum: config.train.grad_accum,
-    totalSteps: steps,
-    seed: config.train.seed,
-    logEvery: config.train.log_every,
-    evalEvery: config.train.eval_every,
-    saveEvery: config.train.save_every,
-    stopAt: config.train.stop_at,
-    optimizer,
-    dropout,
-    arch,
-    config,
-    files: { 'vocab.txt': vocab },
-    progress: o.progress,
-    ...(resume ? { resume: resume.state } : {}),
-    precision,
-  });
-  model.dispose();
-  optimizer.dispose();
-  return { ...summary, runDir: o.runDir, labels };
-}
-
 /** Starts the encoder from another run's best checkpoint (a NER or an MLM run). */
-function initEncoder(model: NerModel, config: NerConfig, vocabSize: number, cwd: string): void {
-  const runDir = resolvePath(config.init, cwd);
-  assertRunDir(runDir);
-  const file = path.join(checkpointDir(runDir, 'best'), MODEL_FILE);
-  const { arch } = readModelHeader(file);
-  const expected = encoderArch(config.model, vocabSize);
-  checkArchitecture(file, arch, expected);
+function initEncoder(model: NerModel, config: NerConfig, vocabSize: number): void {
+  assertRunDir(config.init);
+  const file = path.join(checkpointDir(config.init, 'best'), MODEL_FILE);
+  checkArchitecture(file, readModelHeader(file).arch, encoderArch(config.model, vocabSize));
   loadWeights(file, model.encoder, { prefix: `${config.model.kind}.`, partial: true });
 }
+
+const CHECKPOINT_OPTION: CommandOption = { name: 'checkpoint', type: 'string', valueName: 'WHICH', description: 'best or last', default: 'best', choices: ['best', 'last'] };
+const DEVICE_OPTION: CommandOption = {
+  name: 'device',
+  type: 'string',
+  valueName: 'cpu|cuda|cuda:N',
+  description: 'where the model computes, whichever device trained the run',
+  default: 'cpu',
+  rule: DEVICE_NAME,
+};
+
+const round6 = (x: number) => Number(x.toFixed(6));
+const counts = (x: PRF & { correct: number; predicted: number; gold: number }) => ({
+  precision: round6(x.precision),
+  recall: round6(x.recall),
+  f1: round6(x.f1),
+  correct: x.correct,
+  predicted: x.predicted,
+  gold: x.gold,
+});
+
+/** The NER task: `kexue train|eval|predict ner`. */
+export const nerTask = defineTask({
+  name: 'ner',
+  summary: 'named entities with a GlobalPointer or Efficient GlobalPointer head on a BERT/RoFormer encoder',
+  details: [
+    'With no data key it trains a small RoFormer + Efficient GlobalPointer on the shipped CLUENER',
+    'sample and prints its dev F1. Data: CLUENER JSON lines, BMES or BIO (data.format).',
+    '',
+    'Examples:',
+    '  kexue train ner',
+    '  kexue train ner data.train=train.bmes data.dev=dev.bmes head.kind=gp optim.name=adamw',
+    '  kexue train ner init=runs/mlm --run-dir runs/ner-from-mlm',
+    '  kexue train ner --precision bf16',
+    '  kexue train ner --device cuda --precision bf16',
+    '  kexue train ner --resume runs/ner-20250101-120000',
+  ],
+  config: NER_KEYS,
+  recipe: FROM_SCRATCH_LR,
+  best: { metric: 'f1', higherIsBetter: true },
+  async setup(config, run) {
+    const tokenizer = loadTokenizer(vocabFile(config.model));
+    const trainRecords = await readNerData(config.data.train, config.data.format);
+    const devRecords = config.data.dev ? await readNerData(config.data.dev, config.data.format) : [];
+    // a resumed run keeps its labels (the data may have gained a type since)
+    const labels = run.resume ? (run.resume.arch.labels as string[]) : entityTypes(trainRecords);
+    if (labels.length === 0) throw new FormatError(`${config.data.train} has no entities to learn`);
+    const train = new Dataset(encodeNer(trainRecords, tokenizer, labels, config.data.max_length));
+    const dev = encodeNer(devRecords, tokenizer, labels, config.data.max_length);
+    const model = new NerModel(config.model, config.head, tokenizer.vocabSize, labels.length, { seed: config.train.seed, dropoutRng: run.dropout });
+    if (config.init !== '' && !run.resume) initEncoder(model, config, tokenizer.vocabSize);
+    const pad = tokenizer.padId;
+    return {
+      model,
+      data: train,
+      loss: ({ records }: Batch<EncodedNer>) => {
+        const b = nerBatch(records, labels.length, pad, run.device);
+        return sparseGlobalPointerLoss(model.forward(b.ids, b.mask), b.labels);
+      },
+      tokens: (records: EncodedNer[]) => records.reduce((n, r) => n + r.ids.length, 0),
+      ...(dev.length ? { evaluate: async () => prf(scoreNer(model, dev, labels, pad, Math.max(config.train.batch_size, 32)).result()) } : {}),
+      arch: nerArch(config, tokenizer.vocabSize, labels),
+      files: { 'vocab.txt': vocabFile(config.model) },
+      about: {
+        model: `${config.model.kind} ${config.model.layers}x${config.model.hidden} + ${config.head.kind}`,
+        data: { train: train.length, dev: dev.length, unit: 'records' },
+        extra: `${labels.length} types`,
+      },
+    };
+  },
+  describeEval: (m) => `dev F1 ${m.f1!.toFixed(4)} (P ${m.precision!.toFixed(4)}, R ${m.recall!.toFixed(4)})`,
+  commands: {
+    eval: {
+      summary: 'entity-level precision, recall and F1 of a trained NER run on a labelled file',
+      details: [
+        'Prints {"precision", "recall", "f1", "correct", "predicted", "gold", "records", "data"} as JSON;',
+        'with --per-type, then one line per entity type {"type", ...}. Exact-match (start, end, type).',
+        '',
+        'Examples:',
+        '  kexue eval ner runs/ner-20250101-120000 --data dev.jsonl --per-type',
+        '  kexue eval ner runs/ner-20250101-120000 --device cuda',
+      ],
+      options: [
+        { name: 'data', type: 'string', valueName: 'FILE', description: "a labelled file (default: the run's data.dev)" },
+        { name: 'format', type: 'string', valueName: 'FORMAT', description: "the file's format (default: the run's data.format)", choices: NER_FORMATS },
+        { name: 'per-type', type: 'boolean', description: 'also print P/R/F1 per entity type' },
+        CHECKPOINT_OPTION,
+        DEVICE_OPTION,
+      ],
+      async run(runDir, { options }, io) {
+        const predictor = NerPredictor.load(runDir, options.checkpoint as 'best' | 'last', options.device as string);
+        try {
+          const file = options.data !== undefined ? path.resolve(io.cwd, options.data as string) : predictor.config.data.dev;
+          if (!file) throw new RequestError('the run has no data.dev: give --data FILE');
+          const r = await predictor.evaluate(file, (options.format as NerFormat | undefined) ?? predictor.config.data.format);
+          io.write(`${JSON.stringify({ ...counts(r.overall), records: r.records, data: file })}\n`);
+          if (options.perType) for (const [type, x] of Object.entries(r.perType)) io.write(`${JSON.stringify({ type, ...counts(x) })}\n`);
+        } finally {
+          predictor.dispose();
+        }
+      },
+    },
+    predict: {
+      summary: 'entities in texts, with character offsets, as JSON lines',
+      details: [
+        'One line per text: {"text", "entities": [{"start", "end", "type", "text", "score"}]}, where',
+        '[start, end) are offsets in UTF-16 code units of the text (one per Chinese character),',
+        'end exclusive. --input FILE reads one text a line (- for standard input).',
+        '',
+        'Examples:',
+        '  kexue predict ner runs/ner-20250101-120000 "浙商银行企业信贷部叶老桂博士"',
+        '  kexue predict ner runs/ner-20250101-120000 --input texts.txt',
+      ],
+      options: [
+        { name: 'input', type: 'string', short: 'i', valueName: 'FILE', description: "texts, one a line ('-' = standard input)" },
+        CHECKPOINT_OPTION,
+        DEVICE_OPTION,
+        { name: 'threshold', type: 'number', valueName: 'X', description: 'score threshold (logit)', default: 0 },
+      ],
+      positionals: [{ name: 'texts', description: 'texts to analyse', variadic: true }],
+      async run(runDir, { options, positionals }, io) {
+        let texts = (positionals.texts as string[] | undefined) ?? [];
+        const input = options.input as string | undefined;
+        if (input !== undefined) {
+          if (texts.length) throw new RequestError('give texts or --input, not both');
+          let raw: string;
+          try {
+            raw = input === '-' ? await io.readStdin() : readFileSync(path.resolve(io.cwd, input), 'utf8');
+          } catch (err) {
+            throw new KexueIOError(`cannot read ${input}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+          }
+          texts = raw.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l)).filter((l) => l.trim() !== '');
+        }
+        if (texts.length === 0) throw new RequestError('no text: give texts or --input FILE');
+        const predictor = NerPredictor.load(runDir, options.checkpoint as 'best' | 'last', options.device as string);
+        try {
+          predictor.predict(texts, 32, options.threshold as number).forEach((ents, i) => {
+            const entities = ents.map((e) => ({ start: e.start, end: e.end, type: e.type, text: e.text, score: Number(e.score.toFixed(4)) }));
+            io.write(`${JSON.stringify({ text: texts[i], entities })}\n`);
+          });
+        } finally {
+          predictor.dispose();
+        }
+      },
+    },
+  },
+});
 
 /** A trained NER model loaded from a run directory, ready to evaluate and predict. */
 export class NerPredictor {
@@ -302,12 +379,11 @@ export class NerPredictor {
    */
   static load(runDir: string, which: 'best' | 'last' = 'best', device = 'cpu'): NerPredictor {
     const canonical = resolveDevice(device);
-    assertRunDir(runDir);
-    const config = readJson(path.join(runDir, CONFIG_FILE), 'run config') as NerConfig;
+    const config = nerTask.readConfig(runDir);
     const dir = checkpointDir(runDir, which);
     const file = path.join(dir, MODEL_FILE);
     const { task, arch } = readModelHeader(file);
-    if (task !== 'ner' || config.task !== 'ner') throw new FormatError(`${runDir} is a ${task} run, not a ner run`);
+    if (task !== 'ner') throw new FormatError(`${runDir} is a ${task} run, not a ner run`);
     const tokenizer = loadTokenizer(path.join(dir, 'vocab.txt'));
     const labels = arch.labels as string[];
     checkArchitecture(file, arch, nerArch(config, tokenizer.vocabSize, labels));

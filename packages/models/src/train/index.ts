@@ -1,4 +1,4 @@
-/** Training-run machinery: run directories, metrics.jsonl, atomic checkpoints, the training loop, progress. */
+/** Training-run machinery: run directories, metrics.jsonl, atomic checkpoints, the training loop, its events. */
 export { CHECKPOINTS_DIR, CONFIG_FILE, INDEX_FILE, METRICS_FILE, assertRunDir, createRunDir, timestampedRunDir } from './run_dir.js';
 export { MetricsLog, readMetrics, type MetricsRecord } from './metrics.js';
 export {
@@ -19,7 +19,7 @@ export {
   type TrainerState,
 } from './checkpoint.js';
 export { readJson, writeJsonAtomic, writeTextAtomic } from './files.js';
-export { progressReporter, silentProgress, type ProgressOptions, type ProgressReporter } from './progress.js';
+export { ignoreEvents, type DoneEvent, type EvalEvent, type LogEvent, type ResumeEvent, type StartEvent, type StepEvent, type TrainEvent, type TrainObserver } from './events.js';
 export { trainLoop, type TrainLoopOptions, type TrainSummary, type TrainTask } from './trainer.js';
 export {
   PrecisionPolicy,

@@ -19,7 +19,7 @@ import type { Module } from '../nn/module.js';
 import { writeCheckpoint, type Architecture, type TrainerState } from './checkpoint.js';
 import { MetricsLog } from './metrics.js';
 import { PrecisionPolicy } from './precision.js';
-import type { ProgressReporter } from './progress.js';
+import type { TrainObserver } from './events.js';
 
 /** What a task gives the trainer. */
 export interface TrainTask<R> {
@@ -59,7 +59,8 @@ export interface TrainLoopOptions {
   arch: Architecture;
   config: unknown;
   files: Record<string, string>;
-  progress: ProgressReporter;
+  /** Receives the loop's events (resume, step, log, eval, done). */
+  onEvent: TrainObserver;
   /** The state to continue from (a resumed run), else a fresh start. */
   resume?: TrainerState;
   /** Compute dtype and loss scaling; default float32 without scaling. */
@@ -87,7 +88,7 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
   const metrics = new MetricsLog(`${o.runDir}/metrics.jsonl`);
   if (o.resume) {
     const dropped = await metrics.truncateAfter(state.step);
-    o.progress.log(`resuming at step ${state.step} (epoch ${state.position.epoch}, record ${state.position.index})${dropped ? `; dropped ${dropped} metrics records written after that checkpoint` : ''}`);
+    o.onEvent({ type: 'resume', step: state.step, epoch: state.position.epoch, index: state.position.index, droppedRecords: dropped });
   }
   const loader = task.data.batches({ batchSize: o.batchSize, shuffle: true, seed: o.seed, position: state.position });
   const params = task.model.namedParameters();
@@ -97,8 +98,6 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
     if (state.lossScaler) scaler.loadState(state.lossScaler);
     state.skippedSteps ??= 0;
   }
-  if (policy.compute !== 'float32') o.progress.log(`mixed precision: ${policy.describe()} compute, float32 master weights and optimizer state`);
-  if (task.model.device !== 'cpu') o.progress.log(`device: ${task.model.device}`);
   task.model.train();
   let lastEval: Record<string, number> | null = null;
 
@@ -120,18 +119,22 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
       task.model.train();
     }
     lastEval = result;
-    metrics.append({ kind: 'eval', step: state.step, epoch: loader.position.epoch, ...result, eval_s: round((performance.now() - t0) / 1000, 4) });
-    o.progress.log(`eval step ${state.step}: ${Object.entries(result).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join('  ')}`);
+    const seconds = round((performance.now() - t0) / 1000, 4);
+    metrics.append({ kind: 'eval', step: state.step, epoch: loader.position.epoch, ...result, eval_s: seconds });
     const main = task.mainMetric;
-    if (!main || result[main.name] === undefined) return null;
-    const value = result[main.name]!;
-    const better = !state.best || (main.higherIsBetter ? value > state.best.value : value < state.best.value);
+    const value = main ? result[main.name] : undefined;
+    const better = main !== undefined && value !== undefined && (!state.best || (main.higherIsBetter ? value > state.best.value : value < state.best.value));
+    o.onEvent({ type: 'eval', step: state.step, metrics: result, seconds, best: better });
     if (!better) return null;
     state.best = { metric: main.name, value, step: state.step };
     return { metric: main.name, value };
   };
 
   const stopAt = o.stopAt > 0 ? Math.min(o.stopAt, o.totalSteps) : o.totalSteps;
+  // for the progress events: wall time since the loop began, and this process's training time
+  const started = performance.now();
+  let trainedMs = 0;
+  let updatesHere = 0;
   let stoppedEarly = false;
   while (state.step < o.totalSteps) {
     if (state.step >= stopAt) {
@@ -183,13 +186,24 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
     const ms = performance.now() - t0;
     state.tokens += tokens;
     state.elapsedMs += ms;
+    trainedMs += ms;
+    updatesHere++;
     const w = state.window;
     w.lossSum += loss;
     w.updates++;
     w.tokens += tokens;
     w.ms += ms;
     const epoch = loader.position.epoch;
-    o.progress.update({ step: state.step, total: o.totalSteps, epoch, loss: w.lossSum / w.updates, tokensPerSecond: (w.tokens / w.ms) * 1000 });
+    o.onEvent({
+      type: 'step',
+      step: state.step,
+      total: o.totalSteps,
+      epoch,
+      loss: w.lossSum / w.updates,
+      tokensPerSecond: (w.tokens / w.ms) * 1000,
+      elapsedMs: performance.now() - started,
+      etaMs: (trainedMs / updatesHere) * (stopAt - state.step),
+    });
     if (state.step % o.logEvery === 0 || state.step === o.totalSteps) {
       const rec = {
         kind: 'train' as const,
@@ -204,8 +218,7 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
         ...(scaler ? { loss_scale: scaler.scale, skipped_steps: state.skippedSteps } : {}),
       };
       metrics.append(rec);
-      const scaling = scaler ? `  loss scale ${scaler.scale}${state.skippedSteps ? ` (${state.skippedSteps} skipped)` : ''}` : '';
-      o.progress.log(`step ${rec.step}/${o.totalSteps}  epoch ${epoch}  loss ${rec.loss.toFixed(4)}  lr ${rec.lr.toExponential(2)}  grad norm ${gradNorm.toFixed(3)}${scaling}  ${Math.round(rec.tokens_per_s)} tok/s`);
+      o.onEvent({ type: 'log', total: o.totalSteps, record: rec });
       state.window = { lossSum: 0, updates: 0, tokens: 0, ms: 0 };
     }
     const last = state.step === o.totalSteps;
@@ -213,6 +226,6 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
     const best = evalNow ? await evaluate() : null;
     if (evalNow || last || state.step === stopAt || (o.saveEvery > 0 && state.step % o.saveEvery === 0)) await save(best);
   }
-  o.progress.done();
+  o.onEvent({ type: 'done', step: state.step });
   return { step: state.step, stoppedEarly, lastEval, best: state.best, tokensPerSecond: state.elapsedMs > 0 ? (state.tokens / state.elapsedMs) * 1000 : 0 };
 }

@@ -1,0 +1,145 @@
+/**
+ * `kexue train|eval|predict <task>`, derived from @kexue/models' task registry: each task's
+ * config keys become `key=value` overrides, config-file keys and the --help key table; its eval
+ * and predict commands bring their own options. No task is named here.
+ */
+import path from 'node:path';
+
+import type { Key, RequestError as ModelRequestError, Task, TaskCommand } from '@kexue/models';
+
+import { readConfigFile } from '../config_file.js';
+import type { Command, CommandContext, CommandGroup, LeafCommand } from '../framework/command.js';
+import { UsageError } from '../framework/errors.js';
+import { commandHelp, table } from '../framework/help.js';
+import { progressRenderer } from '../progress.js';
+
+type Models = typeof import('@kexue/models');
+
+/** The models package, loaded when a task command runs (it loads the native core). */
+const models = (): Promise<Models> => import('@kexue/models');
+
+/** Runs fn, reporting the models' request mistakes (bad keys, missing arguments) as usage errors of `command`. */
+async function asUsage<T>(command: string, RequestError: typeof ModelRequestError, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof RequestError) throw new UsageError(err.message, command);
+    throw err;
+  }
+}
+
+/** '≥ 2', '0–0.99', 'one of …' and the like: a key's type and range for the key table. */
+function keyType(key: Key): string {
+  if (key.choices) return key.choices.join('|');
+  if (key.path) return 'path';
+  if (key.type === 'boolean') return 'true|false';
+  if (key.type === 'string') return key.expected === 'a string' ? 'string' : key.expected;
+  const range = key.min !== undefined && key.max !== undefined ? ` ${key.min}–${key.max}` : key.min !== undefined ? ` ≥ ${key.min}` : key.max !== undefined ? ` ≤ ${key.max}` : '';
+  return key.type + range;
+}
+
+/** The key table of a task: key, type and range, default (as the given overrides make it), meaning. */
+function keyTable(task: Task, previewValues: Models['previewValues'], overrides: readonly string[]): string {
+  const spec = Object.fromEntries(task.keys);
+  const values = previewValues(spec, overrides);
+  const rows = task.keys.map(([name, key]): [string, string] => {
+    const shown = key.showDefault ? key.showDefault(values) : JSON.stringify(values[name]);
+    return [name, `${keyType(key)}  default ${shown}${key.resumable ? '  (a resume may change it)' : ''}\n      ${key.doc}`];
+  });
+  return table(rows);
+}
+
+function trainCommand(task: Task, m: Models): LeafCommand {
+  const cmd: LeafCommand = {
+    name: `train ${task.name}`,
+    summary: `Train ${task.summary}.`,
+    details: [
+      'Settings come from the defaults, then --config FILE (YAML or JSON, nested or dotted keys), then',
+      'key=value arguments. A run writes into --run-dir (default: a new runs/<task>-<time>/): config.json,',
+      'metrics.jsonl and checkpoints; --resume DIR continues one (only the keys marked so may change).',
+      ...(task.details.length ? ['', ...task.details] : []),
+    ].join('\n'),
+    options: [
+      { name: 'config', type: 'string', short: 'c', valueName: 'FILE', description: 'a YAML or JSON config file' },
+      { name: 'run-dir', type: 'string', valueName: 'DIR', description: 'the run directory (must be new or empty; default runs/<task>-<time>)' },
+      { name: 'resume', type: 'string', valueName: 'DIR', description: 'continue the run in DIR from its last checkpoint' },
+      { name: 'precision', type: 'string', valueName: 'fp32|fp16|bf16', description: 'compute dtype, the same as precision=… (mixed precision keeps float32 master weights)' },
+      { name: 'device', type: 'string', valueName: 'cpu|cuda|cuda:N', description: 'where the run computes, the same as device=… (may change on --resume)' },
+    ],
+    positionals: [{ name: 'overrides', description: 'key=value settings (the keys below)', variadic: true }],
+    help: (argv) => `${commandHelp(cmd)}\nKeys (key, type, default, meaning):\n${keyTable(task, m.previewValues, argv.filter((a) => a.includes('=') && !a.startsWith('-')))}\n`,
+    async run(args, ctx) {
+      const { config: file, runDir, resume, precision, device } = args.options as { config?: string; runDir?: string; resume?: string; precision?: string; device?: string };
+      if (resume !== undefined && runDir !== undefined) throw new UsageError('--resume DIR continues that run: drop --run-dir', cmd.name);
+      if (resume !== undefined && file !== undefined) throw new UsageError("--resume uses the run's own config: drop --config", cmd.name);
+      // --precision X and --device X are the overrides precision=X and device=X, given last so that they win
+      const flags = Object.entries({ precision, device }).flatMap(([key, value]) => (value !== undefined ? [`${key}=${value}`] : []));
+      const overrides = [...((args.positionals.overrides as string[] | undefined) ?? []), ...flags];
+      const result = await asUsage(cmd.name, m.RequestError, () =>
+        task.train({
+          ...(file !== undefined ? { file: { name: file, values: readConfigFile(path.resolve(ctx.cwd, file)) } } : {}),
+          ...(runDir !== undefined ? { runDir } : {}),
+          ...(resume !== undefined ? { resume } : {}),
+          overrides,
+          cwd: ctx.cwd,
+          onEvent: progressRenderer({ write: ctx.stderr, ...progressTerminal(ctx) }),
+        }),
+      );
+      const out: Record<string, unknown> = { run_dir: result.runDir, step: result.step, stopped_early: result.stoppedEarly, tokens_per_s: Math.round(result.tokensPerSecond) };
+      if (result.lastEval) out.dev = result.lastEval;
+      if (result.best) out.best = result.best;
+      ctx.stdout(`${JSON.stringify(out)}\n`);
+      if (result.stoppedEarly) ctx.stderr(`stopped at step ${result.step} (train.stop_at); continue with: kexue train ${task.name} --resume ${result.runDir}\n`);
+      else {
+        const best = result.best ? `; best ${result.best.metric} ${result.best.value.toFixed(4)} at step ${result.best.step}` : '';
+        ctx.stderr(`${result.lastEval ? `${task.describeEval(result.lastEval)}${best}; ` : 'done: '}run ${result.runDir}\n`);
+      }
+    },
+  };
+  return cmd;
+}
+
+/** Where progress goes: a bar on a terminal unless KEXUE_PROGRESS says 'lines' (or 'bar' forces one). */
+function progressTerminal(ctx: CommandContext): { terminal?: { columns: number } } {
+  const mode = ctx.env.KEXUE_PROGRESS;
+  if (mode === 'lines') return {};
+  if (mode === 'bar') return { terminal: ctx.terminal ?? { columns: 80 } };
+  return ctx.terminal ? { terminal: ctx.terminal } : {};
+}
+
+function runDirCommand(verb: 'eval' | 'predict', task: Task, c: TaskCommand, m: Models): LeafCommand {
+  const name = `${verb} ${task.name}`;
+  return {
+    name,
+    summary: `${c.summary[0]!.toUpperCase()}${c.summary.slice(1)}.`,
+    ...(c.details ? { details: c.details.join('\n') } : {}),
+    options: [...c.options],
+    positionals: [{ name: 'run-dir', description: 'the run directory', required: true }, ...(c.positionals ?? [])],
+    async run(args, ctx) {
+      const runDir = path.resolve(ctx.cwd, args.positionals['run-dir'] as string);
+      await asUsage(name, m.RequestError, () => c.run(runDir, args, { cwd: ctx.cwd, write: ctx.stdout, readStdin: ctx.readStdin }));
+    },
+  };
+}
+
+/** `kexue train`, `kexue eval` and `kexue predict`: one member per task that has the command. */
+export function taskGroup(verb: 'train' | 'eval' | 'predict'): CommandGroup {
+  const summaries = {
+    train: 'Train a model for a task (kexue train <task> --help lists its keys).',
+    eval: 'Evaluate a trained run on held-out data.',
+    predict: "Run a trained model on new inputs; prints JSON lines.",
+  };
+  return {
+    name: verb,
+    summary: summaries[verb],
+    member: 'task',
+    async subcommands(): Promise<readonly Command[]> {
+      const m = await models();
+      return m.TASKS.flatMap((task): Command[] => {
+        if (verb === 'train') return [trainCommand(task, m)];
+        const c = task.commands[verb];
+        return c ? [runDirCommand(verb, task, c, m)] : [];
+      });
+    },
+  };
+}
