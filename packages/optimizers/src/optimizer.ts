@@ -8,6 +8,7 @@ import { ArgumentError, ShapeError, type Tensor } from '@kexue/core-cuda';
 
 import { checkKeys, learningRateOption, numberOption } from './options.js';
 import { scheduleFn, type Schedule, type ScheduleFn } from './schedules.js';
+import { StepVerdicts, type UpdateVerdict } from './verdicts.js';
 
 /** Parameters (or their gradients) by name. */
 export type NamedTensors = Record<string, Tensor>;
@@ -33,6 +34,20 @@ export interface CommonOptions {
 }
 
 export const COMMON_OPTION_KEYS = ['learningRate', 'weightDecay', 'schedule', 'clipNorm', 'groups'] as const;
+
+/** What every optimizer's `defaults` gives the base class (the rest is the optimizer's own). */
+export interface BaseDefaults {
+  readonly learningRate: number;
+  readonly weightDecay: number;
+}
+
+/** The options an optimizer's `defaults` make: each one optional, with its doc comment. */
+export type OptionsOf<D> = { -readonly [K in keyof D]?: D[K] };
+
+/** The names of an optimizer's options: the common ones, then those of its defaults, then `extra`. */
+export function optionKeys(defaults: BaseDefaults, extra: readonly string[] = []): string[] {
+  return [...new Set([...COMMON_OPTION_KEYS, ...Object.keys(defaults), ...extra])];
+}
 
 /** Per-call options of step(). */
 export interface StepOptions {
@@ -93,26 +108,6 @@ export interface ParamUpdate {
   paramStep: number;
 }
 
-/** A verdict still on the device: element `index` of the uint8 tensor `flags` (1: applied). */
-export interface DeviceVerdict {
-  flags: Tensor;
-  index: number;
-}
-
-/**
- * Whether a parameter's update was applied (false: skipped for a non-finite gradient), or where on
- * the device that is written: step() reads a step's device verdicts later, all at once, so that the
- * host need not wait for each update. Several parameters may share one flags tensor.
- */
-export type UpdateVerdict = boolean | DeviceVerdict;
-
-/** A step's device verdicts, by parameter, and where the skipped names go once read. */
-interface PendingVerdicts {
-  names: string[];
-  verdicts: DeviceVerdict[];
-  skipped: string[];
-}
-
 interface ResolvedGroup {
   test: (name: string) => boolean;
   learningRate: number | undefined;
@@ -145,9 +140,9 @@ function copyTensor(t: Tensor): Tensor {
 }
 
 /**
- * The shared optimizer machinery. Subclasses name their state slots and update one parameter.
- * Parameters are updated in place; state tensors are created (zeros, float32) on a parameter's
- * first step and live until zeroState() or dispose().
+ * The shared optimizer machinery. Subclasses name their state slots (slotNames) and update a
+ * step's parameters (updateGroup). Parameters are updated in place; state tensors are created
+ * (zeros, float32) on a parameter's first step and live until zeroState() or dispose().
  */
 export abstract class Optimizer {
   /** 'tiger', 'lion', 'adamw' or 'sgd'. */
@@ -161,28 +156,28 @@ export abstract class Optimizer {
   readonly #paramSteps = new Map<string, number>();
   readonly #groupCache = new Map<string, ResolvedGroup | undefined>();
   #step = 0;
-  /** The last step's device verdicts not read yet (see #settle). */
-  #pending: PendingVerdicts | null = null;
+  /** The last step's verdicts while GPU flags of theirs are not read yet (see #settle). */
+  #pending: StepVerdicts | null = null;
 
-  protected constructor(opts: Record<string, unknown>, defaults: { learningRate: number; weightDecay: number; schedule?: Schedule }, where: string) {
+  /** `opts`: the options as given, keys checked; without a schedule the multiplier is 1 throughout. */
+  protected constructor(opts: Record<string, unknown>, defaults: BaseDefaults, where: string) {
     this.learningRate = learningRateOption(opts.learningRate, defaults.learningRate, where);
     this.weightDecay = numberOption(opts.weightDecay, defaults.weightDecay, 'weightDecay', where, { min: 0 });
     this.clipNorm = opts.clipNorm === undefined ? null : numberOption(opts.clipNorm, 0, 'clipNorm', where, { min: 0, minExclusive: true });
-    const schedule = opts.schedule ?? defaults.schedule;
-    this.schedule = schedule === undefined ? () => 1 : scheduleFn(schedule, where);
+    const schedule = opts.schedule ?? null;
+    this.schedule = schedule === null ? () => 1 : scheduleFn(schedule, where);
     this.#groups = resolveGroups(opts.groups, where);
   }
 
   /** The state slots of one parameter (e.g. ['m'] for Tiger, ['m', 'v'] for AdamW). */
   protected abstract slotNames(): readonly string[];
 
-  /** Updates one parameter in place and says whether the update was applied (see UpdateVerdict). */
-  protected abstract update(u: ParamUpdate): UpdateVerdict;
-
-  /** Updates every parameter of a step (in params' order); one update() each unless overridden. */
-  protected updateAll(us: readonly ParamUpdate[]): UpdateVerdict[] {
-    return us.map((u) => this.update(u));
-  }
+  /**
+   * Updates every parameter of a step in place, called once per step with all of them (in params'
+   * order), and says for each whether its update was applied: a boolean, or an index into a flags
+   * tensor a native update returned, which step() reads (see StepVerdicts for when).
+   */
+  protected abstract updateGroup(us: readonly ParamUpdate[]): UpdateVerdict[];
 
   /** The step counter: steps taken (micro-steps for Tiger). */
   get iterations(): number {
@@ -225,8 +220,6 @@ export abstract class Optimizer {
     const mult = this.schedule(t);
     if (!Number.isFinite(mult) || mult < 0) throw new ArgumentError(`${where}: the schedule gave ${mult} at step ${t}`);
     this.#settle(); // the previous step's flags: its updates ran long ago
-    const skipped: string[] = [];
-    const pending: PendingVerdicts = { names: [], verdicts: [], skipped };
     const updates = names.map((name, i): ParamUpdate => {
       const group = this.#groupOf(name);
       return {
@@ -241,56 +234,27 @@ export abstract class Optimizer {
         paramStep: this.#paramSteps.get(name) ?? 0,
       };
     });
-    this.updateAll(updates).forEach((v, i) => {
-      const { name, paramStep } = updates[i]!;
-      if (typeof v !== 'boolean') {
-        pending.names.push(name);
-        pending.verdicts.push(v);
-        if (!v.flags.kept) kx.keep(v.flags);
-      } else if (v) {
-        this.#paramSteps.set(name, paramStep + 1);
-      } else {
-        skipped.push(name);
-      }
-    });
+    const verdicts = new StepVerdicts(names, this.updateGroup(updates), (name) => this.#paramSteps.set(name, (this.#paramSteps.get(name) ?? 0) + 1));
     this.#step = t + 1;
-    if (pending.verdicts.length === 0) return { step: t, scheduleMultiplier: mult, gradNorm, clipped, skipped };
-    // Device flags: skipped is read from them when asked for (or at the next step, state(),
+    if (verdicts.settled) return { step: t, scheduleMultiplier: mult, gradNorm, clipped, skipped: verdicts.skipped };
+    // GPU flags: skipped is read from them when asked for (or at the next step, state(),
     // zeroState()), once the device has got there.
-    this.#pending = pending;
+    this.#pending = verdicts;
     const result = { step: t, scheduleMultiplier: mult, gradNorm, clipped } as StepResult;
     Object.defineProperty(result, 'skipped', {
       enumerable: true,
       get: () => {
-        if (this.#pending === pending) this.#settle();
-        return skipped;
+        verdicts.settle();
+        return verdicts.skipped;
       },
     });
     return result;
   }
 
-  /** Reads the pending device verdicts (one device read for all) and counts the applied updates. */
+  /** Reads the last step's pending GPU verdicts, if any (StepVerdicts.settle), counting the applied updates. */
   #settle(): void {
-    const p = this.#pending;
+    this.#pending?.settle();
     this.#pending = null;
-    if (!p) return;
-    const tensors = [...new Set(p.verdicts.map((v) => v.flags))];
-    try {
-      const offsets = new Map<Tensor, number>();
-      let size = 0;
-      for (const t of tensors) {
-        offsets.set(t, size);
-        size += t.size;
-      }
-      const applied = kx.tidy(() => kx.concat(tensors, 0).dataSync());
-      p.names.forEach((name, i) => {
-        const v = p.verdicts[i]!;
-        if (applied[offsets.get(v.flags)! + v.index] === 1) this.#paramSteps.set(name, (this.#paramSteps.get(name) ?? 0) + 1);
-        else p.skipped.push(name);
-      });
-    } finally {
-      kx.dispose(tensors);
-    }
   }
 
   /** A copy of the state: tensors "<param>.<slot>" (float32) and the counters. Dispose it when done. */

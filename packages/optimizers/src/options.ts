@@ -54,3 +54,19 @@ export function booleanOption(value: unknown, fallback: boolean, name: string, w
 export function learningRateOption(value: unknown, fallback: number, where: string): number {
   return numberOption(value, fallback, 'learningRate', where, { min: 0 });
 }
+
+/** The numbers and booleans of a record as `number` and `boolean` (not the literals written). */
+export type Widened<T> = { readonly [K in keyof T]: T[K] extends boolean ? boolean : T[K] extends number ? number : T[K] };
+
+/**
+ * An optimizer's defaults: `values` frozen, typed as numbers and booleans. The doc comment of each
+ * entry is that option's (OptionsOf in optimizer.ts makes the options from them).
+ */
+export function frozenDefaults<T extends Record<string, number | boolean>>(values: T): Widened<T> {
+  return Object.freeze(values) as Widened<T>;
+}
+
+/** The number option `key`: from opts, else from defaults, checked by rule (see numberOption). */
+export function numberOf<K extends string>(opts: Record<string, unknown>, defaults: Readonly<Record<K, number>>, key: K, where: string, rule: NumberRule = {}): number {
+  return numberOption(opts[key], defaults[key], key, where, rule);
+}

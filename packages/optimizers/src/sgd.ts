@@ -1,21 +1,11 @@
 /** SGD as torch.optim.SGD: momentum (with dampening), Nesterov, coupled weight decay. */
 import { ArgumentError, sgdUpdate } from '@kexue/core-cuda';
 
-import { booleanOption, checkKeys, numberOption } from './options.js';
-import { COMMON_OPTION_KEYS, Optimizer, type CommonOptions, type ParamUpdate } from './optimizer.js';
+import { booleanOption, checkKeys, frozenDefaults, numberOf } from './options.js';
+import { Optimizer, optionKeys, type CommonOptions, type OptionsOf, type ParamUpdate } from './optimizer.js';
 
-export interface SGDOptions extends CommonOptions {
-  /** Default 1e-3 (torch ≥ 2.2's default). */
-  learningRate?: number;
-  /** μ; default 0 (no state at all). */
-  momentum?: number;
-  /** Default 0. */
-  dampening?: number;
-  /** Nesterov momentum (needs momentum > 0 and dampening 0). Default false. */
-  nesterov?: boolean;
-  /** Coupled L2: the gradient gets λ·θ added. Default 0. */
-  weightDecay?: number;
-}
+/** SGD's options: the common ones and those of SGD.defaults. */
+export interface SGDOptions extends CommonOptions, OptionsOf<typeof SGD.defaults> {}
 
 /**
  * SGD: d = g + λθ; with momentum, buf ← d on a parameter's first step, else μ·buf + (1−dampening)·d,
@@ -23,17 +13,29 @@ export interface SGDOptions extends CommonOptions {
  * none without.
  */
 export class SGD extends Optimizer {
+  /** torch.optim.SGD's defaults (its learning rate since torch 2.2); each entry's comment says what the option is. */
+  static readonly defaults = frozenDefaults({
+    learningRate: 1e-3,
+    /** μ (0: no state at all). */
+    momentum: 0,
+    dampening: 0,
+    /** Nesterov momentum (needs momentum > 0 and dampening 0). */
+    nesterov: false,
+    /** λ, coupled (L2): the gradient gets λ·θ added. */
+    weightDecay: 0,
+  });
+
   readonly kind = 'sgd';
   readonly momentum: number;
   readonly dampening: number;
   readonly nesterov: boolean;
 
   constructor(options: SGDOptions = {}) {
-    const opts = checkKeys(options, [...COMMON_OPTION_KEYS, 'momentum', 'dampening', 'nesterov'], 'SGD');
-    super(opts, { learningRate: 1e-3, weightDecay: 0 }, 'SGD');
-    this.momentum = numberOption(opts.momentum, 0, 'momentum', 'SGD', { min: 0 });
-    this.dampening = numberOption(opts.dampening, 0, 'dampening', 'SGD', { min: 0, max: 1 });
-    this.nesterov = booleanOption(opts.nesterov, false, 'nesterov', 'SGD');
+    const opts = checkKeys(options, optionKeys(SGD.defaults), 'SGD');
+    super(opts, SGD.defaults, 'SGD');
+    this.momentum = numberOf(opts, SGD.defaults, 'momentum', 'SGD', { min: 0 });
+    this.dampening = numberOf(opts, SGD.defaults, 'dampening', 'SGD', { min: 0, max: 1 });
+    this.nesterov = booleanOption(opts.nesterov, SGD.defaults.nesterov, 'nesterov', 'SGD');
     if (this.nesterov && (this.momentum === 0 || this.dampening !== 0)) {
       throw new ArgumentError('SGD: nesterov needs momentum > 0 and dampening 0');
     }
@@ -43,16 +45,19 @@ export class SGD extends Optimizer {
     return this.momentum === 0 ? [] : ['momentum'];
   }
 
-  protected update(u: ParamUpdate): boolean {
-    sgdUpdate(u.param, u.grad, u.slots.momentum ?? null, {
-      lr: u.learningRate,
-      momentum: this.momentum,
-      dampening: this.dampening,
-      nesterov: this.nesterov,
-      weightDecay: u.weightDecay,
-      first: u.paramStep === 0,
-      gradScale: u.gradScale,
+  /** One native call per parameter (core-cuda has no group op for SGD); every update is applied. */
+  protected updateGroup(us: readonly ParamUpdate[]): boolean[] {
+    return us.map((u) => {
+      sgdUpdate(u.param, u.grad, u.slots.momentum ?? null, {
+        lr: u.learningRate,
+        momentum: this.momentum,
+        dampening: this.dampening,
+        nesterov: this.nesterov,
+        weightDecay: u.weightDecay,
+        first: u.paramStep === 0,
+        gradScale: u.gradScale,
+      });
+      return true;
     });
-    return true;
   }
 }

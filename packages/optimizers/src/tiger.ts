@@ -1,41 +1,43 @@
 /**
  * Tiger ("tight-fisted" optimizer, ALGORITHMS.md §1): sign of a momentum, one float32 state tensor
  * per parameter, gradient accumulation folded into the momentum, per-tensor / per-row RMS learning
- * rates, and the non-finite guard. One fused native kernel per parameter per micro-step.
+ * rates, and the non-finite guard. One fused native call per micro-step and set of parameters that
+ * share their options.
  */
 import { ArgumentError, tigerUpdateGroup, type Tensor, type TigerUpdateOptions } from '@kexue/core-cuda';
 
-import { checkKeys, numberOption } from './options.js';
-import { COMMON_OPTION_KEYS, Optimizer, type CommonOptions, type ParamUpdate, type UpdateVerdict } from './optimizer.js';
+import { checkKeys, frozenDefaults, numberOf } from './options.js';
+import { Optimizer, optionKeys, type CommonOptions, type OptionsOf, type ParamUpdate } from './optimizer.js';
 import { TIGER_PARAM_CLASSES, tigerParamClass, type ParamClassOption, type TigerParamClass } from './param-class.js';
+import type { UpdateVerdict } from './verdicts.js';
 
-export interface TigerOptions extends CommonOptions {
-  /** α, the global relative learning rate (default 1e-3). */
-  learningRate?: number;
-  /** β (default 0.965; the blog's 0.945 for vision). */
-  beta?: number;
-  /** λ, decoupled and scaled by the parameter's lr (default 0.01; 0 for bias-like classes). */
-  weightDecay?: number;
-  /** k, micro-steps per update (default 1). */
-  gradAccumSteps?: number;
-  /** Multiplier of α by micro-step; default {0: 1} (constant). */
-  schedule?: CommonOptions['schedule'];
-  /** s in the non-finite guard θ ← (θ − c)·s + c (default 0.99). */
-  shrinkRatio?: number;
+/** Tiger's options: the common ones, those of Tiger.defaults, and paramClass. */
+export interface TigerOptions extends CommonOptions, OptionsOf<typeof Tiger.defaults> {
   /** Classes given explicitly, overriding the name rule (tigerParamClass). */
   paramClass?: ParamClassOption;
 }
 
-const KEYS = [...COMMON_OPTION_KEYS, 'beta', 'gradAccumSteps', 'shrinkRatio', 'paramClass'];
-
 /**
- * Tiger as published (tiger.py's defaults): learningRate 1e-3, beta 0.965, weightDecay 0.01,
- * gradAccumSteps 1, schedule {0: 1}, shrinkRatio 0.99. Each step() is one micro-step: the
- * parameters move on every gradAccumSteps-th call, and the schedule counts micro-steps. A
- * parameter whose gradient holds NaN or ±Inf keeps its momentum and is shrunk toward its centre
- * (reported in the step's `skipped`).
+ * Tiger as published, with tiger.py's defaults (Tiger.defaults; the schedule is constant, tiger.py's
+ * {0: 1}). Each step() is one micro-step: the parameters move on every gradAccumSteps-th call, and
+ * the schedule counts micro-steps. A parameter whose gradient holds NaN or ±Inf keeps its momentum
+ * and is shrunk toward its centre (reported in the step's `skipped`).
  */
 export class Tiger extends Optimizer {
+  /** tiger.py's defaults; each entry's comment says what the option is. */
+  static readonly defaults = frozenDefaults({
+    /** α, the global relative learning rate. */
+    learningRate: 1e-3,
+    /** β of the momentum (the blog's 0.945 for vision). */
+    beta: 0.965,
+    /** λ, decoupled and scaled by the parameter's learning rate (none for the 'bias' and 'scale' classes). */
+    weightDecay: 0.01,
+    /** k, micro-steps per update. */
+    gradAccumSteps: 1,
+    /** s of the non-finite guard, θ ← (θ − c)·s + c (c: 1 for the 'scale' class, else 0). */
+    shrinkRatio: 0.99,
+  });
+
   readonly kind = 'tiger';
   readonly beta: number;
   readonly gradAccumSteps: number;
@@ -43,11 +45,11 @@ export class Tiger extends Optimizer {
   readonly #paramClass: ParamClassOption | undefined;
 
   constructor(options: TigerOptions = {}) {
-    const opts = checkKeys(options, KEYS, 'Tiger');
-    super(opts, { learningRate: 1e-3, weightDecay: 0.01, schedule: { 0: 1 } }, 'Tiger');
-    this.beta = numberOption(opts.beta, 0.965, 'beta', 'Tiger', { min: 0, max: 1 });
-    this.gradAccumSteps = numberOption(opts.gradAccumSteps, 1, 'gradAccumSteps', 'Tiger', { min: 1, integer: true });
-    this.shrinkRatio = numberOption(opts.shrinkRatio, 0.99, 'shrinkRatio', 'Tiger', { min: 0, max: 1 });
+    const opts = checkKeys(options, optionKeys(Tiger.defaults, ['paramClass']), 'Tiger');
+    super(opts, Tiger.defaults, 'Tiger');
+    this.beta = numberOf(opts, Tiger.defaults, 'beta', 'Tiger', { min: 0, max: 1 });
+    this.gradAccumSteps = numberOf(opts, Tiger.defaults, 'gradAccumSteps', 'Tiger', { min: 1, integer: true });
+    this.shrinkRatio = numberOf(opts, Tiger.defaults, 'shrinkRatio', 'Tiger', { min: 0, max: 1 });
     const pc = opts.paramClass;
     if (pc !== undefined && typeof pc !== 'function') {
       if (pc === null || typeof pc !== 'object') throw new ArgumentError('Tiger: paramClass must be an object or a function');
@@ -65,10 +67,6 @@ export class Tiger extends Optimizer {
 
   protected slotNames(): readonly string[] {
     return ['m'];
-  }
-
-  protected update(u: ParamUpdate): UpdateVerdict {
-    return this.updateAll([u])[0]!;
   }
 
   /** The native options of one parameter's micro-step (its class sets lr, rms, decay, centre). */
@@ -92,10 +90,10 @@ export class Tiger extends Optimizer {
 
   /**
    * One native call per set of parameters with the same options (a few per step: by class and
-   * parameter group), not one per parameter. On the CPU the verdicts are read at once (the updates
-   * have run); on a GPU they stay on the device for Optimizer.step to read later.
+   * parameter group), not one per parameter. The verdicts are indices into each call's flags,
+   * which step() reads (StepVerdicts says when).
    */
-  protected override updateAll(us: readonly ParamUpdate[]): UpdateVerdict[] {
+  protected updateGroup(us: readonly ParamUpdate[]): UpdateVerdict[] {
     const sets = new Map<string, { options: TigerUpdateOptions; at: number[] }>();
     us.forEach((u, i) => {
       const o = this.#options(u);
@@ -111,13 +109,7 @@ export class Tiger extends Optimizer {
         at.map((i) => ({ param: us[i]!.param, grad: us[i]!.grad, m: us[i]!.slots.m! })),
         options,
       );
-      if (flags.device === 'cpu') {
-        const read = flags.dataSync();
-        at.forEach((i, j) => (verdicts[i] = read[j] === 1));
-        flags.dispose();
-      } else {
-        at.forEach((i, j) => (verdicts[i] = { flags, index: j }));
-      }
+      at.forEach((i, j) => (verdicts[i] = { flags, index: j }));
     }
     return verdicts;
   }
