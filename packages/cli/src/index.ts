@@ -1,6 +1,7 @@
 /** @kexue/cli: the `kexue` command, and its framework for adding commands. */
 export { main, processContext } from './main.js';
 export { commands } from './commands/index.js';
+export { taskGroup } from './commands/tasks.js';
 export { runCli, type CliSpec } from './framework/run.js';
 export { parseArgs } from './framework/args.js';
 export { commandHelp, globalHelp, groupHelp, usageLine } from './framework/help.js';

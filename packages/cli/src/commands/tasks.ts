@@ -52,7 +52,7 @@ function keyTable(task: Task, previewValues: Models['previewValues'], overrides:
 function trainCommand(task: Task, m: Models): LeafCommand {
   const cmd: LeafCommand = {
     name: `train ${task.name}`,
-    summary: `Train ${task.summary}.`,
+    summary: `${task.summary[0]!.toUpperCase()}${task.summary.slice(1)}.`,
     details: [
       'Settings come from the defaults, then --config FILE (YAML or JSON, nested or dotted keys), then',
       'key=value arguments. A run writes into --run-dir (default: a new runs/<task>-<time>/): config.json,',
@@ -122,8 +122,11 @@ function runDirCommand(verb: 'eval' | 'predict', task: Task, c: TaskCommand, m: 
   };
 }
 
-/** `kexue train`, `kexue eval` and `kexue predict`: one member per task that has the command. */
-export function taskGroup(verb: 'train' | 'eval' | 'predict'): CommandGroup {
+/**
+ * `kexue train`, `kexue eval` and `kexue predict`: one member per task that has the command, from
+ * the registry (or the tasks given: a program may offer its own).
+ */
+export function taskGroup(verb: 'train' | 'eval' | 'predict', tasks?: () => readonly Task[]): CommandGroup {
   const summaries = {
     train: 'Train a model for a task (kexue train <task> --help lists its keys).',
     eval: 'Evaluate a trained run on held-out data.',
@@ -135,7 +138,7 @@ export function taskGroup(verb: 'train' | 'eval' | 'predict'): CommandGroup {
     member: 'task',
     async subcommands(): Promise<readonly Command[]> {
       const m = await models();
-      return m.TASKS.flatMap((task): Command[] => {
+      return (tasks ? tasks() : m.TASKS).flatMap((task): Command[] => {
         if (verb === 'train') return [trainCommand(task, m)];
         const c = task.commands[verb];
         return c ? [runDirCommand(verb, task, c, m)] : [];
