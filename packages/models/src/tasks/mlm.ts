@@ -16,26 +16,25 @@ import { Dataset, type Batch } from '../data/dataset.js';
 import { readTextCorpus } from '../data/text.js';
 import type { BertTokenizer } from '../tokenizers/bert.js';
 import { checkArchitecture, checkpointDir, loadWeights, MODEL_FILE, readModelHeader, type Architecture } from '../train/checkpoint.js';
-import { RequestError, choice, integer, number, pathKey, type ConfigOf } from './config.js';
-import { demoFile } from './demo.js';
-import { DEVICE_NAME, FROM_SCRATCH_LR, RUN_KEYS, encoderArch, encoderConfig, loadTokenizer, modelKeys, optimKeys, trainKeys, vocabFile } from './sections.js';
-import { defineTask } from './task.js';
+import { RequestError, number, type ConfigOf } from './config.js';
+import { FROM_SCRATCH_LR, demoDataKeys, encoderArch, encoderConfig, fromScratchKeys, loadTokenizer, vocabFile } from './sections.js';
+import { RUN_DIR_OPTIONS, defineTask, evalDataOptions } from './task.js';
 
 const MLM_FORMATS = ['auto', 'text', 'cluener'] as const;
 
 /** The config keys of `kexue train mlm`. */
 export const MLM_KEYS = {
   data: {
-    train: pathKey('file', demoFile('cluener/train.jsonl'), 'texts: plain text (one a line) or the texts of a CLUENER file'),
-    dev: pathKey('file', demoFile('cluener/dev.jsonl'), "held-out texts for the masked-LM loss and accuracy ('' = none)"),
-    format: choice(MLM_FORMATS, 'auto', 'auto: .jsonl/.json CLUENER texts, else plain text'),
-    max_length: integer(64, 'tokens per text, special tokens included', { min: 3 }),
+    ...demoDataKeys({
+      train: 'texts: plain text (one a line) or the texts of a CLUENER file',
+      dev: "held-out texts for the masked-LM loss and accuracy ('' = none)",
+      formats: MLM_FORMATS,
+      format: 'auto: .jsonl/.json CLUENER texts, else plain text',
+      maxLength: 'tokens per text, special tokens included',
+    }),
     mask_prob: number(0.15, 'share of tokens chosen for the loss (80% [MASK], 10% random, 10% kept)', { min: 0.01, max: 1 }),
   },
-  model: modelKeys({ hidden: 128, layers: 2, heads: 4, intermediate: 512 }),
-  optim: optimKeys('constant', FROM_SCRATCH_LR),
-  train: trainKeys({ batch: 32, epochs: 10, log: 20 }),
-  ...RUN_KEYS,
+  ...fromScratchKeys(),
 };
 
 /** The resolved config of an MLM run. */
@@ -184,12 +183,7 @@ export const mlmTask = defineTask({
         'Example:',
         '  kexue eval mlm runs/mlm-20250101-120000 --data texts.txt',
       ],
-      options: [
-        { name: 'data', type: 'string', valueName: 'FILE', description: "texts (default: the run's data.dev)" },
-        { name: 'format', type: 'string', valueName: 'FORMAT', description: "the file's format (default: the run's data.format)", choices: MLM_FORMATS },
-        { name: 'checkpoint', type: 'string', valueName: 'WHICH', description: 'best or last', default: 'best', choices: ['best', 'last'] },
-        { name: 'device', type: 'string', valueName: 'cpu|cuda|cuda:N', description: 'where the model computes', default: 'cpu', rule: DEVICE_NAME },
-      ],
+      options: [...evalDataOptions('texts', MLM_FORMATS), ...RUN_DIR_OPTIONS],
       async run(runDir, { options }, io) {
         const device = resolveDevice(options.device as string);
         const config = mlmTask.readConfig(runDir);

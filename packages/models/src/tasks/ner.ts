@@ -23,40 +23,34 @@ import type { BertTokenizer } from '../tokenizers/bert.js';
 import { checkArchitecture, checkpointDir, loadWeights, MODEL_FILE, readModelHeader, type Architecture } from '../train/checkpoint.js';
 import { assertRunDir } from '../train/run_dir.js';
 import { RequestError, choice, integer, pathKey, type ConfigOf } from './config.js';
-import { demoFile } from './demo.js';
 import {
-  DEVICE_NAME,
   FROM_SCRATCH_LR,
-  RUN_KEYS,
+  demoDataKeys,
   encoderArch,
   encoderConfig,
+  fromScratchKeys,
   loadTokenizer,
-  modelKeys,
-  optimKeys,
-  trainKeys,
   vocabFile,
   type ModelConfig,
 } from './sections.js';
-import { defineTask, type CommandOption } from './task.js';
+import { RUN_DIR_OPTIONS, defineTask, evalDataOptions } from './task.js';
 
 const NER_FORMATS = ['auto', 'cluener', 'bmes', 'bio', 'weibo'] as const;
 
 /** The config keys of `kexue train ner`. */
 export const NER_KEYS = {
-  data: {
-    train: pathKey('file', demoFile('cluener/train.jsonl'), 'training file (default: the shipped CLUENER sample)'),
-    dev: pathKey('file', demoFile('cluener/dev.jsonl'), "dev file, evaluated with P/R/F1 ('' = none)"),
-    format: choice(NER_FORMATS, 'auto', 'auto: .jsonl/.json CLUENER, .bmes BMES, .bio BIO'),
-    max_length: integer(64, 'tokens per text, [CLS] and [SEP] included (longer texts are cut)', { min: 3 }),
-  },
-  model: modelKeys({ hidden: 128, layers: 2, heads: 4, intermediate: 512 }),
+  data: demoDataKeys({
+    train: 'training file (default: the shipped CLUENER sample)',
+    dev: "dev file, evaluated with P/R/F1 ('' = none)",
+    formats: NER_FORMATS,
+    format: 'auto: .jsonl/.json CLUENER, .bmes BMES, .bio BIO',
+    maxLength: 'tokens per text, [CLS] and [SEP] included (longer texts are cut)',
+  }),
   head: {
     kind: choice(['egp', 'gp'], 'egp', 'Efficient GlobalPointer or GlobalPointer'),
     size: integer(64, 'GlobalPointer head size d (even)', { min: 2 }),
   },
-  optim: optimKeys('constant', FROM_SCRATCH_LR),
-  train: trainKeys({ batch: 32, epochs: 10, log: 20 }),
-  ...RUN_KEYS,
+  ...fromScratchKeys(),
   init: pathKey('dir', '', "a run directory (ner or mlm) whose best checkpoint's encoder starts this run ('' = from scratch)"),
 };
 
@@ -209,16 +203,6 @@ function initEncoder(model: NerModel, config: NerConfig, vocabSize: number): voi
   loadWeights(file, model.encoder, { prefix: `${config.model.kind}.`, partial: true });
 }
 
-const CHECKPOINT_OPTION: CommandOption = { name: 'checkpoint', type: 'string', valueName: 'WHICH', description: 'best or last', default: 'best', choices: ['best', 'last'] };
-const DEVICE_OPTION: CommandOption = {
-  name: 'device',
-  type: 'string',
-  valueName: 'cpu|cuda|cuda:N',
-  description: 'where the model computes, whichever device trained the run',
-  default: 'cpu',
-  rule: DEVICE_NAME,
-};
-
 const round6 = (x: number) => Number(x.toFixed(6));
 const counts = (x: PRF & { correct: number; predicted: number; gold: number }) => ({
   precision: round6(x.precision),
@@ -291,11 +275,9 @@ export const nerTask = defineTask({
         '  kexue eval ner runs/ner-20250101-120000 --device cuda',
       ],
       options: [
-        { name: 'data', type: 'string', valueName: 'FILE', description: "a labelled file (default: the run's data.dev)" },
-        { name: 'format', type: 'string', valueName: 'FORMAT', description: "the file's format (default: the run's data.format)", choices: NER_FORMATS },
+        ...evalDataOptions('a labelled file', NER_FORMATS),
         { name: 'per-type', type: 'boolean', description: 'also print P/R/F1 per entity type' },
-        CHECKPOINT_OPTION,
-        DEVICE_OPTION,
+        ...RUN_DIR_OPTIONS,
       ],
       async run(runDir, { options }, io) {
         const predictor = NerPredictor.load(runDir, options.checkpoint as 'best' | 'last', options.device as string);
@@ -323,8 +305,7 @@ export const nerTask = defineTask({
       ],
       options: [
         { name: 'input', type: 'string', short: 'i', valueName: 'FILE', description: "texts, one a line ('-' = standard input)" },
-        CHECKPOINT_OPTION,
-        DEVICE_OPTION,
+        ...RUN_DIR_OPTIONS,
         { name: 'threshold', type: 'number', valueName: 'X', description: 'score threshold (logit)', default: 0 },
       ],
       positionals: [{ name: 'texts', description: 'texts to analyse', variadic: true }],

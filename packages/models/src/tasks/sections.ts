@@ -11,6 +11,7 @@ import { AdamW, Lion, Tiger, hfParamClass, piecewiseLinear, warmupCosine, warmup
 import { bertConfig, type BertConfig } from '../bert/config.js';
 import { BertTokenizer } from '../tokenizers/bert.js';
 import { choice, integer, number, pathKey, string, type ConfigOf } from './config.js';
+import { demoFile } from './demo.js';
 
 /** The optimizers a task can train with, by config name. */
 const OPTIMIZERS = { tiger: Tiger, lion: Lion, adamw: AdamW } as const;
@@ -109,6 +110,29 @@ export const RUN_KEYS = {
     keptOnResume: true,
   }),
 };
+
+/**
+ * `data.train` and `data.dev` (default: the CLUENER sample shipped in packages/models/demo/),
+ * `data.format` and `data.max_length`, described for a task.
+ */
+export function demoDataKeys<const F extends readonly [string, ...string[]]>(doc: { train: string; dev: string; formats: F; format: string; maxLength: string }) {
+  return {
+    train: pathKey('file', demoFile('cluener/train.jsonl'), doc.train),
+    dev: pathKey('file', demoFile('cluener/dev.jsonl'), doc.dev),
+    format: choice(doc.formats, 'auto', doc.format),
+    max_length: integer(64, doc.maxLength, { min: 3 }),
+  };
+}
+
+/** The shared sections of the NER and MLM tasks: a small encoder trained from scratch (FROM_SCRATCH_LR), the loop, the run keys. */
+export function fromScratchKeys() {
+  return {
+    model: modelKeys({ hidden: 128, layers: 2, heads: 4, intermediate: 512 }),
+    optim: optimKeys('constant', FROM_SCRATCH_LR),
+    train: trainKeys({ batch: 32, epochs: 10, log: 20 }),
+    ...RUN_KEYS,
+  };
+}
 
 /** The bundled vocabulary (Google's bert-base-chinese, 21,128 tokens). */
 export const BUNDLED_VOCAB = fileURLToPath(new URL('../../vocab/bert-base-chinese/vocab.txt', import.meta.url));

@@ -21,7 +21,7 @@ import { PrecisionPolicy } from '../train/precision.js';
 import { CONFIG_FILE, assertRunDir, createRunDir, timestampedRunDir } from '../train/run_dir.js';
 import { trainLoop, type TrainSummary } from '../train/trainer.js';
 import { RequestError, configKeys, flatten, resolveConfig, type ConfigOf, type ConfigSources, type ConfigSpec, type ConfigValues, type Key } from './config.js';
-import { buildOptimizer, totalSteps, type LearningRateRecipe, type optimKeys, type RUN_KEYS, type trainKeys } from './sections.js';
+import { DEVICE_NAME, buildOptimizer, totalSteps, type LearningRateRecipe, type optimKeys, type RUN_KEYS, type trainKeys } from './sections.js';
 
 /** The keys the shared run machinery reads: every training task's spec has them. */
 export type RunSpec = { train: ReturnType<typeof trainKeys>; optim: ReturnType<typeof optimKeys> } & typeof RUN_KEYS;
@@ -66,6 +66,27 @@ export interface CommandIO {
   /** Standard output. */
   write(text: string): void;
   readStdin(): Promise<string>;
+}
+
+/** The options every command on a trained run has: which checkpoint, and where the model computes. */
+export const RUN_DIR_OPTIONS: readonly CommandOption[] = [
+  { name: 'checkpoint', type: 'string', valueName: 'WHICH', description: 'best or last', default: 'best', choices: ['best', 'last'] },
+  {
+    name: 'device',
+    type: 'string',
+    valueName: 'cpu|cuda|cuda:N',
+    description: 'where the model computes, whichever device trained the run',
+    default: 'cpu',
+    rule: DEVICE_NAME,
+  },
+];
+
+/** `--data FILE` and `--format F` of an evaluation (defaults: the run's data.dev and data.format). */
+export function evalDataOptions(what: string, formats: readonly string[]): CommandOption[] {
+  return [
+    { name: 'data', type: 'string', valueName: 'FILE', description: `${what} (default: the run's data.dev)` },
+    { name: 'format', type: 'string', valueName: 'FORMAT', description: "the file's format (default: the run's data.format)", choices: formats },
+  ];
 }
 
 /** `kexue eval <task> RUN_DIR …` or `kexue predict <task> RUN_DIR …`. */
