@@ -157,9 +157,13 @@ export interface TaskDefinition<S extends ConfigSpec & RunSpec, R> {
 }
 
 /** How to train: where the config comes from and where the run goes. */
-export interface TrainOptions<C> extends ConfigSources {
-  /** Config values given in code (nested), applied like a config file. */
+export interface TrainOptions<C> {
+  /** A config file's values and its name for messages (the CLI's --config). */
+  file?: ConfigSources['file'];
+  /** Config values given in code (nested), applied after the file. */
   values?: ConfigValues<C>;
+  /** `key=value` settings, applied last. */
+  overrides?: readonly string[];
   /** A new run directory (must be absent or empty; default runs/<task>-<time> under cwd). */
   runDir?: string;
   /** Continue the run in this directory from its last checkpoint (its own config; no runDir, file or values). */
