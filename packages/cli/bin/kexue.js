@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `kexue` command. In a checkout with sources (src/ and tsx present) it runs the TypeScript
 // sources through tsx with the 'source' export condition, so no build is needed and nothing can
-// be stale; an installed package (no src/) runs the compiled dist/.
+// be stale; an installed package (no src/, and no tsx: a dev dependency) runs the compiled dist/.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

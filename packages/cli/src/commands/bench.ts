@@ -1,13 +1,36 @@
-/** `kexue bench`: the benchmarks of @kexue/bench (kexue against PyTorch in one run), as `pnpm bench`. */
+/**
+ * `kexue bench`: the benchmarks of @kexue/bench (kexue against PyTorch in one run), as `pnpm bench`.
+ * @kexue/bench is an optional part: it ships with a kexue checkout, not with the published
+ * packages, so it is imported only when the command runs and its absence is an E_LOAD message.
+ */
 import type { Command } from '../framework/command.js';
 import { UsageError } from '../framework/errors.js';
+
+type BenchModule = typeof import('@kexue/bench');
+
+/** What `kexue bench` says where @kexue/bench is not installed. */
+const BENCH_MISSING =
+  'kexue bench needs @kexue/bench, which is not installed here: the benchmarks ship with a kexue checkout, ' +
+  'not with the installed packages. In a checkout of the kexue repository run `pnpm bench` (or `pnpm kexue bench`).';
+
+/** @kexue/bench, or undefined where that package itself cannot be found (an error inside it is rethrown). */
+async function loadBench(): Promise<BenchModule | undefined> {
+  try {
+    return await import('@kexue/bench');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e?.code === 'ERR_MODULE_NOT_FOUND' && /['"]@kexue\/bench['"]/.test(e.message)) return undefined;
+    throw err;
+  }
+}
 
 export const bench: Command = {
   name: 'bench',
   summary: 'Time kexue against PyTorch on this machine; write results.json and a Markdown table.',
   details:
     'Each case runs for kexue and for PyTorch (python3-torch, same threads and shapes) alternating, and reports the\n' +
-    'medians and their ratio. A run of some cases updates those rows of the results file. docs/performance.md has the cases.',
+    'medians and their ratio. A run of some cases updates those rows of the results file. docs/performance.md has the cases.\n' +
+    'Needs @kexue/bench, which ships with a kexue checkout (pnpm bench), not with the installed packages.',
   options: [
     { name: 'case', type: 'string', repeatable: true, valueName: 'NAME', description: 'run this case (names: --list; default: all)' },
     { name: 'threads', type: 'integer', valueName: 'N', description: 'CPU threads for both sides (default: all cores)' },
@@ -19,7 +42,11 @@ export const bench: Command = {
   ],
   positionals: [],
   async run(args, ctx) {
-    const b = await import('@kexue/bench');
+    const b = await loadBench();
+    if (!b) {
+      const { LoadError } = await import('@kexue/core-cuda');
+      throw new LoadError(BENCH_MISSING);
+    }
     const o = args.options;
     const positive = (v: unknown, flag: string): number | undefined => {
       if (v === undefined) return undefined;
