@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()
-for pkg in libopenblas-dev cmake g++ make; do
+# chromium: the report page's rendering test (headless)
+for pkg in libopenblas-dev cmake g++ make chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -19,6 +20,13 @@ fi
 if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version)" != "12.4.2" ]; then
   echo "setup: installing pnpm 12.4.2"
   npm install -g pnpm@12.4.2 >/dev/null
+fi
+
+# CUDA kernels are compiled only where they can run (nvidia-smi sees a GPU) or when KEXUE_CUDA=1 asks
+# for them (CI sets it, so that they keep compiling): a CPU-only build takes minutes less.
+if [ "${KEXUE_CUDA:-}" != 1 ] && ! { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }; then
+  echo "setup: no GPU here: building the addon without CUDA kernels (KEXUE_CUDA=1 compiles them)"
+  export KEXUE_NO_CUDA=1
 fi
 
 pnpm install --frozen-lockfile

@@ -1,37 +1,28 @@
 #!/usr/bin/env node
-// The `kexue` command. In a checkout with sources (src/ and tsx present) it runs the TypeScript
-// sources through tsx with the 'source' export condition, so no build is needed and nothing can
-// be stale; an installed package (no src/, and no tsx: a dev dependency) runs the compiled dist/.
-import { spawnSync } from 'node:child_process';
+// The `kexue` command, run in this process: a signal sent to it reaches the training itself (no
+// child process to orphan). In a checkout (src/ and tsx present) it runs the TypeScript sources,
+// with tsx's loader and a hook adding the 'source' export condition registered in this process,
+// so no build is needed and nothing can be stale; an installed package (no src/, and no tsx: a dev
+// dependency) runs the compiled dist/. KEXUE_CLI_DIST=1 forces dist/ in a checkout.
 import { existsSync } from 'node:fs';
+import { register } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
-const here = (p) => fileURLToPath(new URL(p, import.meta.url));
-const source = here('../src/main.ts');
-
-// tsx's ESM entry as a file URL, resolved from this package (not from the working directory, so
-// the command works wherever it is run).
-function tsxLoader() {
+/** tsx's in-process loader API, when tsx is installed (a checkout). */
+async function tsx() {
   try {
-    return import.meta.resolve('tsx');
+    return await import('tsx/esm/api');
   } catch {
     return undefined;
   }
 }
 
-const loader = existsSync(source) && !process.env.KEXUE_CLI_DIST ? tsxLoader() : undefined;
-if (loader && !process.execArgv.includes('--conditions=source')) {
-  // Re-run under tsx with the 'source' condition (workspace packages resolve to their src/).
-  const entry = here('./kexue.js');
-  const r = spawnSync(process.execPath, ['--conditions=source', '--import', loader, entry, ...process.argv.slice(2)], {
-    stdio: 'inherit',
-  });
-  if (r.error) {
-    process.stderr.write(`kexue: could not start: ${r.error.message}\n`);
-    process.exit(1);
-  }
-  process.exit(r.status ?? 1);
-} else {
-  const { main } = await import(loader ? '../src/main.ts' : '../dist/main.js');
-  await main();
+const fromSource = existsSync(fileURLToPath(new URL('../src/main.ts', import.meta.url))) && !process.env.KEXUE_CLI_DIST;
+const loader = fromSource ? await tsx() : undefined;
+if (loader) {
+  loader.register();
+  // registered last, so it runs first: the 'source' condition reaches tsx's and Node's resolvers
+  register('./source-condition.mjs', import.meta.url);
 }
+const { main } = await import(loader ? '../src/main.ts' : '../dist/main.js');
+await main();

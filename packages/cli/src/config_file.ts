@@ -1,11 +1,15 @@
 /** `--config FILE` of `kexue train`: a YAML or JSON file of config values (nested or with dotted keys). */
 import { readFileSync } from 'node:fs';
 
-import { FormatError, KexueIOError } from '@kexue/core-cuda';
 import { parse as parseYaml } from 'yaml';
 
-/** Reads a config file: .yaml/.yml as YAML, anything else as JSON; E_IO unreadable, E_FORMAT not a mapping. */
-export function readConfigFile(file: string): Record<string, unknown> {
+/**
+ * Reads a config file: .yaml/.yml as YAML, anything else as JSON; E_IO unreadable, E_FORMAT not a
+ * mapping. (The core, whose errors these are, is loaded here rather than with the CLI, so that
+ * `kexue --help` works without the native addon.)
+ */
+export async function readConfigFile(file: string): Promise<Record<string, unknown>> {
+  const { FormatError, KexueIOError } = await import('@kexue/core-cuda');
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

@@ -10,3 +10,5 @@ export type { Command, CommandContext, CommandGroup, LeafCommand, OptionSpec, Op
 export { isGroup } from './framework/command.js';
 export { progressRenderer, clock, type RendererOptions } from './progress.js';
 export { version } from './version.js';
+export { buildCharts, loadRuns, runNames, summarize, type Chart, type ReportRun, type RunSummary } from './report/data.js';
+export { reportHtml, uplotAssets, type UplotAssets } from './report/html.js';

@@ -49,6 +49,9 @@ export function progressRenderer(o: RendererOptions): TrainObserver {
         if (e.precision) line(`mixed precision: ${e.precision} compute, float32 master weights and optimizer state`);
         if (e.device !== 'cpu') line(`device: ${e.device}`);
         return;
+      case 'notice':
+        line(e.message);
+        return;
       case 'resume':
         line(`resuming at step ${e.step} (epoch ${e.epoch}, record ${e.index})${e.droppedRecords ? `; dropped ${e.droppedRecords} metrics records written after that checkpoint` : ''}`);
         return;

@@ -52,17 +52,22 @@ describe('kexue tokenize', () => {
     ]);
   });
 
+  it('uses the bundled vocabulary of the tokenizer when --vocab is not given', async () => {
+    const bert = await run(['tokenize', '北京']);
+    expect(bert.code).toBe(0);
+    expect(JSON.parse(bert.out)).toEqual(JSON.parse((await run(['tokenize', '--vocab', bertVocab, '北京'])).out));
+    const t5 = await run(['tokenize', '--t5-pegasus', '李嘉诚回应质疑']);
+    expect(JSON.parse(t5.out).tokens).toEqual(['[CLS]', '李嘉诚', '回应', '质疑', '[SEP]']);
+  });
+
   it('fails clearly: usage mistakes exit 2, runtime errors exit 1 with the code', async () => {
     const missing = await run(['tokenize', '--vocab', path.join(repoRoot, 'no/such/vocab.txt'), 'x']);
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(/^kexue: error \[E_IO\]: cannot read vocabulary .*no\/such\/vocab\.txt/);
-    const noVocab = await run(['tokenize', 'x']);
-    expect(noVocab.code).toBe(2);
-    expect(noVocab.err).toContain('--vocab is required');
-    expect(noVocab.err).toContain("kexue tokenize --help");
     const noText = await run(['tokenize', '--vocab', bertVocab]);
     expect(noText).toMatchObject({ code: 2 });
     expect(noText.err).toContain('missing TEXT');
+    expect(noText.err).toContain("kexue tokenize --help");
     const typo = await run(['tokenize', '--vocb', bertVocab, 'x']);
     expect(typo.code).toBe(2);
     expect(typo.err).toContain("unknown option '--vocb' for 'tokenize' (did you mean --vocab?)");
@@ -85,7 +90,7 @@ describe('kexue (framework)', () => {
     expect(help.code).toBe(0);
     for (const c of commands) expect(help.out).toContain(c.name);
     const sub = await run(['tokenize', '--help']);
-    expect(sub.out).toContain('Usage: kexue tokenize --vocab FILE [options] TEXT');
+    expect(sub.out).toContain('Usage: kexue tokenize [options] TEXT');
     expect(sub.out).toContain('--max-length N');
     expect((await run(['help', 'info'])).out).toContain('Usage: kexue info');
     expect((await run(['--version'])).out.trim()).toBe(version);

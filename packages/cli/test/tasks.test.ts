@@ -127,13 +127,13 @@ describe('commands from the task registry', () => {
     const first = await runToy(['train', 'toy', 'optim.name=adamw', 'optim.lr=0.2', 'train.stop_at=2', '--run-dir', 'toy']);
     expect(first.err).toContain('toy: 16 train / 0 dev points, line, 1 parameters, 4 updates, run');
     expect(first.code).toBe(0);
-    expect(first.err).toContain('stopped at step 2 (train.stop_at); continue with: kexue train toy --resume');
+    expect(first.err).toMatch(/stopped at step 2 \(train.stop_at\) with a checkpoint, trained for \d+:\d\d; continue with: kexue train toy --resume/);
     const second = await runToy(['train', 'toy', '--resume', 'toy', 'optim.lr=1']);
     expect(second.code).toBe(2);
     expect(second.err).toContain('config key optim.lr cannot change when resuming');
     const resumed = await runToy(['train', 'toy', '--resume', 'toy']);
     expect(resumed.err).toContain('resuming at step 2');
-    expect(resumed.err).toMatch(/dev error \d\.\d{4}; best error .* at step 4; run /);
+    expect(resumed.err).toMatch(/dev error \d\.\d{4}; best error .* at step 4; trained for \d+:\d\d; run /);
     expect(resumed.code).toBe(0);
     const summary = JSON.parse(resumed.out) as { step: number; dev: { error: number } };
     expect(summary.step).toBe(4);

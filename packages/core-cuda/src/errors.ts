@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'E_IO'
   | 'E_FORMAT'
   | 'E_LOAD'
+  | 'E_DIVERGED'
   | 'E_INTERNAL';
 
 export class KexueError extends Error {
@@ -60,6 +61,10 @@ export class KexueIOError extends KexueError {
 /** A file's contents are not in the expected format (truncated, corrupt, wrong header). */
 export class FormatError extends KexueError {
   constructor(message: string) { super('E_FORMAT', message); }
+}
+/** Training diverged: its loss or gradients stayed non-finite, or its weights are no longer finite. */
+export class DivergedError extends KexueError {
+  constructor(message: string) { super('E_DIVERGED', message); }
 }
 /** The native addon could not be loaded. */
 export class LoadError extends KexueError {

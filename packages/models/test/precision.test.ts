@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import * as kx from '@kexue/core-cuda';
 import { Tiger } from '@kexue/optimizers';
 import {
-  BUNDLED_VOCAB,
+  BUNDLED_VOCABS,
   NerModel,
   PrecisionPolicy,
   encodeNer,
@@ -112,7 +112,7 @@ describe('the forward under a policy', () => {
   beforeAll(async () => {
     const records = await readNerData(TRAIN);
     labels = entityTypes(records);
-    const tokenizer = loadTokenizer(BUNDLED_VOCAB);
+    const tokenizer = loadTokenizer(BUNDLED_VOCABS.bertBaseChinese);
     const encoded = encodeNer(records.slice(0, 4), tokenizer, labels, 32);
     const c = tinyConfig();
     model = new NerModel(c.model, c.head, tokenizer.vocabSize, labels.length, { seed: 1 });

@@ -8,5 +8,6 @@ import { info } from './info.js';
 import { tokenize } from './tokenize.js';
 import { taskGroup } from './tasks.js';
 import { bench } from './bench.js';
+import { report } from './report.js';
 
-export const commands: readonly Command[] = [tokenize, info, taskGroup('train'), taskGroup('eval'), taskGroup('predict'), bench];
+export const commands: readonly Command[] = [tokenize, info, taskGroup('train'), taskGroup('eval'), taskGroup('predict'), report, bench];

@@ -11,7 +11,7 @@ import { readConfigFile } from '../config_file.js';
 import type { Command, CommandContext, CommandGroup, LeafCommand } from '../framework/command.js';
 import { UsageError } from '../framework/errors.js';
 import { commandHelp, table } from '../framework/help.js';
-import { progressRenderer } from '../progress.js';
+import { clock, progressRenderer } from '../progress.js';
 
 type Models = typeof import('@kexue/models');
 
@@ -75,28 +75,66 @@ function trainCommand(task: Task, m: Models): LeafCommand {
       // --precision X and --device X are the overrides precision=X and device=X, given last so that they win
       const flags = Object.entries({ precision, device }).flatMap(([key, value]) => (value !== undefined ? [`${key}=${value}`] : []));
       const overrides = [...((args.positionals.overrides as string[] | undefined) ?? []), ...flags];
-      const result = await asUsage(cmd.name, m.RequestError, () =>
-        task.train({
-          ...(file !== undefined ? { file: { name: file, values: readConfigFile(path.resolve(ctx.cwd, file)) } } : {}),
-          ...(runDir !== undefined ? { runDir } : {}),
-          ...(resume !== undefined ? { resume } : {}),
-          overrides,
-          cwd: ctx.cwd,
-          onEvent: progressRenderer({ write: ctx.stderr, ...progressTerminal(ctx) }),
-        }),
+      const stop = new AbortController();
+      const values = file !== undefined ? await readConfigFile(path.resolve(ctx.cwd, file)) : undefined;
+      const result = await whileStoppable(stop, ctx, () =>
+        asUsage(cmd.name, m.RequestError, () =>
+          task.train({
+            ...(file !== undefined ? { file: { name: file, values: values! } } : {}),
+            ...(runDir !== undefined ? { runDir } : {}),
+            ...(resume !== undefined ? { resume } : {}),
+            overrides,
+            cwd: ctx.cwd,
+            onEvent: progressRenderer({ write: ctx.stderr, ...progressTerminal(ctx) }),
+            stop: stop.signal,
+          }),
+        ),
       );
-      const out: Record<string, unknown> = { run_dir: result.runDir, step: result.step, stopped_early: result.stoppedEarly, tokens_per_s: Math.round(result.tokensPerSecond) };
+      const out: Record<string, unknown> = {
+        run_dir: result.runDir,
+        step: result.step,
+        stopped_early: result.stoppedEarly,
+        interrupted: result.interrupted,
+        train_s: Number((result.elapsedMs / 1000).toFixed(3)),
+        tokens_per_s: Math.round(result.tokensPerSecond),
+      };
       if (result.lastEval) out.dev = result.lastEval;
       if (result.best) out.best = result.best;
       ctx.stdout(`${JSON.stringify(out)}\n`);
-      if (result.stoppedEarly) ctx.stderr(`stopped at step ${result.step} (train.stop_at); continue with: kexue train ${task.name} --resume ${result.runDir}\n`);
-      else {
+      const trained = `trained for ${clock(result.elapsedMs)}`;
+      if (result.stoppedEarly) {
+        const why = result.interrupted ? 'interrupted' : 'train.stop_at';
+        ctx.stderr(`stopped at step ${result.step} (${why}) with a checkpoint, ${trained}; continue with: kexue train ${task.name} --resume ${result.runDir}\n`);
+      } else {
         const best = result.best ? `; best ${result.best.metric} ${result.best.value.toFixed(4)} at step ${result.best.step}` : '';
-        ctx.stderr(`${result.lastEval ? `${task.describeEval(result.lastEval)}${best}; ` : 'done: '}run ${result.runDir}\n`);
+        ctx.stderr(`${result.lastEval ? `${task.describeEval(result.lastEval)}${best}` : 'done'}; ${trained}; run ${result.runDir}\n`);
       }
     },
   };
   return cmd;
+}
+
+/**
+ * Runs a training with SIGINT, SIGTERM and SIGHUP asking for a clean stop (the current update
+ * finishes and a checkpoint is written); a second signal exits at once (the run resumes from its
+ * last checkpoint). The handlers are removed afterwards.
+ */
+async function whileStoppable<T>(stop: AbortController, ctx: CommandContext, fn: () => Promise<T>): Promise<T> {
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stop.signal.aborted) {
+      ctx.stderr(`kexue: ${signal} again: stopping now (the run resumes from its last checkpoint)\n`);
+      process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1));
+    }
+    ctx.stderr(`\nkexue: ${signal}: stopping after this update with a checkpoint (${signal === 'SIGINT' ? 'Ctrl-C' : 'the signal'} again stops at once)\n`);
+    stop.abort();
+  };
+  for (const s of signals) process.on(s, onSignal);
+  try {
+    return await fn();
+  } finally {
+    for (const s of signals) process.off(s, onSignal);
+  }
 }
 
 /** Where progress goes: a bar on a terminal unless KEXUE_PROGRESS says 'lines' (or 'bar' forces one). */

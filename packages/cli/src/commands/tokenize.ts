@@ -8,16 +8,18 @@ export const tokenize: Command = {
   summary: 'Tokenize a text and print {ids, tokens, offsets} as JSON.',
   details: [
     'The BERT WordPiece tokenizer by default (lowercasing, as for Google\'s Chinese vocabulary);',
-    'the T5 PEGASUS tokenizer (jieba words first) with --t5-pegasus. [CLS] and [SEP] are included;',
+    'the T5 PEGASUS tokenizer (jieba words first) with --t5-pegasus. Without --vocab, the vocabulary',
+    'bundled with @kexue/models for that tokenizer (bert-base-chinese, T5 PEGASUS base). [CLS] and [SEP] are included;',
     'offsets are [start, end) in UTF-16 code units of the text, [0, 0] for special tokens.',
     "TEXT '-' reads standard input and prints one JSON line per input line.",
     '',
     'Examples:',
-    '  kexue tokenize --vocab packages/models/vocab/bert-base-chinese/vocab.txt "我爱北京"',
-    '  kexue tokenize --vocab packages/models/vocab/t5_pegasus_base/vocab.txt --t5-pegasus "李嘉诚回应质疑"',
+    '  kexue tokenize "我爱北京"',
+    '  kexue tokenize --t5-pegasus "李嘉诚回应质疑"',
+    '  kexue tokenize --vocab my-vocab.txt "我爱北京"',
   ].join('\n'),
   options: [
-    { name: 'vocab', type: 'string', valueName: 'FILE', required: true, description: 'the vocab.txt (one token a line)' },
+    { name: 'vocab', type: 'string', valueName: 'FILE', description: "the vocab.txt (one token a line; default: the bundled one of the tokenizer)" },
     { name: 't5-pegasus', type: 'boolean', description: 'use the T5 PEGASUS tokenizer (jieba + WordPiece)' },
     { name: 'lowercase', type: 'boolean', description: 'lowercase and strip accents (BERT; --no-lowercase keeps case)', default: true },
     { name: 'pair', type: 'string', valueName: 'TEXT', description: 'a second text: also prints segmentIds' },
@@ -26,7 +28,7 @@ export const tokenize: Command = {
   positionals: [{ name: 'text', description: "the text to tokenize, or '-' for standard input", required: true }],
   async run(args, ctx) {
     const { vocab, t5Pegasus, lowercase, pair, maxLength } = args.options as {
-      vocab: string;
+      vocab?: string;
       t5Pegasus?: boolean;
       lowercase: boolean;
       pair?: string;
@@ -34,8 +36,8 @@ export const tokenize: Command = {
     };
     if (t5Pegasus && lowercase === false) throw new UsageError('the T5 PEGASUS tokenizer always lowercases: drop --no-lowercase', 'tokenize');
     if (maxLength !== undefined && maxLength < 1) throw new UsageError('--max-length must be at least 1', 'tokenize');
-    const { BertTokenizer, T5PegasusTokenizer } = await import('@kexue/models');
-    const file = path.resolve(ctx.cwd, vocab);
+    const { BUNDLED_VOCABS, BertTokenizer, T5PegasusTokenizer } = await import('@kexue/models');
+    const file = vocab !== undefined ? path.resolve(ctx.cwd, vocab) : t5Pegasus ? BUNDLED_VOCABS.t5PegasusBase : BUNDLED_VOCABS.bertBaseChinese;
     const tok = t5Pegasus ? T5PegasusTokenizer.fromVocab(file) : BertTokenizer.fromVocab(file, { lowercase });
     const text = args.positionals.text as string;
     const encodeOne = (t: string): string => {

@@ -17,7 +17,7 @@ import { readTextCorpus } from '../data/text.js';
 import type { BertTokenizer } from '../tokenizers/bert.js';
 import { checkArchitecture, checkpointDir, loadWeights, MODEL_FILE, readModelHeader, type Architecture } from '../train/checkpoint.js';
 import { RequestError, number, type ConfigOf } from './config.js';
-import { FROM_SCRATCH_LR, demoDataKeys, encoderArch, encoderConfig, fromScratchKeys, loadTokenizer, vocabFile } from './sections.js';
+import { FROM_SCRATCH_LR, checkEncoderKeys, demoDataKeys, encoderArch, encoderConfig, fromScratchKeys, loadTokenizer, vocabFile } from './sections.js';
 import { RUN_DIR_OPTIONS, defineTask, evalDataOptions } from './task.js';
 
 const MLM_FORMATS = ['auto', 'text', 'cluener'] as const;
@@ -151,6 +151,7 @@ export const mlmTask = defineTask({
   config: MLM_KEYS,
   recipe: FROM_SCRATCH_LR,
   best: { metric: 'loss', higherIsBetter: false },
+  check: (config) => checkEncoderKeys(config.model, config.data.max_length),
   async setup(config, run) {
     const vocab = vocabFile(config.model);
     const tokenizer = loadTokenizer(vocab);

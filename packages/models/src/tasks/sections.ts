@@ -3,14 +3,12 @@
  * what they build: the encoder (`model.*`), the optimizer and its schedule (`optim.*`), the loop
  * (`train.*`), mixed precision and the device. A task's spec is its own keys plus these.
  */
-import { fileURLToPath } from 'node:url';
-
-import { ArgumentError } from '@kexue/core-cuda';
 import { AdamW, Lion, Tiger, hfParamClass, piecewiseLinear, warmupCosine, warmupLinear, type Optimizer, type Schedule } from '@kexue/optimizers';
 
 import { bertConfig, type BertConfig } from '../bert/config.js';
 import { BertTokenizer } from '../tokenizers/bert.js';
-import { choice, integer, number, pathKey, string, type ConfigOf } from './config.js';
+import { BUNDLED_VOCABS } from '../tokenizers/bundled.js';
+import { RequestError, choice, integer, number, pathKey, string, type ConfigOf } from './config.js';
 import { demoFile } from './demo.js';
 
 /** The optimizers a task can train with, by config name. */
@@ -85,12 +83,13 @@ export function trainKeys(d: { batch: number; epochs: number; log: number }) {
     epochs: number(d.epochs, 'epochs (used when train.steps is 0)', { min: 0 }),
     steps: integer(0, 'optimizer updates in all (0 = from train.epochs)', { min: 0 }),
     grad_accum: integer(1, 'micro-batches per update (gradients averaged)', { min: 1 }),
-    seed: integer(42, 'seed of the weights, the shuffles, dropout and masking', { min: 0 }),
+    seed: integer(42, 'seed of the weights, the shuffles, dropout and masking (below 2^53: Philox takes an exact integer)', { min: 0, max: Number.MAX_SAFE_INTEGER }),
     log_every: integer(d.log, 'write a metrics.jsonl train record every N updates', { min: 1 }),
     eval_every: integer(0, 'evaluate every N updates (0 = every epoch); always at the end', { min: 0 }),
     save_every: integer(0, 'save the last checkpoint every N updates (0 = at evaluations and the end)', { min: 0 }),
     stop_at: integer(0, 'stop after N updates with a checkpoint, to continue with --resume (0 = never)', { min: 0, resumable: true }),
-    threads: integer(0, 'CPU threads (0 = KEXUE_NUM_THREADS or all cores)', { min: 0, resumable: true }),
+    threads: integer(0, 'CPU threads (0 = KEXUE_NUM_THREADS or all cores; more than the cores only slows a run)', { min: 0, max: 256, resumable: true }),
+    max_nonfinite: integer(10, 'stop with E_DIVERGED after this many updates in a row with a non-finite loss', { min: 1, resumable: true }),
   };
 }
 export type TrainConfig = ConfigOf<ReturnType<typeof trainKeys>>;
@@ -134,12 +133,20 @@ export function fromScratchKeys() {
   };
 }
 
-/** The bundled vocabulary (Google's bert-base-chinese, 21,128 tokens). */
-export const BUNDLED_VOCAB = fileURLToPath(new URL('../../vocab/bert-base-chinese/vocab.txt', import.meta.url));
+/** The rules between keys of an encoder config (RequestError naming the keys and why). */
+export function checkEncoderKeys(m: ModelConfig, maxLength: number): void {
+  if (m.hidden % m.heads !== 0) throw new RequestError(`model.heads (${m.heads}) must divide model.hidden (${m.hidden}): each head takes hidden/heads dimensions`);
+  if (m.kind === 'roformer' && (m.hidden / m.heads) % 2 !== 0) {
+    throw new RequestError(`model.hidden / model.heads (${m.hidden / m.heads}) must be even for RoFormer: RoPE rotates pairs of dimensions`);
+  }
+  if (m.kind === 'bert' && maxLength > m.max_positions) {
+    throw new RequestError(`data.max_length (${maxLength}) must be at most model.max_positions (${m.max_positions}): BERT has a position embedding for each of those positions only`);
+  }
+}
 
 /** The vocabulary file of a model config (model.vocab is already absolute when set). */
 export function vocabFile(c: ModelConfig): string {
-  return c.vocab === '' ? BUNDLED_VOCAB : c.vocab;
+  return c.vocab === '' ? BUNDLED_VOCABS.bertBaseChinese : c.vocab;
 }
 
 /** Loads the tokenizer of a vocab file (lowercasing, as Google's Chinese vocabulary expects). */
@@ -171,7 +178,7 @@ export function buildOptimizer(c: OptimConfig, totalSteps: number, recipe: Learn
   let schedule: Schedule;
   if (c.schedule === 'constant') schedule = c.warmup > 0 ? piecewiseLinear({ [c.warmup]: 1 }) : { 0: 1 };
   else {
-    if (c.warmup >= totalSteps) throw new ArgumentError(`optim.warmup (${c.warmup}) must be below the run's ${totalSteps} updates for a ${c.schedule} schedule`);
+    if (c.warmup >= totalSteps) throw new RequestError(`optim.warmup (${c.warmup}) must be below the run's ${totalSteps} updates for a ${c.schedule} schedule`);
     schedule = (c.schedule === 'linear' ? warmupLinear : warmupCosine)({ warmupSteps: c.warmup, totalSteps });
   }
   const options = { learningRate: learningRate(c, recipe), weightDecay: c.weight_decay, schedule, ...(c.clip_norm > 0 ? { clipNorm: c.clip_norm } : {}) };

@@ -10,15 +10,16 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 
 import { FormatError, KexueIOError, Philox, resolveDevice, setNumThreads, type Tensor } from '@kexue/core-cuda';
-import { loadOptimizerState } from '@kexue/optimizers';
+import { loadOptimizerState, type Optimizer } from '@kexue/optimizers';
 
 import type { Batch, Dataset } from '../data/dataset.js';
 import type { Module } from '../nn/module.js';
 import { checkArchitecture, checkpointDir, loadWeights, MODEL_FILE, OPTIMIZER_FILE, readModelHeader, readTrainerState, type Architecture, type TrainerState } from '../train/checkpoint.js';
 import { ignoreEvents, type StartEvent, type TrainObserver } from '../train/events.js';
+import { tensorboardObserver } from '../train/tensorboard.js';
 import { readJson, writeJsonAtomic } from '../train/files.js';
 import { PrecisionPolicy } from '../train/precision.js';
-import { CONFIG_FILE, assertRunDir, createRunDir, timestampedRunDir } from '../train/run_dir.js';
+import { CONFIG_FILE, INDEX_FILE, assertRunDir, checkNewRunDir, createRunDir, lockRunDir, removeUnfinishedRun, timestampedRunDir, type RunLock } from '../train/run_dir.js';
 import { trainLoop, type TrainSummary } from '../train/trainer.js';
 import { RequestError, configKeys, flatten, resolveConfig, type ConfigOf, type ConfigSources, type ConfigSpec, type ConfigValues, type Key } from './config.js';
 import { DEVICE_NAME, buildOptimizer, totalSteps, type LearningRateRecipe, type optimKeys, type RUN_KEYS, type trainKeys } from './sections.js';
@@ -149,6 +150,8 @@ export interface TaskDefinition<S extends ConfigSpec & RunSpec, R> {
   recipe: LearningRateRecipe;
   /** The evaluation metric that picks the best checkpoint; null: the last is the best. */
   best: { metric: string; higherIsBetter: boolean } | null;
+  /** The rules between keys (RequestError naming them and why), checked whenever a config is resolved. */
+  check?(config: ConfigOf<S>): void;
   /** Builds data, model, loss and evaluation; checks every input before the run writes anything. */
   setup(config: ConfigOf<S> & { task: string }, run: RunContext): Promise<TrainPlan<R>>;
   /** One line about an evaluation: 'dev F1 0.4805 (P 0.5381, R 0.4341)'. */
@@ -171,6 +174,8 @@ export interface TrainOptions<C> {
   /** Relative paths (run directories, config paths) are resolved against it; default process.cwd(). */
   cwd?: string;
   onEvent?: TrainObserver;
+  /** Abort it to stop after the current update with a checkpoint (the CLI's Ctrl-C). */
+  stop?: AbortSignal;
 }
 
 export interface TrainResult extends TrainSummary {
@@ -208,7 +213,9 @@ export function defineTask<S extends ConfigSpec & RunSpec, R>(def: TaskDefinitio
 
   const resolve = (sources: ConfigSources & { values?: ConfigValues<C> }): C & { task: string } => {
     const { values, ...rest } = sources;
-    return resolveConfig(def.name, def.config, values === undefined ? rest : { ...rest, values: values as Record<string, unknown> });
+    const config = resolveConfig(def.name, def.config, values === undefined ? rest : { ...rest, values: values as Record<string, unknown> });
+    def.check?.(config);
+    return config;
   };
 
   const readConfig = (runDir: string): C & { task: string } => {
@@ -238,36 +245,56 @@ export function defineTask<S extends ConfigSpec & RunSpec, R>(def: TaskDefinitio
     }
     // every task's spec has the run keys (RunSpec), which TypeScript cannot see through ConfigOf<S>
     const run = config as unknown as ConfigOf<RunSpec>;
-    if (run.train.threads > 0) setNumThreads(run.train.threads);
-    const precision = PrecisionPolicy.fromConfig(run);
-    const device = resolveDevice(run.device);
-    const resume = o.resume !== undefined ? resumePoint(runDir) : null;
-    const dropout = new Philox(run.train.seed, resume ? resume.state.dropoutOffset : 0);
-    const plan = await def.setup(config, { runDir, device, resume, dropout });
-    if (resume) checkArchitecture(path.join(resume.dir, MODEL_FILE), resume.arch, plan.arch);
-    const steps = totalSteps(run.train, plan.data.length);
-    const optimizer = buildOptimizer(run.optim, steps, def.recipe);
-    // checkpoints hold host tensors whatever device wrote them: weights load where the model was
-    // built and move with it; the optimizer state is read onto the device its steps will check
-    if (resume) loadWeights(path.join(resume.dir, MODEL_FILE), plan.model);
-    plan.model.to(device);
-    if (resume) loadOptimizerState(path.join(resume.dir, OPTIMIZER_FILE), optimizer, { device });
-    else {
-      createRunDir(runDir);
-      await writeJsonAtomic(path.join(runDir, CONFIG_FILE), config);
-    }
-    const onEvent = o.onEvent ?? ignoreEvents;
-    onEvent({
-      type: 'start',
-      task: def.name,
-      runDir,
-      device,
-      precision: precision.compute === 'float32' ? null : precision.describe(),
-      parameters: plan.model.parameterCount(),
-      updates: steps,
-      ...plan.about,
-    });
+    const fresh = o.resume === undefined;
+    // a fresh run's directory is checked now and taken once everything else is (nothing written before)
+    const existed = fresh && existsSync(runDir);
+    if (fresh) checkNewRunDir(runDir);
+    // the caller's observer, and the run's TensorBoard event files (opened at the first event)
+    const tensorboard = tensorboardObserver(runDir);
+    const caller = o.onEvent ?? ignoreEvents;
+    const onEvent: TrainObserver = (e) => {
+      caller(e);
+      tensorboard(e);
+    };
+    const tookOver = (lock: RunLock) => {
+      const t = lock.tookOver;
+      if (t) onEvent({ type: 'notice', message: `took over the lock of ${runDir}${t.pid ? ` from process ${t.pid} (started ${t.started}), which is gone` : ', which no process finished writing'}` });
+      return lock;
+    };
+    let lock = fresh ? null : tookOver(lockRunDir(runDir));
+    let plan: TrainPlan<R> | null = null;
+    let optimizer: Optimizer | null = null;
     try {
+      if (run.train.threads > 0) setNumThreads(run.train.threads);
+      const precision = PrecisionPolicy.fromConfig(run);
+      const device = resolveDevice(run.device);
+      const resume = fresh ? null : resumePoint(runDir);
+      const dropout = new Philox(run.train.seed, resume ? resume.state.dropoutOffset : 0);
+      plan = await def.setup(config, { runDir, device, resume, dropout });
+      if (resume) checkArchitecture(path.join(resume.dir, MODEL_FILE), resume.arch, plan.arch);
+      const steps = totalSteps(run.train, plan.data.length);
+      optimizer = buildOptimizer(run.optim, steps, def.recipe);
+      // checkpoints hold host tensors whatever device wrote them: weights load where the model was
+      // built and move with it; the optimizer state is read onto the device its steps will check
+      if (resume) loadWeights(path.join(resume.dir, MODEL_FILE), plan.model);
+      plan.model.to(device);
+      if (resume) loadOptimizerState(path.join(resume.dir, OPTIMIZER_FILE), optimizer, { device });
+      else {
+        lock = tookOver(lockRunDir(runDir));
+        if (checkNewRunDir(runDir)) onEvent({ type: 'notice', message: `${runDir} held a run that stopped before its first checkpoint: starting it anew` });
+        createRunDir(runDir);
+        await writeJsonAtomic(path.join(runDir, CONFIG_FILE), config);
+      }
+      onEvent({
+        type: 'start',
+        task: def.name,
+        runDir,
+        device,
+        precision: precision.compute === 'float32' ? null : precision.describe(),
+        parameters: plan.model.parameterCount(),
+        updates: steps,
+        ...plan.about,
+      });
       const summary = await trainLoop(
         {
           name: def.name,
@@ -287,6 +314,7 @@ export function defineTask<S extends ConfigSpec & RunSpec, R>(def: TaskDefinitio
           evalEvery: run.train.eval_every,
           saveEvery: run.train.save_every,
           stopAt: run.train.stop_at,
+          maxNonFinite: run.train.max_nonfinite,
           optimizer,
           dropout,
           arch: plan.arch,
@@ -294,13 +322,20 @@ export function defineTask<S extends ConfigSpec & RunSpec, R>(def: TaskDefinitio
           files: plan.files,
           onEvent,
           ...(resume ? { resume: resume.state } : {}),
+          ...(o.stop ? { stop: o.stop } : {}),
           precision,
         },
       );
       return { ...summary, runDir };
+    } catch (err) {
+      // a fresh run that failed before its first checkpoint leaves nothing that blocks the next
+      if (fresh && lock && !existsSync(path.join(runDir, INDEX_FILE))) removeUnfinishedRun(runDir, existed);
+      throw err;
     } finally {
-      plan.model.dispose();
-      optimizer.dispose();
+      tensorboard.close();
+      plan?.model.dispose();
+      optimizer?.dispose();
+      lock?.release();
     }
   };
 

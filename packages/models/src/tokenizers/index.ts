@@ -5,3 +5,4 @@ export { WordPieceTokenizerBase } from './base.js';
 export { Vocab, REQUIRED_SPECIALS } from './vocab.js';
 export type { Encoding, EncodeOptions, EncodeBatchOptions, Offset, TruncationStrategy } from './encoding.js';
 export { decodeTokens } from './decode.js';
+export { BUNDLED_VOCABS } from './bundled.js';

@@ -67,13 +67,19 @@ export interface EvalEvent {
   best: boolean;
 }
 
+/** Something the person running it should know that is not an error (a stale lock taken over). */
+export interface NoticeEvent {
+  type: 'notice';
+  message: string;
+}
+
 /** The loop is over (the run finished, or stopped at train.stop_at). */
 export interface DoneEvent {
   type: 'done';
   step: number;
 }
 
-export type TrainEvent = StartEvent | ResumeEvent | StepEvent | LogEvent | EvalEvent | DoneEvent;
+export type TrainEvent = StartEvent | NoticeEvent | ResumeEvent | StepEvent | LogEvent | EvalEvent | DoneEvent;
 
 /** Receives a run's events. */
 export type TrainObserver = (event: TrainEvent) => void;

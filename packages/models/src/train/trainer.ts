@@ -11,12 +11,14 @@
  * The loop runs where the task's model is (the task makes its batches there); the checkpoints
  * hold host copies whatever the device.
  */
-import { add, dispose, globalNorm, keep, mul, tidy, valueAndGrad, type Philox, type Tensor } from '@kexue/core-cuda';
+import path from 'node:path';
+
+import { add, dispose, DivergedError, globalNorm, keep, mul, tidy, valueAndGrad, type Philox, type Tensor } from '@kexue/core-cuda';
 import type { Optimizer, StepResult } from '@kexue/optimizers';
 
 import type { Batch, Dataset } from '../data/dataset.js';
 import type { Module } from '../nn/module.js';
-import { writeCheckpoint, type Architecture, type TrainerState } from './checkpoint.js';
+import { readCheckpointIndex, writeCheckpoint, type Architecture, type TrainerState } from './checkpoint.js';
 import { MetricsLog } from './metrics.js';
 import { PrecisionPolicy } from './precision.js';
 import type { TrainObserver } from './events.js';
@@ -65,11 +67,24 @@ export interface TrainLoopOptions {
   resume?: TrainerState;
   /** Compute dtype and loss scaling; default float32 without scaling. */
   precision?: PrecisionPolicy;
+  /**
+   * Updates in a row whose loss (or, without a loss scaler, gradient norm) is not finite before
+   * the run stops with E_DIVERGED; default 10. Tiger's guard and the loss scaler still handle
+   * each such update by their rules; this bounds how long a run goes on diverging.
+   */
+  maxNonFinite?: number;
+  /** When aborted, the loop stops after the current update with a checkpoint, as at stopAt. */
+  stop?: AbortSignal;
 }
 
 export interface TrainSummary {
   step: number;
+  /** Stopped before the last update: at train.stop_at, or asked to (interrupted). */
   stoppedEarly: boolean;
+  /** Stopped because `stop` was aborted (Ctrl-C). */
+  interrupted: boolean;
+  /** Training time, evaluations excluded, over every process of the run (ms). */
+  elapsedMs: number;
   lastEval: Record<string, number> | null;
   best: TrainerState['best'];
   tokensPerSecond: number;
@@ -100,12 +115,27 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
   }
   task.model.train();
   let lastEval: Record<string, number> | null = null;
+  const maxNonFinite = o.maxNonFinite ?? 10;
+  /** Updates in a row with a non-finite loss (or gradient norm), and where that began. */
+  let streak = 0;
+  let streakFrom = 0;
+  /** The step of the last checkpoint (the resume point's, on resume). */
+  let savedStep = o.resume ? state.step : -1;
+  const lastGood = () => {
+    if (savedStep < 0) return 'no checkpoint was written';
+    const last = readCheckpointIndex(o.runDir).last;
+    return `the last good checkpoint is ${path.join(o.runDir, last.dir)} (step ${last.step})`;
+  };
 
+  /** Writes a checkpoint, unless the last update diverged; weights that are not finite stop the run. */
   const save = async (best: { metric: string; value: number } | null) => {
+    if (streak > 0) return;
+    if (!Number.isFinite(globalNorm(Object.values(params)))) throw new DivergedError(`training diverged: the weights are not finite after step ${state.step}; ${lastGood()}`);
     state.position = loader.position;
     state.dropoutOffset = o.dropout.offset;
     if (scaler) state.lossScaler = scaler.state();
     await writeCheckpoint(o.runDir, { task: task.name, arch: o.arch, weights: params, optimizer: o.optimizer, state, config: o.config, files: o.files }, best);
+    savedStep = state.step;
   };
 
   const evaluate = async (): Promise<{ metric: string; value: number } | null> => {
@@ -123,7 +153,9 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
     metrics.append({ kind: 'eval', step: state.step, epoch: loader.position.epoch, ...result, eval_s: seconds });
     const main = task.mainMetric;
     const value = main ? result[main.name] : undefined;
-    const better = main !== undefined && value !== undefined && (!state.best || (main.higherIsBetter ? value > state.best.value : value < state.best.value));
+    // a non-finite metric (a diverged model) is never the best
+    const better =
+      main !== undefined && value !== undefined && Number.isFinite(value) && streak === 0 && (!state.best || (main.higherIsBetter ? value > state.best.value : value < state.best.value));
     o.onEvent({ type: 'eval', step: state.step, metrics: result, seconds, best: better });
     if (!better) return null;
     state.best = { metric: main.name, value, step: state.step };
@@ -136,9 +168,17 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
   let trainedMs = 0;
   let updatesHere = 0;
   let stoppedEarly = false;
+  let interrupted = false;
   while (state.step < o.totalSteps) {
     if (state.step >= stopAt) {
       stoppedEarly = true;
+      break;
+    }
+    // let signal handlers run (a Ctrl-C handler aborts o.stop): the update itself is synchronous
+    await new Promise((resolve) => setImmediate(resolve));
+    if (o.stop?.aborted) {
+      stoppedEarly = interrupted = true;
+      if (savedStep !== state.step) await save(null);
       break;
     }
     const t0 = performance.now();
@@ -183,6 +223,14 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
     dispose(Object.values(grads));
     state.step++;
     const loss = lossSum / o.gradAccum;
+    if (Number.isFinite(loss) && (scaler !== null || Number.isFinite(gradNorm))) streak = 0;
+    else if (++streak === 1) streakFrom = state.step;
+    if (streak >= maxNonFinite) {
+      throw new DivergedError(
+        `training diverged: the loss${scaler ? '' : ' or gradient norm'} was not finite for ${streak} updates in a row (steps ${streakFrom}–${state.step}); ` +
+          `${lastGood()}. Try a lower optim.lr or clipping (optim.clip_norm); train.max_nonfinite sets how many such updates a run tolerates`,
+      );
+    }
     const ms = performance.now() - t0;
     state.tokens += tokens;
     state.elapsedMs += ms;
@@ -226,6 +274,15 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
     const best = evalNow ? await evaluate() : null;
     if (evalNow || last || state.step === stopAt || (o.saveEvery > 0 && state.step % o.saveEvery === 0)) await save(best);
   }
+  if (streak > 0) throw new DivergedError(`training diverged: its last ${streak} updates (steps ${streakFrom}–${state.step}) had a non-finite loss; ${lastGood()}`);
   o.onEvent({ type: 'done', step: state.step });
-  return { step: state.step, stoppedEarly, lastEval, best: state.best, tokensPerSecond: state.elapsedMs > 0 ? (state.tokens / state.elapsedMs) * 1000 : 0 };
+  return {
+    step: state.step,
+    stoppedEarly,
+    interrupted,
+    elapsedMs: state.elapsedMs,
+    lastEval,
+    best: state.best,
+    tokensPerSecond: state.elapsedMs > 0 ? (state.tokens / state.elapsedMs) * 1000 : 0,
+  };
 }
