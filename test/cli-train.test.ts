@@ -6,7 +6,7 @@
  * fails with one message, a non-zero exit code and an untouched run directory.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -94,6 +94,21 @@ describe('kexue train ner → resume → eval → predict', () => {
       const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { text: string; entities: { start: number; end: number; type: string; text: string }[] });
       expect(lines.map((l) => l.text)).toEqual(texts);
       for (const l of lines) for (const e of l.entities) expect(l.text.slice(e.start, e.end)).toBe(e.text);
+    }
+  });
+
+  it('refuses a checkpoint whose weights changed since they were written: one message naming the file, exit 1', () => {
+    const damaged = path.join(tmp, 'damaged');
+    cpSync(full, damaged, { recursive: true });
+    const index = JSON.parse(readFileSync(path.join(damaged, 'checkpoints.json'), 'utf8')) as { best: { dir: string } };
+    const file = path.join(damaged, index.best.dir, 'model.safetensors');
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 2]! ^= 0x01; // inside the last tensor's data
+    writeFileSync(file, bytes);
+    for (const r of [kexue('eval', 'ner', damaged), kexue('predict', 'ner', damaged, '浙商银行')]) {
+      expect(r.code).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(/\[E_FORMAT\]: checkpoint .*model\.safetensors is corrupt: its SHA-256 does not match the one recorded when it was written/);
     }
   });
 });

@@ -276,4 +276,54 @@ describe('safetensors', () => {
     expect(readdirSync(dir).sort()).toEqual(['sub', 'w.safetensors']);
     t.dispose();
   });
+
+  it('computes the SHA-256 of the whole file in the same pass as the load', async () => {
+    const { createHash } = await import('node:crypto');
+    const dir = tmpDir();
+    const file = path.join(dir, 'h.safetensors');
+    const a = kx.tensor([1, 2, 3], [3]);
+    const b = kx.tensor([4, 5], [2], { dtype: 'int32' });
+    await kx.io.saveSafetensors(file, { a, b }, { note: 'x' });
+    const expected = createHash('sha256').update(readFileSync(file)).digest('hex');
+    const r = kx.io.readSafetensors(file, { sha256: true });
+    expect(r.sha256).toBe(expected);
+    expect(r.metadata).toEqual({ note: 'x' });
+    expect(Object.keys(r.tensors)).toEqual(['a', 'b']);
+    kx.dispose(Object.values(r.tensors));
+    // no tensors at all: the digest is that of the header alone, which is the whole file
+    const empty = kx.io.serializeSafetensors({});
+    expect(kx.io.parseSafetensors(empty, { sha256: true }).sha256).toBe(createHash('sha256').update(empty).digest('hex'));
+    // a flipped byte inside a tensor's data: the header still validates, the digest differs
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 9]! ^= 0x10;
+    const c = kx.io.parseSafetensors(bytes, { sha256: true });
+    expect(c.sha256).not.toBe(expected);
+    kx.dispose(Object.values(c.tensors));
+    expect(kx.io.readSafetensors(file).sha256).toBeUndefined();
+    kx.dispose([a, b]);
+  });
+
+  it('finds the first NaN or ±Infinity of the floating tensors as it loads them (reported, not thrown)', () => {
+    const cases: [kx.DType, number[], number, number][] = [
+      ['float32', [1, NaN, 3], 1, NaN],
+      ['float32', [1, 2, -Infinity], 2, -Infinity],
+      ['float16', [0, 65504, Infinity], 2, Infinity],
+      ['float16', [NaN, 1, 1], 0, NaN],
+      ['bfloat16', [1, -Infinity, NaN], 1, -Infinity],
+      ['bfloat16', [3e38, 1, NaN], 2, NaN],
+    ];
+    for (const [dtype, values, index, value] of cases) {
+      const t = kx.tensor(values, [3], { dtype });
+      const ok = kx.tensor([1, 2], [2], { dtype });
+      const bytes = kx.io.serializeSafetensors({ a_ok: ok, b_bad: t, c_int: kx.tensor([7], [1], { dtype: 'int32' }) });
+      const r = kx.io.parseSafetensors(bytes, { findNonFinite: true });
+      expect(r.nonFinite, dtype).toEqual({ tensor: 'b_bad', index, value });
+      kx.dispose([...Object.values(r.tensors), t, ok]);
+    }
+    // finite floats (the largest ones included), integers and halves' largest values: nothing found
+    const fine = { f: kx.tensor([3.4028234663852886e38, -1, 0], [3]), h: kx.tensor([65504, -65504], [2], { dtype: 'float16' }), i: kx.tensor([-1], [1], { dtype: 'int32' }) };
+    const r = kx.io.parseSafetensors(kx.io.serializeSafetensors(fine), { findNonFinite: true });
+    expect(r.nonFinite).toBeUndefined();
+    kx.dispose([...Object.values(r.tensors), ...Object.values(fine)]);
+  });
 });

@@ -163,3 +163,36 @@ export function decodeElements(bytes: Uint8Array, from: FileDType, what: string)
 function outOfRange(what: string, from: FileDType, value: string, index: number): never {
   throw new FormatError(`${what}: ${from} value ${value} at index ${index} does not fit int32 (kexue reads integers as int32)`);
 }
+
+/** The first element of a floating tensor's raw data that is NaN or ±Infinity. */
+export interface NonFiniteElement {
+  /** Its index in the flattened tensor. */
+  index: number;
+  /** NaN, Infinity or -Infinity. */
+  value: number;
+}
+
+/**
+ * The first NaN or ±Infinity in raw tensor data of a kexue dtype (float32 values, or float16 /
+ * bfloat16 bits: all exponent bits set), or null; integer dtypes have none. One pass, no copy.
+ */
+export function firstNonFinite(data: RawData, dtype: DType): NonFiniteElement | null {
+  if (dtype === 'float32') {
+    const a = data as Float32Array;
+    for (let i = 0; i < a.length; i++) {
+      const v = a[i]!;
+      if (v - v !== 0) return { index: i, value: v }; // NaN - NaN and ±Inf - ±Inf are NaN
+    }
+    return null;
+  }
+  if (dtype === 'float16' || dtype === 'bfloat16') {
+    const bits = data as Uint16Array;
+    const exp = dtype === 'float16' ? 0x7c00 : 0x7f80;
+    for (let i = 0; i < bits.length; i++) {
+      const b = bits[i]!;
+      if ((b & exp) === exp) return { index: i, value: (b & (0x7fff & ~exp)) !== 0 ? NaN : b & 0x8000 ? -Infinity : Infinity };
+    }
+    return null;
+  }
+  return null;
+}

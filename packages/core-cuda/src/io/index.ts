@@ -7,10 +7,11 @@ export {
   parseSafetensors,
   serializeSafetensors,
   type LoadOptions,
+  type SafetensorsLoadOptions,
   type SafetensorsFile,
   type SafetensorsEntry,
   type SafetensorsHeader,
 } from './safetensors.js';
-export { type FileDType } from './elements.js';
+export { type FileDType, type NonFiniteElement } from './elements.js';
 export { loadTorch, readTorch, type TorchFile } from './torch.js';
 export { writeFileAtomic, type ContentWriter } from './atomic.js';

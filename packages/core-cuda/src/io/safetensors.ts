@@ -11,15 +11,20 @@
  * with a range check, F64 → float32, BOOL → uint8, ...).
  *
  * Files are read tensor by tensor with positional reads into one reused buffer, and each tensor is
- * made from an aligned view of it (one copy, into the tensor). Writing is atomic (./atomic.ts).
+ * made from an aligned view of it (one copy, into the tensor). On request the same pass computes the
+ * SHA-256 of the whole file (the header and the data, which the tensors tile exactly) and finds the
+ * first NaN or ±Infinity of the floating tensors, for callers that verify what they load
+ * (checkpoints). Writing is atomic (./atomic.ts).
  */
+import { createHash, type Hash } from 'node:crypto';
+
 import { resolveDevice } from '../device.js';
 import { tensor } from '../creation.js';
 import { bytesPerElement, type DType } from '../dtype.js';
 import { ArgumentError, DisposedError, FormatError } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import { writeFileAtomic } from './atomic.js';
-import { FILE_DTYPES, decodeElements, isFileDType, type FileDType } from './elements.js';
+import { FILE_DTYPES, decodeElements, firstNonFinite, isFileDType, type FileDType, type NonFiniteElement } from './elements.js';
 import { MemorySource, withFile, type ByteSource } from './source.js';
 
 const TO_FILE: Record<DType, FileDType> = { float32: 'F32', float16: 'F16', bfloat16: 'BF16', int32: 'I32', uint8: 'U8' };
@@ -33,10 +38,26 @@ export interface LoadOptions {
   device?: string;
 }
 
+/** Options of the safetensors readers: where the tensors go, and what to check in the same pass. */
+export interface SafetensorsLoadOptions extends LoadOptions {
+  /** Compute the SHA-256 of the file's bytes as they are read (no second read): `SafetensorsFile.sha256`. */
+  sha256?: boolean;
+  /**
+   * Look for NaN and ±Infinity in the floating tensors as they are read: `SafetensorsFile.nonFinite`
+   * names the first (in file order). Reported, not thrown: the caller decides (and may first want
+   * to know from the checksum whether the file is corrupt).
+   */
+  findNonFinite?: boolean;
+}
+
 /** A file's tensors and its `__metadata__` strings. */
 export interface SafetensorsFile {
   tensors: Record<string, Tensor>;
   metadata: Record<string, string>;
+  /** The SHA-256 of the whole file, lowercase hex (with `sha256: true`). */
+  sha256?: string;
+  /** The first floating tensor holding NaN or ±Infinity, and where (with `findNonFinite: true`; absent when there is none). */
+  nonFinite?: NonFiniteElement & { tensor: string };
 }
 
 /** One tensor as the header describes it; `begin`/`end` are absolute byte offsets in the file. */
@@ -135,24 +156,46 @@ export function parseSafetensorsHeader(source: ByteSource): SafetensorsHeader {
   };
 }
 
-/** Builds the tensors of a validated header; on any failure the tensors made so far are freed. */
-function readTensors(source: ByteSource, header: SafetensorsHeader, device: string): Record<string, Tensor> {
+/**
+ * Builds the tensors of a validated header (and, as asked, the file's SHA-256 and its first
+ * non-finite float in the same pass); on any failure the tensors made so far are freed.
+ */
+function readTensors(source: ByteSource, header: SafetensorsHeader, options: SafetensorsLoadOptions): SafetensorsFile {
+  const device = resolveDevice(options.device);
   const made = new Map<string, Tensor>();
+  let hash: Hash | undefined;
+  let nonFinite: SafetensorsFile['nonFinite'];
   try {
+    if (options.sha256) {
+      // the header, then the data in file order: the entries tile it exactly, so this is every byte
+      hash = createHash('sha256');
+      hash.update(source.read(0, header.entries[0]?.begin ?? source.size, 'the header', true));
+    }
     for (const e of header.entries) {
       const what = `${source.name}: tensor '${e.name}'`;
       const bytes = source.read(e.begin, e.end - e.begin, `tensor '${e.name}'`, true);
+      hash?.update(bytes);
+      const dtype = FILE_DTYPES[e.dtype].dtype;
       const data = decodeElements(bytes, e.dtype, what);
-      made.set(e.name, tensor(data, e.shape, { dtype: FILE_DTYPES[e.dtype].dtype, device }));
+      if (options.findNonFinite && !nonFinite) {
+        const bad = firstNonFinite(data, dtype);
+        if (bad) nonFinite = { tensor: e.name, ...bad };
+      }
+      made.set(e.name, tensor(data, e.shape, { dtype, device }));
     }
   } catch (err) {
     for (const t of made.values()) t.dispose();
     throw err;
   }
   // Names sorted, whatever the order of the header or of the data.
-  const out: Record<string, Tensor> = {};
-  for (const name of header.entries.map((e) => e.name).sort()) out[name] = made.get(name)!;
-  return out;
+  const tensors: Record<string, Tensor> = {};
+  for (const name of header.entries.map((e) => e.name).sort()) tensors[name] = made.get(name)!;
+  return {
+    tensors,
+    metadata: header.metadata,
+    ...(hash ? { sha256: hash.digest('hex') } : {}),
+    ...(nonFinite ? { nonFinite } : {}),
+  };
 }
 
 /** The validated header of a .safetensors file (metadata, names, dtypes, shapes), without reading data. */
@@ -160,13 +203,14 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
   return withFile(file, parseSafetensorsHeader);
 }
 
-/** Reads a .safetensors file: its tensors (CPU unless `device` says otherwise) and its metadata. */
-export function readSafetensors(file: string, options: LoadOptions = {}): SafetensorsFile {
-  const device = resolveDevice(options.device);
-  return withFile(file, (source) => {
-    const header = parseSafetensorsHeader(source);
-    return { tensors: readTensors(source, header, device), metadata: header.metadata };
-  });
+/**
+ * Reads a .safetensors file: its tensors (CPU unless `device` says otherwise) and its metadata;
+ * with `sha256` / `findNonFinite`, the file's digest and its first non-finite float, from the same
+ * read.
+ */
+export function readSafetensors(file: string, options: SafetensorsLoadOptions = {}): SafetensorsFile {
+  resolveDevice(options.device); // a bad device is E_ARG before the file is opened
+  return withFile(file, (source) => readTensors(source, parseSafetensorsHeader(source), options));
 }
 
 /** Reads a .safetensors file's tensors (CPU unless `device` says otherwise); see readSafetensors for the metadata. */
@@ -174,13 +218,12 @@ export function loadSafetensors(file: string, options: LoadOptions = {}): Record
   return readSafetensors(file, options).tensors;
 }
 
-/** Parses safetensors bytes already in memory (same validation as the file readers). */
-export function parseSafetensors(bytes: Uint8Array, options: LoadOptions & { name?: string } = {}): SafetensorsFile {
+/** Parses safetensors bytes already in memory (same validation and options as the file readers). */
+export function parseSafetensors(bytes: Uint8Array, options: SafetensorsLoadOptions & { name?: string } = {}): SafetensorsFile {
   if (!(bytes instanceof Uint8Array)) throw new ArgumentError('parseSafetensors: bytes must be a Uint8Array');
-  const device = resolveDevice(options.device);
+  resolveDevice(options.device);
   const source = new MemorySource(bytes, options.name ?? 'safetensors data');
-  const header = parseSafetensorsHeader(source);
-  return { tensors: readTensors(source, header, device), metadata: header.metadata };
+  return readTensors(source, parseSafetensorsHeader(source), options);
 }
 
 interface Layout {

@@ -1,9 +1,11 @@
 /**
  * Entity-level evaluation (ALGORITHMS.md §2.7): exact match on sets of (start, end, type);
- * X = |pred ∩ gold|, Y = |pred|, Z = |gold| summed over the dataset, each starting at 1e-10 (as the
- * reference code, so nothing divides by zero: with no predictions and no gold entities at all,
- * P = R = F1 = 1); F1 = 2X/(Y+Z), P = X/Y, R = X/Z. Also the
- * training-time span F1 of GlobalPointer logits against dense labels.
+ * X = |pred ∩ gold|, Y = |pred|, Z = |gold| summed over the dataset; P = X/Y, R = X/Z,
+ * F1 = 2X/(Y+Z), each exactly 0 when X is 0 (nothing predicted, nothing gold, or nothing right).
+ * The reference code starts X, Y and Z at 1e-10 instead, which reported P = 1 when nothing was
+ * predicted, R = 1 for a type with no gold entity and 8.8e-14 where 0 was meant; the counts here are
+ * integers and the results exact. Also the training-time span F1 of GlobalPointer logits against
+ * dense labels.
  */
 import { ShapeError, type Tensor } from '@kexue/core-cuda';
 
@@ -18,25 +20,27 @@ export interface PRF {
   precision: number;
   recall: number;
   f1: number;
-  /** Counts without the 1e-10 initialisation. */
+  /** X: predicted entities that are gold. */
   correct: number;
+  /** Y: entities predicted. */
   predicted: number;
+  /** Z: gold entities. */
   gold: number;
 }
 
+/** A per-type result; `unknown` marks a type that is not among the model's labels (its gold entities can only be missed). */
+export interface TypePRF extends PRF {
+  unknown?: true;
+}
+
 class Counts {
-  x = 1e-10;
-  y = 1e-10;
-  z = 1e-10;
+  x = 0;
+  y = 0;
+  z = 0;
   result(): PRF {
-    return {
-      precision: this.x / this.y,
-      recall: this.x / this.z,
-      f1: (2 * this.x) / (this.y + this.z),
-      correct: Math.round(this.x),
-      predicted: Math.round(this.y),
-      gold: Math.round(this.z),
-    };
+    const { x, y, z } = this;
+    // x > 0 implies y > 0 and z > 0: no division by zero, and no epsilon in the results
+    return { precision: x === 0 ? 0 : x / y, recall: x === 0 ? 0 : x / z, f1: x === 0 ? 0 : (2 * x) / (y + z), correct: x, predicted: y, gold: z };
   }
 }
 
@@ -46,6 +50,18 @@ const key = (s: Span) => `${s.start}\u0000${s.end}\u0000${s.type}`;
 export class EntityF1 {
   #all = new Counts();
   #byType = new Map<string, Counts>();
+  #labels: Set<string> | null;
+
+  /**
+   * `labels`: the model's entity types, when known. Each of them then has a per-type row even when
+   * nothing of it was predicted or gold (all zeros), and a type outside them (gold in the evaluation
+   * data but unknown to the model) is flagged `unknown`. Its gold entities count in the overall
+   * recall's denominator either way: they were missed.
+   */
+  constructor(labels?: readonly (string | number)[]) {
+    this.#labels = labels ? new Set(labels.map(String)) : null;
+    for (const t of this.#labels ?? []) this.#counts(t);
+  }
 
   #counts(type: string): Counts {
     let c = this.#byType.get(type);
@@ -76,9 +92,15 @@ export class EntityF1 {
     return this.#all.result();
   }
 
-  /** P/R/F1 per type, types sorted by name. */
-  perType(): Record<string, PRF> {
-    return Object.fromEntries([...this.#byType.keys()].sort().map((t) => [t, this.#byType.get(t)!.result()]));
+  /** P/R/F1 per type, types sorted by name; a type the model does not know is flagged `unknown: true`. */
+  perType(): Record<string, TypePRF> {
+    return Object.fromEntries(
+      [...this.#byType.keys()].sort().map((t): [string, TypePRF] => {
+        const r: TypePRF = this.#byType.get(t)!.result();
+        if (this.#labels && !this.#labels.has(t)) r.unknown = true;
+        return [t, r];
+      }),
+    );
   }
 }
 

@@ -17,7 +17,7 @@ import { TokenSpanMapper, entitiesToTokens } from '../data/spans.js';
 import { readTaggedChars } from '../data/tagged.js';
 import { EfficientGlobalPointer, GlobalPointer, sparseGlobalPointerLoss } from '../heads/global_pointer.js';
 import { decodeSpans, spansToEntities, type DecodedEntity } from '../heads/decode.js';
-import { EntityF1, type PRF } from '../metrics/entity_f1.js';
+import { EntityF1, type PRF, type TypePRF } from '../metrics/entity_f1.js';
 import { Module } from '../nn/module.js';
 import type { BertTokenizer } from '../tokenizers/bert.js';
 import { checkArchitecture, checkpointDir, loadWeights, MODEL_FILE, readModelHeader, type Architecture } from '../train/checkpoint.js';
@@ -25,6 +25,7 @@ import { assertRunDir } from '../train/run_dir.js';
 import { RequestError, choice, integer, pathKey, type ConfigOf } from './config.js';
 import {
   FROM_SCRATCH_LR,
+  checkEncoderKeys,
   demoDataKeys,
   encoderArch,
   encoderConfig,
@@ -173,9 +174,13 @@ function decodeBatch(logits: Tensor, records: readonly EncodedNer[], labels: rea
   return records.map((r, b) => spansToEntities(byRecord[b]!, r.offsets, labels));
 }
 
-/** Entity-level P/R/F1 of a model on encoded records (batches in file order). */
+/**
+ * Entity-level P/R/F1 of a model on encoded records (batches in file order). Every gold entity
+ * counts, those of a type the model does not know (flagged per type) and those cut off by
+ * truncation included: the model cannot find them, so they are missed.
+ */
 export function scoreNer(model: NerModel, records: readonly EncodedNer[], labels: readonly string[], padId: number, batchSize: number): EntityF1 {
-  const f1 = new EntityF1();
+  const f1 = new EntityF1(labels);
   const wasTraining = model.training;
   model.eval();
   try {
@@ -204,13 +209,14 @@ function initEncoder(model: NerModel, config: NerConfig, vocabSize: number): voi
 }
 
 const round6 = (x: number) => Number(x.toFixed(6));
-const counts = (x: PRF & { correct: number; predicted: number; gold: number }) => ({
+const counts = (x: TypePRF) => ({
   precision: round6(x.precision),
   recall: round6(x.recall),
   f1: round6(x.f1),
   correct: x.correct,
   predicted: x.predicted,
   gold: x.gold,
+  ...(x.unknown ? { unknown: true } : {}),
 });
 
 /** The NER task: `kexue train|eval|predict ner`. */
@@ -232,6 +238,10 @@ export const nerTask = defineTask({
   config: NER_KEYS,
   recipe: FROM_SCRATCH_LR,
   best: { metric: 'f1', higherIsBetter: true },
+  check(config) {
+    checkEncoderKeys(config.model, config.data.max_length);
+    if (config.head.size % 2 !== 0) throw new RequestError(`head.size (${config.head.size}) must be even: GlobalPointer applies RoPE to pairs of its dimensions`);
+  },
   async setup(config, run) {
     const tokenizer = loadTokenizer(vocabFile(config.model));
     const trainRecords = await readNerData(config.data.train, config.data.format);
@@ -268,7 +278,9 @@ export const nerTask = defineTask({
       summary: 'entity-level precision, recall and F1 of a trained NER run on a labelled file',
       details: [
         'Prints {"precision", "recall", "f1", "correct", "predicted", "gold", "records", "data"} as JSON;',
-        'with --per-type, then one line per entity type {"type", ...}. Exact-match (start, end, type).',
+        'with --per-type, then one line per entity type {"type", ...}: each of the model\'s types, and',
+        'with "unknown": true each type of the data the model does not know (its entities count as',
+        'missed in the overall recall). Exact-match (start, end, type).',
         '',
         'Examples:',
         '  kexue eval ner runs/ner-20250101-120000 --data dev.jsonl --per-type',
@@ -389,8 +401,8 @@ export class NerPredictor {
     return out;
   }
 
-  /** P/R/F1 (overall and per type) on a labelled file. */
-  async evaluate(file: string, format: NerFormat = this.config.data.format, batchSize = 32): Promise<{ overall: PRF; perType: Record<string, PRF>; records: number }> {
+  /** P/R/F1 (overall and per type: the model's types, and those of the file it does not know, flagged `unknown`) on a labelled file. */
+  async evaluate(file: string, format: NerFormat = this.config.data.format, batchSize = 32): Promise<{ overall: PRF; perType: Record<string, TypePRF>; records: number }> {
     const records = await readNerData(file, format);
     const encoded = encodeNer(records, this.tokenizer, this.labels, this.config.data.max_length);
     const f1 = scoreNer(this.model, encoded, this.labels, this.tokenizer.padId, batchSize);

@@ -246,9 +246,8 @@ export function defineTask<S extends ConfigSpec & RunSpec, R>(def: TaskDefinitio
     // every task's spec has the run keys (RunSpec), which TypeScript cannot see through ConfigOf<S>
     const run = config as unknown as ConfigOf<RunSpec>;
     const fresh = o.resume === undefined;
-    // a fresh run's directory is checked now and taken once everything else is (nothing written before)
+    // a fresh run's directory is checked and taken once everything else is (nothing written before)
     const existed = fresh && existsSync(runDir);
-    if (fresh) checkNewRunDir(runDir);
     // the caller's observer, and the run's TensorBoard event files (opened at the first event)
     const tensorboard = tensorboardObserver(runDir);
     const caller = o.onEvent ?? ignoreEvents;

@@ -8,13 +8,22 @@
  *                          the loss scaler's state (mixed precision)
  *   config.json            the run's resolved config
  *   vocab.txt …            the tokenizer files
+ *   checksums.json         the size and SHA-256 of each file above, written last
  *
  * It is filled under a temporary name and renamed into place; then `RUN/checkpoints.json` (which
  * names the last and the best checkpoint) is replaced atomically, and only after that are the
  * checkpoints it no longer names removed. A crash at any moment leaves the previous index and the
  * checkpoints it names intact.
+ *
+ * Reading verifies what is read against checksums.json (a mismatch is E_FORMAT naming the file:
+ * corrupt since it was written): checkpointDir checks that every recorded file has its size and
+ * hashes the small ones, loadWeights hashes model.safetensors in the pass that loads it (and refuses
+ * NaN or ±Infinity weights), readTrainerState hashes trainer.json and optimizer.safetensors (which
+ * loadOptimizerState, knowing nothing of checkpoints, then reads). A checkpoint without
+ * checksums.json (written before it existed) loads unverified, as it always did.
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, renameSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, rmSync, renameSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 import { FormatError, KexueIOError, io, type Tensor } from '@kexue/core-cuda';
@@ -28,6 +37,7 @@ import { CHECKPOINTS_DIR, INDEX_FILE } from './run_dir.js';
 export const MODEL_FILE = 'model.safetensors';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const TRAINER_FILE = 'trainer.json';
+export const CHECKSUMS_FILE = 'checksums.json';
 const TASK_KEY = 'kexue.task';
 const ARCH_KEY = 'kexue.arch';
 
@@ -79,6 +89,119 @@ export interface CheckpointContent {
   files: Record<string, string>;
 }
 
+/** checksums.json: what each file of a checkpoint held when it was written. */
+export interface ChecksumManifest {
+  algorithm: 'sha256';
+  /** By file name in the checkpoint directory: its size in bytes and its SHA-256 (lowercase hex). */
+  files: Record<string, { bytes: number; sha256: string }>;
+}
+
+const HASH_CHUNK = 1 << 20;
+
+/** The size and SHA-256 of a file, read in chunks into one reused buffer (E_IO when unreadable). */
+export function sha256File(file: string): { bytes: number; sha256: string } {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (err) {
+    throw new KexueIOError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+  }
+  try {
+    const hash = createHash('sha256');
+    const buf = Buffer.allocUnsafe(HASH_CHUNK);
+    let bytes = 0;
+    for (let n; (n = readSync(fd, buf, 0, HASH_CHUNK, bytes)) > 0; bytes += n) hash.update(buf.subarray(0, n));
+    return { bytes, sha256: hash.digest('hex') };
+  } catch (err) {
+    throw new KexueIOError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const corrupt = (file: string, why = 'its SHA-256 does not match the one recorded when it was written') => new FormatError(`checkpoint ${file} is corrupt: ${why}`);
+
+/**
+ * The checksums.json of a checkpoint directory, or null when it has none (a checkpoint written
+ * before checksums were recorded). E_FORMAT when it is malformed.
+ */
+export function readChecksums(dir: string): ChecksumManifest | null {
+  const file = path.join(dir, CHECKSUMS_FILE);
+  if (!existsSync(file)) return null;
+  const m = readJson(file, 'checkpoint checksums') as ChecksumManifest;
+  const ok =
+    m !== null &&
+    typeof m === 'object' &&
+    m.algorithm === 'sha256' &&
+    m.files !== null &&
+    typeof m.files === 'object' &&
+    Object.values(m.files).every((f) => f !== null && typeof f === 'object' && Number.isSafeInteger(f.bytes) && typeof f.sha256 === 'string' && /^[0-9a-f]{64}$/.test(f.sha256));
+  if (!ok) throw new FormatError(`checkpoint checksums ${file} are malformed (expected {"algorithm": "sha256", "files": {name: {"bytes", "sha256"}}})`);
+  return m;
+}
+
+/**
+ * What `name` held when its checkpoint was written, after checking that the file still has that
+ * size (E_FORMAT corrupt otherwise; E_IO when it is missing); null when there is no record.
+ */
+function recorded(dir: string, name: string, manifest = readChecksums(dir)): { bytes: number; sha256: string } | null {
+  const entry = manifest?.files[name];
+  if (!entry) return null;
+  const file = path.join(dir, name);
+  let size: number;
+  try {
+    size = statSync(file).size;
+  } catch (err) {
+    throw new KexueIOError(`checkpoint ${dir} has no ${name} (it was recorded when the checkpoint was written): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+  }
+  if (size !== entry.bytes) throw corrupt(file, `it has ${size} bytes, ${entry.bytes} were recorded when it was written`);
+  return entry;
+}
+
+/** Checks `bytes` (the contents of `name`, already read) against the checkpoint's record. */
+function checkBytes(dir: string, name: string, bytes: Uint8Array): void {
+  const entry = recorded(dir, name);
+  if (entry && createHash('sha256').update(bytes).digest('hex') !== entry.sha256) throw corrupt(path.join(dir, name));
+}
+
+/**
+ * Verifies one file of a checkpoint against its checksums.json: its size, then its SHA-256 (one
+ * streaming read). E_FORMAT naming the file when it differs; nothing to check without a record.
+ */
+export function verifyCheckpointFile(dir: string, name: string): void {
+  const entry = recorded(dir, name);
+  if (entry && sha256File(path.join(dir, name)).sha256 !== entry.sha256) throw corrupt(path.join(dir, name));
+}
+
+/**
+ * Verifies a checkpoint directory against its checksums.json: every recorded file present with its
+ * size, and the SHA-256 of each (but those in `skipHash`, which their readers hash as they read
+ * them). False when the checkpoint has no checksums (nothing verified), true otherwise.
+ */
+export function verifyCheckpoint(dir: string, options: { skipHash?: readonly string[] } = {}): boolean {
+  const manifest = readChecksums(dir);
+  if (!manifest) return false;
+  for (const name of Object.keys(manifest.files).sort()) {
+    const entry = recorded(dir, name, manifest)!;
+    if (!options.skipHash?.includes(name) && sha256File(path.join(dir, name)).sha256 !== entry.sha256) throw corrupt(path.join(dir, name));
+  }
+  return true;
+}
+
+/**
+ * `err` from reading `name` in `dir`, or the corruption that explains it: a file that no longer
+ * parses is most often one whose bytes changed, and saying so beats a header complaint.
+ */
+function explain(dir: string, name: string, err: unknown): unknown {
+  if (!(err instanceof FormatError)) return err;
+  try {
+    verifyCheckpointFile(dir, name);
+  } catch (corruption) {
+    if (corruption instanceof FormatError) return corruption;
+  }
+  return err;
+}
+
 /** Reads RUN/checkpoints.json (E_IO missing, E_FORMAT malformed). */
 export function readCheckpointIndex(runDir: string): CheckpointIndex {
   const file = path.join(runDir, INDEX_FILE);
@@ -89,21 +212,45 @@ export function readCheckpointIndex(runDir: string): CheckpointIndex {
   return v;
 }
 
-/** The directory of the last or the best checkpoint of a run (the last when there is no best). */
+/**
+ * The directory of the last or the best checkpoint of a run (the last when there is no best),
+ * verified: every file its checksums.json records is there with its size, and the small ones
+ * (trainer.json, config.json, vocab.txt, …) have their SHA-256. The tensor files are hashed by
+ * their readers as they read them (loadWeights, readTrainerState), so each is read once for it.
+ */
 export function checkpointDir(runDir: string, which: 'last' | 'best'): string {
   const index = readCheckpointIndex(runDir);
   const ref = which === 'best' && index.best ? index.best : index.last;
   const dir = path.join(runDir, ref.dir);
   if (!existsSync(path.join(dir, MODEL_FILE))) throw new KexueIOError(`checkpoint ${dir} has no ${MODEL_FILE}`);
+  verifyCheckpoint(dir, { skipHash: [MODEL_FILE, OPTIMIZER_FILE] });
   return dir;
 }
 
-/** Reads trainer.json of a checkpoint. */
+/**
+ * Reads trainer.json of a checkpoint, for a resume: it and optimizer.safetensors, the other file
+ * only a resume reads (through loadOptimizerState, which knows nothing of checkpoints), are
+ * verified against the checkpoint's checksums (E_FORMAT naming a corrupt one).
+ */
 export function readTrainerState(dir: string): TrainerState {
-  const s = readJson(path.join(dir, TRAINER_FILE), 'trainer state') as TrainerState;
-  if (!s || typeof s.step !== 'number' || !s.position || typeof s.dropoutOffset !== 'number') {
-    throw new FormatError(`${path.join(dir, TRAINER_FILE)} is not a kexue trainer state`);
+  const file = path.join(dir, TRAINER_FILE);
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (err) {
+    throw new KexueIOError(`cannot read trainer state ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
   }
+  checkBytes(dir, TRAINER_FILE, bytes);
+  let s: TrainerState;
+  try {
+    s = JSON.parse(bytes.toString('utf8')) as TrainerState;
+  } catch (err) {
+    throw new FormatError(`trainer state ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!s || typeof s.step !== 'number' || !s.position || typeof s.dropoutOffset !== 'number') {
+    throw new FormatError(`${file} is not a kexue trainer state`);
+  }
+  verifyCheckpointFile(dir, OPTIMIZER_FILE);
   return s;
 }
 
@@ -128,6 +275,10 @@ export async function writeCheckpoint(runDir: string, content: CheckpointContent
     await writeJsonAtomic(path.join(tmp, TRAINER_FILE), content.state);
     await writeJsonAtomic(path.join(tmp, 'config.json'), content.config);
     for (const [n, src] of Object.entries(content.files)) copyFileSync(src, path.join(tmp, n));
+    // the checksums of what is on disk now, written last, before the rename publishes the lot
+    const files: ChecksumManifest['files'] = {};
+    for (const n of readdirSync(tmp).sort()) if (n !== CHECKSUMS_FILE) files[n] = sha256File(path.join(tmp, n));
+    await writeJsonAtomic(path.join(tmp, CHECKSUMS_FILE), { algorithm: 'sha256', files } satisfies ChecksumManifest);
     // a directory of this name not named by the index is debris of an interrupted write
     const named = previous && (previous.last.dir === rel || previous.best?.dir === rel);
     if (named) throw new KexueIOError(`checkpoint ${final} already exists`);
@@ -158,7 +309,12 @@ function pruneCheckpoints(runDir: string, index: CheckpointIndex): void {
 
 /** The task and architecture recorded in a model.safetensors. */
 export function readModelHeader(file: string): { task: string; arch: Architecture } {
-  const header = io.readSafetensorsHeader(file);
+  let header: io.SafetensorsHeader;
+  try {
+    header = io.readSafetensorsHeader(file);
+  } catch (err) {
+    throw explain(path.dirname(file), path.basename(file), err);
+  }
   const task = header.metadata[TASK_KEY];
   const arch = header.metadata[ARCH_KEY];
   if (task === undefined || arch === undefined) throw new FormatError(`${file} is not a kexue checkpoint (no ${TASK_KEY} / ${ARCH_KEY} metadata)`);
@@ -186,11 +342,29 @@ export function checkArchitecture(file: string, got: Architecture, expected: Arc
 /**
  * Loads weights into a module. Strict: every parameter present with its shape (E_FORMAT naming
  * each problem otherwise). With `partial`, only the module's parameters are required and extra
- * entries (another head) are ignored.
+ * entries (another head) are ignored. In the same pass as the load, the file is checked against
+ * its checkpoint's checksums.json when there is one (E_FORMAT: corrupt) and its floating tensors
+ * for NaN and ±Infinity (E_FORMAT naming the first bad tensor: weights of a run that diverged).
  */
 export function loadWeights(file: string, module: Module, options: { prefix?: string; partial?: boolean } = {}): void {
-  const tensors = io.loadSafetensors(file);
+  const dir = path.dirname(file);
+  const name = path.basename(file);
+  const expected = recorded(dir, name);
+  let loaded: io.SafetensorsFile;
   try {
+    loaded = io.readSafetensors(file, { sha256: expected !== null, findNonFinite: true });
+  } catch (err) {
+    throw explain(dir, name, err);
+  }
+  const tensors = loaded.tensors;
+  try {
+    if (expected && loaded.sha256 !== expected.sha256) throw corrupt(file);
+    const bad = loaded.nonFinite;
+    if (bad) {
+      throw new FormatError(
+        `checkpoint ${file} holds weights that are not finite: tensor '${bad.tensor}' has ${bad.value} at element ${bad.index} (the run that wrote it diverged)`,
+      );
+    }
     const report = module.loadStateDict(tensors, { strict: false, prefix: options.prefix ?? '' });
     const problems = { ...report, unexpected: options.partial ? [] : report.unexpected };
     if (problems.missing.length || problems.unexpected.length || problems.mismatched.length) {
