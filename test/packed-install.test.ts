@@ -110,9 +110,11 @@ beforeAll(() => {
   }
   const t1 = Date.now();
 
-  // An empty project that depends on the CLI; every @kexue/* package comes from its tarball.
+  // An empty ESM project that depends on the CLI and, to use them from its own code, on the core
+  // and the models; every @kexue/* package comes from its tarball.
   const spec = (p: Pkg) => `file:../tarballs/${tarball[p]}`;
-  writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'kexue-packed-install', private: true, dependencies: { '@kexue/cli': spec('cli') } }, null, 2));
+  const dependencies = { '@kexue/cli': spec('cli'), '@kexue/core-cuda': spec('core-cuda'), '@kexue/models': spec('models') };
+  writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'kexue-packed-install', private: true, type: 'module', dependencies }, null, 2));
   writeFileSync(
     path.join(project, 'pnpm-workspace.yaml'),
     [
@@ -186,6 +188,23 @@ describe('kexue installed from its packed tarballs', () => {
     const urls = r.stdout.trim().split('\n');
     expect(urls).toHaveLength(names.length);
     for (const u of urls) expect(u).toMatch(/\/dist\/index\.js$/);
+  });
+
+  it("a user's own ESM script imports the core and the models and computes", (ctx) => {
+    ctx.skip(missing !== undefined, `skipped: ${missing}`);
+    writeFileSync(
+      path.join(project, 'user.js'),
+      [
+        "import * as kx from '@kexue/core-cuda';",
+        "import { BertTokenizer, BUNDLED_VOCABS, TASKS } from '@kexue/models';",
+        'const y = kx.matmul(kx.tensor(new Float32Array([1, 2, 3, 4]), [2, 2]), kx.tensor(new Float32Array([0, 1, 1, 0]), [2, 2]));',
+        "const ids = BertTokenizer.fromVocab(BUNDLED_VOCABS.bertBaseChinese).encode('北京').ids;",
+        'console.log(JSON.stringify({ y: Array.from(y.toFloat32Array()), ids, tasks: TASKS.map((t) => t.name) }));',
+      ].join('\n'),
+    );
+    const r = spawnSync(process.execPath, ['user.js'], { cwd: project, encoding: 'utf8', env: userEnv() });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ y: [2, 1, 4, 3], ids: [101, 1266, 776, 102], tasks: ['ner', 'mlm'] });
   });
 
   it('kexue --help lists the commands', (ctx) => {
