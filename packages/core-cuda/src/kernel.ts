@@ -5,7 +5,7 @@ import { activeTape, type Attrs } from './tape.js';
 import { Tensor } from './tensor.js';
 
 /**
- * Runs native op `op` (named in native/ops/ops.def) on the inputs (null for an absent optional
+ * Runs native op `op` (named in native/core/ops.def) on the inputs (null for an absent optional
  * input) and returns its outputs. While a gradient tape is active the call is recorded.
  */
 export function runKernel(op: string, inputs: (Tensor | null | undefined)[], attrs: Attrs = {}): Tensor[] {

@@ -12,7 +12,7 @@
  * Integer and mask outputs must be equal. Where no GPU is present the comparisons are skipped with
  * the reason; what runs everywhere is the harness itself: every case on the CPU against a second
  * CPU run (which must agree to the same bounds), recording the native ops reached, so that the
- * table is shown to reach every op of native/ops/ops.def.
+ * table is shown to reach every op of native/core/ops.def.
  */
 import { describe, expect, it } from 'vitest';
 

@@ -1,6 +1,6 @@
 // Kernel lab: flash-style attention forward and backward, the kernels of
-// native/ops/flash_attention.cuh (what the addon's attention / attention_backward run), validated
-// against a CPU reference built from the same row math (kx/attention.h) and timed.
+// native/ops/attention/kernels.cuh (what the addon's attention / attention_backward run), validated
+// against a CPU reference built from the same row math (ops/attention/math.h) and timed.
 //
 //   cd packages/core-cuda
 //   nvcc -std=c++17 -O3 --expt-relaxed-constexpr -arch=sm_90 -I native/include -I native \
@@ -21,9 +21,9 @@
 #include <utility>
 #include <vector>
 
-#include "kx/attention.h"
 #include "lab.cuh"
-#include "ops/flash_attention.cuh"
+#include "ops/attention/kernels.cuh"
+#include "ops/attention/math.h"
 
 using kx::AttnShape;
 using kx::Bcast;
@@ -71,7 +71,7 @@ std::vector<uint8_t> padding_mask(const Case& c) {
   return m;
 }
 
-// The CPU reference: float32 row math of kx/attention.h, each row's scores as one block.
+// The CPU reference: float32 row math of ops/attention/math.h, each row's scores as one block.
 struct Reference {
   const AttnShape& s;
   const std::vector<float>&q, &k, &v, &bias;

@@ -1,11 +1,11 @@
 // Kernel lab: LayerNorm forward (a warp per row and a block per row) and backward (dx with
-// deterministic dgamma/dbeta partials), the kernels of native/ops/norm_kernels.cuh, validated
-// against the CPU twin (kx/norm.h's rows on the host) and timed. Build: see README.md.
+// deterministic dgamma/dbeta partials), the kernels of native/ops/norm/kernels.cuh, validated
+// against the CPU twin (ops/norm/math.h's rows on the host) and timed. Build: see README.md.
 #include <string>
 
-#include "kx/norm.h"
 #include "lab.cuh"
-#include "ops/norm_kernels.cuh"
+#include "ops/norm/kernels.cuh"
+#include "ops/norm/math.h"
 
 using kx::cuda::RowLaunch;
 

@@ -2,7 +2,7 @@
 // shapes (edge tiles, odd k, every transpose, bias, broadcast batches), then times the BERT-base
 // shapes and prints ms, TFLOP/s and the ratio to cuBLASLt (when its library opens).
 //
-// Versions: "ours" = ops/gemm_kernels.cuh (SIMT float32; tensor-core float16 / bfloat16),
+// Versions: "ours" = ops/matmul/kernels.cuh (SIMT float32; tensor-core float16 / bfloat16),
 // "cublaslt" = cuda/cublaslt.cu (the run-time loader the addon uses).
 //
 //   nvcc -std=c++17 -O3 --expt-relaxed-constexpr -arch=sm_90 -I native/include -I native \
@@ -23,7 +23,7 @@
 
 #include "cuda/cublaslt.h"
 #include "kx/dtype.h"
-#include "ops/gemm_kernels.cuh"
+#include "ops/matmul/kernels.cuh"
 
 namespace {
 

@@ -1,12 +1,12 @@
 // Kernel lab: softmax cross-entropy over a vocabulary-sized row ([2048, 21128], the BERT-Chinese
 // vocabulary): the loss alone and the loss with its gradient, one block per row with the online
-// max/sum of native/ops/cross_entropy_kernels.cuh, and a warp per row for comparison; validated
+// max/sum of native/ops/cross_entropy/kernels.cuh, and a warp per row for comparison; validated
 // against the CPU twin (kx/softmax.h's rows on the host) and timed. Build: see README.md.
 #include <string>
 
 #include "kx/softmax.h"
 #include "lab.cuh"
-#include "ops/cross_entropy_kernels.cuh"
+#include "ops/cross_entropy/kernels.cuh"
 
 using kx::cuda::RowLaunch;
 

@@ -1,14 +1,14 @@
 // Kernel lab: one Tiger step on 10M float32 parameters (bf16 gradients too) with the learning rate
 // scaled by the parameter's RMS per tensor and per row, and the accumulation micro-step: the
-// kernels of native/ops/optim_kernels.cuh (gradient check and RMS pre-pass, then the update),
-// validated against the CPU twin (kx/optim.h's element math in double on the host) and timed.
+// kernels of native/ops/optim/kernels.cuh (gradient check and RMS pre-pass, then the update),
+// validated against the CPU twin (ops/optim/math.h's element math in double on the host) and timed.
 // Build: see README.md.
 #include <cmath>
 #include <string>
 
-#include "kx/optim.h"
 #include "lab.cuh"
-#include "ops/optim_kernels.cuh"
+#include "ops/optim/kernels.cuh"
+#include "ops/optim/math.h"
 
 struct Version {
   const char* name;

@@ -50,7 +50,7 @@ std::vector<OpDef> build_table() {
     for (const auto& in : split_list(INPUTS)) def.inputs.push_back(parse_input(in)); \
     table.push_back(def);                                                   \
   }
-#include "ops/ops.def"
+#include "core/ops.def"
 #undef KX_OP
   return table;
 }

@@ -1,17 +1,25 @@
 #include "kx/tensor.h"
 
-#include <cstdlib>
-#include <cstring>
 #include <sstream>
 
-#include "cpu/host_allocator.h"
+#include "kx/allocator.h"
 #include "kx/error.h"
 
 namespace kx {
 
 namespace {
 std::atomic<int64_t> g_storages{0}, g_bytes{0}, g_peak{0}, g_cuda_bytes{0};
+// Zero-initialised before any registrar runs (static initialisation precedes dynamic).
+Allocator g_allocators[kNumDeviceTypes] = {};
 }  // namespace
+
+void register_allocator(DeviceType type, const Allocator& a) { g_allocators[(int)type] = a; }
+
+const Allocator& allocator(DeviceType type) {
+  const Allocator& a = g_allocators[(int)type];
+  KX_CHECK(a.alloc, Internal, "no allocator registered for device type ", (int)type);
+  return a;
+}
 
 // Element count; a shape whose count overflows (or exceeds 2^48, far past any memory) is an error,
 // so that no tensor ever claims more elements than its storage holds.
@@ -40,13 +48,8 @@ std::string Device::name() const {
 }
 
 Storage::Storage(size_t nbytes, Device dev) : bytes(nbytes), device(dev) {
-  if (dev.type == DeviceType::CPU) {
-    data = cpu::host_alloc(nbytes, &capacity);
-    if (!data) fail(Code::OOM, "out of host memory allocating ", nbytes, " bytes");
-  } else {
-    data = cuda::alloc(nbytes, dev.index, &capacity);
-    g_cuda_bytes += (int64_t)nbytes;
-  }
+  data = allocator(dev.type).alloc(nbytes, dev.index, &capacity);
+  if (dev.type == DeviceType::CUDA) g_cuda_bytes += (int64_t)nbytes;
   g_storages += 1;
   const int64_t now = (g_bytes += (int64_t)nbytes);
   int64_t peak = g_peak.load();
@@ -54,12 +57,8 @@ Storage::Storage(size_t nbytes, Device dev) : bytes(nbytes), device(dev) {
 }
 
 Storage::~Storage() {
-  if (device.type == DeviceType::CPU) {
-    cpu::host_free(data, capacity);
-  } else {
-    cuda::free(data, capacity, device.index);
-    g_cuda_bytes -= (int64_t)bytes;
-  }
+  g_allocators[(int)device.type].free(data, capacity, device.index);  // (registered: the constructor allocated)
+  if (device.type == DeviceType::CUDA) g_cuda_bytes -= (int64_t)bytes;
   g_storages -= 1;
   g_bytes -= (int64_t)bytes;
 }
@@ -75,11 +74,7 @@ Tensor empty(const Shape& shape, DType dtype, Device device) {
 
 Tensor zeros(const Shape& shape, DType dtype, Device device) {
   Tensor t = empty(shape, dtype, device);
-  if (device.type == DeviceType::CPU) {
-    std::memset(t.raw(), 0, t.nbytes());
-  } else {
-    cuda::zero_bytes(t.raw(), t.nbytes(), device.index);
-  }
+  allocator(device.type).zero(t.raw(), t.nbytes(), device.index);
   return t;
 }
 
@@ -90,7 +85,6 @@ Tensor view(const Tensor& t, const Shape& shape) {
   return v;
 }
 
-MemoryStats memory_stats() { return {g_storages.load(), g_bytes.load(), g_peak.load(), g_cuda_bytes.load(), cpu::host_cached_bytes()}; }
-
+MemoryStats memory_stats() { return {g_storages.load(), g_bytes.load(), g_peak.load(), g_cuda_bytes.load()}; }
 
 }  // namespace kx

@@ -10,34 +10,9 @@
 
 #include "cpu/thread_pool.h"
 #include "kx/broadcast.h"
-#include "kx/error.h"
 #include "kx/tensor.h"
 
 namespace kx::cpu {
-
-// The NumPy broadcast of two shapes; false when they do not broadcast.
-inline bool broadcast_shapes(const Shape& a, const Shape& b, Shape* out) {
-  const size_t rank = a.size() > b.size() ? a.size() : b.size();
-  Shape r(rank);
-  for (size_t i = 0; i < rank; ++i) {
-    const int64_t da = i + a.size() >= rank ? a[i + a.size() - rank] : 1;
-    const int64_t db = i + b.size() >= rank ? b[i + b.size() - rank] : 1;
-    if (da != db && da != 1 && db != 1) return false;
-    r[i] = da == 1 ? db : da;
-  }
-  *out = r;
-  return true;
-}
-
-// Whether x broadcasts to target without changing target (x's rank <= target's, each of x's
-// trailing dims equal to target's or 1).
-inline bool broadcasts_to(const Shape& x, const Shape& target) {
-  if (x.size() > target.size()) return false;
-  const size_t off = target.size() - x.size();
-  for (size_t i = 0; i < x.size(); ++i)
-    if (x[i] != 1 && x[i] != target[off + i]) return false;
-  return true;
-}
 
 template <int N>
 class BroadcastPlan {

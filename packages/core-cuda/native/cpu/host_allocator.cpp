@@ -4,10 +4,13 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
 
+#include "kx/allocator.h"
+#include "kx/error.h"
 #include "kx/size_class.h"
 
 namespace kx::cpu {
@@ -73,8 +76,8 @@ void* system_alloc(size_t bytes) {
   return p;
 }
 
-}  // namespace
-
+// A block of at least `bytes` bytes, 64-byte aligned; *capacity receives its real size (pass it
+// back to host_free). Returns nullptr when the system has no memory even after emptying the cache.
 void* host_alloc(size_t bytes, size_t* capacity) {
   if (bytes == 0) bytes = 1;
   if (bytes < kCacheMinBytes) {
@@ -115,6 +118,19 @@ void host_free(void* p, size_t capacity) {
   c.free[capacity].push_back(p);
   c.cached += (int64_t)capacity;
 }
+
+// The CPU device type's allocator (kx/allocator.h); `index` is always 0.
+void* alloc(size_t bytes, int, size_t* capacity) {
+  void* p = host_alloc(bytes, capacity);
+  if (!p) fail(Code::OOM, "out of host memory allocating ", bytes, " bytes");
+  return p;
+}
+void free(void* p, size_t capacity, int) { host_free(p, capacity); }
+void zero(void* p, size_t bytes, int) { std::memset(p, 0, bytes); }
+
+}  // namespace
+
+KX_REGISTER_ALLOCATOR(CPU, alloc, free, zero);
 
 int64_t host_cached_bytes() {
   Cache& c = cache();

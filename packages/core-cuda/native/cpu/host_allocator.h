@@ -6,7 +6,8 @@
 // reused; smaller ones go straight to malloc. A memory-pressure rule bounds the cache: it never
 // holds more than its limit (KEXUE_HOST_CACHE_MB, default min(4 GiB, physical memory / 4)), it
 // evicts other cached blocks first when a returned block would exceed it, and an allocation that
-// fails empties the cache and retries once.
+// fails empties the cache and retries once. Tensor storage reaches it through the allocator that
+// host_allocator.cpp registers with the core (kx/allocator.h); this header is the cache's controls.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -14,11 +15,6 @@
 namespace kx::cpu {
 
 constexpr size_t kCacheMinBytes = size_t(64) << 10;
-
-// A block of at least `bytes` bytes, 64-byte aligned; *capacity receives its real size (pass it
-// back to host_free). Returns nullptr when the system has no memory even after emptying the cache.
-void* host_alloc(size_t bytes, size_t* capacity);
-void host_free(void* p, size_t capacity);
 
 // Bytes held in the cache (free, ready for reuse), and its limit.
 int64_t host_cached_bytes();

@@ -6,7 +6,8 @@
 // all work on a device runs on its one stream, so work queued later can only touch a reused block
 // after the work queued before has finished with it. After the first step of a loop every request
 // finds its class in the cache and cudaMalloc is no longer called. When cudaMalloc fails, the
-// device's cache is released (after its stream drains) and the call retried once.
+// device's cache is released (after its stream drains) and the call retried once. The allocator is
+// registered with the core as the CUDA device type's (kx/allocator.h).
 #include <cuda_runtime.h>
 
 #include <mutex>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "cuda/runtime.h"
+#include "kx/allocator.h"
 #include "kx/device.h"
 #include "kx/error.h"
 #include "kx/size_class.h"
@@ -58,8 +60,9 @@ int64_t release_locked(DevicePool& pool, int device) {
   return released;
 }
 
-}  // namespace
-
+// A block of at least `bytes` from the device's cache (or cudaMalloc); *capacity receives its real
+// size, to pass back to free. E_NO_CUDA / E_DEVICE for a bad device, E_OOM with sizes when the
+// device is full even after the cache was released.
 void* alloc(size_t bytes, int device, size_t* capacity) {
   stream(device);  // checks the device (and earlier sticky errors) and makes it current
   *capacity = 0;
@@ -98,6 +101,8 @@ void* alloc(size_t bytes, int device, size_t* capacity) {
   return ptr;
 }
 
+// Returns a block to the cache at once: work already queued on the device's stream may still use
+// it, and only later work on that same stream can get it again, so no synchronisation is needed.
 void free(void* ptr, size_t capacity, int device) {
   if (!ptr) return;
   Pools& p = pools();
@@ -107,6 +112,10 @@ void free(void* ptr, size_t capacity, int device) {
   pool.stats.allocated -= (int64_t)capacity;
   pool.stats.cached += (int64_t)capacity;
 }
+
+}  // namespace
+
+KX_REGISTER_ALLOCATOR(CUDA, alloc, free, zero_bytes);
 
 CudaMemoryStats memory_stats() {
   Pools& p = pools();

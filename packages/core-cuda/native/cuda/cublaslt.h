@@ -1,5 +1,5 @@
 // cuBLASLt, opened at run time: the build needs no cuBLAS headers or libraries, and a machine with
-// only the CUDA runtime still works (matmul then runs our own kernels, ops/gemm_kernels.cuh).
+// only the CUDA runtime still works (matmul then runs our own kernels, ops/matmul/kernels.cuh).
 //
 // The library is looked for, first hit wins: $KEXUE_CUBLASLT (a library file, or a folder holding
 // one; "0" or "off" turns cuBLASLt off), then libcublasLt.so.13, .so.12 and .so by the dynamic

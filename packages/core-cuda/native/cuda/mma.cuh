@@ -1,6 +1,6 @@
-// The tensor-core step every half-precision kernel builds on (matmul's gemm_kernels.cuh and the
-// flash attention of flash_attention.cuh): one mma.sync m16n8k16 with float32 accumulators, for
-// kx::half_t or kx::bfloat16_t operands packed two to a 32-bit register.
+// The tensor-core step every half-precision kernel builds on (matmul's ops/matmul/kernels.cuh and
+// the flash attention of ops/attention/kernels.cuh): one mma.sync m16n8k16 with float32
+// accumulators, for kx::half_t or kx::bfloat16_t operands packed two to a 32-bit register.
 #pragma once
 #include <cuda_runtime.h>
 

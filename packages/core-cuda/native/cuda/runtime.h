@@ -9,6 +9,7 @@
 
 #include <cstdint>
 
+#include "cuda/api.h"
 #include "kx/tensor.h"
 
 namespace kx::cuda {
@@ -33,5 +34,7 @@ inline unsigned blocks_for(int64_t n, int threads) {
 
 // Fills a device tensor with zeros on its stream (kx::zeros(shape, dtype, device) does it for a new one).
 void zero(const Tensor& t);
+// Fills `bytes` of device memory with zeros on the device's stream (also the CUDA allocator's zero).
+void zero_bytes(void* dst, size_t bytes, int device);
 
 }  // namespace kx::cuda

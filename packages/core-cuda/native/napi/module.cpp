@@ -1,17 +1,16 @@
 // The only N-API code: tensor handles, data in and out, run(op, inputs, attrs), and what the build
-// and the machine can do. Every native error becomes a JS Error carrying the same `.code`.
+// and the machine can do. Every native error becomes a JS Error carrying the same `.code`. It uses
+// the core (kx/) and reaches the CPU and CUDA runtimes only through their facade, runtime/runtime.h.
 #include <napi.h>
 
-#include <cstring>
 #include <mutex>
 #include <new>
 #include <vector>
 
-#include "cpu/host_allocator.h"
-#include "cpu/thread_pool.h"
 #include "kx/error.h"
 #include "kx/registry.h"
 #include "kx/tensor.h"
+#include "runtime/runtime.h"
 
 namespace {
 
@@ -216,12 +215,7 @@ Napi::Value FromData(const Napi::CallbackInfo& info) {
     KX_CHECK((int64_t)arr.ElementLength() == kx::numel_of(shape), Shape, "data has ", arr.ElementLength(),
              " elements but shape ", kx::shape_str(shape), " needs ", kx::numel_of(shape));
     kx::Tensor t = kx::empty(shape, dtype, device);
-    const uint8_t* src = static_cast<const uint8_t*>(arr.ArrayBuffer().Data()) + arr.ByteOffset();
-    if (device.type == kx::DeviceType::CPU) {
-      if (t.nbytes()) std::memcpy(t.raw(), src, t.nbytes());
-    } else {
-      kx::cuda::copy_to_device(t.raw(), src, t.nbytes(), device.index);
-    }
+    kx::runtime::copy_from_host(t, static_cast<const uint8_t*>(arr.ArrayBuffer().Data()) + arr.ByteOffset());
     return wrap(env, std::move(t), w);
   });
 }
@@ -243,11 +237,7 @@ Napi::Value ToData(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     const kx::Tensor t = tensor_of(info[0], "toData");
     Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, t.nbytes());
-    if (t.device().type == kx::DeviceType::CPU) {
-      if (t.nbytes()) std::memcpy(buf.Data(), t.raw(), t.nbytes());
-    } else {
-      kx::cuda::copy_to_host(buf.Data(), t.raw(), t.nbytes(), t.device().index);
-    }
+    kx::runtime::copy_to_host(buf.Data(), t);
     napi_value arr;
     NAPI_THROW_IF_FAILED(env, napi_create_typedarray(env, array_type_for(t.dtype), (size_t)t.numel(), buf, 0, &arr),
                          Napi::Value());
@@ -263,15 +253,7 @@ Napi::Value ToDevice(const Napi::CallbackInfo& info) {
     const kx::Tensor src = tensor_of(info[0], "to");
     const kx::Device device = parse_device(info[1].ToString().Utf8Value());
     kx::Tensor dst = kx::empty(src.shape, src.dtype, device);
-    if (src.device().type == kx::DeviceType::CPU && device.type == kx::DeviceType::CPU) {
-      if (src.nbytes()) std::memcpy(dst.raw(), src.raw(), src.nbytes());
-    } else if (src.device().type == kx::DeviceType::CPU) {
-      kx::cuda::copy_to_device(dst.raw(), src.raw(), src.nbytes(), device.index);
-    } else if (device.type == kx::DeviceType::CPU) {
-      kx::cuda::copy_to_host(dst.raw(), src.raw(), src.nbytes(), src.device().index);
-    } else {
-      kx::cuda::copy_device(dst.raw(), device.index, src.raw(), src.device().index, src.nbytes());
-    }
+    kx::runtime::copy(dst, src);
     return wrap(env, std::move(dst), w);
   });
 }
@@ -341,8 +323,8 @@ Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
     o.Set("bytes", (double)s.bytes);
     o.Set("peakBytes", (double)s.peak_bytes);
     o.Set("cudaBytes", (double)s.cuda_bytes);
-    o.Set("hostCachedBytes", (double)s.host_cached_bytes);
-    const kx::CudaMemoryStats c = kx::cuda::memory_stats();
+    o.Set("hostCachedBytes", (double)kx::runtime::host_cached_bytes());
+    const kx::CudaMemoryStats c = kx::runtime::cuda_memory_stats();
     Napi::Object cuda = Napi::Object::New(env);
     cuda.Set("allocated", (double)c.allocated);
     cuda.Set("cached", (double)c.cached);
@@ -378,11 +360,12 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
                                      false
 #endif
                                      ));
-    o.Set("cuda", Napi::Boolean::New(env, kx::cuda::compiled()));
-    o.Set("cudaArchs", kx::cuda::compiled_archs());
-    o.Set("cudaRuntimeVersion", kx::cuda::runtime_version());
-    o.Set("cublasLt", kx::cuda::blas_library());
-    o.Set("threads", kx::cpu::num_threads());
+    const kx::runtime::CudaBuild cuda = kx::runtime::cuda_build();
+    o.Set("cuda", Napi::Boolean::New(env, cuda.compiled));
+    o.Set("cudaArchs", cuda.archs);
+    o.Set("cudaRuntimeVersion", cuda.runtime_version);
+    o.Set("cublasLt", cuda.blas_library);
+    o.Set("threads", kx::runtime::num_threads());
     o.Set("compiler", __VERSION__);
     Napi::Array ops = Napi::Array::New(env);
     uint32_t i = 0;
@@ -406,7 +389,7 @@ Napi::Value CudaDevices(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     Napi::Array out = Napi::Array::New(env);
     uint32_t i = 0;
-    for (const kx::CudaDeviceInfo& d : kx::cuda::devices()) {
+    for (const kx::CudaDeviceInfo& d : kx::runtime::cuda_devices()) {
       Napi::Object o = Napi::Object::New(env);
       o.Set("index", d.index);
       o.Set("name", d.name);
@@ -420,7 +403,7 @@ Napi::Value CudaDevices(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value CudaUnavailableReason(const Napi::CallbackInfo& info) {
-  return guarded(info, [&](Napi::Env env) -> Napi::Value { return Napi::String::New(env, kx::cuda::unavailable_reason()); });
+  return guarded(info, [&](Napi::Env env) -> Napi::Value { return Napi::String::New(env, kx::runtime::cuda_unavailable_reason()); });
 }
 
 // releaseHostCache() -> bytes returned to the system; setHostCacheLimit(bytes) trims to the new limit.
@@ -434,18 +417,18 @@ Napi::Value AdjustExternalMemory(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ReleaseHostCache(const Napi::CallbackInfo& info) {
-  return guarded(info, [&](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, (double)kx::cpu::host_cache_release()); });
+  return guarded(info, [&](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, (double)kx::runtime::release_host_cache()); });
 }
 
 // releaseCudaCache() -> bytes of cached device blocks given back with cudaFree.
 Napi::Value ReleaseCudaCache(const Napi::CallbackInfo& info) {
-  return guarded(info, [&](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, (double)kx::cuda::release_cache()); });
+  return guarded(info, [&](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, (double)kx::runtime::release_cuda_cache()); });
 }
 
 // cudaSynchronize(): waits for the work queued on every device; a failed kernel's error is raised here.
 Napi::Value CudaSynchronize(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    kx::cuda::synchronize();
+    kx::runtime::synchronize();
     return env.Undefined();
   });
 }
@@ -455,8 +438,8 @@ Napi::Value SetHostCacheLimit(const Napi::CallbackInfo& info) {
     KX_CHECK(info.Length() == 1 && info[0].IsNumber(), Arg, "setHostCacheLimit(bytes)");
     const double bytes = info[0].As<Napi::Number>().DoubleValue();
     KX_CHECK(bytes >= 0 && bytes < 9.0e15 && bytes == (double)(int64_t)bytes, Arg, "host cache limit must be a whole number of bytes >= 0, got ", bytes);
-    kx::cpu::host_cache_set_limit((int64_t)bytes);
-    return Napi::Number::New(env, (double)kx::cpu::host_cache_limit());
+    kx::runtime::set_host_cache_limit((int64_t)bytes);
+    return Napi::Number::New(env, (double)kx::runtime::host_cache_limit());
   });
 }
 
@@ -465,13 +448,13 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
     KX_CHECK(info.Length() == 1 && info[0].IsNumber(), Arg, "setNumThreads(n)");
     const int n = info[0].As<Napi::Number>().Int32Value();
     KX_CHECK(n >= 1 && n <= 1024, Arg, "thread count must be in 1..1024, got ", n);
-    kx::cpu::set_num_threads(n);
+    kx::runtime::set_num_threads(n);
     return env.Undefined();
   });
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  kx::cpu::set_num_threads(kx::cpu::num_threads());  // OpenBLAS gets the pool's count
+  kx::runtime::set_num_threads(kx::runtime::num_threads());  // OpenBLAS gets the pool's count
   exports.Set("fromData", Napi::Function::New(env, FromData));
   exports.Set("zeros", Napi::Function::New(env, Zeros));
   exports.Set("toData", Napi::Function::New(env, ToData));

@@ -1,5 +1,5 @@
 /**
- * Fused optimizer updates (native/ops/optim.cpp, element math in kx/optim.h). Each call updates one
+ * Fused optimizer updates (native/ops/optim/, element math in ops/optim/math.h). Each call updates one
  * parameter tensor and its float32 state IN PLACE, in one pass (Tiger: a reduction pre-pass first).
  * These are the building blocks of @kexue/optimizers; they are not recorded by autograd, and calling
  * them while a gradient tape is recording is E_ARG.

@@ -1,4 +1,5 @@
-// NumPy-broadcast indexing as a plain value that kernels take by value: the output's dimensions,
+// NumPy broadcasting shared by the backends: the broadcast of two shapes (what the plans check), and
+// broadcast indexing as a plain value that kernels take by value: the output's dimensions,
 // coalesced (size-1 dims dropped, neighbours merged where every input steps through them as one),
 // with each input's element stride along them (0 where it broadcasts). offsets() maps an output
 // element's linear index to the inputs' offsets, the same on host and device. Coalescing makes
@@ -37,6 +38,30 @@ struct BroadcastIndex {
   // Whether the plan is one run with every input at stride 0 or 1 (the vectorisable case).
   bool contiguous() const { return rank == 1; }
 };
+
+// The NumPy broadcast of two shapes; false when they do not broadcast.
+inline bool broadcast_shapes(const Shape& a, const Shape& b, Shape* out) {
+  const size_t rank = a.size() > b.size() ? a.size() : b.size();
+  Shape r(rank);
+  for (size_t i = 0; i < rank; ++i) {
+    const int64_t da = i + a.size() >= rank ? a[i + a.size() - rank] : 1;
+    const int64_t db = i + b.size() >= rank ? b[i + b.size() - rank] : 1;
+    if (da != db && da != 1 && db != 1) return false;
+    r[i] = da == 1 ? db : da;
+  }
+  *out = r;
+  return true;
+}
+
+// Whether x broadcasts to target without changing target (x's rank <= target's, each of x's
+// trailing dims equal to target's or 1).
+inline bool broadcasts_to(const Shape& x, const Shape& target) {
+  if (x.size() > target.size()) return false;
+  const size_t off = target.size() - x.size();
+  for (size_t i = 0; i < x.size(); ++i)
+    if (x[i] != 1 && x[i] != target[off + i]) return false;
+  return true;
+}
 
 // The output's dims coalesced for N inputs, outermost first, with each input's element stride along
 // each (0 where it broadcasts): size-1 dims dropped, then an outer dim merged into its inner

@@ -1,4 +1,4 @@
-// The op registry: every op is named once in ops/ops.def with its inputs and attributes; kernels
+// The op registry: every op is named once in core/ops.def with its inputs and attributes; kernels
 // register themselves per device, and run() looks them up by (op, device).
 #pragma once
 #include <functional>

@@ -21,7 +21,7 @@ std::string shape_str(const Shape& s);
 struct Storage {
   void* data = nullptr;
   size_t bytes = 0;
-  size_t capacity = 0;  // the block's real size in the caching allocator (cpu/host_allocator.h, cuda/allocator.cu)
+  size_t capacity = 0;  // the block's real size in its device's allocator (kx/allocator.h)
   Device device;
   Storage(size_t bytes, Device device);
   ~Storage();
@@ -50,13 +50,12 @@ Tensor zeros(const Shape& shape, DType dtype, Device device);
 // The same storage under another shape of equal numel.
 Tensor view(const Tensor& t, const Shape& shape);
 
-// Live native memory, for memory() and for V8's AdjustExternalMemory.
+// Live tensor storage, for memory() (the runtimes report their caches themselves: runtime/runtime.h).
 struct MemoryStats {
   int64_t storages;
   int64_t bytes;
   int64_t peak_bytes;
   int64_t cuda_bytes;
-  int64_t host_cached_bytes;  // free blocks kept by the caching host allocator, not in `bytes`
 };
 MemoryStats memory_stats();
 

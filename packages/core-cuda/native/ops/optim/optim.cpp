@@ -1,0 +1,311 @@
+// Fused optimizer updates on the CPU: one call per parameter tensor reads the parameter, its
+// gradient and its state and updates the parameter and the state IN PLACE (the element math is
+// ops/optim/math.h, computed in double and stored once per step). Tiger's pre-pass (the gradient's
+// finiteness and the parameter's RMS, per tensor or per row) runs before any element is written.
+// Reductions use fixed blocks summed in order, so results do not depend on the thread count.
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "cpu/thread_pool.h"
+#include "kx/registry.h"
+#include "ops/optim/math.h"
+#include "ops/optim/plan.h"
+
+namespace kx {
+namespace {
+
+constexpr int64_t kBlock = 1 << 14;  // elements per reduction block (fixed: deterministic sums)
+
+int64_t num_blocks(int64_t n) { return (n + kBlock - 1) / kBlock; }
+
+// Σ x² over [0, n) in double, four lanes so that the loop vectorises without reassociation.
+template <class T> double sum_sq_serial(const T* x, int64_t n) {
+  double acc[4] = {0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (int k = 0; k < 4; ++k) {
+      const double v = to_float(x[i + k]);
+      acc[k] += v * v;
+    }
+  for (int k = 0; i < n; ++i, ++k) {
+    const double v = to_float(x[i]);
+    acc[k] += v * v;
+  }
+  return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+}
+
+// Σ x² over a whole tensor: per-block partials, summed in block order.
+template <class T> double sum_sq(const T* x, int64_t n) {
+  const int64_t blocks = num_blocks(n);
+  std::vector<double> part(blocks);
+  cpu::parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t s = b * kBlock;
+      part[b] = sum_sq_serial(x + s, n - s < kBlock ? n - s : kBlock);
+    }
+  });
+  double total = 0;
+  for (double p : part) total += p;
+  return total;
+}
+
+// Whether every element is finite (no NaN, no ±Inf).
+template <class T> bool all_finite(const T* x, int64_t n) {
+  const int64_t blocks = num_blocks(n);
+  std::vector<uint8_t> ok(blocks, 1);
+  cpu::parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t s = b * kBlock, e = n - s < kBlock ? n : s + kBlock;
+      // v − v is 0 for finite v and NaN otherwise; lanes of sums keep the loop vectorised.
+      float acc[16] = {};
+      int64_t i = s;
+      for (; i + 16 <= e; i += 16)
+        for (int k = 0; k < 16; ++k) {
+          const float v = to_float(x[i + k]);
+          acc[k] += v - v;
+        }
+      for (int k = 0; i < e; ++i, ++k) {
+        const float v = to_float(x[i]);
+        acc[k] += v - v;
+      }
+      bool fin = true;
+      for (int k = 0; k < 16; ++k) fin &= acc[k] == 0.0f;
+      ok[b] = fin;
+    }
+  });
+  for (uint8_t f : ok)
+    if (!f) return false;
+  return true;
+}
+
+// Tiger's verdict: a [1] uint8 tensor (a list of them concatenates into one read).
+Tensor flag_scalar(bool value, Device device) {
+  Tensor out = empty({1}, DType::UInt8, device);
+  *out.data<uint8_t>() = value ? 1 : 0;
+  return out;
+}
+
+// --- Tiger -------------------------------------------------------------------------------------
+
+template <class P, class G>
+bool tiger_run(const Tensor& param, const Tensor& grad, const Tensor& mom, const TigerConfig& cfg) {
+  const double lr = cfg.lr, beta = cfg.beta, wd = cfg.wd, shrink = cfg.shrink, centre = cfg.centre, gscale = cfg.gscale;
+  const int64_t k = cfg.accum_steps;
+  const bool first = cfg.first, update = cfg.update;
+  const std::string& mode = cfg.mode;
+
+  P* th = param.data<P>();
+  const G* g = grad.data<G>();
+  float* m = mom.data<float>();
+  const int64_t n = param.numel();
+  if (n == 0) return true;
+
+  if (!all_finite(g, n)) {
+    // §1.5: momentum kept, the parameter shrunk toward its centre (on every non-finite micro-step).
+    cpu::parallel_for(n, cpu::grain_for(4), [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i)
+        th[i] = from_float<P>((float)shrink_toward<double>(to_float(th[i]), centre, shrink));
+    });
+    return false;
+  }
+
+  const double b1 = first ? beta : 1.0;
+  const double b2 = (1.0 - beta) / (double)k;
+  if (!update) {
+    cpu::parallel_for(n, cpu::grain_for(4), [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) m[i] = (float)tiger_momentum<double>(m[i], gscale * to_float(g[i]), b1, b2);
+    });
+    return true;
+  }
+
+  // The learning rate per row of `cols` elements, from θ before the update.
+  const int64_t cols = mode == "row" && param.dim() > 0 ? param.size(-1) : n;
+  const int64_t rows = cols > 0 ? n / cols : 0;
+  std::vector<double> eta(rows, lr);
+  if (mode == "tensor") {
+    eta[0] = lr * std::sqrt(sum_sq(th, n) / (double)n);
+  } else if (mode == "row") {
+    cpu::parallel_for(rows, cpu::grain_for(cols), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) eta[r] = lr * std::sqrt(sum_sq_serial(th + r * cols, cols) / (double)cols);
+    });
+  }
+  auto step = [&](int64_t b, int64_t e, double eta_r) {
+    for (int64_t i = b; i < e; ++i) {
+      const float mi = (float)tiger_momentum<double>(m[i], gscale * to_float(g[i]), b1, b2);
+      m[i] = mi;
+      th[i] = from_float<P>((float)sign_step<double>(to_float(th[i]), mi, eta_r, wd));
+    }
+  };
+  if (rows == 1) {
+    cpu::parallel_for(n, cpu::grain_for(8), [&](int64_t b, int64_t e) { step(b, e, eta[0]); });
+  } else {
+    cpu::parallel_for(rows, cpu::grain_for(8 * cols), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) step(r * cols, (r + 1) * cols, eta[r]);
+    });
+  }
+  return true;
+}
+
+// One parameter's micro-step; whether its gradient was finite (the update applied).
+bool tiger_apply(const Tensor& param, const Tensor& grad, const Tensor& mom, const TigerConfig& cfg) {
+  bool finite = true;
+  KX_DISPATCH_FLOAT(param.dtype, {
+    using P = scalar_t;
+    KX_DISPATCH_FLOAT(grad.dtype, finite = (tiger_run<P, scalar_t>(param, grad, mom, cfg)));
+  });
+  return finite;
+}
+
+std::vector<Tensor> tiger_cpu(const Inputs& in, const Attrs& attrs) {
+  check_tiger_triple("optim_tiger", in, 0);
+  return {flag_scalar(tiger_apply(in[0], in[1], in[2], tiger_config(attrs)), in[0].device())};
+}
+
+// Every triple is checked before any moves; one flag per parameter, in order.
+std::vector<Tensor> tiger_group_cpu(const Inputs& in, const Attrs& attrs) {
+  check_tiger_group(in);
+  const TigerConfig cfg = tiger_config(attrs);
+  Tensor flags = empty({(int64_t)(in.size() / 3)}, DType::UInt8, in[0].device());
+  for (size_t i = 0; i < in.size(); i += 3) flags.data<uint8_t>()[i / 3] = tiger_apply(in[i], in[i + 1], in[i + 2], cfg);
+  return {flags};
+}
+
+// --- Lion --------------------------------------------------------------------------------------
+
+template <class P, class G>
+void lion_run(const Tensor& param, const Tensor& grad, const Tensor& mom, const Attrs& attrs) {
+  const LionConfig cfg = lion_config(attrs);
+  const double lr = cfg.lr, beta1 = cfg.beta1, beta2 = cfg.beta2, wd = cfg.wd, gscale = cfg.gscale;
+  P* th = param.data<P>();
+  const G* g = grad.data<G>();
+  float* m = mom.data<float>();
+  cpu::parallel_for(param.numel(), cpu::grain_for(8), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      double t = to_float(th[i]), mi = m[i];
+      lion_elem<double>(t, mi, gscale * to_float(g[i]), lr, beta1, beta2, wd);
+      th[i] = from_float<P>((float)t);
+      m[i] = (float)mi;
+    }
+  });
+}
+
+std::vector<Tensor> lion_cpu(const Inputs& in, const Attrs& attrs) {
+  const Tensor &param = in[0], &grad = in[1], &mom = in[2];
+  check_state_like(grad, param, "optim_lion", "grad", false);
+  check_state_like(mom, param, "optim_lion", "m", true);
+  KX_DISPATCH_FLOAT(param.dtype, {
+    using P = scalar_t;
+    KX_DISPATCH_FLOAT(grad.dtype, (lion_run<P, scalar_t>(param, grad, mom, attrs)));
+  });
+  return {};
+}
+
+// --- AdamW -------------------------------------------------------------------------------------
+
+template <class P, class G>
+void adamw_run(const Tensor& param, const Tensor& grad, const Tensor& mt, const Tensor& vt, const AdamWConfig& cfg) {
+  const AdamWCoef<double>& c = cfg.coef;
+  const double gscale = cfg.gscale;
+  P* th = param.data<P>();
+  const G* g = grad.data<G>();
+  float* m = mt.data<float>();
+  float* v = vt.data<float>();
+  cpu::parallel_for(param.numel(), cpu::grain_for(16), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      double t = to_float(th[i]), mi = m[i], vi = v[i];
+      adamw_elem<double>(t, mi, vi, gscale * to_float(g[i]), c);
+      th[i] = from_float<P>((float)t);
+      m[i] = (float)mi;
+      v[i] = (float)vi;
+    }
+  });
+}
+
+void adamw_apply(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, const AdamWConfig& cfg) {
+  KX_DISPATCH_FLOAT(param.dtype, {
+    using P = scalar_t;
+    KX_DISPATCH_FLOAT(grad.dtype, (adamw_run<P, scalar_t>(param, grad, m, v, cfg)));
+  });
+}
+
+std::vector<Tensor> adamw_cpu(const Inputs& in, const Attrs& attrs) {
+  check_adamw_quad("optim_adamw", in, 0);
+  adamw_apply(in[0], in[1], in[2], in[3], adamw_config(attrs));
+  return {};
+}
+
+// Every quadruple is checked before any moves.
+std::vector<Tensor> adamw_group_cpu(const Inputs& in, const Attrs& attrs) {
+  check_adamw_group(in);
+  const AdamWConfig cfg = adamw_config(attrs);
+  for (size_t i = 0; i < in.size(); i += 4) adamw_apply(in[i], in[i + 1], in[i + 2], in[i + 3], cfg);
+  return {};
+}
+
+// --- SGD ---------------------------------------------------------------------------------------
+
+template <bool kMomentum, bool kFirst, bool kNesterov, class P, class G>
+void sgd_loop(P* th, const G* g, float* bp, int64_t n, double gscale, const SgdCoef<double>& c) {
+  cpu::parallel_for(n, cpu::grain_for(8), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      double t = to_float(th[i]), bi = kMomentum && !kFirst ? (double)bp[i] : 0.0;
+      sgd_elem<kMomentum, kFirst, kNesterov, double>(t, bi, gscale * to_float(g[i]), c);
+      th[i] = from_float<P>((float)t);
+      if constexpr (kMomentum) bp[i] = (float)bi;
+    }
+  });
+}
+
+template <class P, class G>
+void sgd_run(const Tensor& param, const Tensor& grad, const Tensor& buf, const Attrs& attrs) {
+  const SgdConfig cfg = sgd_config(attrs, buf);
+  const SgdCoef<double>& c = cfg.coef;
+  const bool nesterov = cfg.nesterov, first = cfg.first;
+  const double gscale = cfg.gscale;
+  P* th = param.data<P>();
+  const G* g = grad.data<G>();
+  float* bp = buf.defined() ? buf.data<float>() : nullptr;
+  const int64_t n = param.numel();
+  if (c.momentum == 0) sgd_loop<false, false, false>(th, g, bp, n, gscale, c);
+  else if (first && nesterov) sgd_loop<true, true, true>(th, g, bp, n, gscale, c);
+  else if (first) sgd_loop<true, true, false>(th, g, bp, n, gscale, c);
+  else if (nesterov) sgd_loop<true, false, true>(th, g, bp, n, gscale, c);
+  else sgd_loop<true, false, false>(th, g, bp, n, gscale, c);
+}
+
+std::vector<Tensor> sgd_cpu(const Inputs& in, const Attrs& attrs) {
+  const Tensor &param = in[0], &grad = in[1], &buf = in[2];
+  check_state_like(grad, param, "optim_sgd", "grad", false);
+  if (buf.defined()) check_state_like(buf, param, "optim_sgd", "momentum buffer", true);
+  KX_DISPATCH_FLOAT(param.dtype, {
+    using P = scalar_t;
+    KX_DISPATCH_FLOAT(grad.dtype, (sgd_run<P, scalar_t>(param, grad, buf, attrs)));
+  });
+  return {};
+}
+
+// --- global norm -------------------------------------------------------------------------------
+
+std::vector<Tensor> global_norm_cpu(const Inputs& in, const Attrs&) {
+  double total = 0;
+  for (const Tensor& x : in) {
+    KX_CHECK(x.defined(), Arg, "optim_global_norm: missing input");
+    KX_DISPATCH_FLOAT(x.dtype, total += sum_sq(x.data<scalar_t>(), x.numel()));
+  }
+  Tensor out = empty({}, DType::Float32, in[0].device());
+  *out.data<float>() = (float)std::sqrt(total);
+  return {out};
+}
+
+}  // namespace
+
+KX_REGISTER_KERNEL(optim_tiger, CPU, tiger_cpu);
+KX_REGISTER_KERNEL(optim_tiger_group, CPU, tiger_group_cpu);
+KX_REGISTER_KERNEL(optim_lion, CPU, lion_cpu);
+KX_REGISTER_KERNEL(optim_adamw, CPU, adamw_cpu);
+KX_REGISTER_KERNEL(optim_adamw_group, CPU, adamw_group_cpu);
+KX_REGISTER_KERNEL(optim_sgd, CPU, sgd_cpu);
+KX_REGISTER_KERNEL(optim_global_norm, CPU, global_norm_cpu);
+
+}  // namespace kx
