@@ -118,7 +118,16 @@ describe('kexue train mlm and init', () => {
     const mlm = path.join(tmp, 'mlm');
     const r = kexue('train', 'mlm', 'model.hidden=32', 'model.layers=2', 'model.heads=2', 'model.intermediate=64', 'train.batch_size=8', 'train.steps=6', 'train.log_every=3', 'train.eval_every=6', '--run-dir', mlm);
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout.trim()).dev.accuracy).toBeGreaterThanOrEqual(0);
+    const trained = JSON.parse(r.stdout.trim()) as { dev: { loss: number; accuracy: number } };
+    expect(trained.dev.accuracy).toBeGreaterThanOrEqual(0);
+    expect(r.stderr).toMatch(/dev loss \d+\.\d{4}, accuracy \d\.\d{4}; best loss .* at step 6; trained for \d+:\d\d; run /);
+    // kexue eval mlm recomputes the recorded dev loss and accuracy (the same masked positions)
+    const e = kexue('eval', 'mlm', mlm);
+    expect(e.code).toBe(0);
+    const evaluated = JSON.parse(e.stdout) as { loss: number; accuracy: number; texts: number };
+    expect(evaluated.loss).toBeCloseTo(trained.dev.loss, 5);
+    expect(evaluated.accuracy).toBeCloseTo(trained.dev.accuracy, 5);
+    expect(evaluated.texts).toBe(500);
     const ner = path.join(tmp, 'from-mlm');
     const n = kexue('train', 'ner', ...TINY.filter((k) => !k.startsWith('train.steps')), 'train.steps=2', `init=${mlm}`, '--run-dir', ner);
     expect(n.code).toBe(0);
