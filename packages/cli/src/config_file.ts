@@ -9,12 +9,12 @@ import { parse as parseYaml } from 'yaml';
  * `kexue --help` works without the native addon.)
  */
 export async function readConfigFile(file: string): Promise<Record<string, unknown>> {
-  const { FormatError, KexueIOError } = await import('@kexue/core-cuda');
+  const { FormatError, ioError } = await import('@kexue/core-cuda');
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new KexueIOError(`cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    throw ioError(`cannot read config file ${file}`, err);
   }
   const yaml = /\.ya?ml$/i.test(file);
   let value: unknown;

@@ -4,10 +4,10 @@ import type { CommandContext } from './framework/command.js';
 import { runCli } from './framework/run.js';
 import { version } from './version.js';
 
+/** Standard input as text, decoded strictly as data files are (E_FORMAT `standard input:LINE: invalid UTF-8`). */
 async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  const { readStreamLines } = await import('@kexue/models');
+  return (await readStreamLines(process.stdin, 'standard input')).join('\n');
 }
 
 /** The context of the real process: stdout, stderr, stdin, environment and working directory. */

@@ -91,3 +91,43 @@ export function fromNativeError(err: unknown): KexueError {
   const Cls = typeof code === 'string' ? byCode[code] : undefined;
   return Cls ? new Cls(message) : new KexueError('E_INTERNAL', message, { cause: err });
 }
+
+/** The errno codes of file operations, in words. */
+const ERRNO_WORDS: Record<string, string> = {
+  ENOENT: 'no such file or directory',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'read-only file system',
+  EISDIR: 'is a directory',
+  ENOTDIR: 'a component of the path is not a directory',
+  EEXIST: 'file already exists',
+  ENOTEMPTY: 'directory not empty',
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  EFBIG: 'file too large',
+  EMFILE: 'too many open files',
+  ENFILE: 'too many open files in the system',
+  ENAMETOOLONG: 'file name too long',
+  ELOOP: 'too many levels of symbolic links',
+  EBUSY: 'device or resource busy',
+  EXDEV: 'not on the same file system',
+  EIO: 'input/output error',
+};
+
+/**
+ * A file-system failure, worded once: `${action}: ${cause}`, the cause in plain words with its
+ * errno code in brackets ('cannot read /x.jsonl: no such file or directory (ENOENT)'); for a code
+ * without words here, Node's description ('EBADF: bad file descriptor, read' gives 'bad file
+ * descriptor (EBADF)'); otherwise the error's message. The error is kept as the cause.
+ */
+export function ioError(action: string, err: unknown): KexueIOError {
+  return new KexueIOError(`${action}: ${ioCause(err)}`, { cause: err });
+}
+
+function ioCause(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  const message = err instanceof Error ? err.message : String(err);
+  if (typeof code !== 'string') return message;
+  const words = ERRNO_WORDS[code] ?? (message.startsWith(`${code}: `) ? message.slice(code.length + 2).replace(/, \w+(?: '.*')?$/, '') : '');
+  return words ? `${words} (${code})` : message;
+}

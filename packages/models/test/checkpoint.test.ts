@@ -112,7 +112,7 @@ describe('checksummed checkpoints', () => {
     expect(kx.io.readSafetensorsHeader(file).entries.length).toBeGreaterThan(0);
     expect(expectCode(() => NerPredictor.load(run), 'E_FORMAT').message).toMatch(corruptMessage(MODEL_FILE));
     const out: string[] = [];
-    const io = { cwd: tmp, write: (t: string) => void out.push(t), readStdin: async () => '' };
+    const io = { cwd: tmp, write: (t: string) => void out.push(t), warn: () => undefined, readStdin: async () => '' };
     const evalErr = await expectCodeAsync(nerTask.commands.eval!.run(run, { options: { checkpoint: 'best', device: 'cpu', data: dev }, positionals: {} }, io), 'E_FORMAT');
     expect(evalErr.message).toMatch(corruptMessage(MODEL_FILE));
     expect(out).toEqual([]);
@@ -201,7 +201,7 @@ describe('non-finite weights', () => {
     rehash(dir); // a well-written checkpoint of a diverged run: the checksums agree
     const message = new RegExp(`checkpoint .*model\\.safetensors holds weights that are not finite: tensor '${victim.replace(/\./g, '\\.')}' has NaN at element 3`);
     expect(expectCode(() => NerPredictor.load(run), 'E_FORMAT').message).toMatch(message);
-    const io = { cwd: tmp, write: () => undefined, readStdin: async () => '' };
+    const io = { cwd: tmp, write: () => undefined, warn: () => undefined, readStdin: async () => '' };
     expect((await expectCodeAsync(nerTask.commands.predict!.run(run, { options: { checkpoint: 'best', device: 'cpu', threshold: 0 }, positionals: { texts: ['浙商银行'] } }, io), 'E_FORMAT')).message).toMatch(message);
     expect((await expectCodeAsync(nerTask.train({ resume: run }), 'E_FORMAT')).message).toMatch(message);
   });
@@ -213,7 +213,7 @@ describe('kexue eval mlm', () => {
     const values: ConfigValues<MlmConfig> = { model: { hidden: 32, layers: 2, heads: 2, intermediate: 64 }, train: { batch_size: 8, steps: 1, threads: 1 }, data: { dev } };
     await mlmTask.train({ values, runDir: mlm });
     const out: string[] = [];
-    const io = { cwd: tmp, write: (t: string) => void out.push(t), readStdin: async () => '' };
+    const io = { cwd: tmp, write: (t: string) => void out.push(t), warn: () => undefined, readStdin: async () => '' };
     const options = { checkpoint: 'best', device: 'cpu', data: dev };
     await mlmTask.commands.eval!.run(mlm, { options, positionals: {} }, io);
     expect(out).toHaveLength(1);
@@ -226,7 +226,7 @@ describe('kexue eval mlm', () => {
 describe('kexue eval ner --per-type', () => {
   it("prints every type of the model, and flags one of the data it does not know, whose entities count as missed", async () => {
     const out: string[] = [];
-    const io = { cwd: tmp, write: (t: string) => void out.push(t), readStdin: async () => '' };
+    const io = { cwd: tmp, write: (t: string) => void out.push(t), warn: () => undefined, readStdin: async () => '' };
     await nerTask.commands.eval!.run(base, { options: { checkpoint: 'best', device: 'cpu', data: dev, perType: true }, positionals: {} }, io);
     const [overall, ...rows] = out.join('').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     const predictor = NerPredictor.load(base);

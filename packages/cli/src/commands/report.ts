@@ -21,7 +21,7 @@ export const report: Command = {
     const dirs = args.positionals.run as string[];
     const outOption = args.options.out as string | undefined;
     if (outOption === undefined && dirs.length > 1) throw new UsageError('several runs need --out FILE for the report', 'report');
-    const { KexueIOError } = await import('@kexue/core-cuda');
+    const { ioError } = await import('@kexue/core-cuda');
     const { buildCharts, loadRuns, summarize } = await import('../report/data.js');
     const { reportHtml, uplotAssets } = await import('../report/html.js');
     const runs = await loadRuns(dirs, ctx.cwd);
@@ -41,7 +41,7 @@ export const report: Command = {
     try {
       writeFileSync(out, html);
     } catch (err) {
-      throw new KexueIOError(`cannot write ${out}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+      throw ioError(`cannot write ${out}`, err);
     }
     ctx.stdout(`${JSON.stringify({ report: out, runs: runs.map((r) => r.dir), charts: charts.map((c) => c.title) })}\n`);
   },

@@ -155,7 +155,7 @@ function runDirCommand(verb: 'eval' | 'predict', task: Task, c: TaskCommand, m: 
     positionals: [{ name: 'run-dir', description: 'the run directory', required: true }, ...(c.positionals ?? [])],
     async run(args, ctx) {
       const runDir = path.resolve(ctx.cwd, args.positionals['run-dir'] as string);
-      await asUsage(name, m.RequestError, () => c.run(runDir, args, { cwd: ctx.cwd, write: ctx.stdout, readStdin: ctx.readStdin }));
+      await asUsage(name, m.RequestError, () => c.run(runDir, args, { cwd: ctx.cwd, write: ctx.stdout, warn: (message) => ctx.stderr(`${message}\n`), readStdin: ctx.readStdin }));
     },
   };
 }

@@ -21,7 +21,11 @@ export interface ParsedArgs {
 export interface CommandContext {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
-  /** Reads all of standard input (for commands that accept '-'). */
+  /**
+   * Reads all of standard input (for commands that accept '-'): its lines joined by '\n', decoded
+   * as data files are (UTF-8, strictly: E_FORMAT naming the line that is not; a BOM and the '\r'
+   * of each '\r\n' removed).
+   */
   readStdin: () => Promise<string>;
   env: NodeJS.ProcessEnv;
   cwd: string;

@@ -7,7 +7,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 
-import { KexueError, KexueIOError } from '../errors.js';
+import { KexueError, ioError } from '../errors.js';
 
 /** Something that writes the file's contents through `write`, in order. */
 export type ContentWriter = (write: (chunk: Uint8Array) => Promise<void>) => Promise<void>;
@@ -38,7 +38,7 @@ export async function writeFileAtomic(file: string, produce: ContentWriter): Pro
   } catch (err) {
     if (created) await fs.rm(tmp, { force: true }).catch(() => undefined);
     if (err instanceof KexueError) throw err;
-    throw new KexueIOError(`cannot write ${file}: ${(err as Error).message}`, { cause: err });
+    throw ioError(`cannot write ${file}`, err);
   }
 }
 

@@ -1,4 +1,4 @@
-/** File formats: safetensors (read and write) and PyTorch zip checkpoints (read). */
+/** File formats: safetensors (read and write) and PyTorch zip checkpoints (read); atomic writes and directory creation. */
 export {
   loadSafetensors,
   readSafetensors,
@@ -15,3 +15,4 @@ export {
 export { type FileDType, type NonFiniteElement } from './elements.js';
 export { loadTorch, readTorch, type TorchFile } from './torch.js';
 export { writeFileAtomic, type ContentWriter } from './atomic.js';
+export { makeDirectory } from './directory.js';

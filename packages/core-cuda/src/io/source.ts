@@ -5,7 +5,7 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 
-import { ArgumentError, FormatError, KexueIOError } from '../errors.js';
+import { ArgumentError, FormatError, KexueIOError, ioError } from '../errors.js';
 
 export interface ByteSource {
   /** Names the source in error messages (a path). */
@@ -55,7 +55,7 @@ export class FileSource implements ByteSource {
     try {
       this.fd = openSync(name, 'r');
     } catch (err) {
-      throw new KexueIOError(`cannot open ${name}: ${(err as Error).message}`, { cause: err });
+      throw ioError(`cannot open ${name}`, err);
     }
     try {
       const st = fstatSync(this.fd);
@@ -64,7 +64,7 @@ export class FileSource implements ByteSource {
     } catch (err) {
       this.close();
       if (err instanceof KexueIOError) throw err;
-      throw new KexueIOError(`cannot stat ${name}: ${(err as Error).message}`, { cause: err });
+      throw ioError(`cannot stat ${name}`, err);
     }
   }
 
@@ -84,7 +84,7 @@ export class FileSource implements ByteSource {
       try {
         n = readSync(this.fd, out, done, Math.min(length - done, MAX_READ), offset + done);
       } catch (err) {
-        throw new KexueIOError(`cannot read ${this.name}: ${(err as Error).message}`, { cause: err });
+        throw ioError(`cannot read ${this.name}`, err);
       }
       if (n === 0) throw new FormatError(`${this.name}: truncated while reading ${what} (the file shrank)`);
       done += n;

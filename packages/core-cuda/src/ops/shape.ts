@@ -8,6 +8,7 @@ import { assertTensor } from './check.js';
 
 /** The same elements under another shape (one dimension may be -1); shares x's storage. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
+  assertTensor(x, 'reshape');
   if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < -1)) {
     throw new ArgumentError(`reshape: bad shape ${String(shape)}`);
   }

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 
-import { FormatError, KexueIOError } from '@kexue/core-cuda';
+import { FormatError, ioError } from '@kexue/core-cuda';
 
 import { parseHfBertConfig, type HfBertConfig } from './bert_config.js';
 import { parseHfT5Config, type HfT5Config } from './t5_config.js';
@@ -20,7 +20,7 @@ export function readConfigJson(file: string): Record<string, unknown> {
   try {
     text = readFileSync(file, 'utf-8');
   } catch (err) {
-    throw new KexueIOError(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
+    throw ioError(`cannot read ${file}`, err);
   }
   let json: unknown;
   try {

@@ -1,6 +1,6 @@
 /** Dataset readers (streaming, typed records, errors with file and line), batching and span mapping. */
 export { DataFormatError } from './errors.js';
-export { BadLine, readLineBatches, type LineBatch, type LineReaderOptions, type RawLine } from './lines.js';
+export { BadLine, readLineBatches, splitLineBatches, type LineBatch, type LineReaderOptions, type RawLine } from './lines.js';
 export { RecordStream, type LineParser, type ReadOptions, type ReadStats } from './stream.js';
 export { codePointIndex, sortEntities, type Entity, type NerRecord } from './entities.js';
 export { parseCluenerLine, readCluener } from './cluener.js';
@@ -21,6 +21,6 @@ export {
   type SummarizationPair,
   type SummarizationReadOptions,
 } from './summarization.js';
-export { readTextCorpus, type TextDocument, type TextReadOptions } from './text.js';
+export { readStreamLines, readTextCorpus, type TextDocument, type TextReadOptions } from './text.js';
 export { BatchLoader, Dataset, SHUFFLE_STREAM, shuffledOrder, type Batch, type LoaderOptions, type Position } from './dataset.js';
 export { entitiesToTokens, tokensToEntities, TokenSpanMapper, type SpanMapperOptions, type TokenEntity, type TokenOffset } from './spans.js';

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import { isUtf8 } from 'node:buffer';
 
-import { KexueIOError } from '@kexue/core-cuda';
+import { ioError } from '@kexue/core-cuda';
 
 /** A line that could not be turned into text, with the reason. */
 export class BadLine {
@@ -49,25 +49,34 @@ function decode(bytes: Buffer): RawLine[] {
   }
 }
 
-function openError(file: string, err: unknown): KexueIOError {
-  const e = err as NodeJS.ErrnoException;
-  return new KexueIOError(`cannot read ${file}: ${e?.code ?? ''} ${e?.message ?? String(err)}`.trim(), { cause: err });
-}
-
 /**
  * Reads `file` as batches of lines. A final line without '\n' is a line too; an empty file has none.
  * Throws KexueIOError (E_IO) when the file cannot be opened or read.
  */
 export async function* readLineBatches(file: string, options: LineReaderOptions = {}): AsyncGenerator<LineBatch> {
-  const chunkBytes = options.chunkBytes ?? 256 * 1024;
-  const maxLineBytes = options.maxLineBytes ?? 64 * 1024 * 1024;
   let handle: fs.promises.FileHandle;
   try {
     handle = await fs.promises.open(file, 'r');
   } catch (err) {
-    throw openError(file, err);
+    throw ioError(`cannot read ${file}`, err);
   }
-  const stream = handle.createReadStream({ highWaterMark: chunkBytes });
+  const stream = handle.createReadStream({ highWaterMark: options.chunkBytes ?? 256 * 1024 });
+  try {
+    yield* splitLineBatches(stream, options);
+  } catch (err) {
+    throw ioError(`cannot read ${file}`, err);
+  } finally {
+    stream.destroy();
+    await handle.close().catch(() => undefined);
+  }
+}
+
+/**
+ * The lines of a stream of bytes (standard input, read once), in batches as readLineBatches makes
+ * them from a file; the stream's own errors pass through.
+ */
+export async function* splitLineBatches(chunks: AsyncIterable<Uint8Array>, options: LineReaderOptions = {}): AsyncGenerator<LineBatch> {
+  const maxLineBytes = options.maxLineBytes ?? 64 * 1024 * 1024;
   let next = 1; // number of the next line
   let first = true; // strip a BOM from the first line
   let pending: Buffer[] = []; // bytes of an unfinished line
@@ -93,45 +102,38 @@ export async function* readLineBatches(file: string, options: LineReaderOptions 
     return batch;
   };
 
-  try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      const last = chunk.lastIndexOf(NL);
-      if (last < 0) {
-        pendingBytes += chunk.length;
-        if (pendingBytes > maxLineBytes) {
-          tooLong = true;
-          pending = [];
-        } else if (!tooLong) pending.push(chunk);
-        continue;
-      }
-      const firstNl = chunk.indexOf(NL);
-      let lines: RawLine[];
-      const headBytes = pendingBytes + firstNl;
-      if (tooLong || headBytes > maxLineBytes) {
-        // The line finished by this chunk's first '\n' is too long; the rest decodes normally.
-        lines = [new BadLine(tooLongReason)];
-        if (last > firstNl) lines.push(...decode(chunk.subarray(firstNl + 1, last)));
-      } else {
-        const body = pending.length > 0 ? Buffer.concat([...pending, chunk.subarray(0, last)]) : chunk.subarray(0, last);
-        lines = decode(body);
-      }
-      const bytes = pendingBytes + last + 1;
-      pending = [];
-      tooLong = false;
-      const rest = chunk.subarray(last + 1);
-      pendingBytes = rest.length;
-      if (rest.length > 0) pending.push(rest);
-      yield finish(lines, bytes);
+  for await (const data of chunks) {
+    const chunk = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    const last = chunk.lastIndexOf(NL);
+    if (last < 0) {
+      pendingBytes += chunk.length;
+      if (pendingBytes > maxLineBytes) {
+        tooLong = true;
+        pending = [];
+      } else if (!tooLong) pending.push(chunk);
+      continue;
     }
-    if (pendingBytes > 0) {
-      const lines: RawLine[] =
-        tooLong || pendingBytes > maxLineBytes ? [new BadLine(tooLongReason)] : decode(Buffer.concat(pending));
-      yield finish(lines, pendingBytes);
+    const firstNl = chunk.indexOf(NL);
+    let lines: RawLine[];
+    const headBytes = pendingBytes + firstNl;
+    if (tooLong || headBytes > maxLineBytes) {
+      // The line finished by this chunk's first '\n' is too long; the rest decodes normally.
+      lines = [new BadLine(tooLongReason)];
+      if (last > firstNl) lines.push(...decode(chunk.subarray(firstNl + 1, last)));
+    } else {
+      const body = pending.length > 0 ? Buffer.concat([...pending, chunk.subarray(0, last)]) : chunk.subarray(0, last);
+      lines = decode(body);
     }
-  } catch (err) {
-    throw openError(file, err);
-  } finally {
-    stream.destroy();
-    await handle.close().catch(() => undefined);
+    const bytes = pendingBytes + last + 1;
+    pending = [];
+    tooLong = false;
+    const rest = chunk.subarray(last + 1);
+    pendingBytes = rest.length;
+    if (rest.length > 0) pending.push(rest);
+    yield finish(lines, bytes);
+  }
+  if (pendingBytes > 0) {
+    const lines: RawLine[] = tooLong || pendingBytes > maxLineBytes ? [new BadLine(tooLongReason)] : decode(Buffer.concat(pending));
+    yield finish(lines, pendingBytes);
   }
 }

@@ -7,3 +7,4 @@ export { activation, type ActivationName } from './activations.js';
 export { MultiHeadAttention, type MultiHeadAttentionOptions, type AttentionCallOptions } from './attention.js';
 export { FeedForward, type FeedForwardOptions } from './feed_forward.js';
 export { applyRope } from './rope.js';
+export { WorkerModule, type ModuleFactory } from './worker_module.js';

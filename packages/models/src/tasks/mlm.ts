@@ -190,7 +190,7 @@ export const mlmTask = defineTask({
         const config = mlmTask.readConfig(runDir);
         const file = options.data !== undefined ? path.resolve(io.cwd, options.data as string) : config.data.dev;
         if (!file) throw new RequestError('the run has no data.dev: give --data FILE');
-        const dir = checkpointDir(runDir, options.checkpoint as 'best' | 'last');
+        const dir = checkpointDir(runDir, options.checkpoint as 'best' | 'last', io.warn);
         const weights = path.join(dir, MODEL_FILE);
         const tokenizer = loadTokenizer(path.join(dir, 'vocab.txt'));
         checkArchitecture(weights, readModelHeader(weights).arch, mlmArch(config, tokenizer.vocabSize));

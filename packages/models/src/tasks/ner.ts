@@ -4,10 +4,9 @@
  * GlobalPointer head → training (`kexue train ner`), entity-level P/R/F1 (`kexue eval ner`) and
  * entities with character offsets (`kexue predict ner`, NerPredictor).
  */
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { ArgumentError, FormatError, KexueIOError, resolveDevice, tensor, tidy, type Tensor } from '@kexue/core-cuda';
+import { ArgumentError, DisposedError, FormatError, resolveDevice, tensor, tidy, type Tensor } from '@kexue/core-cuda';
 
 import { BertModel, type ModelSeeds } from '../bert/model.js';
 import { readCluener } from '../data/cluener.js';
@@ -15,13 +14,17 @@ import { Dataset, type Batch } from '../data/dataset.js';
 import type { Entity, NerRecord } from '../data/entities.js';
 import { TokenSpanMapper, entitiesToTokens } from '../data/spans.js';
 import { readTaggedChars } from '../data/tagged.js';
+import { readTextCorpus } from '../data/text.js';
 import { EfficientGlobalPointer, GlobalPointer, sparseGlobalPointerLoss } from '../heads/global_pointer.js';
 import { decodeSpans, spansToEntities, type DecodedEntity } from '../heads/decode.js';
 import { EntityF1, type PRF, type TypePRF } from '../metrics/entity_f1.js';
 import { Module } from '../nn/module.js';
-import type { BertTokenizer } from '../tokenizers/bert.js';
+import { BertTokenizer } from '../tokenizers/bert.js';
+import { Vocab } from '../tokenizers/vocab.js';
 import { checkArchitecture, checkpointDir, loadWeights, MODEL_FILE, readModelHeader, type Architecture } from '../train/checkpoint.js';
 import { assertRunDir } from '../train/run_dir.js';
+import { ServiceWorker, siblingModule } from '../worker/client.js';
+import { packValue, unpackValue, type PackedTensor } from '../worker/tensors.js';
 import { RequestError, choice, integer, pathKey, type ConfigOf } from './config.js';
 import {
   FROM_SCRATCH_LR,
@@ -292,7 +295,7 @@ export const nerTask = defineTask({
         ...RUN_DIR_OPTIONS,
       ],
       async run(runDir, { options }, io) {
-        const predictor = NerPredictor.load(runDir, options.checkpoint as 'best' | 'last', options.device as string);
+        const predictor = NerPredictor.load(runDir, options.checkpoint as 'best' | 'last', options.device as string, io.warn);
         try {
           const file = options.data !== undefined ? path.resolve(io.cwd, options.data as string) : predictor.config.data.dev;
           if (!file) throw new RequestError('the run has no data.dev: give --data FILE');
@@ -309,7 +312,9 @@ export const nerTask = defineTask({
       details: [
         'One line per text: {"text", "entities": [{"start", "end", "type", "text", "score"}]}, where',
         '[start, end) are offsets in UTF-16 code units of the text (one per Chinese character),',
-        'end exclusive. --input FILE reads one text a line (- for standard input).',
+        'end exclusive. --input FILE reads one text a line (- for standard input). A text longer than',
+        'the run\'s data.max_length tokens is cut: its line has "truncated": true, and a line on stderr',
+        'counts them.',
         '',
         'Examples:',
         '  kexue predict ner runs/ner-20250101-120000 "浙商银行企业信贷部叶老桂博士"',
@@ -326,21 +331,26 @@ export const nerTask = defineTask({
         const input = options.input as string | undefined;
         if (input !== undefined) {
           if (texts.length) throw new RequestError('give texts or --input, not both');
-          let raw: string;
-          try {
-            raw = input === '-' ? await io.readStdin() : readFileSync(path.resolve(io.cwd, input), 'utf8');
-          } catch (err) {
-            throw new KexueIOError(`cannot read ${input}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-          }
-          texts = raw.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l)).filter((l) => l.trim() !== '');
+          // strict UTF-8, as the data readers read (E_FORMAT naming the file or standard input and the line)
+          const lines = input === '-' ? (await io.readStdin()).split('\n') : (await readTextCorpus(path.resolve(io.cwd, input)).toArray()).map((d) => d.text);
+          texts = lines.filter((l) => l.trim() !== '');
         }
         if (texts.length === 0) throw new RequestError('no text: give texts or --input FILE');
-        const predictor = NerPredictor.load(runDir, options.checkpoint as 'best' | 'last', options.device as string);
+        const predictor = NerPredictor.load(runDir, options.checkpoint as 'best' | 'last', options.device as string, io.warn);
         try {
+          let cut = 0;
           predictor.predict(texts, 32, options.threshold as number).forEach((ents, i) => {
             const entities = ents.map((e) => ({ start: e.start, end: e.end, type: e.type, text: e.text, score: Number(e.score.toFixed(4)) }));
-            io.write(`${JSON.stringify({ text: texts[i], entities })}\n`);
+            const truncated = predictor.truncates(texts[i]!);
+            if (truncated) cut++;
+            io.write(`${JSON.stringify({ text: texts[i], entities, ...(truncated ? { truncated } : {}) })}\n`);
           });
+          if (cut > 0) {
+            const [were, their] = cut === 1 ? ['was', 'its'] : ['were', 'their'];
+            io.warn(
+              `${cut} of ${texts.length} texts ${were} longer than data.max_length (${predictor.config.data.max_length} tokens) and ${were} cut; ${their} entities past the cut are not found`,
+            );
+          }
         } finally {
           predictor.dispose();
         }
@@ -349,13 +359,33 @@ export const nerTask = defineTask({
   },
 });
 
-/** A trained NER model loaded from a run directory, ready to evaluate and predict. */
+/** What a NER predictor's worker thread rebuilds it from (NerPredictor.predictAsync): copies, not files. */
+export interface NerWorkerInit {
+  config: NerConfig;
+  labels: string[];
+  checkpoint: string;
+  device: string;
+  vocab: string[];
+  tokenizer: { lowercase: boolean; stripAccents: boolean; maxInputCharsPerWord: number };
+  weights: Record<string, PackedTensor>;
+}
+
+/** An entity predict() finds: [start, end) in string indices, the type, the text span and the score. */
+export type PredictedEntity = DecodedEntity & { text: string };
+
+/**
+ * A trained NER model loaded from a run directory, ready to evaluate and predict: predict() on the
+ * calling thread, predictAsync() in a worker thread of its own (docs/models.md, "Serving").
+ */
 export class NerPredictor {
   readonly model: NerModel;
   readonly tokenizer: BertTokenizer;
   readonly labels: string[];
   readonly config: NerConfig;
   readonly checkpoint: string;
+  /** predictAsync's worker thread (started by the first call). */
+  #worker: ServiceWorker | null = null;
+  #disposed = false;
 
   private constructor(model: NerModel, tokenizer: BertTokenizer, labels: string[], config: NerConfig, checkpoint: string) {
     this.model = model;
@@ -368,12 +398,13 @@ export class NerPredictor {
   /**
    * Loads the best (default) or last checkpoint of a NER run onto a device (default the CPU,
    * whichever device trained it): E_FORMAT for another task or architecture, E_NO_CUDA / E_DEVICE
-   * for a device this machine lacks.
+   * for a device this machine lacks. The best of a run that has none is its last, which `warn`
+   * is told.
    */
-  static load(runDir: string, which: 'best' | 'last' = 'best', device = 'cpu'): NerPredictor {
+  static load(runDir: string, which: 'best' | 'last' = 'best', device = 'cpu', warn?: (message: string) => void): NerPredictor {
     const canonical = resolveDevice(device);
     const config = nerTask.readConfig(runDir);
-    const dir = checkpointDir(runDir, which);
+    const dir = checkpointDir(runDir, which, warn);
     const file = path.join(dir, MODEL_FILE);
     const { task, arch } = readModelHeader(file);
     if (task !== 'ner') throw new FormatError(`${runDir} is a ${task} run, not a ner run`);
@@ -386,8 +417,22 @@ export class NerPredictor {
     return new NerPredictor(model, tokenizer, labels, config, dir);
   }
 
+  /** @internal The predictor predictAsync's worker thread serves (tasks/ner_worker.ts), made from workerInit's copies. */
+  static fromWorkerInit(init: NerWorkerInit): NerPredictor {
+    const tokenizer = new BertTokenizer(Vocab.fromTokens(init.vocab, `${init.checkpoint}/vocab.txt`), init.tokenizer);
+    const model = new NerModel(init.config.model, init.config.head, tokenizer.vocabSize, init.labels.length, { seed: 0 });
+    try {
+      tidy(() => void model.loadStateDict(unpackValue(init.weights, 'cpu') as Record<string, Tensor>));
+      model.to(init.device).eval();
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
+    return new NerPredictor(model, tokenizer, init.labels, init.config, init.checkpoint);
+  }
+
   /** Entities of each text: [start, end) in string indices, the type, the text span and the score. */
-  predict(texts: readonly string[], batchSize = 32, threshold = 0): (DecodedEntity & { text: string })[][] {
+  predict(texts: readonly string[], batchSize = 32, threshold = 0): PredictedEntity[][] {
     const records = encodeNer(texts.map((text) => ({ text, entities: [], line: 0 })), this.tokenizer, this.labels, this.config.data.max_length);
     const out: (DecodedEntity & { text: string })[][] = [];
     for (let i = 0; i < records.length; i += batchSize) {
@@ -401,6 +446,66 @@ export class NerPredictor {
     return out;
   }
 
+  /**
+   * predict() in a worker thread, so that the calling thread's event loop stays free: the same
+   * entities, bit for bit. The first call starts the worker (or ready() does), which holds its own
+   * copy of the model, made from this predictor's weights, config and vocabulary (no file is read
+   * again). Calls queue in the worker and run one at a time, in order; each resolves with its own
+   * texts' entities, or rejects with the KexueError predict() would have thrown. close() stops the
+   * worker; dispose() does too.
+   */
+  async predictAsync(texts: readonly string[], batchSize = 32, threshold = 0): Promise<PredictedEntity[][]> {
+    return this.#service().call<PredictedEntity[][]>('predict', [texts, batchSize, threshold]);
+  }
+
+  /** Starts predictAsync's worker now rather than at the first call; resolves once it has loaded the model. */
+  async ready(): Promise<void> {
+    return this.#service().start();
+  }
+
+  /**
+   * Stops predictAsync's worker: calls not yet answered reject with E_DISPOSED; the promise resolves
+   * once the worker has finished the call it was running and freed its copy of the model. predict()
+   * is unaffected, and a later predictAsync starts a new worker.
+   */
+  close(): Promise<void> {
+    return this.#worker?.close() ?? Promise.resolve();
+  }
+
+  #service(): ServiceWorker {
+    if (this.#disposed) throw new DisposedError('this NerPredictor has been disposed');
+    this.#worker ??= new ServiceWorker({
+      what: 'the NER predictor',
+      factory: { url: siblingModule(import.meta.url, 'ner_worker'), name: 'nerPredictorService' },
+      init: () => this.#workerInit(),
+    });
+    return this.#worker;
+  }
+
+  /** Copies of what the worker needs (the weights read from their device now), and the buffers to transfer. */
+  #workerInit(): { options: NerWorkerInit; transfer: ArrayBuffer[] } {
+    const weights = packValue(this.model.stateDict(), 'weights');
+    const t = this.tokenizer;
+    return {
+      options: {
+        config: this.config,
+        labels: this.labels,
+        checkpoint: this.checkpoint,
+        device: this.model.device,
+        vocab: [...t.vocab.tokens],
+        tokenizer: { lowercase: t.lowercase, stripAccents: t.stripAccents, maxInputCharsPerWord: t.maxInputCharsPerWord },
+        weights: weights.value as Record<string, PackedTensor>,
+      },
+      transfer: weights.transfer,
+    };
+  }
+
+  /** Whether `text` is longer than the run's data.max_length tokens, so that predict sees only its start. */
+  truncates(text: string): boolean {
+    const max = this.config.data.max_length;
+    return this.tokenizer.encode(text, { maxLength: max + 1 }).ids.length > max;
+  }
+
   /** P/R/F1 (overall and per type: the model's types, and those of the file it does not know, flagged `unknown`) on a labelled file. */
   async evaluate(file: string, format: NerFormat = this.config.data.format, batchSize = 32): Promise<{ overall: PRF; perType: Record<string, TypePRF>; records: number }> {
     const records = await readNerData(file, format);
@@ -409,7 +514,10 @@ export class NerPredictor {
     return { overall: f1.result(), perType: f1.perType(), records: records.length };
   }
 
+  /** Frees the model, and stops predictAsync's worker (as close(), without waiting for it). */
   dispose(): void {
+    this.#disposed = true;
+    void this.close();
     this.model.dispose();
   }
 }

@@ -66,6 +66,8 @@ export interface CommandIO {
   cwd: string;
   /** Standard output. */
   write(text: string): void;
+  /** A message for the person running the command, on standard error (one line; the newline is added). */
+  warn(message: string): void;
   readStdin(): Promise<string>;
 }
 

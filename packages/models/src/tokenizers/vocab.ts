@@ -1,6 +1,6 @@
 /** A WordPiece vocabulary: `vocab.txt`, one token a line, the line number (from 0) its id. */
 import { readFileSync } from 'node:fs';
-import { FormatError, KexueIOError } from '@kexue/core-cuda';
+import { FormatError, ioError } from '@kexue/core-cuda';
 
 /** Tokens every vocabulary must have: the tokenizers emit them. */
 export const REQUIRED_SPECIALS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]'] as const;
@@ -59,8 +59,7 @@ export class Vocab {
     try {
       bytes = readFileSync(path);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? 'error';
-      throw new KexueIOError(`cannot read vocabulary ${path}: ${code}`, { cause: err });
+      throw ioError(`cannot read vocabulary ${path}`, err);
     }
     let text: string;
     try {

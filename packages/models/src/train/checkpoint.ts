@@ -26,7 +26,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, rmSync, renameSync, statSync } from 'node:fs';
 import path from 'node:path';
 
-import { FormatError, KexueIOError, io, type Tensor } from '@kexue/core-cuda';
+import { FormatError, KexueIOError, io, ioError, type Tensor } from '@kexue/core-cuda';
 import { saveOptimizerState, type LossScalerState, type Optimizer } from '@kexue/optimizers';
 
 import type { Position } from '../data/dataset.js';
@@ -104,7 +104,7 @@ export function sha256File(file: string): { bytes: number; sha256: string } {
   try {
     fd = openSync(file, 'r');
   } catch (err) {
-    throw new KexueIOError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    throw ioError(`cannot read ${file}`, err);
   }
   try {
     const hash = createHash('sha256');
@@ -113,7 +113,7 @@ export function sha256File(file: string): { bytes: number; sha256: string } {
     for (let n; (n = readSync(fd, buf, 0, HASH_CHUNK, bytes)) > 0; bytes += n) hash.update(buf.subarray(0, n));
     return { bytes, sha256: hash.digest('hex') };
   } catch (err) {
-    throw new KexueIOError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    throw ioError(`cannot read ${file}`, err);
   } finally {
     closeSync(fd);
   }
@@ -152,7 +152,7 @@ function recorded(dir: string, name: string, manifest = readChecksums(dir)): { b
   try {
     size = statSync(file).size;
   } catch (err) {
-    throw new KexueIOError(`checkpoint ${dir} has no ${name} (it was recorded when the checkpoint was written): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    throw ioError(`checkpoint ${dir} has no ${name} (it was recorded when the checkpoint was written)`, err);
   }
   if (size !== entry.bytes) throw corrupt(file, `it has ${size} bytes, ${entry.bytes} were recorded when it was written`);
   return entry;
@@ -213,13 +213,15 @@ export function readCheckpointIndex(runDir: string): CheckpointIndex {
 }
 
 /**
- * The directory of the last or the best checkpoint of a run (the last when there is no best),
- * verified: every file its checksums.json records is there with its size, and the small ones
- * (trainer.json, config.json, vocab.txt, …) have their SHA-256. The tensor files are hashed by
- * their readers as they read them (loadWeights, readTrainerState), so each is read once for it.
+ * The directory of the last or the best checkpoint of a run (the last when there is no best, which
+ * `warn`, when given, is told with its step), verified: every file its checksums.json records is
+ * there with its size, and the small ones (trainer.json, config.json, vocab.txt, …) have their
+ * SHA-256. The tensor files are hashed by their readers as they read them (loadWeights,
+ * readTrainerState), so each is read once for it.
  */
-export function checkpointDir(runDir: string, which: 'last' | 'best'): string {
+export function checkpointDir(runDir: string, which: 'last' | 'best', warn?: (message: string) => void): string {
   const index = readCheckpointIndex(runDir);
+  if (which === 'best' && !index.best) warn?.(`the run has no best checkpoint (it was never evaluated): using the last, step ${index.last.step}`);
   const ref = which === 'best' && index.best ? index.best : index.last;
   const dir = path.join(runDir, ref.dir);
   if (!existsSync(path.join(dir, MODEL_FILE))) throw new KexueIOError(`checkpoint ${dir} has no ${MODEL_FILE}`);
@@ -238,7 +240,7 @@ export function readTrainerState(dir: string): TrainerState {
   try {
     bytes = readFileSync(file);
   } catch (err) {
-    throw new KexueIOError(`cannot read trainer state ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    throw ioError(`cannot read trainer state ${file}`, err);
   }
   checkBytes(dir, TRAINER_FILE, bytes);
   let s: TrainerState;
@@ -267,7 +269,7 @@ export async function writeCheckpoint(runDir: string, content: CheckpointContent
   const tmp = path.join(root, `.tmp-${name}-${process.pid}`);
   const previous = existsSync(path.join(runDir, INDEX_FILE)) ? readCheckpointIndex(runDir) : null;
   try {
-    mkdirSync(root, { recursive: true });
+    io.makeDirectory(root, `cannot write checkpoint ${final}`);
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp);
     await io.saveSafetensors(path.join(tmp, MODEL_FILE), content.weights, { [TASK_KEY]: content.task, [ARCH_KEY]: JSON.stringify(content.arch) });
@@ -287,7 +289,7 @@ export async function writeCheckpoint(runDir: string, content: CheckpointContent
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });
     if (err instanceof KexueIOError) throw err;
-    throw new KexueIOError(`cannot write checkpoint ${final}: ${(err as Error).message}`, { cause: err });
+    throw ioError(`cannot write checkpoint ${final}`, err);
   }
   const index: CheckpointIndex = {
     last: { step, dir: rel },

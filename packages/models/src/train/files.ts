@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 
-import { FormatError, KexueIOError, io } from '@kexue/core-cuda';
+import { FormatError, io, ioError } from '@kexue/core-cuda';
 
 /** Writes `text` to `file` atomically: readers see the old file or the new one, never a mix. */
 export async function writeTextAtomic(file: string, text: string): Promise<void> {
@@ -23,7 +23,7 @@ export function readJson(file: string, what = 'file'): unknown {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new KexueIOError(`cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    throw ioError(`cannot read ${what} ${file}`, err);
   }
   try {
     return JSON.parse(text) as unknown;

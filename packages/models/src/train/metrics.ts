@@ -6,7 +6,7 @@
  */
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 
-import { FormatError, KexueIOError } from '@kexue/core-cuda';
+import { FormatError, ioError } from '@kexue/core-cuda';
 
 import { writeTextAtomic } from './files.js';
 
@@ -23,7 +23,7 @@ export function readMetrics(file: string): MetricsRecord[] {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new KexueIOError(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
+    throw ioError(`cannot read ${file}`, err);
   }
   const out: MetricsRecord[] = [];
   text.split('\n').forEach((line, i) => {
@@ -53,7 +53,7 @@ export class MetricsLog {
     try {
       appendFileSync(this.file, `${JSON.stringify(record)}\n`);
     } catch (err) {
-      throw new KexueIOError(`cannot write ${this.file}: ${(err as Error).message}`, { cause: err });
+      throw ioError(`cannot write ${this.file}`, err);
     }
   }
 

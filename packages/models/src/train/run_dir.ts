@@ -11,11 +11,11 @@
  * that died before its first checkpoint); continuing one is --resume. One process at a time
  * trains a run: it holds the lock for its life.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 
-import { ArgumentError, KexueIOError } from '@kexue/core-cuda';
+import { ArgumentError, KexueIOError, io, ioError } from '@kexue/core-cuda';
 
 export const CONFIG_FILE = 'config.json';
 export const METRICS_FILE = 'metrics.jsonl';
@@ -59,12 +59,13 @@ export function checkNewRunDir(dir: string): boolean {
 
 /** Creates the fresh run directory (after checkNewRunDir and under the run's lock), clearing a dead run's leftovers. */
 export function createRunDir(dir: string): void {
+  const action = `cannot create run directory ${dir}`;
   try {
     for (const e of readdirSync(dir)) if (e !== LOCK_FILE && isLeftover(e)) rmSync(path.join(dir, e), { recursive: true, force: true });
-    mkdirSync(path.join(dir, CHECKPOINTS_DIR), { recursive: true });
   } catch (err) {
-    throw new KexueIOError(`cannot create run directory ${dir}: ${(err as Error).message}`, { cause: err });
+    throw ioError(action, err);
   }
+  io.makeDirectory(path.join(dir, CHECKPOINTS_DIR), action);
 }
 
 /**
@@ -120,17 +121,13 @@ export function lockRunDir(dir: string): RunLock {
   const file = path.join(dir, LOCK_FILE);
   const me: LockOwner = { pid: process.pid, host: hostname(), started: new Date().toISOString() };
   let tookOver: LockOwner | null = null;
-  try {
-    mkdirSync(dir, { recursive: true });
-  } catch (err) {
-    throw new KexueIOError(`cannot create run directory ${dir}: ${(err as Error).message}`, { cause: err });
-  }
+  io.makeDirectory(dir, `cannot create run directory ${dir}`);
   for (;;) {
     let fd: number;
     try {
       fd = openSync(file, 'wx');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new KexueIOError(`cannot lock run directory ${dir}: ${(err as Error).message}`, { cause: err });
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(`cannot lock run directory ${dir}`, err);
       const owner = readOwner(file);
       if (owner && (owner.host !== me.host || alive(owner.pid))) {
         throw new KexueIOError(

@@ -24,7 +24,7 @@ import path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import protobuf from 'protobufjs';
 
-import { KexueIOError } from '@kexue/core-cuda';
+import { ioError } from '@kexue/core-cuda';
 
 import type { TrainEvent, TrainObserver } from './events.js';
 
@@ -111,7 +111,7 @@ export class EventFileWriter {
     try {
       names = readdirSync(dir);
     } catch (err) {
-      throw new KexueIOError(`cannot write TensorBoard events in ${dir}: ${(err as Error).message}`, { cause: err });
+      throw ioError(`cannot write TensorBoard events in ${dir}`, err);
     }
     for (const name of names) {
       const m = /^events\.out\.tfevents\.(\d+)\./.exec(name);
@@ -128,7 +128,7 @@ export class EventFileWriter {
           seconds++;
           continue;
         }
-        throw new KexueIOError(`cannot create ${file}: ${(err as Error).message}`, { cause: err });
+        throw ioError(`cannot create ${file}`, err);
       }
     }
     this.write({ wall_time: now() / 1000, step: 0, file_version: TFEVENTS_FILE_VERSION });
@@ -142,7 +142,7 @@ export class EventFileWriter {
       let done = 0;
       while (done < record.length) done += writeSync(this.fd, record, done);
     } catch (err) {
-      throw new KexueIOError(`cannot write ${this.file}: ${(err as Error).message}`, { cause: err });
+      throw ioError(`cannot write ${this.file}`, err);
     }
   }
 
@@ -158,7 +158,7 @@ export class EventFileWriter {
     try {
       fsyncSync(this.fd);
     } catch (err) {
-      throw new KexueIOError(`cannot sync ${this.file}: ${(err as Error).message}`, { cause: err });
+      throw ioError(`cannot sync ${this.file}`, err);
     }
   }
 
