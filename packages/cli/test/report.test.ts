@@ -4,25 +4,19 @@
  * scripts/setup.sh; that test is skipped, saying so, where it is absent).
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildCharts, runNames, type ReportRun } from '@kexue/cli';
 import type { MetricsRecord } from '@kexue/models';
 
 import { run } from './run_cli.js';
 import { countNear, decodePng, distinctColours } from './png.js';
+import { useTempDir } from '../../core-cuda/test/helpers.js';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-function tempDir(): string {
-  const d = mkdtempSync(path.join(tmpdir(), 'kexue-report-'));
-  dirs.push(d);
-  return d;
-}
+const root = useTempDir('kexue-report-');
+/** A fresh directory for one test. */
+const tempDir = (): string => mkdtempSync(path.join(root, 'test-'));
 
 /** A run directory with a metrics.jsonl of `steps` updates logged every 10, evaluated every 50. */
 function writeRun(dir: string, scale: number, steps = 200): string {

@@ -1,7 +1,9 @@
 /** Shared test helpers: fixtures made by tools/golden, tolerances by dtype, comparisons. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { expect } from 'vitest';
+import { afterAll, expect } from 'vitest';
 
 import * as kx from '../src/index.js';
 
@@ -133,4 +135,11 @@ export function randomTensor(shape: number[], seed: number, scale = 1): kx.Tenso
     data[i] = ((((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1) * scale;
   }
   return kx.tensor(data, shape);
+}
+
+/** A temporary directory for the tests of this file, made now and removed after them. */
+export function useTempDir(prefix: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }

@@ -1,14 +1,13 @@
 // A file-system failure is worded once (ioError: plain words, the errno code in brackets, the
 // error kept as the cause), and a directory that cannot be made says why, on a read-only file
 // system too, where Node's recursive mkdir reports ENOENT.
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, existsSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import * as kx from '../src/index.js';
-import { expectCode } from './helpers.js';
+import { expectCode, useTempDir } from './helpers.js';
 import { useReadOnlyMount } from './read_only_mount.js';
 
 /** What `fn` throws. */
@@ -24,8 +23,7 @@ function thrown(fn: () => unknown): unknown {
 const errno = (code: string, message: string) => Object.assign(new Error(message), { code });
 
 const readOnlyDir = useReadOnlyMount();
-const tmp = mkdtempSync(path.join(tmpdir(), 'kexue-ioerr-'));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const tmp = useTempDir('kexue-ioerr-');
 
 describe('ioError', () => {
   it('words the common errno codes once, with the code in brackets, and keeps the cause', () => {

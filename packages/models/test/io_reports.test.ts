@@ -3,20 +3,17 @@
  * file says "no such file or directory (ENOENT)" once, a run directory on a read-only file system
  * says so rather than ENOENT. Standard input is decoded as data files are, strictly.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 
 import { Vocab, lockRunDir, readStreamLines, readTextCorpus } from '@kexue/models';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
-import { expectCode, expectCodeAsync } from '../../core-cuda/test/helpers.js';
+import { expectCode, expectCodeAsync, useTempDir } from '../../core-cuda/test/helpers.js';
 import { useReadOnlyMount } from '../../core-cuda/test/read_only_mount.js';
 
 const readOnlyDir = useReadOnlyMount();
-const tmp = mkdtempSync(path.join(tmpdir(), 'kexue-ioreports-'));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const tmp = useTempDir('kexue-ioreports-');
 
 describe('file-system failures', () => {
   it('a missing data file or vocabulary: the cause in words, once', async () => {

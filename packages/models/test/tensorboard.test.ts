@@ -3,14 +3,14 @@
  * with a reader of its own (TFRecord length framing, masked CRC-32C from @node-rs/crc32, the
  * Event/Summary protobufs declared again from TensorFlow's event.proto/summary.proto).
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import protobuf from 'protobufjs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { tensorboardObserver, type MetricsRecord, type TrainEvent } from '@kexue/models';
+import { useTempDir } from '../../core-cuda/test/helpers.js';
 
 // the messages as TensorFlow declares them (field numbers from event.proto and summary.proto)
 const root = protobuf.Root.fromJSON({
@@ -69,15 +69,9 @@ function decode(data: Uint8Array): Decoded {
 const scalars = (events: Decoded[]) =>
   events.filter((e) => e.summary).flatMap((e) => e.summary!.value.map((v) => ({ step: e.step, tag: v.tag, value: v.simple_value })));
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-function tempDir(): string {
-  const d = mkdtempSync(path.join(tmpdir(), 'kexue-tb-'));
-  dirs.push(d);
-  return d;
-}
+const scratch = useTempDir('kexue-tb-');
+/** A fresh directory for one test. */
+const tempDir = (): string => mkdtempSync(path.join(scratch, 'test-'));
 const eventFiles = (dir: string) => readdirSync(dir).filter((n) => n.startsWith('events.out.tfevents.')).sort();
 
 const start = (runDir: string): TrainEvent => ({
