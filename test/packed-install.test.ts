@@ -132,7 +132,8 @@ beforeAll(() => {
   copyFileSync(path.join(root, 'pnpm-lock.yaml'), path.join(project, 'pnpm-lock.yaml'));
   const store = check('pnpm store path', spawnSync('pnpm', ['store', 'path'], { cwd: root, encoding: 'utf8' })).stdout.trim();
   const install = (mode: string) =>
-    spawnSync('pnpm', ['install', mode, '--store-dir', store], { cwd: project, encoding: 'utf8', env: userEnv({ KEXUE_NO_CUDA: '1' }) });
+    // --no-frozen-lockfile: the seed lockfile is a starting point, not this project's (pnpm freezes it under CI=true)
+    spawnSync('pnpm', ['install', mode, '--no-frozen-lockfile', '--store-dir', store], { cwd: project, encoding: 'utf8', env: userEnv({ KEXUE_NO_CUDA: '1' }) });
   let r = install('--offline');
   if (r.status !== 0 && /offline|metadata|package mirror/i.test(`${r.stdout}${r.stderr}`)) {
     // A store or metadata cache that lacks something (not a fresh scripts/setup.sh machine): the registry fills it in.

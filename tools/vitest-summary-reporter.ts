@@ -7,8 +7,10 @@ export default class SummaryReporter implements Reporter {
     let failed = 0;
     let skipped = 0;
     for (const mod of testModules) {
-      if (mod.state() === 'failed' && [...mod.children.allTests()].length === 0) failed += 1; // a file that failed to load
-      for (const test of mod.children.allTests()) {
+      const tests = [...mod.children.allTests()];
+      // a file that failed outside its tests (it did not load, or a beforeAll threw and its tests were skipped)
+      if (mod.state() === 'failed' && !tests.some((t) => t.result().state === 'failed')) failed += 1;
+      for (const test of tests) {
         const state = test.result().state;
         if (state === 'passed') passed += 1;
         else if (state === 'failed') failed += 1;
