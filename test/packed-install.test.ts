@@ -4,7 +4,8 @@
  * repository (core-cuda's install script builds the addon there, CPU-only with KEXUE_NO_CUDA=1),
  * and the installed `kexue` run from a directory outside the repository, with none of the
  * repository's bins on PATH: --help, a 2-update NER run on the demo data that ships in
- * @kexue/models, and `kexue bench`, whose package is not part of an install.
+ * @kexue/models, a user's script serving that run with predictAsync (a worker thread that must
+ * load the installed dist/), and `kexue bench`, whose package is not part of an install.
  *
  * The install needs no network: the @kexue/* packages come only from the tarballs (overrides, never
  * a registry), and the repository's lockfile seeds the project's so that pnpm picks the
@@ -234,6 +235,26 @@ describe('kexue installed from its packed tarballs', () => {
     const index = JSON.parse(readFileSync(path.join(run, 'checkpoints.json'), 'utf8')) as { last: { dir: string; step: number } };
     expect(index.last.step).toBe(2);
     expect(existsSync(path.join(run, index.last.dir, 'model.safetensors'))).toBe(true);
+  });
+
+  it("a user's script serves NER from the trained run with predictAsync: the worker thread runs the installed dist/", (ctx) => {
+    ctx.skip(missing !== undefined, `skipped: ${missing}`);
+    const run = path.join(tmp, 'run'); // the train test's
+    writeFileSync(
+      path.join(project, 'serve.js'),
+      [
+        "import { NerPredictor } from '@kexue/models';",
+        `const p = NerPredictor.load(${JSON.stringify(run)}, 'last');`,
+        "const texts = ['浙商银行企业信贷部叶老桂博士', '北京大学的学生在上海工作', '张三去了腾讯公司'];",
+        'const answers = await Promise.all(texts.map((t) => p.predictAsync([t], 32, -1)));',
+        'const same = JSON.stringify(answers) === JSON.stringify(texts.map((t) => p.predict([t], 32, -1)));',
+        'console.log(JSON.stringify({ same, entities: answers.flat(2).length > 0 }));',
+        'p.dispose();',
+      ].join('\n'),
+    );
+    const r = spawnSync(process.execPath, ['serve.js'], { cwd: project, encoding: 'utf8', env: userEnv() });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ same: true, entities: true });
   });
 
   it('kexue bench says the benchmarks are not installed and how to run them', (ctx) => {

@@ -27,15 +27,17 @@ int default_threads() {
 // Workers wait for a job generation; each job hands out chunk indices through an atomic counter.
 class Pool {
  public:
-  explicit Pool(int threads) { resize(threads); }
+  explicit Pool(int threads) { start(threads); }
   ~Pool() { stop(); }
 
-  int size() const { return (int)workers_.size() + 1; }
+  // Read without a lock by any thread (parallel_for sizes its chunks with it); written by resize.
+  int size() const { return size_.load(std::memory_order_relaxed); }
 
+  // Called with g_run_mu held (no region running). Keeps the workers when the count is unchanged.
   void resize(int threads) {
+    if (threads == size()) return;
     stop();
-    stopping_ = false;
-    for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { work(); });
+    start(threads);
   }
 
   void run(int64_t chunks, const std::function<void(int64_t)>& task) {
@@ -56,6 +58,12 @@ class Pool {
   }
 
  private:
+  void start(int threads) {
+    stopping_ = false;
+    for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { work(); });
+    size_.store(threads, std::memory_order_relaxed);
+  }
+
   void stop() {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -96,6 +104,7 @@ class Pool {
   }
 
   std::vector<std::thread> workers_;
+  std::atomic<int> size_{1};
   std::mutex mu_;
   std::condition_variable cv_, done_cv_;
   const std::function<void(int64_t)>* task_ = nullptr;
@@ -112,14 +121,19 @@ Pool& pool() {
 }
 
 thread_local bool t_inside = false;
-std::mutex g_run_mu;  // one parallel region at a time
+// One parallel region at a time, process-wide. Several JS threads (the main thread and worker
+// threads, each with the addon loaded) may call kernels at once: a caller that finds the pool busy
+// waits for the running region to end (a kernel's loop: microseconds to milliseconds) and then has
+// every worker, rather than oversubscribing the cores. Nested calls never take it (t_inside), so a
+// region cannot wait for itself.
+std::mutex g_run_mu;
 
 }  // namespace
 
 int num_threads() { return pool().size(); }
 
 void set_num_threads(int n) {
-  std::lock_guard<std::mutex> lock(g_run_mu);
+  std::lock_guard<std::mutex> lock(g_run_mu);  // waits for the running region
   pool().resize(std::max(1, n));
   openblas_set_num_threads(std::max(1, n));
 }
@@ -134,7 +148,7 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
     return;
   }
   const int64_t per = (n + chunks - 1) / chunks;
-  std::lock_guard<std::mutex> lock(g_run_mu);
+  std::lock_guard<std::mutex> lock(g_run_mu);  // waits while another thread's region runs
   pool().run(chunks, [&](int64_t c) {
     const bool was_inside = t_inside;
     t_inside = true;

@@ -1,5 +1,7 @@
 // The CPU backend's thread pool: one set of persistent workers, sized by KEXUE_NUM_THREADS
-// (default: all cores), shared by every kernel. OpenBLAS is told the same count.
+// (default: all cores), shared by every kernel and by every JS thread of the process. OpenBLAS is
+// told the same count. set_num_threads waits for the running region and keeps the workers when the
+// count is unchanged.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -11,7 +13,9 @@ void set_num_threads(int n);
 
 // Calls fn(begin, end) over [0, n) split into contiguous chunks of at least `grain` items, on the
 // pool's workers and the calling thread. Runs inline when one chunk suffices. Not reentrant: a
-// parallel_for inside fn runs inline.
+// parallel_for inside fn runs inline. Safe to call from several threads at once (JS worker threads
+// each run kernels): the pool runs one region at a time and another caller waits for it; results do
+// not depend on which threads ran a region's chunks.
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
 // A grain that gives each task roughly `work_per_task` units when each item costs `cost_per_item`.

@@ -453,8 +453,11 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   });
 }
 
+// Called once per JS thread that loads the addon (the main thread, each worker thread); the native
+// state (handles, allocators, registry, thread pool, OpenBLAS) is the process's, made once.
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  kx::runtime::set_num_threads(kx::runtime::num_threads());  // OpenBLAS gets the pool's count
+  static std::once_flag threads_once;  // a worker loading the addon must not reset the pool under a running op
+  std::call_once(threads_once, [] { kx::runtime::set_num_threads(kx::runtime::num_threads()); });  // OpenBLAS gets the pool's count
   exports.Set("fromData", Napi::Function::New(env, FromData));
   exports.Set("zeros", Napi::Function::New(env, Zeros));
   exports.Set("toData", Napi::Function::New(env, ToData));
