@@ -90,7 +90,8 @@ export function tensor(data: RawData | number[] | number, shape?: readonly numbe
   const floatData = !(values instanceof Int32Array || values instanceof Uint8Array || values instanceof Uint16Array);
   let raw: ArrayBufferView;
   if (values instanceof Raw) raw = values;
-  else if (floatData && (dtype === 'int32' || dtype === 'uint8')) raw = Raw.from(values as ArrayLike<number>, floatToInt(dtype));
+  else if (floatData && dtype === 'int32') raw = Int32Array.from(values as ArrayLike<number>, floatToInt(dtype));
+  else if (floatData && dtype === 'uint8') raw = Uint8Array.from(values as ArrayLike<number>, floatToInt(dtype));
   else raw = Raw.from(values as ArrayLike<number>);
   try {
     if (stagingDType === dtype) return new Tensor(native.fromData(raw, dims, dtype, device));

@@ -9,7 +9,7 @@ import { runKernel } from '../kernel.js';
 import { fmtShape } from '../shape.js';
 import { registerGradient } from '../tape.js';
 import { Tensor } from '../tensor.js';
-import { assertDTypeOf, assertFloat } from './check.js';
+import { assertDTypeOf, assertFloat, optionsOf } from './check.js';
 
 export interface AttentionOptions {
   /**
@@ -48,7 +48,8 @@ function checkBroadcast(t: Tensor, full: readonly number[], what: string): void 
  * Errors: E_SHAPE for ranks other than 4, mismatched dims or a mask/bias that does not broadcast;
  * E_DTYPE for a non-uint8 mask, a non-floating bias, or q/k/v of different or non-floating dtypes.
  */
-export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): Tensor {
+export function attention(q: Tensor, k: Tensor, v: Tensor, options?: AttentionOptions): Tensor {
+  const opts = optionsOf(options, 'attention');
   for (const [name, t] of [['q', q], ['k', k], ['v', v]] as const) {
     assertFloat(t, 'attention', name);
     if (t.rank !== 4) throw new ShapeError(`attention: ${name} must have rank 4 [B, H, T, D], got ${t.describe()}`);
@@ -64,7 +65,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
   if (k.shape[3] !== D) throw new ShapeError(`attention: q and k head dims differ: ${fmtShape(q.shape)} vs ${fmtShape(k.shape)}`);
   if (v.shape[2] !== Tk) throw new ShapeError(`attention: k and v lengths differ: ${fmtShape(k.shape)} vs ${fmtShape(v.shape)}`);
 
-  const { mask = null, bias = null, causal = false } = options;
+  const { mask = null, bias = null, causal = false } = opts;
   const full = [B, H, Tq, Tk];
   if (mask !== null) {
     assertDTypeOf(mask, 'uint8', 'attention', 'mask (1 = attend)');
@@ -75,7 +76,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
     checkBroadcast(bias, full, 'bias');
   }
   if (typeof causal !== 'boolean') throw new ArgumentError(`attention: causal must be a boolean, got ${String(causal)}`);
-  const scale = options.scale ?? (D > 0 ? 1 / Math.sqrt(D) : 1);
+  const scale = opts.scale ?? (D > 0 ? 1 / Math.sqrt(D) : 1);
   if (typeof scale !== 'number' || !Number.isFinite(scale)) {
     throw new ArgumentError(`attention: scale must be a finite number, got ${String(scale)}`);
   }

@@ -6,7 +6,7 @@ import { ArgumentError, ShapeError } from '../errors.js';
 import { runKernel, runKernel1 } from '../kernel.js';
 import { activeTape, registerGradient } from '../tape.js';
 import { Tensor } from '../tensor.js';
-import { assertDTypeOf, assertFloat, assertTensor } from './check.js';
+import { assertDTypeOf, assertFloat, assertTensor, optionsOf } from './check.js';
 
 export interface CrossEntropyOptions {
   /** Rows whose label equals this are left out of the loss and the mean. Default −100 (PyTorch's). */
@@ -20,7 +20,7 @@ export interface CrossEntropyOptions {
  * ignored (or N = 0) the loss is NaN, as PyTorch. A label outside [0, C) that is not ignoreIndex
  * → E_ARG (checked natively; the message names the row and the value).
  */
-export function crossEntropy(logits: Tensor, labels: Tensor, options: CrossEntropyOptions = {}): Tensor {
+export function crossEntropy(logits: Tensor, labels: Tensor, options?: CrossEntropyOptions): Tensor {
   assertTensor(logits, 'crossEntropy', 'logits');
   assertTensor(labels, 'crossEntropy', 'labels');
   assertFloat(logits, 'crossEntropy', 'logits');
@@ -29,7 +29,7 @@ export function crossEntropy(logits: Tensor, labels: Tensor, options: CrossEntro
   if (labels.rank !== 1 || labels.shape[0] !== logits.shape[0]) {
     throw new ShapeError(`crossEntropy: labels ${labels.describe()} do not match logits ${logits.describe()} (expected [${logits.shape[0]}])`);
   }
-  const ignoreIndex = options.ignoreIndex ?? -100;
+  const ignoreIndex = optionsOf(options, 'crossEntropy').ignoreIndex ?? -100;
   if (!Number.isInteger(ignoreIndex)) throw new ArgumentError(`crossEntropy: ignoreIndex must be an integer, got ${ignoreIndex}`);
   // While a tape records this call the forward also returns d logits, computed from its own
   // exponentials for the dloss the backward pass starts from (the tape's outputGradient): a training

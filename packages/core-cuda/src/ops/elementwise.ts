@@ -12,7 +12,7 @@ import { broadcastShapes, sameShape } from '../shape.js';
 import { registerGradient, type Attrs } from '../tape.js';
 import { Tensor, type TensorLike } from '../tensor.js';
 import { sumTo } from './broadcast.js';
-import { assertDTypeOf, assertFloat } from './check.js';
+import { assertDTypeOf, assertFloat, optionsOf } from './check.js';
 
 function checkFloat(op: string, x: unknown, role = 'x'): Tensor {
   assertFloat(x, op, role);
@@ -150,8 +150,8 @@ export interface GeluOptions {
 }
 
 /** GELU, exact (erf) or tanh-approximated, as torch.nn.functional.gelu. */
-export function gelu(x: Tensor, options: GeluOptions = {}): Tensor {
-  const approximate = options.approximate ?? 'none';
+export function gelu(x: Tensor, options?: GeluOptions): Tensor {
+  const approximate = optionsOf(options, 'gelu').approximate ?? 'none';
   if (approximate !== 'none' && approximate !== 'tanh') {
     throw new ArgumentError(`gelu: approximate must be 'none' or 'tanh', got ${JSON.stringify(approximate)}`);
   }

@@ -10,7 +10,7 @@ import { runKernel } from '../kernel.js';
 import { registerGradient } from '../tape.js';
 import { Tensor } from '../tensor.js';
 import { cast } from './cast.js';
-import { assertFloat, assertTensor } from './check.js';
+import { assertFloat, assertTensor, checkEps, optionsOf } from './check.js';
 import type { GeluOptions } from './elementwise.js';
 
 function optionalParam(op: string, name: string, p: Tensor | null | undefined): Tensor | null {
@@ -25,10 +25,10 @@ function optionalParam(op: string, name: string, p: Tensor | null | undefined): 
  * before the GELU, and the backward recomputes it from x and bias rather than keeping it.
  * Differentiable in x and bias (dbias summed over rows, deterministically).
  */
-export function biasGelu(x: Tensor, bias: Tensor, options: GeluOptions = {}): Tensor {
+export function biasGelu(x: Tensor, bias: Tensor, options?: GeluOptions): Tensor {
   assertFloat(x, 'biasGelu', 'x');
   assertFloat(bias, 'biasGelu', 'bias');
-  const approximate = options.approximate ?? 'none';
+  const approximate = optionsOf(options, 'biasGelu').approximate ?? 'none';
   if (approximate !== 'none' && approximate !== 'tanh') {
     throw new ArgumentError(`biasGelu: approximate must be 'none' or 'tanh', got ${JSON.stringify(approximate)}`);
   }
@@ -54,7 +54,7 @@ export function addLayerNorm(x: Tensor, residual: Tensor, gamma?: Tensor | null,
   assertFloat(residual, 'addLayerNorm', 'residual');
   const g = optionalParam('addLayerNorm', 'gamma', gamma);
   const b = optionalParam('addLayerNorm', 'beta', beta);
-  const [y, sum, mean, rstd] = runKernel('add_layer_norm', [x, residual, g, b], { eps });
+  const [y, sum, mean, rstd] = runKernel('add_layer_norm', [x, residual, g, b], { eps: checkEps('addLayerNorm', eps) });
   // The statistics live on only where the gradient tape holds them.
   mean!.dispose();
   rstd!.dispose();
@@ -70,7 +70,7 @@ export function addRmsNorm(x: Tensor, residual: Tensor, gamma?: Tensor | null, e
   assertFloat(x, 'addRmsNorm', 'x');
   assertFloat(residual, 'addRmsNorm', 'residual');
   const g = optionalParam('addRmsNorm', 'gamma', gamma);
-  const [y, sum, rstd] = runKernel('add_rms_norm', [x, residual, g], { eps });
+  const [y, sum, rstd] = runKernel('add_rms_norm', [x, residual, g], { eps: checkEps('addRmsNorm', eps) });
   rstd!.dispose();
   return { y: y!, sum: sum! };
 }

@@ -3,7 +3,7 @@ import { DTypeError, ShapeError } from '../errors.js';
 import { runKernel1 } from '../kernel.js';
 import { broadcastShapes, fmtShape } from '../shape.js';
 import { registerGradient } from '../tape.js';
-import { assertTensor } from './check.js';
+import { assertTensor, booleanOption, optionsOf } from './check.js';
 import { Tensor } from '../tensor.js';
 import { sumTo } from './broadcast.js';
 import { reshape } from './shape.js';
@@ -53,11 +53,12 @@ function matmulShape(a: Tensor, b: Tensor, transA: boolean, transB: boolean): nu
  * them) and the same floating dtype. Half dtypes are multiplied in float32 and rounded once.
  * `bias` [n] is added to every row as part of the product (a bias of another dtype or length → E_SHAPE).
  */
-export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
-  const transA = options.transA === true;
-  const transB = options.transB === true;
+export function matmul(a: Tensor, b: Tensor, options?: MatmulOptions): Tensor {
+  const opts = optionsOf(options, 'matmul');
+  const transA = booleanOption(opts.transA, 'matmul', 'transA');
+  const transB = booleanOption(opts.transB, 'matmul', 'transB');
   const out = matmulShape(a, b, transA, transB);
-  const bias = options.bias ?? null;
+  const bias = opts.bias ?? null;
   if (bias !== null) {
     assertTensor(bias, 'matmul', 'bias');
     const n = out[out.length - 1]!;
@@ -72,8 +73,10 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
 function sharedMatrixGrad(a: Tensor, dy: Tensor, transB: boolean): Tensor {
   const k = a.shape[a.rank - 1]!;
   const n = dy.shape[dy.rank - 1]!;
-  const a2 = reshape(a, [-1, k]);
-  const dy2 = reshape(dy, [-1, n]);
+  // The rows counted, not inferred: reshape cannot infer −1 next to a 0 (k or n = 0).
+  const rows = a.size === 0 ? a.shape.slice(0, -1).reduce((x, d) => x * d, 1) : a.size / k;
+  const a2 = reshape(a, [rows, k]);
+  const dy2 = reshape(dy, [rows, n]);
   return transB ? matmul(dy2, a2, { transA: true }) : matmul(a2, dy2, { transA: true });
 }
 

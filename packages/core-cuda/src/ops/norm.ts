@@ -3,13 +3,13 @@
  * (T5LayerNorm). Statistics are computed in float32 for every dtype; x, gamma and beta share one
  * dtype. The native ops also return the row statistics (mean, rstd) that their backward passes use.
  */
-import { ArgumentError, DTypeError, ShapeError } from '../errors.js';
+import { DTypeError, ShapeError } from '../errors.js';
 import { runKernel } from '../kernel.js';
 import { fmtShape } from '../shape.js';
 import { registerGradient } from '../tape.js';
 import { Tensor } from '../tensor.js';
 import { cast } from './cast.js';
-import { assertTensor, assertFloat } from './check.js';
+import { assertTensor, assertFloat, checkEps } from './check.js';
 
 function checkX(op: string, x: unknown): asserts x is Tensor {
   assertFloat(x, op, 'x');
@@ -26,13 +26,6 @@ function checkParam(op: string, name: string, p: Tensor | null | undefined, x: T
   }
   if (p.dtype !== x.dtype) throw new DTypeError(`${op}: ${name} is ${p.dtype} but x is ${x.dtype}; they must match`);
   return p;
-}
-
-function checkEps(op: string, eps: unknown): number {
-  if (typeof eps !== 'number' || !Number.isFinite(eps) || eps < 0) {
-    throw new ArgumentError(`${op}: eps must be a finite number >= 0, got ${String(eps)}`);
-  }
-  return eps;
 }
 
 /**

@@ -54,7 +54,9 @@ std::vector<Tensor> global_pointer_cpu(const Inputs& in, const Attrs& attrs) {
   Tensor out = empty({g.B, g.H, n, n}, q.dtype, q.device());
   KX_DISPATCH_FLOAT(q.dtype, {
     scalar_t* o = out.data<scalar_t>();
-    cpu::parallel_for(g.B * g.G * n, cpu::grain_for(n * (d + g.H / g.G)), [&](int64_t begin, int64_t stop) {
+    // (G = 0 leaves no rows, and no heads per group to divide by)
+    const int64_t heads_per_group = g.G > 0 ? g.H / g.G : 0;
+    cpu::parallel_for(g.B * g.G * n, cpu::grain_for(n * (d + heads_per_group)), [&](int64_t begin, int64_t stop) {
       std::vector<float> dots((size_t)n), row((size_t)n);
       for (int64_t r = begin; r < stop; ++r) {
         const int64_t i = r % n, bg = r / n, b = bg / g.G, grp = bg % g.G;
