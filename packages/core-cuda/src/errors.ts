@@ -81,15 +81,22 @@ const byCode: Record<string, new (message: string) => KexueError> = {
   E_NO_CUDA: NoCudaError,
   E_IO: KexueIOError,
   E_FORMAT: FormatError,
+  E_LOAD: LoadError,
+  E_DIVERGED: DivergedError,
 };
+
+/** The KexueError subclass of a code (E_INTERNAL, or another unknown code, as a plain KexueError of that code). */
+export function kexueErrorOf(code: string, message: string): KexueError {
+  const Cls = byCode[code];
+  return Cls ? new Cls(message) : new KexueError(code as ErrorCode, message);
+}
 
 /** Turns an error thrown by the addon into the KexueError subclass of its code. */
 export function fromNativeError(err: unknown): KexueError {
   if (err instanceof KexueError) return err;
   const code = (err as { code?: unknown })?.code;
   const message = err instanceof Error ? err.message : String(err);
-  const Cls = typeof code === 'string' ? byCode[code] : undefined;
-  return Cls ? new Cls(message) : new KexueError('E_INTERNAL', message, { cause: err });
+  return typeof code === 'string' && code in byCode ? kexueErrorOf(code, message) : new KexueError('E_INTERNAL', message, { cause: err });
 }
 
 /** The errno codes of file operations, in words. */

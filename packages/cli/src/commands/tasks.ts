@@ -3,6 +3,7 @@
  * config keys become `key=value` overrides, config-file keys and the --help key table; its eval
  * and predict commands bring their own options. No task is named here.
  */
+import { constants } from 'node:os';
 import path from 'node:path';
 
 import type { Key, RequestError as ModelRequestError, Task, TaskCommand } from '@kexue/models';
@@ -124,7 +125,7 @@ async function whileStoppable<T>(stop: AbortController, ctx: CommandContext, fn:
   const onSignal = (signal: NodeJS.Signals) => {
     if (stop.signal.aborted) {
       ctx.stderr(`kexue: ${signal} again: stopping now (the run resumes from its last checkpoint)\n`);
-      process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1));
+      process.exit(128 + constants.signals[signal]);
     }
     ctx.stderr(`\nkexue: ${signal}: stopping after this update with a checkpoint (${signal === 'SIGINT' ? 'Ctrl-C' : 'the signal'} again stops at once)\n`);
     stop.abort();

@@ -16,11 +16,11 @@
  * clone. Calls queue and run one at a time, in order; an error rejects its call with the KexueError
  * of the same code. No gradients: the worker runs inference only.
  */
-import { ArgumentError, tidy, type Tensor } from '@kexue/core-cuda';
+import { ArgumentError, tidy } from '@kexue/core-cuda';
 
 import { ServiceWorker, siblingModule } from '../worker/client.js';
 import { Transferring } from '../worker/protocol.js';
-import { packValue, unpackValue, type PackedTensor } from '../worker/tensors.js';
+import { loadPackedWeights, packValue, unpackValue, type PackedTensor } from '../worker/tensors.js';
 import type { Module } from './module.js';
 
 /** A function exported by a module file that makes the module a worker runs. */
@@ -110,13 +110,7 @@ export async function moduleService(init: ModuleWorkerInit) {
   if (typeof module?.forward !== 'function' || typeof module.loadStateDict !== 'function') {
     throw new ArgumentError(`${init.factory.name} (${init.factory.url}) did not return a Module with a forward method`);
   }
-  try {
-    tidy(() => void module.loadStateDict(unpackValue(init.weights, 'cpu') as Record<string, Tensor>));
-    module.to(init.device).eval();
-  } catch (err) {
-    module.dispose();
-    throw err;
-  }
+  loadPackedWeights(module, init.weights, init.device);
   return {
     forward(args: unknown[]) {
       const out = tidy(() => packValue(module.forward(...(unpackValue(args, init.device) as unknown[])), 'result'));

@@ -24,7 +24,7 @@ import { Vocab } from '../tokenizers/vocab.js';
 import { checkArchitecture, checkpointDir, loadWeights, MODEL_FILE, readModelHeader, type Architecture } from '../train/checkpoint.js';
 import { assertRunDir } from '../train/run_dir.js';
 import { ServiceWorker, siblingModule } from '../worker/client.js';
-import { packValue, unpackValue, type PackedTensor } from '../worker/tensors.js';
+import { loadPackedWeights, packValue, type PackedTensor } from '../worker/tensors.js';
 import { RequestError, choice, integer, pathKey, type ConfigOf } from './config.js';
 import {
   FROM_SCRATCH_LR,
@@ -420,14 +420,7 @@ export class NerPredictor {
   /** @internal The predictor predictAsync's worker thread serves (tasks/ner_worker.ts), made from workerInit's copies. */
   static fromWorkerInit(init: NerWorkerInit): NerPredictor {
     const tokenizer = new BertTokenizer(Vocab.fromTokens(init.vocab, `${init.checkpoint}/vocab.txt`), init.tokenizer);
-    const model = new NerModel(init.config.model, init.config.head, tokenizer.vocabSize, init.labels.length, { seed: 0 });
-    try {
-      tidy(() => void model.loadStateDict(unpackValue(init.weights, 'cpu') as Record<string, Tensor>));
-      model.to(init.device).eval();
-    } catch (err) {
-      model.dispose();
-      throw err;
-    }
+    const model = loadPackedWeights(new NerModel(init.config.model, init.config.head, tokenizer.vocabSize, init.labels.length, { seed: 0 }), init.weights, init.device);
     return new NerPredictor(model, tokenizer, init.labels, init.config, init.checkpoint);
   }
 

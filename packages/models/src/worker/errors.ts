@@ -4,21 +4,7 @@
  * the same code (E_IO stays a KexueIOError, E_ARG an ArgumentError, ...), with the worker's stack
  * as its cause.
  */
-import {
-  ArgumentError,
-  DTypeError,
-  DeviceError,
-  DisposedError,
-  DivergedError,
-  FormatError,
-  KexueError,
-  KexueIOError,
-  LoadError,
-  NoCudaError,
-  OutOfMemoryError,
-  ShapeError,
-  type ErrorCode,
-} from '@kexue/core-cuda';
+import { KexueError, kexueErrorOf } from '@kexue/core-cuda';
 
 /** An error as a worker sends it. */
 export interface SentError {
@@ -28,21 +14,6 @@ export interface SentError {
   message: string;
   stack?: string;
 }
-
-const BY_CODE: Record<string, (message: string) => KexueError> = {
-  E_SHAPE: (m) => new ShapeError(m),
-  E_DTYPE: (m) => new DTypeError(m),
-  E_DEVICE: (m) => new DeviceError(m),
-  E_ARG: (m) => new ArgumentError(m),
-  E_DISPOSED: (m) => new DisposedError(m),
-  E_OOM: (m) => new OutOfMemoryError(m),
-  E_NO_CUDA: (m) => new NoCudaError(m),
-  E_IO: (m) => new KexueIOError(m),
-  E_FORMAT: (m) => new FormatError(m),
-  E_LOAD: (m) => new LoadError(m),
-  E_DIVERGED: (m) => new DivergedError(m),
-  E_INTERNAL: (m) => new KexueError('E_INTERNAL', m),
-};
 
 /** What a worker sends for a thrown value. */
 export function sendableError(err: unknown): SentError {
@@ -60,7 +31,7 @@ export function sendableError(err: unknown): SentError {
 export function rebuildError(sent: SentError): KexueError {
   let err: KexueError;
   if (sent.code === undefined) err = new KexueError('E_INTERNAL', `${sent.name}: ${sent.message}`);
-  else err = BY_CODE[sent.code]?.(sent.message) ?? new KexueError(sent.code as ErrorCode, sent.message);
+  else err = kexueErrorOf(sent.code, sent.message);
   if (sent.stack) {
     const cause = new Error(`in the worker thread: ${sent.message}`);
     // the worker's frames under this message (the stack's first line is the worker's message)

@@ -5,7 +5,7 @@
  * bit for bit. Values may nest tensors in arrays and plain objects; everything else must be
  * something postMessage can clone.
  */
-import { ArgumentError, Tensor, tensor, type DType, type RawData } from '@kexue/core-cuda';
+import { ArgumentError, Tensor, tensor, tidy, type DType, type RawData } from '@kexue/core-cuda';
 
 /** A tensor in a message. */
 export interface PackedTensor {
@@ -64,4 +64,23 @@ export function unpackValue(value: unknown, device: string): unknown {
     return v;
   };
   return walk(value);
+}
+
+/**
+ * Loads a copy of a module's parameters (as packValue packed them) into `module` in a worker, then
+ * moves it to `device` in eval mode; on failure the module is disposed and the error rethrown.
+ */
+export function loadPackedWeights<M extends { loadStateDict(t: Record<string, Tensor>): unknown; to(device: string): { eval(): unknown }; dispose(): void }>(
+  module: M,
+  weights: unknown,
+  device: string,
+): M {
+  try {
+    tidy(() => void module.loadStateDict(unpackValue(weights, 'cpu') as Record<string, Tensor>));
+    module.to(device).eval();
+  } catch (err) {
+    module.dispose();
+    throw err;
+  }
+  return module;
 }
