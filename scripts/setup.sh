@@ -8,7 +8,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()
 # chromium: the report page's rendering test (headless)
-for pkg in libopenblas-dev cmake g++ make chromium; do
+# libhwy-dev: Google Highway, the CPU vector runs and their dispatch (native/cpu/simd/)
+for pkg in libopenblas-dev libhwy-dev cmake g++ make chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

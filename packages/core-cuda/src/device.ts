@@ -66,7 +66,7 @@ export function devices(): DeviceInfo[] {
   ];
 }
 
-/** What was compiled in: BLAS, SIMD level, CUDA and its architectures, thread count, ops. */
+/** What was built and chosen: BLAS, the SIMD target the CPU runs dispatch to (KEXUE_SIMD caps it), CUDA and its architectures, thread count, ops. */
 export function buildInfo(): NativeBuildInfo {
   return native.buildInfo();
 }

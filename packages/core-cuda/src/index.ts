@@ -17,6 +17,7 @@ export { valueAndGrad, grad, checkGrad, type Params, type GradsOf, type CheckGra
 export { philox4x32, PhiloxStream } from './random.js';
 export { registerGradient, type GradientRule, type OpRecord } from './tape.js';
 export { runKernel } from './kernel.js';
+export { profiler, type ProfileOptions, type ProfileRow } from './profile.js';
 export * from './ops/cast.js';
 export * from './ops/shape.js';
 export * from './ops/broadcast.js';

@@ -1,6 +1,6 @@
 /** Runs native ops: checks liveness and devices, calls the addon, wraps outputs, feeds the tape. */
 import { DeviceError, fromNativeError } from './errors.js';
-import { native } from './native.js';
+import { native, type NativeHandle } from './native.js';
 import { activeTape, type Attrs } from './tape.js';
 import { Tensor } from './tensor.js';
 
@@ -9,14 +9,19 @@ import { Tensor } from './tensor.js';
  * input) and returns its outputs. While a gradient tape is active the call is recorded.
  */
 export function runKernel(op: string, inputs: (Tensor | null | undefined)[], attrs: Attrs = {}): Tensor[] {
-  const ins = inputs.map((t) => t ?? null);
+  // One pass over the inputs (this runs for every op: its cost is the floor of per-op dispatch).
+  const handles = new Array<NativeHandle | null>(inputs.length);
   let device: string | undefined;
-  for (const t of ins) {
-    if (!t) continue;
+  for (let i = 0; i < inputs.length; i++) {
+    const t = inputs[i];
+    if (!t) {
+      handles[i] = null;
+      continue;
+    }
     if (device === undefined) device = t.device;
     else if (t.device !== device) throw new DeviceError(`${op}: inputs on ${device} and ${t.device}`);
+    handles[i] = t.handle;
   }
-  const handles = ins.map((t) => (t ? t.handle : null));
   let raw;
   try {
     raw = native.run(op, handles, attrs);
@@ -24,7 +29,7 @@ export function runKernel(op: string, inputs: (Tensor | null | undefined)[], att
     throw fromNativeError(err);
   }
   const outs = raw.map((r) => new Tensor(r));
-  activeTape()?.record(op, ins, outs, attrs);
+  activeTape()?.record(op, inputs.map((t) => t ?? null), outs, attrs);
   return outs;
 }
 

@@ -96,7 +96,7 @@ export function tidy<T>(fn: () => T): T {
     result = fn();
   } catch (err) {
     scopes.pop();
-    for (const t of scope) if (!t.kept) dispose(t);
+    for (const t of scope) if (!t.kept) disposeTensor(t);
     throw err;
   }
   scopes.pop();
@@ -111,7 +111,7 @@ export function tidy<T>(fn: () => T): T {
       if (outer) outer.add(t);
       else report(t);
     } else if (!t.kept) {
-      dispose(t);
+      disposeTensor(t);
     }
   }
   return result;
@@ -130,17 +130,18 @@ export function keep<T extends Tensor>(t: T): T {
  * needs is freed when the tape finishes instead.
  */
 export function dispose(x: TensorContainer): void {
+  if (x !== null && typeof x === 'object' && isTensor(x)) return disposeTensor(x);
   const found = new Set<Tensor>();
   collect(x, found);
-  for (const t of found) {
-    if (t.isDisposed) continue;
-    const tape = activeTape();
-    if (tape && tape.holds(t)) {
-      tape.deferDispose(t);
-      continue;
-    }
-    t.release();
-  }
+  for (const t of found) disposeTensor(t);
+}
+
+/** dispose of one tensor: freed now, or when the active tape no longer needs it. */
+function disposeTensor(t: Tensor): void {
+  if (t.isDisposed) return;
+  const tape = activeTape();
+  if (tape && tape.holds(t)) tape.deferDispose(t);
+  else t.release();
 }
 
 /** Live tensors and native bytes. */

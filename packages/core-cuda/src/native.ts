@@ -3,9 +3,10 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
-import { LoadError } from './errors.js';
+import { LoadError, fromNativeError } from './errors.js';
 
-export type NativeHandle = object & { readonly __brand?: 'NativeHandle' };
+/** A tensor's slot in the addon's handle table (a number: cheaper than an object to make and pass). */
+export type NativeHandle = number & { readonly __brand?: 'NativeHandle' };
 
 /** A tensor as the addon returns it. */
 export interface NativeTensor {
@@ -26,7 +27,14 @@ export interface NativeOpInfo {
 
 export interface NativeBuildInfo {
   blas: string;
+  /**
+   * The SIMD target the CPU's vector runs dispatch to, chosen when the addon loads, as Google
+   * Highway names it: 'AVX3' (AVX-512), 'AVX2', 'SSE4', 'SSSE3' or 'SCALAR' (one lane, no SIMD instructions).
+   * The best the CPU has, capped by the environment variable KEXUE_SIMD (best, avx512, avx2, sse4,
+   * scalar).
+   */
   simd: string;
+  /** Whether float16 conversions run in hardware (F16C, with the AVX2 and AVX-512 targets). */
   f16c: boolean;
   cuda: boolean;
   cudaArchs: string;
@@ -86,75 +94,122 @@ export interface NativeAddon {
 }
 
 /**
- * The addon as loaded: calls that make tensors return bare handles and write each tensor's dtype,
- * device and shape into the info buffer passed last (cheaper than an object per tensor made in
- * C++); `native` below reads them back.
+ * The addon as loaded: calls that make tensors write each one's handle, dtype, device and shape into
+ * the info buffer passed last (cheaper than an object per tensor made in C++); `native` below reads
+ * them back.
  */
 interface RawAddon extends Omit<NativeAddon, 'fromData' | 'toDevice' | 'run' | 'zeros'> {
-  fromData(data: ArrayBufferView, shape: number[], dtype: string, device: string, info: Float64Array): NativeHandle;
-  toDevice(handle: NativeHandle, device: string, info: Float64Array): NativeHandle;
-  run(op: string, inputs: (NativeHandle | null)[], attrs: Record<string, unknown> | undefined, info: Float64Array): NativeHandle[];
-  zeros(shape: number[], dtype: string, device: string, info: Float64Array): NativeHandle;
+  fromData(data: ArrayBufferView, shape: number[], dtype: string, device: string, info: Float64Array): void;
+  toDevice(handle: NativeHandle, device: string, info: Float64Array): void;
+  /**
+   * `op` is the op's position in buildInfo().ops; the `n` input handles are info's first numbers (0
+   * for an absent input). Returns the number of outputs.
+   */
+  run(op: number, n: number, attrs: Record<string, unknown> | undefined, info: Float64Array): number;
+  zeros(shape: number[], dtype: string, device: string, info: Float64Array): void;
   /** DType names by the native enum's value. */
   dtypeNames: string[];
 }
+
+/**
+ * How long OpenBLAS's worker threads spin after a matrix product before they sleep, as log2 of TSC
+ * cycles (OpenBLAS reads OPENBLAS_THREAD_TIMEOUT once, when the addon loads it). Its default, 2^28
+ * (about 0.1 s), keeps them spinning through the ops between two products, which then share the
+ * cores with them; see docs/performance.md for the measurement behind this value. A value the user
+ * set is kept. Ours is set only while the addon loads, so that child processes (PyTorch, which
+ * uses OpenBLAS too) do not inherit it.
+ */
+const OPENBLAS_THREAD_TIMEOUT = '4';
 
 function load(): RawAddon {
   const require = createRequire(import.meta.url);
   const here = path.dirname(fileURLToPath(import.meta.url));
   const file = process.env.KEXUE_ADDON ?? path.join(here, '..', 'build', 'Release', 'kexue_core.node');
+  const ownTimeout = process.env.OPENBLAS_THREAD_TIMEOUT === undefined;
+  if (ownTimeout) process.env.OPENBLAS_THREAD_TIMEOUT = OPENBLAS_THREAD_TIMEOUT;
   try {
     return require(file) as RawAddon;
   } catch (err) {
+    // the addon's own refusal (a bad KEXUE_SIMD: E_ARG) keeps its code
+    if (/^E_[A-Z_]+$/.test(String((err as { code?: unknown }).code))) throw fromNativeError(err);
     throw new LoadError(
       `could not load kexue's native addon from ${file}: ${(err as Error).message}. ` +
         'Build it with `pnpm -F @kexue/core-cuda run build:native` (needs cmake, g++ and libopenblas-dev).',
       { cause: err },
     );
+  } finally {
+    if (ownTimeout) delete process.env.OPENBLAS_THREAD_TIMEOUT; // OpenBLAS read it as it loaded
   }
 }
 
 const raw = load();
-/** Per returned tensor: dtype, device type (0 cpu, 1 cuda), device index, rank, dims... (module.cpp). */
+/**
+ * Per returned tensor: handle, dtype, device type (0 cpu, 1 cuda), device index, rank, dims...
+ * (module.cpp); run's input handles on the way in.
+ */
 const info = new Float64Array(4096);
 const cudaNames: string[] = [];
 
-/** The tensors a call just returned, read from the info buffer in order. */
-function described(handles: NativeHandle[]): NativeTensor[] {
+/** The `count` tensors a call just returned, read from the info buffer in order. */
+function described(count: number): NativeTensor[] {
+  const out = new Array<NativeTensor>(count);
   let at = 0;
-  return handles.map((handle) => {
-    const dtype = raw.dtypeNames[info[at]!]!;
-    const index = info[at + 2]!;
-    const device = info[at + 1] === 0 ? 'cpu' : (cudaNames[index] ??= `cuda:${index}`);
-    const rank = info[at + 3]!;
+  for (let t = 0; t < count; t++) {
+    const dtype = raw.dtypeNames[info[at + 1]!]!;
+    const index = info[at + 3]!;
+    const device = info[at + 2] === 0 ? 'cpu' : (cudaNames[index] ??= `cuda:${index}`);
+    const rank = info[at + 4]!;
     const shape = new Array<number>(rank);
-    for (let i = 0; i < rank; i++) shape[i] = info[at + 4 + i]!;
-    at += 4 + rank;
-    return { handle, shape, dtype, device };
-  });
+    for (let i = 0; i < rank; i++) shape[i] = info[at + 5 + i]!;
+    out[t] = { handle: info[at]!, shape, dtype, device };
+    at += 5 + rank;
+  }
+  return out;
+}
+
+/** The one tensor a call just returned. */
+function describedOne(): NativeTensor {
+  return described(1)[0]!;
 }
 
 export const native: NativeAddon = {
   ...raw,
-  fromData: (data, shape, dtype, device) => described([raw.fromData(data, shape, dtype, device, info)])[0]!,
-  toDevice: (handle, device) => described([raw.toDevice(handle, device, info)])[0]!,
-  run: (op, inputs, attrs) => described(raw.run(op, inputs, checkedAttrs(op, attrs), info)),
-  zeros: (shape, dtype, device) => described([raw.zeros(shape, dtype, device, info)])[0]!,
+  fromData: (data, shape, dtype, device) => (raw.fromData(data, shape, dtype, device, info), describedOne()),
+  toDevice: (handle, device) => (raw.toDevice(handle, device, info), describedOne()),
+  run: (op, inputs, attrs) => {
+    const def = opDef(op);
+    if (inputs.length > info.length) throw Object.assign(new Error(`${op}: too many inputs (${inputs.length})`), { code: 'E_ARG' });
+    for (let i = 0; i < inputs.length; i++) info[i] = inputs[i] ?? 0;
+    return described(raw.run(def.index, inputs.length, checkedAttrs(def, attrs), info));
+  },
+  zeros: (shape, dtype, device) => (raw.zeros(shape, dtype, device, info), describedOne()),
 };
 
-let declaredAttrs: Map<string, Set<string>> | null = null;
+/** An op of the addon's table: its position (how run names it) and its declared attributes. */
+interface OpDef {
+  name: string;
+  index: number;
+  attrs: Set<string>;
+}
+let opDefs: Map<string, OpDef> | null = null;
+
+/** The op named `op`; E_ARG for a name the addon does not have. */
+function opDef(op: string): OpDef {
+  opDefs ??= new Map(raw.buildInfo().ops.map((o, index) => [o.name, { name: o.name, index, attrs: new Set(o.attrs) }]));
+  const def = opDefs.get(op);
+  if (!def) throw Object.assign(new Error(`unknown op '${op}'`), { code: 'E_ARG' });
+  return def;
+}
 
 /**
  * The attributes to pass: E_ARG for one the op does not declare (the addon reads only declared
  * names), and undefined when none is set, which the addon skips without looking at the object.
  */
-function checkedAttrs(op: string, attrs: Record<string, unknown>): Record<string, unknown> | undefined {
-  declaredAttrs ??= new Map(raw.buildInfo().ops.map((o) => [o.name, new Set(o.attrs)]));
-  const declared = declaredAttrs.get(op); // an unknown op: the addon says so
+function checkedAttrs(def: OpDef, attrs: Record<string, unknown>): Record<string, unknown> | undefined {
   let any = false;
   for (const name in attrs) {
     if (attrs[name] === undefined) continue;
-    if (declared && !declared.has(name)) throw Object.assign(new Error(`${op}: unknown attribute '${name}'`), { code: 'E_ARG' });
+    if (!def.attrs.has(name)) throw Object.assign(new Error(`${def.name}: unknown attribute '${name}'`), { code: 'E_ARG' });
     any = true;
   }
   return any ? attrs : undefined;

@@ -40,7 +40,7 @@ export class Tensor {
   /** @internal Tensors are made by ops and creation functions, not by users. */
   constructor(raw: NativeTensor) {
     this.id = nextId++;
-    this.shape = Object.freeze(raw.shape.slice());
+    this.shape = Object.freeze(raw.shape); // the addon's wrapper made this array for this tensor alone
     this.dtype = raw.dtype as DType;
     this.device = raw.device;
     this.#handle = raw.handle;

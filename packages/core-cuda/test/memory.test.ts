@@ -87,8 +87,9 @@ describe('the safety net and handles', () => {
     await settle();
     expect(kx.memory().storages).toBe(before.storages);
     expect(kx.memory().tensors).toBe(before.tensors);
-    // V8's count is the process's (other buffers come and go by a few bytes); the ten took 40,000
-    expect(Math.abs(kx.memory().v8ExternalBytes - before.v8ExternalBytes)).toBeLessThan(4000);
+    // V8's count is the process's (other buffers, typed arrays read back by earlier tests, come and
+    // go by a few kB as V8 collects them); the ten took 40,000, so half that tells they were returned
+    expect(Math.abs(kx.memory().v8ExternalBytes - before.v8ExternalBytes)).toBeLessThan(20000);
   });
 
   it('a handle used after dispose is E_DISPOSED, also once its slot holds another tensor', () => {

@@ -1,5 +1,6 @@
 #include "kx/registry.h"
 
+#include <array>
 #include <cmath>
 #include <sstream>
 #include <unordered_map>
@@ -42,6 +43,8 @@ InputSpec parse_input(const std::string& text) {
   return spec;
 }
 
+bool is_variadic(const InputSpec& s) { return s.name.size() > 3 && s.name.compare(s.name.size() - 3, 3, "...") == 0; }
+
 std::vector<OpDef> build_table() {
   std::vector<OpDef> table;
 #define KX_OP(NAME, INPUTS, ATTRS, DOC)                                     \
@@ -52,6 +55,13 @@ std::vector<OpDef> build_table() {
   }
 #include "core/ops.def"
 #undef KX_OP
+  for (size_t i = 0; i < table.size(); ++i) {
+    OpDef& def = table[i];
+    def.index = i;
+    def.variadic = def.inputs.size() == 1 && is_variadic(def.inputs[0]);
+    def.required = def.inputs.size();
+    while (def.required > 0 && def.inputs[def.required - 1].optional) --def.required;
+  }
   return table;
 }
 
@@ -63,8 +73,6 @@ std::unordered_map<std::string, Kernel>& kernels() {
 std::string kernel_key(const std::string& op, DeviceType device) {
   return op + (device == DeviceType::CPU ? "@cpu" : "@cuda");
 }
-
-bool is_variadic(const InputSpec& s) { return s.name.size() > 3 && s.name.compare(s.name.size() - 3, 3, "...") == 0; }
 
 const char* kind_name(InputKind k) {
   switch (k) {
@@ -87,10 +95,9 @@ bool kind_accepts(InputKind k, DType t) {
 }
 
 void check_inputs(const OpDef& def, const Inputs& inputs) {
-  const bool variadic = def.inputs.size() == 1 && is_variadic(def.inputs[0]);
+  const bool variadic = def.variadic;
   if (!variadic) {
-    size_t required = def.inputs.size();  // trailing optional inputs may be left out
-    while (required > 0 && def.inputs[required - 1].optional) --required;
+    const size_t required = def.required;  // trailing optional inputs may be left out
     KX_CHECK(inputs.size() >= required && inputs.size() <= def.inputs.size(), Arg, def.name, ": expected ",
              required == def.inputs.size() ? "" : (std::to_string(required) + " to "), def.inputs.size(),
              " inputs, got ", inputs.size());
@@ -126,6 +133,30 @@ const std::vector<OpDef>& op_table() {
   return table;
 }
 
+const OpDef* op_at(double index) {
+  const std::vector<OpDef>& table = op_table();
+  return index >= 0 && index < (double)table.size() && index == (double)(size_t)index ? &table[(size_t)index] : nullptr;
+}
+
+namespace {
+
+// Kernels by op index and device type, gathered from the registrations on first use (every kernel
+// registers during static initialisation, before any op can run): run() indexes this instead of
+// building and hashing an "op@device" string per call.
+const std::vector<std::array<Kernel, 2>>& kernel_table() {
+  static const std::vector<std::array<Kernel, 2>> table = [] {
+    std::vector<std::array<Kernel, 2>> t(op_table().size());
+    for (const OpDef& def : op_table()) {
+      t[def.index][0] = find_kernel(def.name, DeviceType::CPU);
+      t[def.index][1] = find_kernel(def.name, DeviceType::CUDA);
+    }
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace
+
 const OpDef* find_op(const std::string& name) {
   for (const OpDef& d : op_table()) if (d.name == name) return &d;
   return nullptr;
@@ -141,10 +172,10 @@ Kernel find_kernel(const std::string& op, DeviceType device) {
 std::vector<Tensor> run(const OpDef& def, const Inputs& inputs, const Attrs& attrs) {
   check_inputs(def, inputs);
   const Device device = common_device(def, inputs);
-  Kernel kernel = find_kernel(def.name, device.type);
+  Kernel kernel = kernel_table()[def.index][device.type == DeviceType::CPU ? 0 : 1];
   KX_CHECK(kernel, Device, def.name, ": no kernel for ", device.type == DeviceType::CPU ? "cpu" : "cuda",
            " in this build");
-  if (inputs.size() < def.inputs.size() && !is_variadic(def.inputs[0])) {
+  if (inputs.size() < def.inputs.size() && !def.variadic) {
     Inputs all = inputs;  // kernels see every input of the table: the left-out ones undefined
     all.resize(def.inputs.size());
     return kernel(all, attrs);

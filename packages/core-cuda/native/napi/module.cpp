@@ -9,6 +9,7 @@
 
 #include "kx/error.h"
 #include "kx/registry.h"
+#include "kx/simd.h"
 #include "kx/tensor.h"
 #include "runtime/runtime.h"
 
@@ -16,19 +17,19 @@ namespace {
 
 using kx::Code;
 
-// Handles. A JS handle is an External whose value is a slot number and the slot's generation, not
-// a pointer: dispose empties the slot and bumps its generation, so a handle used after dispose is
-// E_DISPOSED (never freed memory), and slots are reused. Handles need no N-API finalizer, whose weak
-// reference cost about a microsecond per tensor and more in every garbage collection: tensors that
-// JS drops without dispose are freed by the JS side's FinalizationRegistry (memory.ts).
-static_assert(sizeof(void*) == 8, "handles pack a slot and a generation into a pointer");
+// Handles. A JS handle is a number, generation · 2^24 + slot, not a pointer: dispose empties the
+// slot and bumps its generation, so a handle used after dispose is E_DISPOSED (never freed memory),
+// and slots are reused. A number costs JS and N-API nothing to make or read, unlike an External
+// object (about a third of an op's dispatch, measured), and needs no finalizer: tensors that JS
+// drops without dispose are freed by the JS side's FinalizationRegistry (memory.ts). Generations
+// run 1 .. 2^29 - 1 and then wrap, so that every handle is an integer a double holds exactly.
 class HandleTable {
  public:
-  void* add(kx::Tensor t) {
+  double add(kx::Tensor t) {
     std::lock_guard<std::mutex> lock(mu_);
     uint32_t index;
     if (free_.empty()) {
-      KX_CHECK(slots_.size() < UINT32_MAX, OOM, "too many live tensors");
+      KX_CHECK(slots_.size() < kMaxSlots, OOM, "too many live tensors");
       index = (uint32_t)slots_.size();
       slots_.emplace_back();
     } else {
@@ -41,7 +42,7 @@ class HandleTable {
   }
 
   // The live tensor of a handle (a copy: a reference count, safe to use after the lock is gone).
-  kx::Tensor get(void* handle, const char* what) {
+  kx::Tensor get(double handle, const char* what) {
     std::lock_guard<std::mutex> lock(mu_);
     const Slot* slot = find(handle);
     KX_CHECK(slot, Disposed, what, ": the tensor has been disposed");
@@ -49,14 +50,14 @@ class HandleTable {
   }
 
   // Drops the handle's tensor (a handle already disposed is left alone).
-  void remove(void* handle) {
+  void remove(double handle) {
     kx::Tensor dropped;  // released after the lock: freeing may take the allocators' locks
     std::lock_guard<std::mutex> lock(mu_);
     Slot* slot = find(handle);
     if (!slot) return;
     dropped = std::move(slot->tensor);
     slot->tensor = kx::Tensor{};
-    slot->generation += 1;
+    slot->generation = slot->generation + 1 < kGenerations ? slot->generation + 1 : 1;
     free_.push_back(index_of(handle));
   }
 
@@ -65,12 +66,12 @@ class HandleTable {
     kx::Tensor tensor;
     uint32_t generation = 1;
   };
-  static void* encode(uint32_t index, uint32_t generation) {
-    return reinterpret_cast<void*>((uintptr_t(generation) << 32) | index);
-  }
-  static uint32_t index_of(void* h) { return (uint32_t)(reinterpret_cast<uintptr_t>(h) & 0xffffffffu); }
-  static uint32_t generation_of(void* h) { return (uint32_t)(reinterpret_cast<uintptr_t>(h) >> 32); }
-  Slot* find(void* h) {
+  static constexpr uint32_t kMaxSlots = 1u << 24, kGenerations = 1u << 29;
+  static double encode(uint32_t index, uint32_t generation) { return (double)generation * kMaxSlots + index; }
+  static uint32_t index_of(double h) { return (uint32_t)((uint64_t)h % kMaxSlots); }
+  static uint32_t generation_of(double h) { return (uint32_t)((uint64_t)h / kMaxSlots); }
+  Slot* find(double h) {
+    if (!(h >= kMaxSlots && h < (double)kGenerations * kMaxSlots && h == (double)(uint64_t)h)) return nullptr;
     const uint32_t index = index_of(h);
     if (index >= slots_.size() || slots_[index].generation != generation_of(h) || !slots_[index].tensor.defined())
       return nullptr;
@@ -88,8 +89,9 @@ HandleTable& handles() {
 }
 
 // What JS learns of each tensor a call returns, without building an object per tensor: the call
-// writes [dtype, device type (0 cpu, 1 cuda), device index, rank, dims...] per returned tensor, in
-// order, into the Float64Array passed as its last argument, which JS reads back at once. (Passed
+// writes [handle, dtype, device type (0 cpu, 1 cuda), device index, rank, dims...] per returned
+// tensor, in order, into the Float64Array passed as its last argument, which JS reads back at once.
+// run() also takes its input handles from the start of that array. (Passed
 // with each call, not registered once: two copies of the package in one process each have theirs.)
 struct InfoWriter {
   double* data;
@@ -98,24 +100,27 @@ struct InfoWriter {
 };
 
 InfoWriter info_writer(const Napi::CallbackInfo& info, size_t index) {
-  KX_CHECK(info.Length() > index && info[index].IsTypedArray() &&
-               info[index].As<Napi::TypedArray>().TypedArrayType() == napi_float64_array,
-           Arg, "the last argument must be the tensor info Float64Array");
-  Napi::Float64Array buf = info[index].As<Napi::Float64Array>();
-  return {buf.Data(), buf.ElementLength()};
+  // One typed-array query (type, length and data together): this runs on every op.
+  napi_typedarray_type type = napi_int8_array;
+  size_t length = 0;
+  void* data = nullptr;
+  const bool ok = info.Length() > index && info[index].IsTypedArray() &&
+                  napi_get_typedarray_info(info.Env(), info[index], &type, &length, &data, nullptr, nullptr) == napi_ok;
+  KX_CHECK(ok && type == napi_float64_array, Arg, "the last argument must be the tensor info Float64Array");
+  return {static_cast<double*>(data), length};
 }
 
-// Writes one tensor's record and returns its handle.
-Napi::Value wrap(Napi::Env env, kx::Tensor t, InfoWriter& w) {
-  KX_CHECK(w.at + 4 + t.shape.size() <= w.length, Internal, "tensor info buffer too small for rank ", t.shape.size());
+// Gives t a handle and writes its record.
+void wrap(kx::Tensor t, InfoWriter& w) {
+  KX_CHECK(w.at + 5 + t.shape.size() <= w.length, Internal, "tensor info buffer too small for rank ", t.shape.size());
   double* rec = w.data + w.at;
-  rec[0] = (double)t.dtype;
-  rec[1] = t.device().type == kx::DeviceType::CPU ? 0.0 : 1.0;
-  rec[2] = (double)t.device().index;
-  rec[3] = (double)t.shape.size();
-  for (size_t i = 0; i < t.shape.size(); ++i) rec[4 + i] = (double)t.shape[i];
-  w.at += 4 + t.shape.size();
-  return Napi::External<void>::New(env, handles().add(std::move(t)));
+  rec[1] = (double)t.dtype;
+  rec[2] = t.device().type == kx::DeviceType::CPU ? 0.0 : 1.0;
+  rec[3] = (double)t.device().index;
+  rec[4] = (double)t.shape.size();
+  for (size_t i = 0; i < t.shape.size(); ++i) rec[5 + i] = (double)t.shape[i];
+  w.at += 5 + t.shape.size();
+  rec[0] = handles().add(std::move(t));
 }
 
 Napi::Error js_error(Napi::Env env, const char* code, const std::string& message) {
@@ -143,8 +148,8 @@ Napi::Value guarded(const Napi::CallbackInfo& info, F body) {
 }
 
 kx::Tensor tensor_of(const Napi::Value& v, const char* what) {
-  KX_CHECK(v.IsExternal(), Arg, what, ": not a tensor handle");
-  return handles().get(v.As<Napi::External<void>>().Data(), what);
+  KX_CHECK(v.IsNumber(), Arg, what, ": not a tensor handle");
+  return handles().get(v.As<Napi::Number>().DoubleValue(), what);
 }
 
 kx::Device parse_device(const std::string& name) {
@@ -200,7 +205,7 @@ const char* array_name_for(kx::DType t) {
   }
 }
 
-// fromData(typedArray, shape, dtype, device) -> wrapped tensor (the data is copied).
+// fromData(typedArray, shape, dtype, device, info): a tensor (its record in info) holding a copy of the data.
 Napi::Value FromData(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     KX_CHECK(info.Length() == 5, Arg, "fromData(data, shape, dtype, device, info)");
@@ -216,18 +221,20 @@ Napi::Value FromData(const Napi::CallbackInfo& info) {
              " elements but shape ", kx::shape_str(shape), " needs ", kx::numel_of(shape));
     kx::Tensor t = kx::empty(shape, dtype, device);
     kx::runtime::copy_from_host(t, static_cast<const uint8_t*>(arr.ArrayBuffer().Data()) + arr.ByteOffset());
-    return wrap(env, std::move(t), w);
+    wrap(std::move(t), w);
+    return env.Undefined();
   });
 }
 
-// zeros(shape, dtype, device) -> a zero-filled tensor, made on its device (no host staging).
+// zeros(shape, dtype, device, info): a zero-filled tensor, made on its device (no host staging).
 Napi::Value Zeros(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     KX_CHECK(info.Length() == 4, Arg, "zeros(shape, dtype, device, info)");
     InfoWriter w = info_writer(info, 3);
     const kx::Shape shape = parse_shape(info[0]);
     const kx::DType dtype = parse_dtype(info[1]);
-    return wrap(env, kx::zeros(shape, dtype, parse_device(info[2].ToString().Utf8Value())), w);
+    wrap(kx::zeros(shape, dtype, parse_device(info[2].ToString().Utf8Value())), w);
+    return env.Undefined();
   });
 }
 
@@ -245,7 +252,7 @@ Napi::Value ToData(const Napi::CallbackInfo& info) {
   });
 }
 
-// toDevice(handle, device) -> a copy of the tensor on another device.
+// toDevice(handle, device, info): a copy of the tensor on another device.
 Napi::Value ToDevice(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     KX_CHECK(info.Length() == 3, Arg, "toDevice(handle, device, info)");
@@ -254,7 +261,8 @@ Napi::Value ToDevice(const Napi::CallbackInfo& info) {
     const kx::Device device = parse_device(info[1].ToString().Utf8Value());
     kx::Tensor dst = kx::empty(src.shape, src.dtype, device);
     kx::runtime::copy(dst, src);
-    return wrap(env, std::move(dst), w);
+    wrap(std::move(dst), w);
+    return env.Undefined();
   });
 }
 
@@ -277,19 +285,21 @@ kx::AttrValue parse_attr(const std::string& name, const Napi::Value& v) {
   kx::fail(Code::Arg, "attribute '", name, "' has an unsupported type");
 }
 
-// run(op, inputs: (handle | null)[], attrs: object) -> wrapped outputs.
+// run(op: index in buildInfo().ops, n: input count, attrs: object, info) -> the number of outputs.
+// The n input handles are info's first n numbers (0 for an absent optional input); the outputs'
+// records replace them.
 Napi::Value Run(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    KX_CHECK(info.Length() == 4 && info[0].IsString() && info[1].IsArray(), Arg, "run(op, inputs, attrs, info)");
+    KX_CHECK(info.Length() == 4 && info[0].IsNumber() && info[1].IsNumber(), Arg, "run(op, n, attrs, info)");
     InfoWriter w = info_writer(info, 3);
-    const std::string op = info[0].As<Napi::String>().Utf8Value();
-    const kx::OpDef* def = kx::find_op(op);
-    KX_CHECK(def, Arg, "unknown op '", op, "'");
-    Napi::Array arr = info[1].As<Napi::Array>();
-    kx::Inputs inputs(arr.Length());
-    for (uint32_t i = 0; i < arr.Length(); ++i) {
-      Napi::Value v = arr.Get(i);
-      if (!v.IsNull() && !v.IsUndefined()) inputs[i] = tensor_of(v, op.c_str());
+    const double index = info[0].As<Napi::Number>().DoubleValue();
+    const kx::OpDef* def = kx::op_at(index);
+    KX_CHECK(def, Arg, "unknown op #", index);
+    const double n = info[1].As<Napi::Number>().DoubleValue();
+    KX_CHECK(n >= 0 && n <= (double)w.length && n == (double)(size_t)n, Arg, def->name, ": bad input count ", n);
+    kx::Inputs inputs((size_t)n);
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      if (w.data[i] != 0) inputs[i] = handles().get(w.data[i], def->name.c_str());
     }
     kx::Attrs attrs;
     if (info[2].IsObject()) {
@@ -302,15 +312,14 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
       }
     }
     std::vector<kx::Tensor> outs = kx::run(*def, inputs, attrs);
-    Napi::Array result = Napi::Array::New(env, outs.size());
-    for (size_t i = 0; i < outs.size(); ++i) result.Set((uint32_t)i, wrap(env, std::move(outs[i]), w));
-    return result;
+    for (kx::Tensor& t : outs) wrap(std::move(t), w);
+    return Napi::Number::New(env, (double)outs.size());
   });
 }
 
 Napi::Value Dispose(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    if (info.Length() > 0 && info[0].IsExternal()) handles().remove(info[0].As<Napi::External<void>>().Data());
+    if (info.Length() > 0 && info[0].IsNumber()) handles().remove(info[0].As<Napi::Number>().DoubleValue());
     return env.Undefined();
   });
 }
@@ -336,30 +345,14 @@ Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
   });
 }
 
-const char* simd_level() {
-#if defined(__AVX512F__)
-  return "avx512";
-#elif defined(__AVX2__)
-  return "avx2";
-#elif defined(__SSE4_2__)
-  return "sse4.2";
-#else
-  return "portable";
-#endif
-}
-
 Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     Napi::Object o = Napi::Object::New(env);
     o.Set("blas", "openblas");
-    o.Set("simd", simd_level());
-    o.Set("f16c", Napi::Boolean::New(env,
-#if defined(__F16C__)
-                                     true
-#else
-                                     false
-#endif
-                                     ));
+    // the vector runs' target, chosen at run time (kx/simd.h), and whether it converts float16 in hardware
+    const std::string simd = kx::simd::target_name();
+    o.Set("simd", simd);
+    o.Set("f16c", Napi::Boolean::New(env, simd == "AVX2" || simd.rfind("AVX3", 0) == 0));
     const kx::runtime::CudaBuild cuda = kx::runtime::cuda_build();
     o.Set("cuda", Napi::Boolean::New(env, cuda.compiled));
     o.Set("cudaArchs", cuda.archs);
@@ -456,6 +449,12 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
 // Called once per JS thread that loads the addon (the main thread, each worker thread); the native
 // state (handles, allocators, registry, thread pool, OpenBLAS) is the process's, made once.
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  static std::once_flag simd_once;  // KEXUE_SIMD, read once per process; a bad value fails every load
+  try {
+    std::call_once(simd_once, kx::simd::cap_target_from_env);
+  } catch (const kx::Error& e) {
+    throw js_error(env, kx::code_name(e.code), e.what());
+  }
   static std::once_flag threads_once;  // a worker loading the addon must not reset the pool under a running op
   std::call_once(threads_once, [] { kx::runtime::set_num_threads(kx::runtime::num_threads()); });  // OpenBLAS gets the pool's count
   exports.Set("fromData", Napi::Function::New(env, FromData));

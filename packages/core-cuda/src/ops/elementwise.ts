@@ -53,7 +53,7 @@ function binary(op: 'add' | 'sub' | 'mul' | 'div', a: TensorLike, b: TensorLike)
     broadcastShapes(ta.shape, tb.shape, op);
     return runKernel1(op, [ta, tb]);
   } finally {
-    dispose(temps);
+    if (temps.length > 0) dispose(temps);
   }
 }
 

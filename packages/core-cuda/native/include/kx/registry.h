@@ -40,10 +40,15 @@ struct OpDef {
   std::vector<InputSpec> inputs;
   std::vector<std::string> attrs;
   std::string doc;
+  size_t index = 0;     // position in op_table()
+  bool variadic = false;  // one input spec "name...", repeated
+  size_t required = 0;  // inputs before the trailing optional ones
 };
 
 const std::vector<OpDef>& op_table();
 const OpDef* find_op(const std::string& name);
+// The op at a position of op_table() (how JS names ops per call: cheaper than by string), or null.
+const OpDef* op_at(double index);
 void register_kernel(const char* op, DeviceType device, Kernel kernel);
 Kernel find_kernel(const std::string& op, DeviceType device);
 

@@ -11,6 +11,7 @@
 #include "cpu/thread_pool.h"
 #include "kx/convert.h"
 #include "kx/registry.h"
+#include "kx/simd.h"
 #include "ops/elementwise/math.h"
 #include "ops/elementwise/plan.h"
 
@@ -172,19 +173,53 @@ constexpr int64_t kUnaryGrain = 1 << 13;
 // element's position (and so with the thread count).
 constexpr int64_t kBlock = 64;
 
+// The functions with transcendentals run as the CPU's dispatched vector runs (kx/simd.h), the
+// same formulas as Unary<F>; nullptr where the plain loop vectorises (or, for log and pow, stays
+// libm's).
+using UnaryRun = void (*)(const float*, float*, int64_t);
+using UnaryGradRun = void (*)(const float*, const float*, float*, int64_t);
+
+template <UnaryFn F> constexpr UnaryRun unary_simd_run() {
+  switch (F) {
+    case UnaryFn::Exp: return simd::exp;
+    case UnaryFn::Tanh: return simd::tanh;
+    case UnaryFn::Sigmoid: return simd::sigmoid;
+    case UnaryFn::Silu: return simd::silu;
+    case UnaryFn::Gelu: return simd::gelu_erf;
+    case UnaryFn::GeluTanh: return simd::gelu_tanh;
+    default: return nullptr;
+  }
+}
+
+// dx = dy * f'(x); tanh, sigmoid and exp take their derivatives from y, which needs no run.
+template <UnaryFn F> constexpr UnaryGradRun unary_simd_grad_run() {
+  switch (F) {
+    case UnaryFn::Silu: return simd::silu_grad;
+    case UnaryFn::Gelu: return simd::gelu_erf_grad;
+    case UnaryFn::GeluTanh: return simd::gelu_tanh_grad;
+    default: return nullptr;
+  }
+}
+
+// n elements, n a multiple of kBlock: one call of the vector run (its lanes are independent, so
+// how elements are grouped into calls changes no bit; a call per block cost a third of GELU's time).
 template <UnaryFn F>
-inline void unary_block(const float* __restrict x, float* __restrict y, float p) {
-  if constexpr (F == UnaryFn::Gelu) {
-    gelu_erf_run(x, y, kBlock);
+inline void unary_blocks(const float* __restrict x, float* __restrict y, int64_t n, float p) {
+  if constexpr (unary_simd_run<F>() != nullptr) {
+    unary_simd_run<F>()(x, y, n);
   } else {
-    for (int64_t i = 0; i < kBlock; ++i) y[i] = Unary<F>::f(x[i], p);
+    for (int64_t i = 0; i < n; ++i) y[i] = Unary<F>::f(x[i], p);
   }
 }
 
 template <UnaryFn F>
-inline void unary_backward_block(const float* __restrict x, const float* __restrict y, const float* __restrict dy,
-                                 float* __restrict dx, float p) {
-  for (int64_t i = 0; i < kBlock; ++i) dx[i] = dy[i] * Unary<F>::df(x[i], y[i], p);
+inline void unary_backward_blocks(const float* __restrict x, const float* __restrict y, const float* __restrict dy,
+                                  float* __restrict dx, int64_t n, float p) {
+  if constexpr (unary_simd_grad_run<F>() != nullptr) {
+    unary_simd_grad_run<F>()(x, dy, dx, n);
+  } else {
+    for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * Unary<F>::df(x[i], y[i], p);
+  }
 }
 
 // n elements (n <= kBlock) of src as float32 in buf, zero-padded to kBlock.
@@ -198,16 +233,16 @@ template <UnaryFn F, class T>
 void unary_loop(const T* x, T* y, int64_t n, float p) {
   cpu::parallel_for(n, kUnaryGrain, [&](int64_t begin, int64_t end) {
     float bx[kBlock], by[kBlock];
-    for (int64_t i = begin; i < end; i += kBlock) {
+    int64_t i = begin;
+    if constexpr (std::is_same_v<T, float>) {
+      const int64_t whole = (end - begin) / kBlock * kBlock;
+      unary_blocks<F>(x + i, y + i, whole, p);
+      i += whole;
+    }
+    for (; i < end; i += kBlock) {
       const int64_t m = std::min(kBlock, end - i);
-      if constexpr (std::is_same_v<T, float>) {
-        if (m == kBlock) {
-          unary_block<F>(x + i, y + i, p);
-          continue;
-        }
-      }
       widen_block(x + i, m, bx);
-      unary_block<F>(bx, by, p);
+      unary_blocks<F>(bx, by, kBlock, p);
       narrow(by, y + i, m);
     }
   });
@@ -229,18 +264,18 @@ template <UnaryFn F, class T>
 void unary_backward_loop(const T* x, const T* y, const T* dy, T* dx, int64_t n, float p) {
   cpu::parallel_for(n, kUnaryGrain, [&](int64_t begin, int64_t end) {
     float bx[kBlock], by[kBlock], bd[kBlock], bo[kBlock];
-    for (int64_t i = begin; i < end; i += kBlock) {
+    int64_t i = begin;
+    if constexpr (std::is_same_v<T, float>) {
+      const int64_t whole = (end - begin) / kBlock * kBlock;
+      unary_backward_blocks<F>(x + i, y + i, dy + i, dx + i, whole, p);
+      i += whole;
+    }
+    for (; i < end; i += kBlock) {
       const int64_t m = std::min(kBlock, end - i);
-      if constexpr (std::is_same_v<T, float>) {
-        if (m == kBlock) {
-          unary_backward_block<F>(x + i, y + i, dy + i, dx + i, p);
-          continue;
-        }
-      }
       widen_block(x + i, m, bx);
       widen_block(y + i, m, by);
       widen_block(dy + i, m, bd);
-      unary_backward_block<F>(bx, by, bd, bo, p);
+      unary_backward_blocks<F>(bx, by, bd, bo, kBlock, p);
       narrow(bo, dx + i, m);
     }
   });
@@ -276,26 +311,27 @@ std::vector<float> padded_bias_row(const Tensor& bias, int64_t d) {
   return row;
 }
 
+// x + bias, then the run of the unfused GELU over n elements (a multiple of kBlock), so that
+// float32 gives gelu(add(x, b))'s bits.
 template <bool kTanh>
-inline void bias_gelu_block(const float* __restrict x, const float* __restrict bias, float* __restrict y) {
-  if constexpr (kTanh) {
-    for (int64_t i = 0; i < kBlock; ++i) y[i] = bias_gelu<kTanh>(x[i], bias[i]);
-  } else {
-    // the loop of the unfused GELU, so that float32 gives gelu(add(x, b))'s bits
-    for (int64_t i = 0; i < kBlock; ++i) y[i] = x[i] + bias[i];
-    gelu_erf_run(y, y, kBlock);
-  }
+inline void bias_gelu_blocks(const float* __restrict x, const float* __restrict bias, float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] + bias[i];
+  (kTanh ? simd::gelu_tanh : simd::gelu_erf)(y, y, n);
 }
 
-// dx for one block, also added into the block's dbias partial.
+// The most elements one call of the backward's vector run takes (x + bias goes through a buffer).
+constexpr int64_t kBackwardRun = 16 * kBlock;
+
+// dx = dy * gelu'(x + bias) for n elements (a multiple of kBlock, at most kBackwardRun), also added
+// into the dbias partial.
 template <bool kTanh>
-inline void bias_gelu_backward_block(const float* __restrict dy, const float* __restrict x,
-                                     const float* __restrict bias, float* __restrict dx, float* __restrict dbias) {
-  for (int64_t i = 0; i < kBlock; ++i) {
-    const float g = bias_gelu_grad<kTanh>(dy[i], x[i], bias[i]);
-    dx[i] = g;
-    dbias[i] += g;
-  }
+inline void bias_gelu_backward_blocks(const float* __restrict dy, const float* __restrict x,
+                                      const float* __restrict bias, float* __restrict dx, float* __restrict dbias,
+                                      int64_t n) {
+  float z[kBackwardRun];
+  for (int64_t i = 0; i < n; ++i) z[i] = x[i] + bias[i];
+  (kTanh ? simd::gelu_tanh_grad : simd::gelu_erf_grad)(z, dy, dx, n);
+  for (int64_t i = 0; i < n; ++i) dbias[i] += dx[i];
 }
 
 template <bool kTanh, class T>
@@ -305,16 +341,15 @@ void bias_gelu_forward(const T* x, const float* bias, T* y, int64_t rows, int64_
     for (int64_t r = r0; r < r1; ++r) {
       const T* xr = x + r * d;
       T* yr = y + r * d;
-      for (int64_t c = 0; c < d; c += kBlock) {
+      int64_t c = 0;
+      if constexpr (std::is_same_v<T, float>) {
+        c = d / kBlock * kBlock;
+        bias_gelu_blocks<kTanh>(xr, bias, yr, c);
+      }
+      for (; c < d; c += kBlock) {
         const int64_t m = std::min(kBlock, d - c);
-        if constexpr (std::is_same_v<T, float>) {
-          if (m == kBlock) {
-            bias_gelu_block<kTanh>(xr + c, bias + c, yr + c);
-            continue;
-          }
-        }
         widen_block(xr + c, m, xb);
-        bias_gelu_block<kTanh>(xb, bias + c, yb);
+        bias_gelu_blocks<kTanh>(xb, bias + c, yb, kBlock);
         narrow(yb, yr + c, m);
       }
     }
@@ -345,17 +380,20 @@ void bias_gelu_backward(const T* dy, const T* x, const float* bias, T* dx, T* db
       float* pb = partials.data() + blk * padded;
       const int64_t r1 = std::min(rows, (blk + 1) * per_block);
       for (int64_t r = blk * per_block; r < r1; ++r) {
-        for (int64_t c = 0; c < d; c += kBlock) {
-          const int64_t at = r * d + c, m = std::min(kBlock, d - c);
-          if constexpr (std::is_same_v<T, float>) {
-            if (m == kBlock) {
-              bias_gelu_backward_block<kTanh>(dy + at, x + at, bias + c, dx + at, pb + c);
-              continue;
-            }
+        int64_t c = 0;
+        if constexpr (std::is_same_v<T, float>) {
+          const int64_t whole = d / kBlock * kBlock;
+          for (; c < whole; c += kBackwardRun) {
+            const int64_t at = r * d + c;
+            bias_gelu_backward_blocks<kTanh>(dy + at, x + at, bias + c, dx + at, pb + c, std::min(kBackwardRun, whole - c));
           }
+          c = whole;
+        }
+        for (; c < d; c += kBlock) {
+          const int64_t at = r * d + c, m = std::min(kBlock, d - c);
           widen_block(dy + at, m, dyb);  // padding: dy = 0 adds nothing to dbias
           widen_block(x + at, m, xb);
-          bias_gelu_backward_block<kTanh>(dyb, xb, bias + c, dxb, pb + c);
+          bias_gelu_backward_blocks<kTanh>(dyb, xb, bias + c, dxb, pb + c, kBlock);
           narrow(dxb, dx + at, m);
         }
       }

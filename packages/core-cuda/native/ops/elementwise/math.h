@@ -40,78 +40,34 @@ inline bool unary_fn_from_name(const char* name, bool tanh_approx, UnaryFn* out)
 }
 
 // Phi(x) = (1 + erf(x / sqrt 2)) / 2 for GELU, with erf from Abramowitz-Stegun 7.1.26 alone
-// (|error| <= 1.5e-7, PyTorch's CPU choice): erf(a) = 1 - poly(t) e^(-a^2), t = 1 / (1 + p a), for
-// a = |x| / sqrt 2, odd in x. Phi is near 1/2 where erf would need Cephes' small-argument polynomial
-// for relative accuracy, so one formula serves every x; 1 + erf rounds as PyTorch's (GELU(-10) = 0).
+// (kx/math_formulas.inc), odd in x. Phi is near 1/2 where erf would need Cephes' small-argument
+// polynomial for relative accuracy, so one formula serves every x; 1 + erf rounds as PyTorch's
+// (GELU(-10) = 0). The CPU's loops run these formulas as the vector runs of kx/simd.h.
 KX_HD float gelu_cdf(float x) {
 #if defined(__CUDA_ARCH__)
   return 0.5f * (1.0f + erff(x * kInvSqrt2));
 #else
   const float a = fabsf(x) * kInvSqrt2;
-  const float t = 1.0f / (1.0f + 0.3275911f * a);
-  const float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-  const float erf_a = fabsf(1.0f - poly * exp_fast(-(a * a)));
-  return 0.5f * (1.0f + copysignf(erf_a, x));
+  const float erf_a = fabsf(1.0f - erf_as_poly_(erf_as_t_(a)) * exp_fast(-(a * a)));
+  return gelu_cdf_from_erf_(copysignf(erf_a, x));
 #endif
 }
-
-#if defined(__AVX512F__) && !defined(__CUDA_ARCH__)
-// gelu_cdf on 16 lanes: the same steps, with exp16_ (within an ulp of it).
-inline __m512 gelu_cdf16_(__m512 x) {
-  const __m512 a = _mm512_abs_ps(x) * kInvSqrt2;
-  const __m512 t = 1.0f / (1.0f + 0.3275911f * a);
-  const __m512 poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
-  const __m512 erf_a = _mm512_abs_ps(1.0f - poly * exp16_(-(a * a)));
-  const __m512i sign = _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN));
-  return 0.5f * (1.0f + _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(erf_a), sign)));
-}
-#endif
 
 // GELU, exact: x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)).
 KX_HD float gelu_erf(float x) { return x * gelu_cdf(x); }
 // d/dx: Phi(x) + x phi(x), phi(x) = exp(-x^2/2) / sqrt(2 pi).
-KX_HD float gelu_erf_grad(float x) {
-  constexpr float kInvSqrt2Pi = 0.3989422804014327f;
-  const float pdf = kInvSqrt2Pi * exp_fast(-0.5f * x * x);
-  return gelu_cdf(x) + x * pdf;
-}
-
-// y[k] = gelu_erf(x[k]) for k < n: the loop of every CPU GELU forward, 16 lanes at a time where the
-// CPU has AVX-512 (about 1.5x the auto-vectorised gelu_erf), the last partial vector masked so
-// that every element goes through the same instructions wherever it sits.
-KX_HD void gelu_erf_run(const float* x, float* y, int64_t n) {
-#if defined(__AVX512F__) && !defined(__CUDA_ARCH__)
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
-    const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-    _mm512_mask_storeu_ps(y + i, m, v * gelu_cdf16_(v));
-  }
-#else
-  for (int64_t i = 0; i < n; ++i) y[i] = gelu_erf(x[i]);
-#endif
-}
+KX_HD float gelu_erf_grad(float x) { return gelu_erf_grad_from_(x, gelu_cdf(x), exp_fast(-0.5f * x * x)); }
 
 // GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
-KX_HD float gelu_tanh(float x) {
-  const float inner = kSqrt2OverPi * (x + 0.044715f * x * x * x);
-  return 0.5f * x * (1.0f + tanh_fast(inner));
-}
-KX_HD float gelu_tanh_grad(float x) {
-  const float x2 = x * x;
-  const float t = tanh_fast(kSqrt2OverPi * (x + 0.044715f * x2 * x));
-  const float dinner = kSqrt2OverPi * (1.0f + 3.0f * 0.044715f * x2);
-  return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * dinner;
-}
+KX_HD float gelu_tanh(float x) { return gelu_tanh_from_(x, tanh_fast(gelu_tanh_inner_(x))); }
+KX_HD float gelu_tanh_grad(float x) { return gelu_tanh_grad_from_(x, tanh_fast(gelu_tanh_inner_(x))); }
 
 // SiLU (swish): x sigmoid(x); d/dx = s (1 + x (1 - s)).
 // sigmoid through the vectorisable exp (math.h's sigmoid keeps libm's expf).
-KX_HD float sigmoid_fast(float x) { return 1.0f / (1.0f + exp_fast(-x)); }
+KX_HD float sigmoid_fast(float x) { return sigmoid_from_(exp_fast(-x)); }
 
-KX_HD float silu(float x) { return x / (1.0f + exp_fast(-x)); }
-KX_HD float silu_grad(float x) {
-  const float s = sigmoid_fast(x);
-  return s * (1.0f + x * (1.0f - s));
-}
+KX_HD float silu(float x) { return silu_from_(x, exp_fast(-x)); }
+KX_HD float silu_grad(float x) { return silu_grad_from_(x, sigmoid_fast(x)); }
 
 // NaN passes through (as PyTorch): the select keeps x unless x < 0.
 KX_HD float relu(float x) { return x < 0.0f ? 0.0f : x; }

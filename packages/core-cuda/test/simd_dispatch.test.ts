@@ -1,0 +1,89 @@
+// The CPU's vector runs (kx/simd.h) on every target this machine has, each in its own child process
+// (KEXUE_SIMD is read once, when the addon loads): the best target, AVX2 and scalar (Highway's
+// SCALAR) must each stay within simd_cases.ts's bounds of a float64 reference on edge values
+// (+-inf, NaN, the ends of exp's range, subnormal results) and on lengths that are not a multiple
+// of any vector width, and give the same float16 conversion bits. An unknown KEXUE_SIMD fails the
+// load with E_ARG.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { describe, expect, it } from 'vitest';
+
+import * as kx from '../src/index.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+interface CaseReport {
+  target: string;
+  f16c: boolean;
+  errors: Record<string, number>;
+  widenedBits: number;
+  narrowedBits: number;
+}
+
+function runCases(simd: string | undefined): CaseReport {
+  const env = { ...process.env };
+  if (simd === undefined) delete env.KEXUE_SIMD;
+  else env.KEXUE_SIMD = simd;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--conditions=source', path.join(here, 'simd_cases.ts')], {
+    cwd: path.join(here, '..'),
+    env,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  expect(r.status, `KEXUE_SIMD=${simd}: ${r.stderr}`).toBe(0);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as CaseReport;
+}
+
+// The CPU's flags (Linux), to skip the AVX2 cap where the CPU lacks AVX2 (it would run a lower target).
+const flags = (() => {
+  try {
+    return (/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').split(/\s+/);
+  } catch {
+    return [];
+  }
+})();
+
+describe('SIMD dispatch (KEXUE_SIMD)', () => {
+  const reports = new Map<string, CaseReport>();
+  const caps: Array<[string | undefined, string | null]> = [
+    [undefined, null],
+    ['avx2', 'AVX2'],
+    ['scalar', 'SCALAR'],
+  ];
+
+  for (const [cap, target] of caps) {
+    const label = cap ?? 'best';
+    it.skipIf(cap === 'avx2' && !flags.includes('avx2'))(`${label}: every run within its bounds of float64`, { timeout: 180_000 }, () => {
+      const report = runCases(cap);
+      reports.set(label, report);
+      if (target) expect(report.target).toBe(target);
+      else expect(report.target).toBe(kx.buildInfo().simd);
+      expect(report.f16c).toBe(report.target === 'AVX2' || report.target.startsWith('AVX3'));
+      for (const [name, err] of Object.entries(report.errors)) expect(err, `${label}: ${name}`).toBeLessThanOrEqual(1);
+      expect(Object.keys(report.errors).length).toBe(18);  // every case of simd_cases.ts reported
+    });
+  }
+
+  it('every target converts float16 to the same bits', () => {
+    const all = [...reports.values()];
+    expect(all.length).toBeGreaterThanOrEqual(2);
+    for (const r of all) {
+      expect(r.widenedBits).toBe(all[0]!.widenedBits);
+      expect(r.narrowedBits).toBe(all[0]!.narrowedBits);
+    }
+  });
+
+  it('an unknown KEXUE_SIMD fails the load with E_ARG, naming the choices', () => {
+    const code = "import('./src/index.js').then(() => console.log('loaded'), (e) => console.log(e.code + ' ' + e.constructor.name + ': ' + e.message))";
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--conditions=source', '--input-type=module', '--eval', code], {
+      cwd: path.join(here, '..'),
+      env: { ...process.env, KEXUE_SIMD: 'avx9000' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.stdout).toContain('E_ARG ArgumentError: KEXUE_SIMD=avx9000: unknown SIMD target (expected best, avx512, avx2, sse4 or scalar)');
+  });
+});
