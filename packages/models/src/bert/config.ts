@@ -4,7 +4,8 @@
  */
 import { ArgumentError } from '@kexue/core-cuda';
 
-import { parseHfBertConfig } from '../checkpoint/bert_config.js';
+import { parseHfBertConfig, type HfBertConfig } from '../checkpoint/bert_config.js';
+import { readHfBertConfig } from '../checkpoint/config.js';
 
 export interface BertConfig {
   /** 'bert': learned absolute positions and a pooler; 'roformer': RoPE on q and k in every layer, no positions table. */
@@ -68,7 +69,15 @@ export function bertConfig(partial: Partial<BertConfig> & { kind: BertConfig['ki
  * checkpoint package's strict reader (transformers' defaults; E_FORMAT on wrong types).
  */
 export function bertConfigFromHF(json: Record<string, unknown>, overrides: Partial<BertConfig> = {}): BertConfig {
-  const hf = parseHfBertConfig(json);
+  return fromHfFields(parseHfBertConfig(json), overrides);
+}
+
+/** A config from a Hugging Face config.json file (E_IO unreadable; E_FORMAT naming the file and the key). */
+export function readBertConfig(file: string, overrides: Partial<BertConfig> = {}): BertConfig {
+  return fromHfFields(readHfBertConfig(file), overrides);
+}
+
+function fromHfFields(hf: HfBertConfig, overrides: Partial<BertConfig>): BertConfig {
   return bertConfig({
     kind: hf.modelType,
     vocabSize: hf.vocabSize,

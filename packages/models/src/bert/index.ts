@@ -1,5 +1,5 @@
-/** BERT and RoFormer encoders with Hugging Face names, and their masked-LM head. */
-export { bertConfig, bertConfigFromHF, type BertConfig } from './config.js';
+/** BERT and RoFormer encoders with Hugging Face names, their masked-LM head, and their checkpoint loaders. */
+export { bertConfig, bertConfigFromHF, readBertConfig, type BertConfig } from './config.js';
 export {
   BertModel,
   BertForMaskedLM,
@@ -12,3 +12,4 @@ export {
   type EncoderInputs,
   type ModelSeeds,
 } from './model.js';
+export { type PretrainedSource, type PretrainedOptions } from './pretrained.js';

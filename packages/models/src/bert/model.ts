@@ -6,6 +6,10 @@
  * BERT: word + learned absolute position + segment embeddings, LayerNorm, post-LN layers, pooler.
  * RoFormer: word + segment embeddings (no positions table), RoPE on q and k in every layer.
  * Attention masks hide padded keys (−∞ by select in the fused attention op).
+ *
+ * The forward runs each block in its own tidy scope, so a block's intermediates are freed as soon
+ * as its output exists (a gradient tape keeps what its backward needs: dispose defers those), and
+ * `fromPretrained` builds a model straight from a checkpoint, without a random initialisation.
  */
 import {
   ArgumentError,
@@ -15,19 +19,21 @@ import {
   reshape,
   slice,
   tanh,
-  tensor,
+  tidy,
   zeros,
   Philox,
   type Tensor,
 } from '@kexue/core-cuda';
 
+import { readWeightsFile } from '../checkpoint/weights.js';
 import { activation, geluApproximate } from '../nn/activations.js';
 import { MultiHeadAttention } from '../nn/attention.js';
-import { truncatedNormal } from '../nn/init.js';
+import { truncatedNormal, zerosInit } from '../nn/init.js';
 import { Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
-import { Module, ModuleList } from '../nn/module.js';
+import { Module, ModuleList, loadModule } from '../nn/module.js';
 import { InitRng } from '../nn/random.js';
 import { bertConfig, type BertConfig } from './config.js';
+import { resolvePretrained, type PretrainedOptions, type PretrainedSource } from './pretrained.js';
 
 /** Where a model's random numbers come from: weight init (JS) and dropout masks (Philox). */
 export interface ModelSeeds {
@@ -171,6 +177,12 @@ export interface EncoderInputs {
   tokenTypeIds?: Tensor | null;
   /** uint8 [B, T], 1 = real token; default all real. Padded keys are hidden from every query. */
   attentionMask?: Tensor | null;
+  /**
+   * Return every block's output in `hiddenStates` (default true). With false, `hiddenStates` is
+   * empty and each block's output is freed once the next block has used it, so an inference holds
+   * one block's activations at a time.
+   */
+  hiddenStates?: boolean;
 }
 
 /** BertModel or RoFormerModel (config.kind). */
@@ -194,6 +206,21 @@ export class BertModel extends Module {
     this.pooler = c.pooler ? this.addModule('pooler', new PoolerHolder(ctx)).dense : null;
   }
 
+  /**
+   * A BertModel (a RoFormer when config.json's model_type says so) built straight from a Hugging
+   * Face checkpoint, in eval mode: no random initialisation runs, and the weights read from the
+   * file become the parameters (read onto `options.device`, no further copy). The file's names may
+   * sit under 'bert.' / 'roformer.' (see PretrainedOptions.prefix). A missing, unexpected or
+   * mis-shaped tensor is E_FORMAT naming each (nothing is built); a missing file E_IO; a bad
+   * config.json E_FORMAT naming the key.
+   */
+  static fromPretrained(source: PretrainedSource, options: PretrainedOptions = {}): BertModel {
+    return buildPretrained(source, options, (config, seeds) => new BertModel(config, seeds), {
+      // a BertForMaskedLM / BertForPreTraining file keeps the encoder under its kind
+      prefix: (weights, kind) => (!(`embeddings.${WORD_EMBEDDINGS}` in weights) && `${kind}.embeddings.${WORD_EMBEDDINGS}` in weights ? `${kind}.` : ''),
+    });
+  }
+
   /** inputIds int32 [B, T] → the encoder's outputs. */
   forward(inputIds: Tensor, inputs: EncoderInputs = {}): EncoderOutput {
     if (inputIds.rank !== 2 || inputIds.dtype !== 'int32') throw new ShapeError(`BertModel: inputIds must be int32 [B, T], got ${inputIds.describe()}`);
@@ -213,12 +240,18 @@ export class BertModel extends Module {
       }
       mask = reshape(m, [B, 1, 1, T]);
     }
-    let x = this.embeddings.forward(inputIds, types);
-    if (this.embeddings_project) x = this.embeddings_project.forward(x);
+    // each stage in its own scope: only its output outlives it (what a tape needs is kept by the tape)
+    let x = tidy(() => {
+      const e = this.embeddings.forward(inputIds, types);
+      return this.embeddings_project ? this.embeddings_project.forward(e) : e;
+    });
+    const keepStates = inputs.hiddenStates ?? true;
     const hiddenStates: Tensor[] = [];
     for (const layer of this.layers) {
-      x = layer.forward(x, mask);
-      hiddenStates.push(x);
+      const input = x;
+      x = tidy(() => layer.forward(input, mask));
+      if (keepStates) hiddenStates.push(x);
+      else input.dispose();
     }
     let poolerLinear: Tensor | null = null;
     let pooled: Tensor | null = null;
@@ -229,6 +262,26 @@ export class BertModel extends Module {
     }
     return { lastHiddenState: x, hiddenStates, poolerLinear, pooled };
   }
+}
+
+const WORD_EMBEDDINGS = 'word_embeddings.weight';
+
+/**
+ * What both fromPretrained loaders do: the config (the checkpoint's, then the loader's defaults,
+ * then options.config), the weights read onto the device, the model built from them by loadModule
+ * (no initialiser runs; the weights become the parameters), in eval mode.
+ */
+function buildPretrained<M extends Module>(
+  source: PretrainedSource,
+  options: PretrainedOptions,
+  build: (config: BertConfig, seeds: ModelSeeds) => M,
+  defaults: { config?: Partial<BertConfig>; prefix: (weights: Record<string, Tensor>, kind: BertConfig['kind']) => string },
+): M {
+  const { config, weightsFile } = resolvePretrained(source, { ...defaults.config, ...options.config });
+  const weights = readWeightsFile(weightsFile, options.device);
+  const prefix = options.prefix ?? defaults.prefix(weights, config.kind);
+  const seeds = options.dropoutRng ? { dropoutRng: options.dropoutRng } : {};
+  return loadModule(() => build(config, seeds), weights, { prefix, partial: options.partial ?? prefix !== '', source: weightsFile }).eval();
 }
 
 /** HF BertEncoder / RoFormerEncoder: encoder.layer.N. */
@@ -261,9 +314,9 @@ class MLMPredictions extends Module {
   constructor(ctx: Ctx, table: () => Tensor) {
     super();
     this.transform = this.addModule('transform', new Transform(ctx));
-    this.addParameter('bias', tensor(new Float32Array(ctx.c.vocabSize), [ctx.c.vocabSize]));
+    this.addParameter('bias', { shape: [ctx.c.vocabSize], init: zerosInit, rng: ctx.rng });
     this.#table = table;
-    this.addAlias('decoder.weight', () => table().shape);
+    this.addAlias('decoder.weight', () => [ctx.c.vocabSize, ctx.c.embeddingSize]);
     this.addAlias('decoder.bias', () => [ctx.c.vocabSize]);
   }
 
@@ -319,6 +372,17 @@ export class BertForMaskedLM extends Module {
     const seed = (seeds.seed ?? 0) + 1;
     const ctx: Ctx = { c, rng: new InitRng(seed), drop: seeds.dropoutRng ?? new Philox(seed) };
     this.cls = this.addModule('cls', new ClsHolder(ctx, () => this.encoder.embeddings.word_embeddings.weight));
+  }
+
+  /**
+   * A BertForMaskedLM / RoFormerForMaskedLM built straight from a Hugging Face checkpoint (names
+   * 'bert.…' or 'roformer.…' and 'cls.predictions.…'), in eval mode, as BertModel.fromPretrained
+   * builds the encoder: no random initialisation, the file's tensors become the parameters. No
+   * pooler unless `options.config` asks for one; a BertForPreTraining file's other head needs
+   * `partial: true`.
+   */
+  static fromPretrained(source: PretrainedSource, options: PretrainedOptions = {}): BertForMaskedLM {
+    return buildPretrained(source, options, (config, seeds) => new BertForMaskedLM(config, seeds), { config: { pooler: false }, prefix: () => '' });
   }
 
   /** Encoder outputs plus MLM logits [B, T, vocab]. */

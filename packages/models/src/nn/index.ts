@@ -1,5 +1,5 @@
 /** The nn layer kit: Module, initialisers, layers, attention, feed-forward, RoPE. */
-export { Module, ModuleList, describeProblems, type LoadOptions, type LoadReport } from './module.js';
+export { Module, ModuleList, loadModule, describeProblems, type LoadOptions, type LoadReport, type ModuleLoadOptions } from './module.js';
 export { InitRng } from './random.js';
 export { truncatedNormal, lecunNormal, glorotUniform, constant, zerosInit, onesInit, fans, type Initializer } from './init.js';
 export { Linear, Embedding, LayerNorm, RMSNorm, Dropout, type LinearOptions } from './layers.js';

@@ -6,8 +6,12 @@
  * Parameters are float tensors owned by their module (kept out of every tidy scope); loading or
  * `setParameter` replaces them. Optimizers receive `namedParameters()` (a name → Tensor record) and
  * may update those tensors in place.
+ *
+ * `loadModule` builds a module straight from a state dict: its constructor runs with every
+ * initialiser skipped (parameters are only declared, by shape), and the state dict's tensors then
+ * become the parameters themselves, with no copy.
  */
-import { ArgumentError, FormatError, Tensor, cast, dispose, keep, slice, tidy } from '@kexue/core-cuda';
+import { ArgumentError, FormatError, Tensor, cast, dispose, keep, slice, tidy, type DType } from '@kexue/core-cuda';
 
 import type { Initializer } from './init.js';
 import type { InitRng } from './random.js';
@@ -36,8 +40,42 @@ export interface LoadOptions {
   prefix?: string;
 }
 
+/** Options of loadModule. */
+export interface ModuleLoadOptions {
+  /** Prepended to every parameter name when looking it up (e.g. 'bert.' for a BertForMaskedLM file). */
+  prefix?: string;
+  /** Ignore state-dict entries no parameter takes (another head's) instead of refusing them. Default false. */
+  partial?: boolean;
+  /** Names the state dict in error messages (e.g. 'checkpoint runs/x/model.safetensors'); default 'the state dict'. */
+  source?: string;
+}
+
+/** A parameter declared while a module is built for loading: its shape, no tensor (nor memory) yet. */
+class Declared {
+  constructor(readonly shape: readonly number[]) {}
+}
+
+/** How many loadModule builds are running (they may nest): while above 0, addParameter declares instead of initialising. */
+let declaring = 0;
+
+/** What a load will do: the report, and the values each parameter (by local path) will take. */
+interface LoadPlan {
+  report: LoadReport;
+  updates: [string, Tensor][];
+}
+
+/** Module's private load steps, for loadModule (set by Module's static block). */
+let planLoad!: (module: Module, stateDict: Record<string, Tensor>, prefix: string) => LoadPlan;
+let applyLoad!: (module: Module, updates: [string, Tensor][], adopt: boolean) => void;
+
 export abstract class Module {
-  #params = new Map<string, Tensor>();
+  static {
+    planLoad = (module, stateDict, prefix) => module.#plan(stateDict, prefix);
+    applyLoad = (module, updates, adopt) => module.#apply(updates, adopt);
+  }
+
+  /** Own parameters in registration order; Declared only while loadModule builds and loads the module. */
+  #params = new Map<string, Tensor | Declared>();
   #children = new Map<string, Module>();
   /** Names of state-dict entries that mirror a parameter held elsewhere (tied weights), with their shape. */
   #aliases = new Map<string, () => readonly number[]>();
@@ -47,13 +85,17 @@ export abstract class Module {
   /** What p() returns in place of each own parameter while withParameterView runs (else null). */
   #view: Map<string, Tensor> | null = null;
 
-  /** Registers a parameter made by `init` (or given) under `name`; returns it. */
-  protected addParameter(name: string, value: Tensor | { shape: readonly number[]; init: Initializer; rng: InitRng }): Tensor {
+  /**
+   * Registers a parameter under `name`: the tensor given, or one made by `init` from `rng`. While
+   * loadModule builds the module, a parameter with an initialiser is only declared (the initialiser
+   * does not run and `rng` is not drawn from): the load gives it its tensor.
+   */
+  protected addParameter(name: string, value: Tensor | { shape: readonly number[]; init: Initializer; rng: InitRng }): void {
     checkName(name);
     if (this.#params.has(name) || this.#children.has(name)) throw new ArgumentError(`module already has a member '${name}'`);
-    const t = value instanceof Tensor ? value : value.init(value.shape, value.rng);
-    this.#params.set(name, keep(t));
-    return t;
+    if (value instanceof Tensor) this.#params.set(name, keep(value));
+    else if (declaring > 0) this.#params.set(name, new Declared([...value.shape]));
+    else this.#params.set(name, keep(value.init(value.shape, value.rng)));
   }
 
   /** Registers a child module under `name`; returns it. */
@@ -80,6 +122,7 @@ export abstract class Module {
   protected p(name: string): Tensor {
     const t = this.#view?.get(name) ?? this.#params.get(name);
     if (!t) throw new ArgumentError(`no parameter '${name}'`);
+    if (t instanceof Declared) throw notLoaded(name);
     return t;
   }
 
@@ -108,8 +151,18 @@ export abstract class Module {
   /** Every parameter under its dotted path, in registration order (tied copies appear once). */
   namedParameters(prefix = ''): Record<string, Tensor> {
     const out: Record<string, Tensor> = {};
-    for (const [n, t] of this.#params) out[prefix + n] = t;
-    for (const [n, c] of this.#children) Object.assign(out, c.namedParameters(`${prefix}${n}.`));
+    for (const [n, t] of this.#slots(prefix)) {
+      if (t instanceof Declared) throw notLoaded(n);
+      out[n] = t;
+    }
+    return out;
+  }
+
+  /** Every parameter, loaded or only declared, under its dotted path, in registration order. */
+  #slots(prefix = ''): [string, Tensor | Declared][] {
+    const out: [string, Tensor | Declared][] = [];
+    for (const [n, t] of this.#params) out.push([prefix + n, t]);
+    for (const [n, c] of this.#children) out.push(...c.#slots(`${prefix}${n}.`));
     return out;
   }
 
@@ -138,8 +191,27 @@ export abstract class Module {
     if (!sameShape(old.shape, value.shape)) {
       throw new ArgumentError(`setParameter: '${path}' is [${old.shape.join(', ')}], got [${value.shape.join(', ')}]`);
     }
-    owner.#params.set(local, keep(copyAs(value, old)));
-    if (old !== value) old.dispose();
+    owner.#assign(local, value, false);
+  }
+
+  /**
+   * Gives own parameter `local` the value (shape already checked). Copied (cast to the parameter's
+   * dtype, on its device), or with `adopt` taken as it is (cast to the parameter's dtype where it
+   * differs, the original then disposed), on the value's device. A declared parameter's dtype is
+   * float32, what every initialiser makes. The previous tensor is disposed.
+   */
+  #assign(local: string, value: Tensor, adopt: boolean): void {
+    const old = this.#params.get(local)!;
+    const dtype = old instanceof Declared ? 'float32' : old.dtype;
+    let t: Tensor;
+    if (adopt) {
+      t = cast(value, dtype);
+      if (t !== value) value.dispose();
+    } else {
+      t = copyAs(value, dtype, old instanceof Declared ? value.device : old.device);
+    }
+    this.#params.set(local, keep(t));
+    if (old instanceof Tensor && old !== t && old !== value) old.dispose();
   }
 
   /**
@@ -150,13 +222,22 @@ export abstract class Module {
    */
   loadStateDict(stateDict: Record<string, Tensor>, options: LoadOptions = {}): LoadReport {
     const { strict = true, prefix = '' } = options;
+    const { report, updates } = this.#plan(stateDict, prefix);
+    const problems = misfit(report, false);
+    if (strict && problems) throw new FormatError(`loadStateDict: the state dict does not fit this ${this.constructor.name}:${problems}`);
+    this.#apply(updates, false);
+    return report;
+  }
+
+  /** Matches a state dict's entries to the parameters (loaded or declared), changing nothing. */
+  #plan(stateDict: Record<string, Tensor>, prefix: string): LoadPlan {
     if (stateDict === null || typeof stateDict !== 'object') throw new ArgumentError('loadStateDict: expected a record of tensors');
     const report: LoadReport = { loaded: [], missing: [], unexpected: [], mismatched: [], ignored: [] };
-    const params = this.namedParameters();
+    const params = new Map(this.#slots());
     const aliases = this.#allAliases();
     const ignored = this.#allIgnored();
     const updates: [string, Tensor][] = [];
-    for (const [local, t] of Object.entries(params)) {
+    for (const [local, t] of params) {
       const name = prefix + local;
       const v = stateDict[name];
       if (v === undefined) {
@@ -176,7 +257,7 @@ export abstract class Module {
         continue;
       }
       const local = name.slice(prefix.length);
-      if (local in params) continue;
+      if (params.has(local)) continue;
       const alias = aliases.get(local);
       if (alias) {
         if (!sameShape(alias(), v.shape)) report.mismatched.push({ name, expected: [...alias()], got: [...v.shape] });
@@ -187,11 +268,21 @@ export abstract class Module {
         report.unexpected.push(name);
       }
     }
-    if (strict && (report.missing.length || report.unexpected.length || report.mismatched.length)) {
-      throw new FormatError(`loadStateDict: the state dict does not fit this ${this.constructor.name}:${describeProblems(report)}`);
+    return { report, updates };
+  }
+
+  /**
+   * Gives each parameter its planned value: copies, or with `adopt` the values themselves (a
+   * tensor planned for two parameters, as tied weights may be, is taken by the first and copied
+   * for the others).
+   */
+  #apply(updates: [string, Tensor][], adopt: boolean): void {
+    const taken = new Set<Tensor>();
+    for (const [path, v] of updates) {
+      const { owner, local } = this.#resolve(path);
+      owner.#assign(local, v, adopt && !taken.has(v));
+      taken.add(v);
     }
-    for (const [local, v] of updates) this.setParameter(local, v);
-    return report;
   }
 
   /**
@@ -204,7 +295,7 @@ export abstract class Module {
     const modules = this.#descendants();
     if (modules.some(([, m]) => m.#view)) throw new ArgumentError(`withParameterView: a view is already active in this ${this.constructor.name}`);
     try {
-      for (const [prefix, m] of modules) m.#view = new Map([...m.#params].map(([n, t]) => [n, view(t, prefix + n)]));
+      for (const [prefix, m] of modules) m.#view = new Map([...m.#params].map(([n, t]) => [n, view(m.p(n), prefix + n)]));
       return fn();
     } finally {
       for (const [, m] of modules) m.#view = null;
@@ -228,6 +319,7 @@ export abstract class Module {
     try {
       for (const [, owner] of modules) {
         for (const [name, old] of owner.#params) {
+          if (old instanceof Declared) throw notLoaded(name);
           if (old.device === canonical) continue;
           // to() checks the device name, so a bad one fails at the first copy, before anything moves
           moves.push({ owner, name, old, moved: keep(old.to(device)) });
@@ -254,7 +346,7 @@ export abstract class Module {
 
   /** Disposes every parameter. The module must not be used afterwards. */
   dispose(): void {
-    dispose(this.parameters());
+    dispose(this.#slots().flatMap(([, t]) => (t instanceof Tensor ? [t] : [])));
   }
 
   #resolve(path: string): { owner: Module; local: string } {
@@ -290,6 +382,52 @@ export abstract class Module {
   }
 }
 
+/**
+ * Builds a module whose parameters come from `weights` instead of its initialisers: `build` (which
+ * constructs it, e.g. `() => new BertModel(config)`) runs with every initialiser skipped, so no
+ * random weights are drawn and no memory is filled twice; then every parameter takes its entry of
+ * `weights` (looked up under `prefix`) as it is, with no copy (an entry of another dtype is cast to
+ * float32). The parameters end up where the weights are: read them onto the device wanted.
+ *
+ * `weights` is consumed, whatever the outcome: each tensor becomes a parameter or is disposed, so
+ * the caller must not use them afterwards. Every parameter must be there with its shape, and every
+ * entry must be taken (unless `partial`), or nothing is built: E_FORMAT naming each missing,
+ * unexpected and mis-shaped entry (as a strict loadStateDict). Tied copies and buffers a module
+ * recomputes are accepted, as loadStateDict accepts them.
+ */
+export function loadModule<M extends Module>(build: () => M, weights: Record<string, Tensor>, options: ModuleLoadOptions = {}): M {
+  const { prefix = '', partial = false, source = 'the state dict' } = options;
+  let module: M | undefined;
+  let built = false;
+  try {
+    declaring += 1;
+    try {
+      module = build();
+    } finally {
+      declaring -= 1;
+    }
+    const { report, updates } = planLoad(module, weights, prefix);
+    const problems = misfit(report, partial);
+    if (problems) throw new FormatError(`${source} does not fit this ${module.constructor.name}:${problems}`);
+    applyLoad(module, updates, true);
+    built = true;
+    return module;
+  } finally {
+    if (!built) module?.dispose();
+    const parameters = new Set(built ? module!.parameters() : []);
+    for (const t of Object.values(weights)) if (t instanceof Tensor && !parameters.has(t)) t.dispose();
+  }
+}
+
+/**
+ * The problems of a load that make it fail, described (null when there are none): missing and
+ * mis-shaped entries, and unexpected ones unless `partial` (entries of another head).
+ */
+export function misfit(report: LoadReport, partial: boolean): string | null {
+  const problems = partial ? { ...report, unexpected: [] } : report;
+  return problems.missing.length || problems.unexpected.length || problems.mismatched.length ? describeProblems(problems) : null;
+}
+
 /** A readable list of a report's problems (for error messages). */
 export function describeProblems(r: LoadReport): string {
   const lines: string[] = [];
@@ -310,14 +448,18 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
-/** A fresh copy of v with like's dtype and device (a real copy, so later in-place updates never touch v). */
-function copyAs(v: Tensor, like: Tensor): Tensor {
+/** A fresh copy of v in a dtype on a device (a real copy, so later in-place updates never touch v). */
+function copyAs(v: Tensor, dtype: DType, device: string): Tensor {
   return tidy(() => {
     // cast first: float32 weights bound for a bfloat16 parameter on a GPU cross the bus at half size
-    const c = cast(v, like.dtype);
-    const moved = c.device === like.device ? c : c.to(like.device);
+    const c = cast(v, dtype);
+    const moved = c.device === device ? c : c.to(device);
     return moved === v ? slice(v, v.shape.map(() => 0), [...v.shape]) : moved;
   });
+}
+
+function notLoaded(name: string): ArgumentError {
+  return new ArgumentError(`parameter '${name}' was declared for loading and has not been loaded`);
 }
 
 /** An indexed list of modules, named 0, 1, … in state dicts (PyTorch's nn.ModuleList). */

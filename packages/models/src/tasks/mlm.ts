@@ -15,7 +15,7 @@ import { readCluener } from '../data/cluener.js';
 import { Dataset, type Batch } from '../data/dataset.js';
 import { readTextCorpus } from '../data/text.js';
 import type { BertTokenizer } from '../tokenizers/bert.js';
-import { checkArchitecture, checkpointDir, loadWeights, MODEL_FILE, readModelHeader, type Architecture } from '../train/checkpoint.js';
+import { buildFromCheckpoint, checkArchitecture, checkpointDir, MODEL_FILE, readModelHeader, type Architecture } from '../train/checkpoint.js';
 import { RequestError, number, type ConfigOf } from './config.js';
 import { FROM_SCRATCH_LR, checkEncoderKeys, demoDataKeys, encoderArch, encoderConfig, fromScratchKeys, loadTokenizer, vocabFile } from './sections.js';
 import { RUN_DIR_OPTIONS, defineTask, evalDataOptions } from './task.js';
@@ -95,7 +95,7 @@ function mlmLoss(model: BertForMaskedLM, rows: { ids: number[]; positions: numbe
     });
   });
   const device = model.device;
-  const h = model.encoder.forward(tensor(ids, [B, n], { dtype: 'int32', device }), { attentionMask: tensor(mask, [B, n], { dtype: 'uint8', device }) }).lastHiddenState;
+  const h = model.encoder.forward(tensor(ids, [B, n], { dtype: 'int32', device }), { attentionMask: tensor(mask, [B, n], { dtype: 'uint8', device }), hiddenStates: false }).lastHiddenState;
   const H = h.shape[2]!;
   const chosen = embedding(tensor(Int32Array.from(where), [1, where.length], { dtype: 'int32', device }), reshape(h, [B * n, H])); // [1, M, H]
   const logits = reshape(model.cls.predictions.forward(chosen), [where.length, -1]);
@@ -195,10 +195,8 @@ export const mlmTask = defineTask({
         const tokenizer = loadTokenizer(path.join(dir, 'vocab.txt'));
         checkArchitecture(weights, readModelHeader(weights).arch, mlmArch(config, tokenizer.vocabSize));
         const texts = encodeTexts(await readTexts(file, (options.format as MlmConfig['data']['format'] | undefined) ?? config.data.format), tokenizer, config.data.max_length);
-        const model = new BertForMaskedLM(encoderConfig(config.model, tokenizer.vocabSize), { seed: 0 });
+        const model = buildFromCheckpoint(weights, () => new BertForMaskedLM(encoderConfig(config.model, tokenizer.vocabSize), { seed: 0 }), { device }).eval();
         try {
-          loadWeights(weights, model);
-          model.to(device).eval();
           const r = scoreMlm(model, texts, tokenizer, config.train.seed, config.data.mask_prob);
           io.write(`${JSON.stringify({ loss: Number(r.loss!.toFixed(6)), accuracy: Number(r.accuracy!.toFixed(6)), texts: texts.length, data: file })}\n`);
         } finally {

@@ -18,13 +18,13 @@ import { readTextCorpus } from '../data/text.js';
 import { EfficientGlobalPointer, GlobalPointer, sparseGlobalPointerLoss } from '../heads/global_pointer.js';
 import { decodeSpans, spansToEntities, type DecodedEntity } from '../heads/decode.js';
 import { EntityF1, type PRF, type TypePRF } from '../metrics/entity_f1.js';
-import { Module } from '../nn/module.js';
+import { Module, loadModule } from '../nn/module.js';
 import { BertTokenizer } from '../tokenizers/bert.js';
 import { Vocab } from '../tokenizers/vocab.js';
-import { checkArchitecture, checkpointDir, loadWeights, MODEL_FILE, readModelHeader, type Architecture } from '../train/checkpoint.js';
+import { buildFromCheckpoint, checkArchitecture, checkpointDir, loadWeights, MODEL_FILE, readModelHeader, type Architecture } from '../train/checkpoint.js';
 import { assertRunDir } from '../train/run_dir.js';
 import { ServiceWorker, siblingModule } from '../worker/client.js';
-import { loadPackedWeights, packValue, type PackedTensor } from '../worker/tensors.js';
+import { packValue, unpackValue, type PackedTensor } from '../worker/tensors.js';
 import { RequestError, choice, integer, pathKey, type ConfigOf } from './config.js';
 import {
   FROM_SCRATCH_LR,
@@ -159,7 +159,7 @@ export class NerModel extends Module {
 
   /** ids int32 [B, n], mask uint8 [B, n] → logits [B, labels, n, n]. */
   forward(ids: Tensor, mask: Tensor): Tensor {
-    const h = this.encoder.forward(ids, { attentionMask: mask }).lastHiddenState;
+    const h = this.encoder.forward(ids, { attentionMask: mask, hiddenStates: false }).lastHiddenState;
     return this.head.forward(h, mask);
   }
 }
@@ -411,16 +411,15 @@ export class NerPredictor {
     const tokenizer = loadTokenizer(path.join(dir, 'vocab.txt'));
     const labels = arch.labels as string[];
     checkArchitecture(file, arch, nerArch(config, tokenizer.vocabSize, labels));
-    const model = new NerModel(config.model, config.head, tokenizer.vocabSize, labels.length, { seed: 0 });
-    loadWeights(file, model);
-    model.to(canonical).eval();
+    const model = buildFromCheckpoint(file, () => new NerModel(config.model, config.head, tokenizer.vocabSize, labels.length, { seed: 0 }), { device: canonical }).eval();
     return new NerPredictor(model, tokenizer, labels, config, dir);
   }
 
   /** @internal The predictor predictAsync's worker thread serves (tasks/ner_worker.ts), made from workerInit's copies. */
   static fromWorkerInit(init: NerWorkerInit): NerPredictor {
     const tokenizer = new BertTokenizer(Vocab.fromTokens(init.vocab, `${init.checkpoint}/vocab.txt`), init.tokenizer);
-    const model = loadPackedWeights(new NerModel(init.config.model, init.config.head, tokenizer.vocabSize, init.labels.length, { seed: 0 }), init.weights, init.device);
+    const weights = unpackValue(init.weights, init.device) as Record<string, Tensor>;
+    const model = loadModule(() => new NerModel(init.config.model, init.config.head, tokenizer.vocabSize, init.labels.length, { seed: 0 }), weights).eval();
     return new NerPredictor(model, tokenizer, init.labels, init.config, init.checkpoint);
   }
 

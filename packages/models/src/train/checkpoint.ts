@@ -30,7 +30,7 @@ import { FormatError, KexueIOError, io, ioError, type Tensor } from '@kexue/core
 import { saveOptimizerState, type LossScalerState, type Optimizer } from '@kexue/optimizers';
 
 import type { Position } from '../data/dataset.js';
-import { describeProblems, type Module } from '../nn/module.js';
+import { loadModule, misfit, type Module } from '../nn/module.js';
 import { readJson, writeJsonAtomic } from './files.js';
 import { CHECKPOINTS_DIR, INDEX_FILE } from './run_dir.js';
 
@@ -344,21 +344,44 @@ export function checkArchitecture(file: string, got: Architecture, expected: Arc
 /**
  * Loads weights into a module. Strict: every parameter present with its shape (E_FORMAT naming
  * each problem otherwise). With `partial`, only the module's parameters are required and extra
- * entries (another head) are ignored. In the same pass as the load, the file is checked against
- * its checkpoint's checksums.json when there is one (E_FORMAT: corrupt) and its floating tensors
- * for NaN and ±Infinity (E_FORMAT naming the first bad tensor: weights of a run that diverged).
+ * entries (another head) are ignored. The file is verified as it is read (readCheckpointWeights).
  */
 export function loadWeights(file: string, module: Module, options: { prefix?: string; partial?: boolean } = {}): void {
+  const tensors = readCheckpointWeights(file);
+  try {
+    const problems = misfit(module.loadStateDict(tensors, { strict: false, prefix: options.prefix ?? '' }), options.partial ?? false);
+    if (problems) throw new FormatError(`checkpoint ${file} does not fit this model:${problems}`);
+  } finally {
+    for (const t of Object.values(tensors)) t.dispose();
+  }
+}
+
+/**
+ * Builds a model straight from a checkpoint's weights (loadModule): `build` constructs it with no
+ * initialiser running, and the tensors read, on `device`, become its parameters with no further
+ * copy. Strict as loadWeights (E_FORMAT naming each problem, nothing built); the file is verified
+ * as it is read (readCheckpointWeights).
+ */
+export function buildFromCheckpoint<M extends Module>(file: string, build: () => M, options: { device?: string } = {}): M {
+  return loadModule(build, readCheckpointWeights(file, options.device), { source: `checkpoint ${file}` });
+}
+
+/**
+ * The tensors of a checkpoint's weights file, made on `device` (default the CPU) and owned by the
+ * caller. In the same pass as the read, the file is checked against its checkpoint's
+ * checksums.json when there is one (E_FORMAT: corrupt) and its floating tensors for NaN and
+ * ±Infinity (E_FORMAT naming the first bad tensor: weights of a run that diverged).
+ */
+function readCheckpointWeights(file: string, device = 'cpu'): Record<string, Tensor> {
   const dir = path.dirname(file);
   const name = path.basename(file);
   const expected = recorded(dir, name);
   let loaded: io.SafetensorsFile;
   try {
-    loaded = io.readSafetensors(file, { sha256: expected !== null, findNonFinite: true });
+    loaded = io.readSafetensors(file, { sha256: expected !== null, findNonFinite: true, device });
   } catch (err) {
     throw explain(dir, name, err);
   }
-  const tensors = loaded.tensors;
   try {
     if (expected && loaded.sha256 !== expected.sha256) throw corrupt(file);
     const bad = loaded.nonFinite;
@@ -367,12 +390,9 @@ export function loadWeights(file: string, module: Module, options: { prefix?: st
         `checkpoint ${file} holds weights that are not finite: tensor '${bad.tensor}' has ${bad.value} at element ${bad.index} (the run that wrote it diverged)`,
       );
     }
-    const report = module.loadStateDict(tensors, { strict: false, prefix: options.prefix ?? '' });
-    const problems = { ...report, unexpected: options.partial ? [] : report.unexpected };
-    if (problems.missing.length || problems.unexpected.length || problems.mismatched.length) {
-      throw new FormatError(`checkpoint ${file} does not fit this model:${describeProblems(problems)}`);
-    }
-  } finally {
-    for (const t of Object.values(tensors)) t.dispose();
+  } catch (err) {
+    for (const t of Object.values(loaded.tensors)) t.dispose();
+    throw err;
   }
+  return loaded.tensors;
 }

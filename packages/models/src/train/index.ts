@@ -23,6 +23,7 @@ export {
   checkArchitecture,
   checkpointDir,
   loadWeights,
+  buildFromCheckpoint,
   readCheckpointIndex,
   readChecksums,
   readModelHeader,
