@@ -1,19 +1,39 @@
 /**
  * The benchmark cases, kexue's side. Each mirrors the case of the same name in bench/torch_bench.py
- * (same shapes, float32). A case builds its inputs once (setup) and runs one iteration per run();
- * every tensor an iteration makes is freed inside it (tidy), so memory stays flat.
+ * (same shapes, float32). A timed case builds its inputs once (setup) and runs one iteration per
+ * run(); every tensor an iteration makes is freed inside it (tidy), so memory stays flat. A
+ * measured case (idle-neighbour, bert-*-load) runs its own protocol and returns its fields.
  */
 import * as kx from '@kexue/core-cuda';
 import { BertForMaskedLM, BertModel, EfficientGlobalPointer, globalPointerLoss } from '@kexue/models';
 import { AdamW, Tiger } from '@kexue/optimizers';
 
+import type { BlockPolicy } from './blocks.js';
+import { bertForwardFlops, bertInputs, ensureBertFiles, INFER_MODELS, INFER_POINTS, maxAbsDiff, type InferModel } from './bert_files.js';
+import { kexueBert } from './bert_kexue.js';
+import { ortBert } from './bert_ort.js';
+import { measureLoadCase } from './footprint.js';
+import { measureIdleNeighbour } from './neighbour.js';
+import { rand, randInt } from './random.js';
+import type { CaseResult } from './result.js';
+import type { TorchSide } from './torch.js';
+
 /** One built case: run() is one timed iteration. */
 export interface CaseInstance {
   run(): void;
-  dispose(): void;
+  dispose(): void | Promise<void>;
+  /** ONNX Runtime's iteration, for the cases that have that side. */
+  ort?: () => Promise<void>;
+  /** Why ONNX Runtime's side could not be set up. */
+  ortError?: string;
+  /** What torch_bench.py's setup needs besides the case's name. */
+  torchArgs?: Record<string, unknown>;
+  /** kexue's output against ONNX Runtime's on the case's input, max |difference|. */
+  maxAbsDiffVsOrt?: number;
 }
 
-export interface BenchCase {
+/** What every case has. */
+interface CaseInfo {
   name: string;
   /** What one iteration does, in words (the table's description column). */
   what: string;
@@ -23,46 +43,50 @@ export interface BenchCase {
   bytes?: number;
   /** End-to-end cases run fewer repetitions. */
   heavy?: boolean;
-  setup(): CaseInstance;
+}
+
+/** What a case's setup may need from the run. */
+export interface SetupContext {
+  threads: number;
+}
+
+/** A case timed in alternating blocks by the driver. */
+export interface TimedCase extends CaseInfo {
+  setup(ctx: SetupContext): CaseInstance | Promise<CaseInstance>;
+}
+
+/** What a measured case gets from the driver. */
+export interface MeasureContext {
+  threads: number;
+  cpus: number;
+  rounds: number;
+  policy: BlockPolicy;
+  /** The PyTorch children that started (none without PyTorch). */
+  torch: TorchSide[];
+  log: (line: string) => void;
+}
+
+/** The fields a measured case fills in (the driver adds case, what and the rates). */
+export type MeasuredFields = Omit<CaseResult, 'case' | 'what'>;
+
+/** A case with its own protocol. */
+export interface MeasuredCase extends CaseInfo {
+  measure(ctx: MeasureContext): Promise<MeasuredFields>;
+}
+
+export type BenchCase = TimedCase | MeasuredCase;
+
+/** Whether a case runs its own protocol. */
+export function isMeasured(c: BenchCase): c is MeasuredCase {
+  return 'measure' in c;
 }
 
 /** BERT-small of issue 7; the NER model uses the same encoder sizes on CLUENER-shaped batches. */
 export const BERT_SMALL = { vocab: 21128, hidden: 256, layers: 4, heads: 4, ffn: 1024, seq: 128, batch: 16 } as const;
 export const CLUENER = { ...BERT_SMALL, seq: 64, types: 10, headSize: 64 } as const;
 
-/** A deterministic uniform(−1, 1) float32 tensor (xorshift), so both sides see similar magnitudes. */
-function rand(shape: number[], seed: number, scale = 1): kx.Tensor {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(n);
-  let s = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    data[i] = ((s / 4294967296) * 2 - 1) * scale;
-  }
-  return kx.tensor(data, shape);
-}
-
-/** Deterministic integers in [0, high) (xorshift32), the same on every run. */
-export function randInt(n: number, high: number, seed: number): Int32Array {
-  const out = new Int32Array(n);
-  let s = (seed * 2246822519) >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    out[i] = s % high;
-  }
-  return out;
-}
-
 /** A case whose iteration is one op on fixed inputs; the result is freed at once. */
-function opCase(c: Omit<BenchCase, 'setup'>, make: () => { inputs: kx.Tensor[]; op: () => kx.TensorContainer }): BenchCase {
+function opCase(c: CaseInfo, make: () => { inputs: kx.Tensor[]; op: () => kx.TensorContainer }): TimedCase {
   return {
     ...c,
     setup() {
@@ -75,7 +99,7 @@ function opCase(c: Omit<BenchCase, 'setup'>, make: () => { inputs: kx.Tensor[]; 
   };
 }
 
-function matmulCase(name: string, m: number, k: number, n: number, transB: boolean): BenchCase {
+function matmulCase(name: string, m: number, k: number, n: number, transB: boolean): TimedCase {
   return opCase({ name, what: `sgemm [${m}, ${k}]·[${k}, ${n}]${transB ? ' (b stored [n, k], transB)' : ''}`, flops: 2 * m * k * n }, () => {
     const a = rand([m, k], 1);
     const b = transB ? rand([n, k], 2) : rand([k, n], 2);
@@ -84,7 +108,7 @@ function matmulCase(name: string, m: number, k: number, n: number, transB: boole
 }
 
 /** One optimizer step over a 10M-parameter tensor; bytesPerParam is the traffic of one step. */
-function optimizerStepCase(name: string, what: string, bytesPerParam: number, seed: number, make: () => Tiger | AdamW): BenchCase {
+function optimizerStepCase(name: string, what: string, bytesPerParam: number, seed: number, make: () => Tiger | AdamW): TimedCase {
   const n = 10_000_000;
   return {
     name,
@@ -120,6 +144,36 @@ function trainStep(build: () => { params: Record<string, kx.Tensor>; loss: () =>
       kx.dispose(inputs);
       opt.dispose();
       free();
+    },
+  };
+}
+
+/** A BERT forward at one point on kexue, ONNX Runtime and PyTorch, the same weights on all three. */
+function bertInferCase(model: InferModel, batch: number, seq: number): TimedCase {
+  const flops = bertForwardFlops(model.sizes, batch, seq);
+  const s = model.sizes;
+  return {
+    name: `${model.name}-infer-${batch}x${seq}`,
+    what: `${model.name} (hidden ${s.hidden}, ${s.layers} layers, ${s.heads} heads, FFN ${s.ffn}) forward without gradients, batch ${batch} × seq ${seq}; ONNX Runtime and PyTorch on the same weights`,
+    flops,
+    heavy: flops > 50e9,
+    async setup({ threads }) {
+      const files = ensureBertFiles(model);
+      const x = bertInputs(s, batch, seq);
+      const kexue = kexueBert(s, files.weights);
+      const inst: CaseInstance = { run: () => kexue.run(x), dispose: () => kexue.dispose(), torchArgs: { config: s, weights: files.weights, batch, seq } };
+      try {
+        const ort = await ortBert(files.onnx, threads);
+        inst.ort = () => ort.run(x);
+        inst.dispose = async () => {
+          kexue.dispose();
+          await ort.release();
+        };
+        inst.maxAbsDiffVsOrt = maxAbsDiff(kexue.lastHiddenState(x), await ort.lastHiddenState(x));
+      } catch (e) {
+        inst.ortError = `ONNX Runtime: ${(e as Error).message}`;
+      }
+      return inst;
     },
   };
 }
@@ -177,7 +231,7 @@ export const CASES: BenchCase[] = [
       };
     },
   },
-  ...(['forward', 'backward'] as const).map((dir): BenchCase => {
+  ...(['forward', 'backward'] as const).map((dir): TimedCase => {
     const [B, H, T, D] = [16, 4, 128, 64];
     // q·kᵀ and p·v per (b, h): 4·T²·D forward; backward adds 4 more products (plus the recomputation)
     const fwdFlops = 4 * B * H * T * T * D;
@@ -262,6 +316,19 @@ export const CASES: BenchCase[] = [
       });
     },
   },
+  {
+    name: 'idle-neighbour',
+    what: 'a CPU-bound neighbour (one busy thread per core) beside a process that does a [512, 512]·[512, 512] product every 250 ms and is idle in between; ms per unit of the neighbour\'s work (lower: the idle process costs it less)',
+    measure: (ctx) => measureIdleNeighbour(ctx),
+  },
+  ...INFER_MODELS.flatMap((m) => INFER_POINTS.map(([b, t]) => bertInferCase(m, b, t))),
+  ...INFER_MODELS.map(
+    (m): MeasuredCase => ({
+      name: `${m.name}-load`,
+      what: `${m.name}: load time in a fresh process (kexue: BertModel from the safetensors; ONNX Runtime: InferenceSession.create; PyTorch: module + state dict) and peak memory after running ${INFER_POINTS.map(([b, t]) => `${b}×${t}`).join(', ')}`,
+      measure: (ctx) => measureLoadCase(m, ctx),
+    }),
+  ),
 ];
 
 /** The case of that name, or undefined. */

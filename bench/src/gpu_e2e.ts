@@ -27,7 +27,7 @@ import * as kx from '@kexue/core-cuda';
 import { BertForMaskedLM, PrecisionPolicy, type PrecisionName } from '@kexue/models';
 import { AdamW, type LossScaler } from '@kexue/optimizers';
 
-import { randInt } from './cases.js';
+import { randInt } from './random.js';
 import { median } from './stats.js';
 
 /** The row's case name: 'bert-base-mlm-train-step' for the measured size. */

@@ -21,13 +21,14 @@ export interface Peaks {
 }
 
 const SRC = fileURLToPath(new URL('../peaks.c', import.meta.url));
-const CACHE = fileURLToPath(new URL('../../node_modules/.cache/kexue-bench', import.meta.url));
+/** node_modules/.cache/kexue-bench of the repository: what the bench builds or makes once. */
+export const BENCH_CACHE = fileURLToPath(new URL('../../node_modules/.cache/kexue-bench', import.meta.url));
 
 /** Builds (once) and returns the peaks program's path; throws with the compiler's message. */
 export function peaksProgram(): string {
-  const exe = path.join(CACHE, 'peaks');
+  const exe = path.join(BENCH_CACHE, 'peaks');
   if (existsSync(exe) && statSync(exe).mtimeMs >= statSync(SRC).mtimeMs) return exe;
-  mkdirSync(CACHE, { recursive: true });
+  mkdirSync(BENCH_CACHE, { recursive: true });
   const cc = process.env.CC ?? 'cc';
   execFileSync(cc, ['-O2', '-o', exe, SRC, '-lopenblas', '-lpthread'], { stdio: ['ignore', 'ignore', 'pipe'] });
   return exe;

@@ -1,22 +1,29 @@
 /**
- * The benchmark driver: for each case, kexue (in this process) and PyTorch (a child process) are set
- * up, warmed up, then timed in alternating blocks (kexue first on even rounds, PyTorch first on odd
- * ones) so that load from other processes falls on both; medians of the per-iteration times and
- * their ratio kexue/PyTorch are reported.
+ * The benchmark driver: for each case, kexue (in this process), ONNX Runtime (in this process, for
+ * the BERT inference cases) and PyTorch (two child processes: OMP_WAIT_POLICY=PASSIVE and unset)
+ * are set up, warmed up, then timed in alternating blocks, the order rotating every round so that
+ * each side goes first as often. Every block waits for a quiet machine and is checked against
+ * /proc for CPU other processes took (blocks.ts); medians of the per-iteration times, the faster
+ * PyTorch setting, the ratios and each case's load are reported.
  */
 import os from 'node:os';
 
 import * as kx from '@kexue/core-cuda';
 
-import { CASES, type BenchCase } from './cases.js';
+import { checkedBlock, defaultBlockPolicy, summarizeLoad, type BlockPolicy, type CheckedBlock } from './blocks.js';
+import { CASES, isMeasured, type BenchCase, type CaseInstance, type MeasureContext, type MeasuredCase, type TimedCase } from './cases.js';
+import { machineInfo } from './machine.js';
 import { envWithoutOpenblasOverrides, measurePeaks, openblasEnv, type Peaks } from './peaks.js';
-import { median, timeIterations } from './stats.js';
-import { TorchSide } from './torch.js';
+import type { BenchReport, CaseResult, SideKey } from './result.js';
+import { median, timeAsyncIterations, timeIterations } from './stats.js';
+import { TORCH_WAIT_POLICIES, TorchSide } from './torch.js';
+
+export type { BenchReport, CaseResult } from './result.js';
 
 export interface BenchOptions {
   /** Case names (default: all). Unknown names are an error. */
   cases?: string[];
-  /** Threads for kexue and PyTorch (default: KEXUE_NUM_THREADS or all cores). */
+  /** Threads for kexue, ONNX Runtime and PyTorch (default: KEXUE_NUM_THREADS or all cores). */
   threads?: number;
   /** Alternating rounds per case (default 5; end-to-end cases 3). */
   rounds?: number;
@@ -26,47 +33,10 @@ export interface BenchOptions {
   torch?: boolean;
   /** Measure the machine's peaks (default true). */
   peaks?: boolean;
+  /** How blocks are checked for load (default: defaultBlockPolicy()). */
+  policy?: BlockPolicy;
   /** Progress lines (default: none). */
   log?: (line: string) => void;
-}
-
-export interface CaseResult {
-  case: string;
-  what: string;
-  kexue_ms: number | null;
-  torch_ms: number | null;
-  /** kexue_ms / torch_ms: below 1 kexue is faster. */
-  ratio: number | null;
-  kexue_samples: number[];
-  torch_samples: number[];
-  flops?: number;
-  bytes?: number;
-  kexue_gflops?: number;
-  torch_gflops?: number;
-  /** kexue GFLOP/s over the measured OpenBLAS sgemm peak. */
-  kexue_of_sgemm_peak?: number;
-  kexue_gbs?: number;
-  torch_gbs?: number;
-  /** kexue GB/s over the measured memory-copy bandwidth. */
-  kexue_of_copy_peak?: number;
-  error?: string;
-}
-
-export interface BenchReport {
-  date: string;
-  threads: number;
-  node: string;
-  torch: string | null;
-  /** Why PyTorch did not run, when it did not. */
-  torchError?: string;
-  cpu: string;
-  blas: string;
-  openblasEnv: Record<string, string>;
-  peaks: Peaks | null;
-  /** The same peaks with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed. */
-  peaksWithoutOpenblasOverrides: Peaks | null;
-  peaksError?: string;
-  results: CaseResult[];
 }
 
 function defaultThreads(): number {
@@ -84,11 +54,12 @@ function selectCases(names: string[] | undefined): BenchCase[] {
 }
 
 function rates(c: BenchCase, r: CaseResult, peaks: Peaks | null): void {
-  const per = (ms: number | null, amount: number, unit: number) => (ms === null ? undefined : amount / (ms * 1e-3) / unit);
+  const per = (ms: number | null | undefined, amount: number, unit: number) => (ms === null || ms === undefined ? undefined : amount / (ms * 1e-3) / unit);
   if (c.flops) {
     r.flops = c.flops;
     r.kexue_gflops = per(r.kexue_ms, c.flops, 1e9);
     r.torch_gflops = per(r.torch_ms, c.flops, 1e9);
+    if (r.ort_ms !== undefined) r.ort_gflops = per(r.ort_ms, c.flops, 1e9);
     if (peaks && r.kexue_gflops !== undefined) r.kexue_of_sgemm_peak = r.kexue_gflops / peaks.sgemmGflops;
   }
   if (c.bytes) {
@@ -99,65 +70,134 @@ function rates(c: BenchCase, r: CaseResult, peaks: Peaks | null): void {
   }
 }
 
-async function runCase(c: BenchCase, torch: TorchSide | null, o: Required<Pick<BenchOptions, 'blockMs'>> & { rounds: number }): Promise<CaseResult> {
-  const r: CaseResult = { case: c.name, what: c.what, kexue_ms: null, torch_ms: null, ratio: null, kexue_samples: [], torch_samples: [] };
-  const errors: string[] = [];
-  const inst = c.setup();
-  let torchOk = false;
-  if (torch) {
+/** One side of a timed case: whose CPU is its own, and a block of `iters` timed iterations. */
+interface TimedSide {
+  key: SideKey;
+  pids: number[];
+  run(iters: number): Promise<number[]>;
+}
+
+/** The largest number of iterations in one block. */
+const MAX_BLOCK_ITERS = 200;
+
+/** The sides of a set-up case; PyTorch's that fail their setup are left out with the reason in `errors`. */
+async function timedSides(c: TimedCase, inst: CaseInstance, torch: TorchSide[], errors: string[]): Promise<TimedSide[]> {
+  const sides: TimedSide[] = [{ key: 'kexue', pids: [process.pid], run: async (n) => timeIterations(inst.run, n) }];
+  if (inst.ort) sides.push({ key: 'ort', pids: [process.pid], run: (n) => timeAsyncIterations(inst.ort!, n) });
+  if (inst.ortError) errors.push(inst.ortError);
+  for (const t of torch) {
     try {
-      await torch.setup(c.name);
-      torchOk = true;
+      await t.setup(c.name, inst.torchArgs);
+      sides.push({ key: `torch_${t.policy}`, pids: [t.pid], run: (n) => t.run(n) });
     } catch (e) {
-      errors.push((e as Error).message);
+      errors.push(`${(e as Error).message} (OMP_WAIT_POLICY ${t.policy})`);
     }
   }
+  return sides;
+}
+
+async function runTimedCase(c: TimedCase, torch: TorchSide[], o: { blockMs: number; rounds: number; threads: number; policy: BlockPolicy }): Promise<CaseResult> {
+  const r: CaseResult = { case: c.name, what: c.what, kexue_ms: null, torch_ms: null, ratio: null, kexue_samples: [], load: null, loaded: false };
+  const errors: string[] = [];
+  const samples = new Map<SideKey, number[]>();
+  const kept: CheckedBlock<number[]>[] = [];
+  let inst: CaseInstance | null = null;
   try {
+    inst = await c.setup({ threads: o.threads });
+    if (inst.maxAbsDiffVsOrt !== undefined) r.max_abs_diff_vs_ort = inst.maxAbsDiffVsOrt;
+    const sides = await timedSides(c, inst, torch, errors);
+    const allPids = [...new Set(sides.flatMap((s) => s.pids))];
     const rounds = c.heavy ? Math.min(o.rounds, 3) : o.rounds;
     // warm-up, and the iterations per block from the warm-up's last time
-    const kw = timeIterations(inst.run, c.heavy ? 1 : 2);
-    const tw = torchOk ? await torch!.run(c.heavy ? 1 : 2) : [];
-    const itersFor = (ms: number) => (c.heavy ? 1 : Math.max(1, Math.min(50, Math.round(o.blockMs / Math.max(ms, 1e-3)))));
-    const kIters = itersFor(kw[kw.length - 1]!);
-    const tIters = torchOk ? itersFor(tw[tw.length - 1]!) : 0;
+    const iters = new Map<SideKey, number>();
+    for (const side of sides) {
+      const w = await side.run(c.heavy ? 1 : 2);
+      iters.set(side.key, c.heavy ? 1 : Math.max(1, Math.min(MAX_BLOCK_ITERS, Math.round(o.blockMs / Math.max(w[w.length - 1]!, 1e-3)))));
+      samples.set(side.key, []);
+    }
     for (let round = 0; round < rounds; round++) {
-      const kexueBlock = () => r.kexue_samples.push(...timeIterations(inst.run, kIters));
-      const torchBlock = async () => {
-        if (torchOk) r.torch_samples.push(...(await torch!.run(tIters)));
-      };
-      if (round % 2 === 0) {
-        kexueBlock();
-        await torchBlock();
-      } else {
-        await torchBlock();
-        kexueBlock();
+      for (let i = 0; i < sides.length; i++) {
+        const side = sides[(i + round) % sides.length]!;
+        const siblings = allPids.filter((p) => !side.pids.includes(p));
+        const block = await checkedBlock(() => side.run(iters.get(side.key)!), side.pids, siblings, o.policy);
+        kept.push(block);
+        samples.get(side.key)!.push(...block.value);
       }
     }
   } catch (e) {
     errors.push((e as Error).message);
   } finally {
-    inst.dispose();
+    await inst?.dispose();
   }
-  r.kexue_ms = r.kexue_samples.length ? median(r.kexue_samples) : null;
-  r.torch_ms = r.torch_samples.length ? median(r.torch_samples) : null;
-  r.ratio = r.kexue_ms !== null && r.torch_ms !== null ? r.kexue_ms / r.torch_ms : null;
+  fillTimes(r, samples);
+  r.load = summarizeLoad(kept);
+  r.loaded = kept.some((b) => b.loaded);
   if (errors.length) r.error = errors.join('; ');
   return r;
 }
 
-/** Runs the benchmark; PyTorch or the peaks missing are reported in the result, never faked. */
+/** Medians, the faster PyTorch setting and the ratios from each side's samples. */
+export function fillTimes(r: CaseResult, samples: ReadonlyMap<SideKey, number[]>): void {
+  const med = (k: SideKey) => {
+    const xs = samples.get(k);
+    return xs && xs.length ? median(xs) : null;
+  };
+  r.kexue_samples = samples.get('kexue') ?? [];
+  r.kexue_ms = med('kexue');
+  for (const policy of TORCH_WAIT_POLICIES) {
+    const xs = samples.get(`torch_${policy}`);
+    if (!xs) continue;
+    r[`torch_${policy}_samples`] = xs;
+    r[`torch_${policy}_ms`] = med(`torch_${policy}`);
+  }
+  const torch = TORCH_WAIT_POLICIES.map((p) => ({ p, ms: med(`torch_${p}`) })).filter((t): t is { p: typeof t.p; ms: number } => t.ms !== null);
+  const best = torch.sort((a, b) => a.ms - b.ms)[0];
+  r.torch_ms = best?.ms ?? null;
+  if (best) r.torch_setting = best.p;
+  r.ratio = r.kexue_ms !== null && r.torch_ms !== null ? r.kexue_ms / r.torch_ms : null;
+  if (samples.has('ort')) {
+    r.ort_samples = samples.get('ort')!;
+    r.ort_ms = med('ort');
+    r.ratio_ort = r.kexue_ms !== null && r.ort_ms !== null ? r.kexue_ms / r.ort_ms : null;
+  }
+}
+
+async function runMeasuredCase(c: MeasuredCase, ctx: MeasureContext): Promise<CaseResult> {
+  try {
+    return { case: c.name, what: c.what, ...(await c.measure(ctx)) };
+  } catch (e) {
+    return { case: c.name, what: c.what, kexue_ms: null, torch_ms: null, ratio: null, kexue_samples: [], load: null, loaded: false, error: (e as Error).message };
+  }
+}
+
+/** The version of onnxruntime-node, or why it cannot be loaded. */
+async function ortVersion(): Promise<{ ort: string | null; ortError?: string }> {
+  try {
+    const ort = await import('onnxruntime-node');
+    return { ort: ort.env.versions.node ?? ort.env.versions.common };
+  } catch (e) {
+    return { ort: null, ortError: (e as Error).message };
+  }
+}
+
+/** Runs the benchmark; PyTorch, ONNX Runtime or the peaks missing are reported in the result, never faked. */
 export async function runBench(options: BenchOptions = {}): Promise<BenchReport> {
   const cases = selectCases(options.cases);
   const threads = options.threads ?? defaultThreads();
   const log = options.log ?? (() => undefined);
+  const policy = options.policy ?? defaultBlockPolicy();
   kx.setNumThreads(threads);
   const info = kx.buildInfo();
+  const machine = await machineInfo(info);
+  log(`machine: ${machine.isa}, addon SIMD ${machine.addonSimd}, load average ${machine.loadavgStart.map((x) => x.toFixed(2)).join(' ')}, busy cores at start ${machine.busyCoresAtStart?.toFixed(2) ?? '?'}`);
   const report: BenchReport = {
     date: new Date().toISOString(),
     threads,
     node: process.version,
     torch: null,
+    ...(await ortVersion()),
     cpu: os.cpus()[0]?.model ?? 'unknown',
+    machine,
     blas: info.blas,
     openblasEnv: openblasEnv(),
     peaks: null,
@@ -174,26 +214,33 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
       log(`peaks not measured: ${report.peaksError}`);
     }
   }
-  let torch: TorchSide | null = null;
+  const torch: TorchSide[] = [];
   if (options.torch !== false) {
     try {
-      torch = await TorchSide.open(threads);
-      report.torch = torch.version;
+      for (const p of TORCH_WAIT_POLICIES) torch.push(await TorchSide.open(threads, p));
+      report.torch = torch[0]!.version;
     } catch (e) {
+      torch.splice(0).forEach((t) => t.close());
       report.torchError = (e as Error).message;
       log(`PyTorch not available: ${report.torchError}`);
     }
   }
+  const blockMs = options.blockMs ?? 300;
+  const rounds = options.rounds ?? 5;
   try {
     for (const c of cases) {
-      const r = await runCase(c, torch, { blockMs: options.blockMs ?? 300, rounds: options.rounds ?? 5 });
+      const r = isMeasured(c)
+        ? await runMeasuredCase(c, { threads, cpus: policy.cpus, rounds, policy, torch, log })
+        : await runTimedCase(c, torch, { blockMs, rounds, threads, policy });
       rates(c, r, report.peaks);
       report.results.push(r);
-      const f = (x: number | null) => (x === null ? '—' : x.toFixed(2));
-      log(`${c.name}: kexue ${f(r.kexue_ms)} ms, PyTorch ${f(r.torch_ms)} ms, ratio ${f(r.ratio)}${r.error ? ` (${r.error})` : ''}`);
+      const f = (x: number | null | undefined) => (x === null || x === undefined ? '—' : x.toFixed(2));
+      const load = r.load ? `, foreign load ≤ ${r.load.foreign_cores_max.toFixed(2)} cores${r.loaded ? ' (LOADED)' : ''}` : '';
+      log(`${c.name}: kexue ${f(r.kexue_ms)} ms, PyTorch ${f(r.torch_ms)} ms${r.torch_setting ? ` (${r.torch_setting})` : ''}${r.ort_ms !== undefined ? `, ORT ${f(r.ort_ms)} ms` : ''}, ratio ${f(r.ratio)}${load}${r.error ? ` (${r.error})` : ''}`);
     }
   } finally {
-    torch?.close();
+    torch.forEach((t) => t.close());
   }
+  report.machine.loadavgEnd = os.loadavg();
   return report;
 }

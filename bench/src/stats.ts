@@ -18,3 +18,14 @@ export function timeIterations(fn: () => void, iters: number): number[] {
   }
   return out;
 }
+
+/** Per-iteration milliseconds of `iters` awaited calls of fn, each timed alone. */
+export async function timeAsyncIterations(fn: () => Promise<void>, iters: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < iters; i++) {
+    const t0 = process.hrtime.bigint();
+    await fn();
+    out.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  return out;
+}

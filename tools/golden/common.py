@@ -28,9 +28,10 @@ def _raw_bytes(t):
     return t.numpy().tobytes()
 
 
-def save_fixture(name, tensors, cases):
-    """Writes FIXTURES/<name>.safetensors; tensors maps names to torch tensors."""
-    header = {"__metadata__": {"cases": json.dumps(cases)}}
+def write_safetensors(path, tensors, metadata=None):
+    """Writes a .safetensors file: an 8-byte little-endian header length, the JSON header (names in
+    sorted order, padded with spaces to 8 bytes), then the raw little-endian data; returns its size."""
+    header = {"__metadata__": metadata} if metadata else {}
     blobs, offset = [], 0
     for key in sorted(tensors):
         t = tensors[key]
@@ -42,14 +43,20 @@ def save_fixture(name, tensors, cases):
         offset += len(raw)
     head = json.dumps(header).encode()
     head += b" " * ((8 - (8 + len(head)) % 8) % 8)
-    os.makedirs(FIXTURES, exist_ok=True)
-    path = os.path.join(FIXTURES, f"{name}.safetensors")
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(head)))
         f.write(head)
         for b in blobs:
             f.write(b)
-    print(f"wrote {path} ({8 + len(head) + offset} bytes, {len(cases)} cases)")
+    return 8 + len(head) + offset
+
+
+def save_fixture(name, tensors, cases):
+    """Writes FIXTURES/<name>.safetensors; tensors maps names to torch tensors."""
+    os.makedirs(FIXTURES, exist_ok=True)
+    path = os.path.join(FIXTURES, f"{name}.safetensors")
+    size = write_safetensors(path, tensors, {"cases": json.dumps(cases)})
+    print(f"wrote {path} ({size} bytes, {len(cases)} cases)")
 
 
 def generator(seed):

@@ -1,0 +1,35 @@
+/** kexue's side of the BERT inference cases. */
+import * as kx from '@kexue/core-cuda';
+import { BertModel } from '@kexue/models';
+
+import type { BertInputs, BertSizes } from './bert_files.js';
+
+/** kexue's BERT for inference: runs a point, or returns its last hidden state to compare. */
+export interface KexueBert {
+  run(inputs: BertInputs): void;
+  lastHiddenState(inputs: BertInputs): Float32Array;
+  dispose(): void;
+}
+
+/**
+ * kexue's side, construction and forward in one place, as a user serving a checkpoint writes it:
+ * BertModel.fromPretrained (no random initialisation: the file's tensors become the parameters,
+ * eval mode), and each forward in a tidy scope with `hiddenStates: false`, so that every block's
+ * activations are freed once the next block has used them.
+ */
+export function kexueBert(sizes: BertSizes, weights: string): KexueBert {
+  const model = BertModel.fromPretrained({
+    config: { kind: 'bert', vocabSize: sizes.vocab, hiddenSize: sizes.hidden, numLayers: sizes.layers, numHeads: sizes.heads, intermediateSize: sizes.ffn },
+    weights,
+  });
+  const forward = (x: BertInputs) => {
+    const ids = kx.tensor(x.ids, [x.batch, x.seq], { dtype: 'int32' });
+    const mask = kx.ones([x.batch, x.seq], { dtype: 'uint8' });
+    return model.forward(ids, { attentionMask: mask, hiddenStates: false });
+  };
+  return {
+    run: (x) => kx.tidy(() => void forward(x)),
+    lastHiddenState: (x) => kx.tidy(() => forward(x).lastHiddenState.toFloat32Array().slice()),
+    dispose: () => model.dispose(),
+  };
+}

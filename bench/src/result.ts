@@ -1,0 +1,117 @@
+/** The shape of bench/results.json. */
+import type { CaseLoad } from './blocks.js';
+import type { Peaks } from './peaks.js';
+import type { TorchWaitPolicy } from './torch.js';
+
+/** The sides a case can time; torch runs twice, once per OpenMP wait policy. */
+export type SideKey = 'kexue' | 'ort' | 'torch_passive' | 'torch_default';
+
+/** One fresh-process load of a BERT inference side (the bert-*-load cases), medians over the runs. */
+export interface FootprintResult {
+  /** From nothing (library imported) to a model ready to run, ms. */
+  load_ms: number;
+  load_samples: number[];
+  /** Resident set before the model, bytes: the runtime and library alone. */
+  base_rss_bytes: number;
+  /** VmHWM after loading and running every inference point once, bytes. */
+  peak_rss_bytes: number;
+}
+
+/** The idle-neighbour case: the neighbour's time per unit of work beside each idler. */
+export interface NeighbourResult {
+  /** What the idlers do, in words. */
+  pattern: string;
+  /** Busy threads of the neighbour (one per core). */
+  workers: number;
+  /** Median ms per unit with no idler. */
+  alone_ms: number;
+  idlers: Partial<Record<'kexue' | 'torch_passive' | 'torch_default', {
+    /** Median ms per unit beside this idler. */
+    ms: number;
+    /** ms / alone_ms − 1: what the idler cost the neighbour (0.25 = 25% slower). */
+    slowdown: number;
+    /** Cores the idler used on average over a phase (its products and its idle gaps). */
+    idler_cores: number;
+    /** Share of a phase the idler spent in its products (the rest was meant to be idle). */
+    product_share: number;
+  }>>;
+}
+
+export interface CaseResult {
+  case: string;
+  what: string;
+  /** Median per-iteration ms (load cases: load time; idle-neighbour: the neighbour's ms per unit). */
+  kexue_ms: number | null;
+  /** The faster of the two PyTorch settings (torch_setting says which). */
+  torch_ms: number | null;
+  torch_setting?: TorchWaitPolicy;
+  /** OMP_WAIT_POLICY=PASSIVE. */
+  torch_passive_ms?: number | null;
+  /** OMP_WAIT_POLICY unset. */
+  torch_default_ms?: number | null;
+  /** ONNX Runtime, for the cases that have it. */
+  ort_ms?: number | null;
+  /** kexue_ms / torch_ms: below 1 kexue is faster. */
+  ratio: number | null;
+  /** kexue_ms / ort_ms. */
+  ratio_ort?: number | null;
+  kexue_samples: number[];
+  torch_passive_samples?: number[];
+  torch_default_samples?: number[];
+  ort_samples?: number[];
+  flops?: number;
+  bytes?: number;
+  kexue_gflops?: number;
+  torch_gflops?: number;
+  ort_gflops?: number;
+  /** kexue GFLOP/s over the measured OpenBLAS sgemm peak. */
+  kexue_of_sgemm_peak?: number;
+  kexue_gbs?: number;
+  torch_gbs?: number;
+  /** kexue GB/s over the measured memory-copy bandwidth. */
+  kexue_of_copy_peak?: number;
+  /** kexue's last hidden state against ONNX Runtime's on the case's input, max |difference|. */
+  max_abs_diff_vs_ort?: number;
+  /** What other processes used during the kept blocks; null where /proc was not read. */
+  load: CaseLoad | null;
+  /** True when some kept block was still taken under load after its retries: not a clean number. */
+  loaded: boolean;
+  footprint?: Partial<Record<'kexue' | 'ort' | 'torch', FootprintResult>>;
+  neighbour?: NeighbourResult;
+  error?: string;
+}
+
+/** The machine as the report header shows it. */
+export interface MachineInfo {
+  /** The widest x86 vector extension in /proc/cpuinfo's flags ('avx512f', 'avx2', ...). */
+  isa: string;
+  /** The addon's SIMD as buildInfo().simd reports it (the Highway target chosen at load, where the addon has runtime dispatch). */
+  addonSimd: string;
+  /** os.loadavg() at the start and at the end of the run. */
+  loadavgStart: number[];
+  loadavgEnd?: number[];
+  /** Busy cores over one second before any case ran (every process; the benchmark idle). */
+  busyCoresAtStart: number | null;
+  cpus: number;
+}
+
+export interface BenchReport {
+  date: string;
+  threads: number;
+  node: string;
+  torch: string | null;
+  /** Why PyTorch did not run, when it did not. */
+  torchError?: string;
+  /** onnxruntime-node's version, or null when it could not be loaded (ortError says why). */
+  ort: string | null;
+  ortError?: string;
+  cpu: string;
+  machine: MachineInfo;
+  blas: string;
+  openblasEnv: Record<string, string>;
+  peaks: Peaks | null;
+  /** The same peaks with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed. */
+  peaksWithoutOpenblasOverrides: Peaks | null;
+  peaksError?: string;
+  results: CaseResult[];
+}
