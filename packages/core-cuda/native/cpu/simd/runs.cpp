@@ -50,8 +50,6 @@ HWY_INLINE Lanes operator/(float a, Lanes b) { return Lanes{splat(a)} / b; }
 // instruction, and a NaN's garbage n meets a NaN polynomial), the polynomial, and 2^n as two
 // factors so that subnormal results round once.
 HWY_INLINE V Exp(V x) {
-  const D d;
-  const hn::RebindToSigned<D> di;
   // x86's min/max return their second operand when either is NaN, so x's NaN is kept; the scalar
   // target's return the other one, so there the NaN is put back.
   V xc = hn::Max(splat(-104.0f), hn::Min(splat(89.0f), x));
@@ -61,12 +59,21 @@ HWY_INLINE V Exp(V x) {
   const V shifted = hn::Add(hn::Mul(xc, splat(1.44269504088896341f)), splat(12582912.0f));
   const V n = hn::Sub(shifted, splat(12582912.0f));
   const V p = exp_poly_(exp_remainder_(Lanes{xc}, Lanes{n})).v;
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  // AVX-512's vscalefps: p 2^n in one instruction that also rounds subnormal results once (the two
+  // factors below cost GELU and softmax a tenth of their time). The zero-masked form with every
+  // lane selected: gcc 12 warns about the plain one's undefined pass-through operand.
+  return V{_mm512_maskz_scalef_ps(0xFFFF, p.raw, n.raw)};
+#else
+  const D d;
+  const hn::RebindToSigned<D> di;
   const auto ni = hn::Sub(hn::BitCast(di, shifted), hn::Set(di, 0x4B400000));  // the bits of 1.5 * 2^23
   const auto n1 = hn::ShiftRight<1>(ni);
   const auto bias = hn::Set(di, 127);
   const V scale1 = hn::BitCast(d, hn::ShiftLeft<23>(hn::Add(n1, bias)));
   const V scale2 = hn::BitCast(d, hn::ShiftLeft<23>(hn::Add(hn::Sub(ni, n1), bias)));
   return hn::Mul(hn::Mul(p, scale1), scale2);
+#endif
 }
 
 // kx::tanh_fast on lanes.
