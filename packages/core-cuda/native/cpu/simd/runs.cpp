@@ -9,6 +9,7 @@
 
 #include "kx/dtype.h"
 #include "kx/math.h"
+#include "kx/philox.h"
 #include "kx/simd.h"
 
 #undef HWY_TARGET_INCLUDE
@@ -155,6 +156,59 @@ void GeluTanhGradRun(const float* x, const float* dy, float* dx, int64_t n) {
   GradRun(x, dy, dx, n, [](V v) { return gelu_tanh_grad_from_(Lanes{v}, Lanes{Tanh(gelu_tanh_inner_(Lanes{v}).v)}).v; });
 }
 
+// Dropout with kx/philox.h's words. Elements before the first whole block and after the last go
+// one by one; whole blocks go a vector of block counters at a time, one block per 64-bit lane (the
+// 32 x 32 -> 64-bit products of Philox's rounds are MulEven of the lanes' low halves), and their
+// four words per block are then applied in element order.
+void DropoutRun(const float* x, float* y, int64_t n, uint64_t seed, uint64_t offset, float p, float scale) {
+  int64_t i = 0;
+  const auto one = [&](int64_t k) {
+    const uint64_t e = offset + (uint64_t)k;
+    y[k] = dropout_element(x[k], philox_uniform(philox_block(seed, e >> 2).v[e & 3]), p, scale);
+  };
+  for (; i < n && ((offset + (uint64_t)i) & 3) != 0; ++i) one(i);
+#if HWY_TARGET != HWY_SCALAR
+  const hn::ScalableTag<uint64_t> d64;
+  const hn::Repartition<uint32_t, decltype(d64)> d32;
+  using V64 = hn::Vec<decltype(d64)>;
+  const int64_t lanes = (int64_t)hn::Lanes(d64);
+  const V64 low32 = hn::Set(d64, 0xFFFFFFFFull);
+  const auto m0 = hn::BitCast(d32, hn::Set(d64, (uint64_t)kPhiloxM0));
+  const auto m1 = hn::BitCast(d32, hn::Set(d64, (uint64_t)kPhiloxM1));
+  HWY_ALIGN uint64_t words[4][HWY_MAX_BYTES / sizeof(uint64_t)];
+  for (; n - i >= 4 * lanes; i += 4 * lanes) {
+    const V64 block = hn::Add(hn::Set(d64, (offset + (uint64_t)i) >> 2), hn::Iota(d64, 0));
+    V64 c0 = hn::And(block, low32), c1 = hn::ShiftRight<32>(block), c2 = hn::Zero(d64), c3 = hn::Zero(d64);
+    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+    for (int r = 0; r < 10; ++r) {
+      if (r > 0) {
+        k0 += kPhiloxW0;
+        k1 += kPhiloxW1;
+      }
+      const V64 p0 = hn::MulEven(hn::BitCast(d32, c0), m0);  // M0 c0: hi0, lo0
+      const V64 p1 = hn::MulEven(hn::BitCast(d32, c2), m1);  // M1 c2: hi1, lo1
+      const V64 next0 = hn::Xor(hn::Xor(hn::ShiftRight<32>(p1), c1), hn::Set(d64, (uint64_t)k0));
+      const V64 next2 = hn::Xor(hn::Xor(hn::ShiftRight<32>(p0), c3), hn::Set(d64, (uint64_t)k1));
+      c1 = hn::And(p1, low32);
+      c3 = hn::And(p0, low32);
+      c0 = next0;
+      c2 = next2;
+    }
+    hn::Store(c0, d64, words[0]);
+    hn::Store(c1, d64, words[1]);
+    hn::Store(c2, d64, words[2]);
+    hn::Store(c3, d64, words[3]);
+    for (int64_t l = 0; l < lanes; ++l) {
+      for (int w = 0; w < 4; ++w) {
+        const int64_t k = i + 4 * l + w;
+        y[k] = dropout_element(x[k], philox_uniform((uint32_t)words[w][l]), p, scale);
+      }
+    }
+  }
+#endif
+  for (; i < n; ++i) one(i);
+}
+
 // The float16 rows: F16C's conversions (round to nearest even) on the targets that have them; a
 // vector holding a NaN, and the other targets, take the scalar conversions of kx/dtype.h.
 void WidenHalf(const half_t* src, float* dst, int64_t n) {
@@ -213,6 +267,7 @@ HWY_EXPORT(GeluTanhRun);
 HWY_EXPORT(SiluGradRun);
 HWY_EXPORT(GeluErfGradRun);
 HWY_EXPORT(GeluTanhGradRun);
+HWY_EXPORT(DropoutRun);
 HWY_EXPORT(WidenHalf);
 HWY_EXPORT(NarrowHalf);
 HWY_EXPORT(Target);
@@ -234,6 +289,9 @@ void gelu_erf_grad(const float* x, const float* dy, float* dx, int64_t n) {
 }
 void gelu_tanh_grad(const float* x, const float* dy, float* dx, int64_t n) {
   HWY_DYNAMIC_DISPATCH(GeluTanhGradRun)(x, dy, dx, n);
+}
+void dropout(const float* x, float* y, int64_t n, uint64_t seed, uint64_t offset, float p, float scale) {
+  HWY_DYNAMIC_DISPATCH(DropoutRun)(x, y, n, seed, offset, p, scale);
 }
 void widen_half(const half_t* src, float* dst, int64_t n) { HWY_DYNAMIC_DISPATCH(WidenHalf)(src, dst, n); }
 void narrow_half(const float* src, half_t* dst, int64_t n) { HWY_DYNAMIC_DISPATCH(NarrowHalf)(src, dst, n); }

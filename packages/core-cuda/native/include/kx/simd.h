@@ -1,5 +1,5 @@
 // The CPU's vector runs: the loops with transcendentals (the softmaxes' exponentials, GELU, tanh,
-// sigmoid, SiLU) and the float16 conversions, compiled by Google Highway once per x86 target
+// sigmoid, SiLU), dropout's Philox and the float16 conversions, compiled by Google Highway once per x86 target
 // (AVX-512, AVX2, SSE4, SSSE3 and a scalar fallback) and dispatched at run time to the best target
 // the CPU has, so that one binary is fast on any x86-64 machine without -march=native.
 // KEXUE_SIMD caps the target (docs/DESIGN.md, "SIMD dispatch").
@@ -33,6 +33,10 @@ void gelu_tanh(const float* x, float* y, int64_t n);
 void silu_grad(const float* x, const float* dy, float* dx, int64_t n);
 void gelu_erf_grad(const float* x, const float* dy, float* dx, int64_t n);
 void gelu_tanh_grad(const float* x, const float* dy, float* dx, int64_t n);
+
+// y[i] = inverted dropout of x[i] (kx/philox.h's dropout_element) with random element offset + i
+// (y may be x): Philox-4x32-10 computed for several blocks at once, the same words as philox_block.
+void dropout(const float* x, float* y, int64_t n, uint64_t seed, uint64_t offset, float p, float scale);
 
 // float16 <-> float32 rows with kx::half_to_float / float_to_half's bits: the hardware conversions
 // where the target has them (F16C: AVX2, AVX-512). The hardware quiets signalling NaNs on the way up

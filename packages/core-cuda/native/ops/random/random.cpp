@@ -2,15 +2,15 @@
 // only on (seed, offset + element index) and not on how the work is split across threads.
 #include "cpu/thread_pool.h"
 #include "kx/convert.h"
-#include "kx/philox.h"
 #include "kx/registry.h"
+#include "kx/simd.h"
 #include "ops/random/plan.h"
 
 namespace kx {
 namespace {
 
-// Elements [begin, end) of the tensor; random element e = offset + i uses word e % 4 of block e / 4.
-// Halves are widened and narrowed back a chunk at a time.
+// Elements [begin, end) of the tensor; random element e = offset + i uses word e % 4 of block e / 4
+// (the vector run of kx/simd.h). Halves are widened and narrowed back a chunk at a time.
 template <class T>
 void dropout_range(const T* x, T* y, int64_t begin, int64_t end, uint64_t seed, uint64_t offset, float p,
                    float scale) {
@@ -20,13 +20,7 @@ void dropout_range(const T* x, T* y, int64_t begin, int64_t end, uint64_t seed, 
     const int64_t len = end - c0 < kChunk ? end - c0 : kChunk;
     const float* xs = load_row(x + c0, len, xbuf);
     float* ys = out_row(y + c0, ybuf);
-    int64_t i = 0;
-    while (i < len) {
-      const uint64_t e = offset + (uint64_t)(c0 + i);
-      const Philox4 r = philox_block(seed, e >> 2);
-      for (uint32_t lane = (uint32_t)(e & 3); lane < 4 && i < len; ++lane, ++i)
-        ys[i] = dropout_element(xs[i], philox_uniform(r.v[lane]), p, scale);
-    }
+    simd::dropout(xs, ys, len, seed, offset + (uint64_t)c0, p, scale);
     narrow(ys, y + c0, len);
   }
 }
