@@ -28,7 +28,8 @@ export function runKernel(op: string, inputs: (Tensor | null | undefined)[], att
   } catch (err) {
     throw fromNativeError(err);
   }
-  const outs = raw.map((r) => new Tensor(r));
+  const outs = new Array<Tensor>(raw.length);
+  for (let i = 0; i < raw.length; i++) outs[i] = new Tensor(raw[i]!);
   activeTape()?.record(op, inputs.map((t) => t ?? null), outs, attrs);
   return outs;
 }

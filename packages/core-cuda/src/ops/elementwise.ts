@@ -48,6 +48,12 @@ function operands(op: string, a: TensorLike, b: TensorLike): { ta: Tensor; tb: T
 }
 
 function binary(op: 'add' | 'sub' | 'mul' | 'div', a: TensorLike, b: TensorLike): Tensor {
+  if (a instanceof Tensor && b instanceof Tensor && a.dtype === b.dtype) {
+    // two tensors, the common case: no scalars to make (this runs for every add of a model)
+    checkFloat(op, a, 'a');
+    broadcastShapes(a.shape, b.shape, op);
+    return runKernel1(op, [a, b]);
+  }
   const { ta, tb, temps } = operands(op, a, b);
   try {
     broadcastShapes(ta.shape, tb.shape, op);
