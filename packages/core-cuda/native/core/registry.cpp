@@ -138,41 +138,29 @@ const OpDef* op_at(double index) {
   return index >= 0 && index < (double)table.size() && index == (double)(size_t)index ? &table[(size_t)index] : nullptr;
 }
 
-namespace {
+void register_kernel(const char* op, DeviceType device, Kernel kernel) { kernels()[kernel_key(op, device)] = kernel; }
 
-// Kernels by op index and device type, gathered from the registrations on first use (every kernel
-// registers during static initialisation, before any op can run): run() indexes this instead of
-// building and hashing an "op@device" string per call.
-const std::vector<std::array<Kernel, 2>>& kernel_table() {
-  static const std::vector<std::array<Kernel, 2>> table = [] {
-    std::vector<std::array<Kernel, 2>> t(op_table().size());
-    for (const OpDef& def : op_table()) {
-      t[def.index][0] = find_kernel(def.name, DeviceType::CPU);
-      t[def.index][1] = find_kernel(def.name, DeviceType::CUDA);
+Kernel kernel_for(const OpDef& def, DeviceType device) {
+  // Kernels by op index and device type, gathered from the registrations on first use (every
+  // kernel registers during static initialisation, before any op can run): an op indexes this
+  // instead of building and hashing an "op@device" string per call.
+  static const std::vector<std::array<Kernel, kNumDeviceTypes>> table = [] {
+    std::vector<std::array<Kernel, kNumDeviceTypes>> t(op_table().size());
+    for (const OpDef& d : op_table()) {
+      for (DeviceType type : {DeviceType::CPU, DeviceType::CUDA}) {
+        auto it = kernels().find(kernel_key(d.name, type));
+        t[d.index][(size_t)type] = it == kernels().end() ? nullptr : it->second;
+      }
     }
     return t;
   }();
-  return table;
-}
-
-}  // namespace
-
-const OpDef* find_op(const std::string& name) {
-  for (const OpDef& d : op_table()) if (d.name == name) return &d;
-  return nullptr;
-}
-
-void register_kernel(const char* op, DeviceType device, Kernel kernel) { kernels()[kernel_key(op, device)] = kernel; }
-
-Kernel find_kernel(const std::string& op, DeviceType device) {
-  auto it = kernels().find(kernel_key(op, device));
-  return it == kernels().end() ? nullptr : it->second;
+  return table[def.index][(size_t)device];
 }
 
 std::vector<Tensor> run(const OpDef& def, const Inputs& inputs, const Attrs& attrs) {
   check_inputs(def, inputs);
   const Device device = common_device(def, inputs);
-  Kernel kernel = kernel_table()[def.index][device.type == DeviceType::CPU ? 0 : 1];
+  Kernel kernel = kernel_for(def, device.type);
   KX_CHECK(kernel, Device, def.name, ": no kernel for ", device.type == DeviceType::CPU ? "cpu" : "cuda",
            " in this build");
   if (inputs.size() < def.inputs.size() && !def.variadic) {

@@ -365,8 +365,8 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
     for (const kx::OpDef& d : kx::op_table()) {
       Napi::Object op = Napi::Object::New(env);
       op.Set("name", d.name);
-      op.Set("cpu", Napi::Boolean::New(env, kx::find_kernel(d.name, kx::DeviceType::CPU) != nullptr));
-      op.Set("cuda", Napi::Boolean::New(env, kx::find_kernel(d.name, kx::DeviceType::CUDA) != nullptr));
+      op.Set("cpu", Napi::Boolean::New(env, kx::kernel_for(d, kx::DeviceType::CPU) != nullptr));
+      op.Set("cuda", Napi::Boolean::New(env, kx::kernel_for(d, kx::DeviceType::CUDA) != nullptr));
       op.Set("doc", d.doc);
       Napi::Array attr_names = Napi::Array::New(env, d.attrs.size());
       for (size_t k = 0; k < d.attrs.size(); ++k) attr_names.Set((uint32_t)k, d.attrs[k]);

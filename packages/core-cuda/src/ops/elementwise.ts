@@ -42,25 +42,34 @@ function operands(op: string, a: TensorLike, b: TensorLike): { ta: Tensor; tb: T
   const tb = resolve(b, 'b');
   if (ta.dtype !== tb.dtype) {
     dispose(temps);
-    throw new DTypeError(`${op}: dtypes ${ta.dtype} and ${tb.dtype} differ (cast one first)`);
+    throw dtypesDiffer(op, ta, tb);
   }
   return { ta, tb, temps };
 }
 
+function dtypesDiffer(op: string, a: Tensor, b: Tensor): DTypeError {
+  return new DTypeError(`${op}: dtypes ${a.dtype} and ${b.dtype} differ (cast one first)`);
+}
+
 function binary(op: 'add' | 'sub' | 'mul' | 'div', a: TensorLike, b: TensorLike): Tensor {
-  if (a instanceof Tensor && b instanceof Tensor && a.dtype === b.dtype) {
-    // two tensors, the common case: no scalars to make (this runs for every add of a model)
-    checkFloat(op, a, 'a');
-    broadcastShapes(a.shape, b.shape, op);
-    return runKernel1(op, [a, b]);
-  }
+  // Two tensors, the common case (every add of a model), go straight to the op: resolving scalar
+  // operands (a closure, a result object, a try/finally) cost about 0.4 µs a call.
+  if (a instanceof Tensor && b instanceof Tensor) return binaryOfTensors(op, a, b);
   const { ta, tb, temps } = operands(op, a, b);
   try {
-    broadcastShapes(ta.shape, tb.shape, op);
-    return runKernel1(op, [ta, tb]);
+    return binaryOfTensors(op, ta, tb);
   } finally {
-    if (temps.length > 0) dispose(temps);
+    dispose(temps);
   }
+}
+
+/** The op on two float tensors of one dtype whose shapes broadcast. */
+function binaryOfTensors(op: 'add' | 'sub' | 'mul' | 'div', a: Tensor, b: Tensor): Tensor {
+  checkFloat(op, a, 'a');
+  checkFloat(op, b, 'b');
+  if (a.dtype !== b.dtype) throw dtypesDiffer(op, a, b);
+  broadcastShapes(a.shape, b.shape, op);
+  return runKernel1(op, [a, b]);
 }
 
 /** a + b, broadcast like NumPy; a number is a scalar of the other operand's dtype. */

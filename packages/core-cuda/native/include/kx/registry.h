@@ -46,11 +46,11 @@ struct OpDef {
 };
 
 const std::vector<OpDef>& op_table();
-const OpDef* find_op(const std::string& name);
 // The op at a position of op_table() (how JS names ops per call: cheaper than by string), or null.
 const OpDef* op_at(double index);
 void register_kernel(const char* op, DeviceType device, Kernel kernel);
-Kernel find_kernel(const std::string& op, DeviceType device);
+// The op's kernel for a device type, or null where this build has none.
+Kernel kernel_for(const OpDef& def, DeviceType device);
 
 // Checks the inputs against the op's table entry, finds the kernel for their device, runs it. The
 // attributes are the op's own (the N-API layer reads only declared names; native.ts refuses others).
