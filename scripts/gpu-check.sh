@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check: the one script run on the lent GPU machine (docs/DESIGN.md, "CUDA runtime"). First,
-# here: `bash scripts/gpu-pack.sh` (Node, node_modules and OpenBLAS into the ignored .gpu-carry/).
+# here: `bash scripts/gpu-pack.sh` (Node, node_modules and the addon's native libraries, oneDNN and
+# Highway, into the ignored .gpu-carry/).
 # Then one device call from the repository root:
 #   run(command: "bash scripts/gpu-check.sh", carry: [".gpu-carry"], timeout_s: 540)
 # Stages, each under its own timeout and all within KEXUE_GPU_BUDGET_S (default 470 s, the issue's
@@ -25,7 +26,18 @@ mkdir -p "$out" "$work/logs" "$work/bin" "$work/lab"
 : >"$work/stages.tsv"
 
 export PATH="$work/bin:/usr/local/cuda/bin:$PATH"
-export LD_LIBRARY_PATH="$work/openblas/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# The carried oneDNN/Highway (native-deps.tar.xz, unpacked to $work/native): CMake's find_path and
+# find_library look under CMAKE_PREFIX_PATH's include/ and lib/ before the system's folders, and the
+# dynamic loader needs the folder for libdnnl's own libOpenCL.so.1 (a RUNPATH covers only the addon).
+native="$work/native"
+export CMAKE_PREFIX_PATH="$native${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
+export LD_LIBRARY_PATH="$native/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# libgomp and omp.h come with g++ (libgcc-N-dev, libgomp1), matched to it; the carried copies only
+# where this g++ lacks them.
+if ! printf '#include <omp.h>\n' | g++ -x c++ -fsyntax-only - 2>/dev/null || ! ldconfig -p 2>/dev/null | grep -q 'libgomp\.so\.1 '; then
+  export CMAKE_PREFIX_PATH="$native/gomp:$CMAKE_PREFIX_PATH" LD_LIBRARY_PATH="$native/gomp/lib:$LD_LIBRARY_PATH"
+  export CPATH="$native/gomp/include${CPATH:+:$CPATH}"
+fi
 export KEXUE_CUDA_ARCH="${KEXUE_CUDA_ARCH:-90}"
 export CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)"
 export NO_COLOR=1 FORCE_COLOR=0  # plain logs: the report reads them with regular expressions
@@ -58,7 +70,7 @@ unpack_stage() {
   xz -dc .gpu-carry/node.xz >"$work/bin/node"
   chmod +x "$work/bin/node"
   tar -xJf .gpu-carry/node_modules.tar.xz -C "$root"
-  tar -xJf .gpu-carry/openblas.tar.xz -C "$work"
+  tar -xJf .gpu-carry/native-deps.tar.xz -C "$work"
   node --version
 }
 
@@ -66,8 +78,13 @@ build_stage() {
   set -e
   cd "$root/packages/core-cuda"
   nvcc --version | tail -n 2
-  node node_modules/cmake-js/bin/cmake-js compile --out build \
-    --CDKX_CBLAS_INCLUDE="$work/openblas/include" --CDKX_OPENBLAS="$work/openblas/lib/libopenblas.so"
+  echo "CMAKE_PREFIX_PATH=$CMAKE_PREFIX_PATH${CPATH:+ CPATH=$CPATH}"
+  node node_modules/cmake-js/bin/cmake-js compile --out build
+  grep -E '^KX_(DNNL|GOMP|HWY)' build/CMakeCache.txt || true
+  # Every library the addon loads must resolve (the carried ones need glibc >= 2.34): a failure
+  # here, in the build's log, says which instead of a failed require() in every test.
+  ldd build/Release/kexue_core.node 2>&1 | tee "$work/ldd.txt"
+  if grep -q 'not found' "$work/ldd.txt"; then echo "the addon's libraries do not all load (above)"; exit 1; fi
 }
 
 # cuBLASLt: the addon's loader tries the dynamic loader's path and the usual folders; the image's

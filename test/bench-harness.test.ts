@@ -1,6 +1,6 @@
 /**
  * The benchmark harness's logic that needs no timing: /proc parsing and the load decision, the
- * machine's ISA, the torch children's environments, medians and the faster PyTorch setting, the
+ * machine's ISA, the PyTorch settings and their environments, medians and the fastest setting, the
  * Markdown and results.json, and the safetensors files the BERT inference cases share with PyTorch.
  */
 import { execFileSync } from 'node:child_process';
@@ -17,9 +17,10 @@ import { vmBytes } from '../bench/src/footprint.js';
 import { isaFromCpuinfo } from '../bench/src/machine.js';
 import { blockLoad, DEFAULT_LOAD_LIMIT, isLoaded, parsePidStatTicks, parseProcStat, type CpuSnapshot } from '../bench/src/proc.js';
 import { readReport, toMarkdown, writeReport } from '../bench/src/report.js';
-import type { BenchReport, CaseResult, SideKey } from '../bench/src/result.js';
+import { hasOpenblasOverrides } from '../bench/src/peaks.js';
+import { torchFields, type BenchReport, type CaseResult, type SideKey } from '../bench/src/result.js';
 import { fillTimes } from '../bench/src/run.js';
-import { benchPython, TORCH_SCRIPT, torchEnv } from '../bench/src/torch.js';
+import { benchPython, TORCH_SCRIPT, torchEnv, torchSettings, type TorchSetting, type TorchSettingName } from '../bench/src/torch.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kexue-bench-test-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -102,12 +103,26 @@ describe('the machine and the torch children', () => {
     expect(isaFromCpuinfo('model name\t: something\n')).toBe('unknown');
   });
 
-  it('sets OMP_WAIT_POLICY=PASSIVE for one child and leaves it unset for the other', () => {
-    const env = { PATH: '/bin', OMP_WAIT_POLICY: 'ACTIVE' };
-    expect(torchEnv(2, 'passive', env)).toMatchObject({ OMP_NUM_THREADS: '2', OMP_WAIT_POLICY: 'PASSIVE', PATH: '/bin' });
-    const dflt = torchEnv(3, 'default', env);
-    expect(dflt.OMP_NUM_THREADS).toBe('3');
-    expect('OMP_WAIT_POLICY' in dflt).toBe(false);
+  const names = (settings: TorchSetting[]) => settings.map((s) => s.name);
+
+  it('runs PyTorch in both wait policies, and both again without OpenBLAS overrides only where the environment has some', () => {
+    expect(names(torchSettings({ PATH: '/bin', OPENBLAS_NUM_THREADS: '1' }))).toEqual(['passive', 'default']);
+    expect(hasOpenblasOverrides({ OPENBLAS_NUM_THREADS: '1' })).toBe(false);
+    const four = ['passive', 'default', 'passive_openblas_auto', 'default_openblas_auto'];
+    expect(names(torchSettings({ OPENBLAS_CORETYPE: 'Haswell' }))).toEqual(four);
+    expect(names(torchSettings({ OPENBLAS_L2_SIZE: '512' }))).toEqual(four);
+  });
+
+  it('gives each setting its wait policy and OpenBLAS variables, leaving the rest of the environment alone', () => {
+    const env = { PATH: '/bin', OMP_WAIT_POLICY: 'ACTIVE', OPENBLAS_CORETYPE: 'Haswell', OPENBLAS_L2_SIZE: '512', OPENBLAS_THREAD_TIMEOUT: '4' };
+    const copy = { ...env };
+    const byName = new Map(torchSettings(env).map((s) => [s.name, torchEnv(2, s, env)]));
+    const blas = { OPENBLAS_CORETYPE: 'Haswell', OPENBLAS_L2_SIZE: '512', OPENBLAS_THREAD_TIMEOUT: '4' };
+    expect(byName.get('passive')).toEqual({ PATH: '/bin', OMP_NUM_THREADS: '2', OMP_WAIT_POLICY: 'PASSIVE', ...blas });
+    expect(byName.get('default')).toEqual({ PATH: '/bin', OMP_NUM_THREADS: '2', ...blas });
+    expect(byName.get('passive_openblas_auto')).toEqual({ PATH: '/bin', OMP_NUM_THREADS: '2', OMP_WAIT_POLICY: 'PASSIVE', OPENBLAS_THREAD_TIMEOUT: '4' });
+    expect(byName.get('default_openblas_auto')).toEqual({ PATH: '/bin', OMP_NUM_THREADS: '2', OPENBLAS_THREAD_TIMEOUT: '4' });
+    expect(env).toEqual(copy);
   });
 });
 
@@ -116,7 +131,22 @@ function emptyResult(name: string): CaseResult {
 }
 
 describe('results', () => {
-  it('reports the faster PyTorch setting, both settings and the ratios', () => {
+  it('picks the fastest PyTorch setting, the earlier of equal ones, and keeps every setting\'s time', () => {
+    const ms = (entries: [TorchSettingName, number | null][]) => torchFields(new Map(entries));
+    expect(ms([['passive', 5], ['default', 4], ['passive_openblas_auto', 3], ['default_openblas_auto', null]])).toEqual({
+      torch_ms: 3,
+      torch_setting: 'passive_openblas_auto',
+      torch_passive_ms: 5,
+      torch_default_ms: 4,
+      torch_passive_openblas_auto_ms: 3,
+      torch_default_openblas_auto_ms: null,
+    });
+    expect(ms([['passive', 2], ['default', 2]])).toMatchObject({ torch_ms: 2, torch_setting: 'passive' });
+    expect(ms([['passive', null]])).toEqual({ torch_ms: null, torch_passive_ms: null });
+    expect(ms([])).toEqual({ torch_ms: null });
+  });
+
+  it('reports the fastest PyTorch setting, every setting and the ratios', () => {
     const r = emptyResult('x');
     const samples = new Map<SideKey, number[]>([
       ['kexue', [10, 12, 11]],
@@ -129,6 +159,18 @@ describe('results', () => {
     expect(r.ratio).toBeCloseTo(11 / 21);
     expect(r.ratio_ort).toBeCloseTo(11 / 5);
     expect(r.torch_default_samples).toEqual([30, 29, 31]);
+
+    const four = emptyResult('z');
+    fillTimes(four, new Map<SideKey, number[]>([
+      ['kexue', [10]],
+      ['torch_passive', [20]],
+      ['torch_default', [30]],
+      ['torch_passive_openblas_auto', [15]],
+      ['torch_default_openblas_auto', [16]],
+    ]));
+    expect(four).toMatchObject({ torch_ms: 15, torch_setting: 'passive_openblas_auto', torch_passive_ms: 20, torch_default_openblas_auto_ms: 16 });
+    expect(four.ratio).toBeCloseTo(10 / 15);
+    expect(four.torch_passive_openblas_auto_samples).toEqual([15]);
 
     const kexueOnly = emptyResult('y');
     fillTimes(kexueOnly, new Map([['kexue', [1]]]));
@@ -150,6 +192,27 @@ describe('results', () => {
     peaks: null,
     peaksWithoutOpenblasOverrides: null,
     results,
+  });
+
+  it('names the PyTorch settings, how often each won, and the peaks of both engines in the header', () => {
+    const won = (name: string, setting: TorchSettingName): CaseResult => ({ ...emptyResult(name), kexue_ms: 1, torch_ms: 2, torch_setting: setting, ratio: 0.5 });
+    const peaks = { sgemmGflops: 200, sgemmN: 2048, onednnGflops: 400, copyGBs: 50, threads: 2, openblasEnv: { OPENBLAS_CORETYPE: 'Haswell' } };
+    const mm = { ...won('mm', 'passive_openblas_auto'), kexue_gflops: 300, kexue_of_onednn_peak: 0.75 };
+    const md = toMarkdown({
+      ...report([mm, won('ln', 'passive'), won('ce', 'passive_openblas_auto')]),
+      torchSettings: ['passive', 'default', 'passive_openblas_auto', 'default_openblas_auto'],
+      peaks,
+      peaksWithoutOpenblasOverrides: { ...peaks, sgemmGflops: 350, openblasEnv: {} },
+    });
+    expect(md).toContain('fastest of its settings (passive, default, passive_openblas_auto, default_openblas_auto)');
+    expect(md).toContain('_openblas_auto = without OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE');
+    expect(md).toContain('won: passive_openblas_auto 2×, passive 1×');
+    expect(md).toMatch(/oneDNN matmul 400\.0 GFLOP\/s[^\n]*OpenBLAS sgemm 200\.0 GFLOP\/s[^\n]*350\.0 GFLOP\/s without OPENBLAS_CORETYPE/);
+    expect(md).toMatch(/\| mm \| 1\.00 \| 2\.00 \(passive_openblas_auto\) \|[^\n]*\| 300\.0 GFLOP\/s \(75%\) \|/);
+
+    const plain = toMarkdown(report([won('ln', 'passive')])); // an environment without overrides, or an older report
+    expect(plain).toContain('fastest of its settings (passive, default)');
+    expect(plain).not.toContain('_openblas_auto');
   });
 
   it('marks loaded cases in the Markdown instead of printing their ratio as clean, and shows ISA, load and ORT', () => {

@@ -10,7 +10,7 @@
  * The install needs no network: the @kexue/* packages come only from the tarballs (overrides, never
  * a registry), and the repository's lockfile seeds the project's so that pnpm picks the
  * third-party versions scripts/setup.sh put into the store. Skipped, with the reason, only where
- * the machine lacks what building the addon needs (pnpm, cmake, a C++ compiler, OpenBLAS).
+ * the machine lacks what building the addon needs (pnpm, cmake, a C++ compiler, oneDNN, Highway).
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,8 +40,8 @@ function missingPrerequisite(): string | undefined {
   if (!has('cmake')) return 'cmake is not installed';
   if (!has('c++') && !has('g++')) return 'no C++ compiler (g++)';
   if (!has('make') && !has('ninja')) return 'neither make nor ninja is installed';
-  const includes = ['/usr/include', ...(existsSync('/usr/include') ? readdirSync('/usr/include').map((d) => path.join('/usr/include', d)) : [])];
-  if (!includes.some((d) => existsSync(path.join(d, 'cblas.h')))) return 'no cblas.h (libopenblas-dev is not installed)';
+  if (!existsSync('/usr/include/dnnl.hpp')) return 'no dnnl.hpp (libdnnl-dev is not installed)';
+  if (!existsSync('/usr/include/hwy/highway.h')) return 'no hwy/highway.h (libhwy-dev is not installed)';
   return undefined;
 }
 

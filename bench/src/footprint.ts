@@ -14,9 +14,10 @@ import { bertInputs, ensureBertFiles, INFER_POINTS, type BertFiles, type BertInp
 import { summarizeLoad, waitForQuiet, type CheckedBlock } from './blocks.js';
 import type { MeasureContext, MeasuredFields } from './cases.js';
 import { machineTicks } from './proc.js';
-import type { FootprintResult } from './result.js';
+import { hasOpenblasOverrides } from './peaks.js';
+import { torchFields, type FootprintResult } from './result.js';
 import { median } from './stats.js';
-import { benchPython, TORCH_SCRIPT, torchEnv } from './torch.js';
+import { benchPython, TORCH_SCRIPT, torchEnv, torchSetting } from './torch.js';
 
 export type FootprintSide = 'kexue' | 'ort' | 'torch';
 
@@ -52,11 +53,17 @@ export function vmBytes(field: 'VmRSS' | 'VmHWM', status = readFileSync('/proc/s
   return Number(m[1]) * 1024;
 }
 
+/**
+ * The load cases' one PyTorch setting: passive, on OpenBLAS's own kernels where the environment
+ * overrides them (PyTorch as it runs alone here; loading hardly depends on either).
+ */
+export const FOOTPRINT_TORCH_SETTING = torchSetting('passive', hasOpenblasOverrides() ? '_openblas_auto' : '');
+
 /** Runs one side's footprint in a fresh process; rejects with the child's error. */
 export async function measureFootprint(side: FootprintSide, sizes: BertSizes, files: BertFiles, threads: number, cpus: number): Promise<Footprint> {
   const [cmd, args, env] =
     side === 'torch'
-      ? [benchPython(), [TORCH_SCRIPT, 'footprint', JSON.stringify({ config: sizes, weights: files.weights, threads, points: INFER_POINTS })], torchEnv(threads, 'passive')]
+      ? [benchPython(), [TORCH_SCRIPT, 'footprint', JSON.stringify({ config: sizes, weights: files.weights, threads, points: INFER_POINTS })], torchEnv(threads, FOOTPRINT_TORCH_SETTING)]
       : [process.execPath, ['--conditions=source', '--import', 'tsx', SELF, JSON.stringify({ side, sizes, files, threads } satisfies ChildRequest)], process.env];
   const before = { machine: machineTicks(), own: process.cpuUsage(), at: process.hrtime.bigint() };
   const { stdout, stderr, code } = await new Promise<{ stdout: string; stderr: string; code: number | null }>((resolve, reject) => {
@@ -84,7 +91,7 @@ export async function measureFootprint(side: FootprintSide, sizes: BertSizes, fi
 /**
  * A bert-*-load case: each side in fresh processes, the sides' order rotating over the rounds
  * (at most 3); a run under load from other processes is repeated like a timed block. PyTorch runs
- * with OMP_WAIT_POLICY=PASSIVE, and only where its children started.
+ * in FOOTPRINT_TORCH_SETTING, and only where its children started.
  */
 export async function measureLoadCase(model: InferModel, ctx: MeasureContext): Promise<MeasuredFields> {
   const files = ensureBertFiles(model);
@@ -116,8 +123,7 @@ export async function measureLoadCase(model: InferModel, ctx: MeasureContext): P
   return {
     kexue_ms: kexue,
     ort_ms: ort,
-    torch_ms: torch,
-    ...(torch !== null ? { torch_setting: 'passive' as const, torch_passive_ms: torch } : {}),
+    ...torchFields(new Map(sides.includes('torch') ? [[FOOTPRINT_TORCH_SETTING.name, torch]] : [])),
     ratio: kexue !== null && torch !== null ? kexue / torch : null,
     ratio_ort: kexue !== null && ort !== null ? kexue / ort : null,
     kexue_samples: footprint?.kexue?.load_samples ?? [],

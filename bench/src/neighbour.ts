@@ -18,7 +18,7 @@ import { checkedBlock, summarizeLoad, type BlockPolicy, type CheckedBlock } from
 import type { MeasureContext, MeasuredFields } from './cases.js';
 import { machineTicks, processTicks } from './proc.js';
 import { rand } from './random.js';
-import type { NeighbourResult } from './result.js';
+import { torchFields, type NeighbourResult } from './result.js';
 import { median } from './stats.js';
 
 export const NEIGHBOUR_SCRIPT = fileURLToPath(new URL('../neighbour.mjs', import.meta.url));
@@ -119,7 +119,7 @@ export async function measureIdleNeighbour(ctx: MeasureContext): Promise<Measure
     const idlers: [IdlerKey, Idler][] = [['kexue', { pid: process.pid, product: async () => kx.tidy(() => void kx.matmul(a, b)) }]];
     for (const t of ctx.torch) {
       await t.setup('idle-neighbour', { n });
-      idlers.push([`torch_${t.policy}`, { pid: t.pid, product: async () => void (await t.run(1)) }]);
+      idlers.push([`torch_${t.setting.name}`, { pid: t.pid, product: async () => void (await t.run(1)) }]);
     }
     const siblings = [process.pid, ...ctx.torch.map((t) => t.pid)];
     const phases: [IdlerKey | 'alone', Idler | null][] = [['alone', null], ...idlers];
@@ -144,18 +144,13 @@ export async function measureIdleNeighbour(ctx: MeasureContext): Promise<Measure
         }),
       ),
     };
-    const torchKeys = idlers.map(([k]) => k).filter((k): k is 'torch_passive' | 'torch_default' => k !== 'kexue');
-    const best = torchKeys.sort((x, y) => result.idlers[x]!.ms - result.idlers[y]!.ms)[0];
+    const torch = torchFields(new Map(ctx.torch.map((t) => [t.setting.name, result.idlers[`torch_${t.setting.name}`]!.ms])));
     const kexueMs = result.idlers.kexue!.ms;
-    const torchMs = best ? result.idlers[best]!.ms : null;
     const blocks = [...kept.values()].flat();
     return {
       kexue_ms: kexueMs,
-      torch_ms: torchMs,
-      ...(best ? { torch_setting: best === 'torch_passive' ? 'passive' : 'default' } : {}),
-      torch_passive_ms: result.idlers.torch_passive?.ms ?? null,
-      torch_default_ms: result.idlers.torch_default?.ms ?? null,
-      ratio: torchMs === null ? null : kexueMs / torchMs,
+      ...torch,
+      ratio: torch.torch_ms === null ? null : kexueMs / torch.torch_ms,
       kexue_samples: kept.get('kexue')!.map((blk) => blk.value.msPerUnit),
       neighbour: result,
       load: summarizeLoad(blocks),

@@ -1,8 +1,9 @@
 /**
- * The machine's measured peaks: OpenBLAS sgemm GFLOP/s on a 2048² square called directly from a
- * tiny C program (bench/peaks.c, compiled on first use into node_modules/.cache/kexue-bench), and
- * the memory-copy GB/s (read + write) of the same thread count. Achieved rates are reported as
- * fractions of these, so the distance to the limit shows.
+ * The machine's measured peaks, from a tiny C program (bench/peaks.c, compiled on first use into
+ * node_modules/.cache/kexue-bench) calling each engine directly on a 2048² square: oneDNN's f32
+ * matmul (kexue's matrix products) and OpenBLAS sgemm (PyTorch's) in GFLOP/s, and the memory-copy
+ * GB/s (read + write), all with the same thread count. kexue's achieved rates are reported as
+ * fractions of oneDNN's and the copy's, so the distance to the limit shows.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
@@ -10,9 +11,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface Peaks {
-  /** OpenBLAS sgemm on [N, N]·[N, N], median of 6. */
+  /** OpenBLAS sgemm on [N, N]·[N, N], median of 7 after a warm-up. */
   sgemmGflops: number;
   sgemmN: number;
+  /** oneDNN's f32 matmul on the same square, plain row-major operands, median of 7 after a warm-up. */
+  onednnGflops: number;
   /** memcpy of 256 MiB split over the threads: 2·bytes / time. */
   copyGBs: number;
   threads: number;
@@ -30,7 +33,7 @@ export function peaksProgram(): string {
   if (existsSync(exe) && statSync(exe).mtimeMs >= statSync(SRC).mtimeMs) return exe;
   mkdirSync(BENCH_CACHE, { recursive: true });
   const cc = process.env.CC ?? 'cc';
-  execFileSync(cc, ['-O2', '-o', exe, SRC, '-lopenblas', '-lpthread'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync(cc, ['-O2', '-o', exe, SRC, '-ldnnl', '-lopenblas', '-lgomp', '-lpthread'], { stdio: ['ignore', 'ignore', 'pipe'] });
   return exe;
 }
 
@@ -42,14 +45,21 @@ export function openblasEnv(env: NodeJS.ProcessEnv = process.env): Record<string
 /** Measures the peaks with `threads` threads under `env` (default: this process's). */
 export function measurePeaks(threads: number, env: NodeJS.ProcessEnv = process.env): Peaks {
   const out = execFileSync(peaksProgram(), [String(threads), '2048'], { env, encoding: 'utf8' });
-  const j = JSON.parse(out.trim()) as { sgemmGflops: number; sgemmN: number; copyGBs: number; threads: number };
-  return { sgemmGflops: j.sgemmGflops, sgemmN: j.sgemmN, copyGBs: j.copyGBs, threads: j.threads, openblasEnv: openblasEnv(env) };
+  const j = JSON.parse(out.trim()) as Omit<Peaks, 'openblasEnv'>;
+  return { sgemmGflops: j.sgemmGflops, sgemmN: j.sgemmN, onednnGflops: j.onednnGflops, copyGBs: j.copyGBs, threads: j.threads, openblasEnv: openblasEnv(env) };
+}
+
+/** The variables that override OpenBLAS's own choice of kernels for the CPU. */
+const OPENBLAS_OVERRIDES = ['OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'] as const;
+
+/** Whether an environment sets OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE. */
+export function hasOpenblasOverrides(env: NodeJS.ProcessEnv = process.env): boolean {
+  return OPENBLAS_OVERRIDES.some((k) => env[k] !== undefined);
 }
 
 /** This environment without the OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE overrides. */
 export function envWithoutOpenblasOverrides(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const e = { ...env };
-  delete e.OPENBLAS_CORETYPE;
-  delete e.OPENBLAS_L2_SIZE;
+  for (const k of OPENBLAS_OVERRIDES) delete e[k];
   return e;
 }

@@ -7,7 +7,7 @@ const n = (x: number | null | undefined, d = 2) => (x === null || x === undefine
 const pct = (x: number | undefined) => (x === undefined ? '' : ` (${(x * 100).toFixed(0)}%)`);
 
 function rate(r: CaseResult): string {
-  if (r.kexue_gflops !== undefined) return `${n(r.kexue_gflops, 1)} GFLOP/s${pct(r.kexue_of_sgemm_peak)}`;
+  if (r.kexue_gflops !== undefined) return `${n(r.kexue_gflops, 1)} GFLOP/s${pct(r.kexue_of_onednn_peak)}`;
   if (r.kexue_gbs !== undefined) return `${n(r.kexue_gbs, 1)} GB/s${pct(r.kexue_of_copy_peak)}`;
   return '';
 }
@@ -39,6 +39,19 @@ function machineLines(rep: BenchReport): string[] {
       ? `Taken under load (other processes used more than a tenth of a core in a block even after retries; ratios marked "(loaded)" are not clean): ${loaded.join(', ')}.`
       : 'Every case was measured without load from other processes (each block checked against /proc).',
   ];
+}
+
+/** What the PyTorch settings are, which ran and how often each was the fastest. */
+function torchSettingsLine(rep: BenchReport): string {
+  const settings = rep.torchSettings ?? ['passive', 'default'];
+  const wins = new Map<string, number>();
+  for (const r of rep.results) if (r.torch_setting) wins.set(r.torch_setting, (wins.get(r.torch_setting) ?? 0) + 1);
+  return (
+    `PyTorch ms is the fastest of its settings (${settings.join(', ')}), the one that won in brackets: passive = OMP_WAIT_POLICY=PASSIVE, default = unset` +
+    (settings.some((s) => s.endsWith('_openblas_auto')) ? '; _openblas_auto = without OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (OpenBLAS picks its kernels for this CPU)' : '') +
+    (wins.size ? `; won: ${[...wins].map(([s, count]) => `${s} ${count}×`).join(', ')}` : '') +
+    '. Foreign load: the most CPU (cores) other processes used during a kept block.'
+  );
 }
 
 function torchCell(r: CaseResult): string {
@@ -89,14 +102,15 @@ export function toMarkdown(rep: BenchReport): string {
   if (rep.peaks) {
     const w = rep.peaksWithoutOpenblasOverrides;
     lines.push(
-      `Peaks: OpenBLAS sgemm ${n(rep.peaks.sgemmGflops, 1)} GFLOP/s (${rep.peaks.sgemmN}³)` +
+      `Peaks (${rep.peaks.sgemmN}³): oneDNN matmul ${n(rep.peaks.onednnGflops, 1)} GFLOP/s (kexue's products; kexue's GFLOP/s are shown as a fraction of it), ` +
+        `OpenBLAS sgemm ${n(rep.peaks.sgemmGflops, 1)} GFLOP/s (PyTorch's products)` +
         (w ? `, ${n(w.sgemmGflops, 1)} GFLOP/s without OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE` : '') +
         `; memory copy ${n(rep.peaks.copyGBs, 1)} GB/s (read + write).`,
     );
   } else {
     lines.push(`Peaks not measured${rep.peaksError ? `: ${rep.peaksError}` : ''}.`);
   }
-  lines.push('PyTorch ms is the faster of OMP_WAIT_POLICY=PASSIVE (passive) and unset (default); foreign load: the most CPU (cores) other processes used during a kept block.');
+  lines.push(torchSettingsLine(rep));
   lines.push('');
   lines.push('| case | kexue ms | PyTorch ms | kexue/PyTorch | ORT ms | kexue/ORT | kexue rate (of peak) | PyTorch rate | foreign load | what |');
   lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---|');

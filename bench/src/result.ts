@@ -1,10 +1,19 @@
-/** The shape of bench/results.json. */
+/** The shape of bench/results.json, and its PyTorch fields from each setting's time. */
 import type { CaseLoad } from './blocks.js';
 import type { Peaks } from './peaks.js';
-import type { TorchWaitPolicy } from './torch.js';
+import type { TorchSettingName } from './torch.js';
 
-/** The sides a case can time; torch runs twice, once per OpenMP wait policy. */
-export type SideKey = 'kexue' | 'ort' | 'torch_passive' | 'torch_default';
+/** The sides a case can time; torch runs once per setting (torch.ts). */
+export type SideKey = 'kexue' | 'ort' | `torch_${TorchSettingName}`;
+
+/**
+ * Each PyTorch setting's median ms and samples: torch_passive_ms, torch_default_ms (as in older
+ * results) and, where the environment overrides OpenBLAS's kernels, torch_passive_openblas_auto_ms
+ * and torch_default_openblas_auto_ms (those overrides removed).
+ */
+type TorchSettingFields = { [S in TorchSettingName as `torch_${S}_ms`]?: number | null } & {
+  [S in TorchSettingName as `torch_${S}_samples`]?: number[];
+};
 
 /** One fresh-process load of a BERT inference side (the bert-*-load cases), medians over the runs. */
 export interface FootprintResult {
@@ -25,7 +34,7 @@ export interface NeighbourResult {
   workers: number;
   /** Median ms per unit with no idler. */
   alone_ms: number;
-  idlers: Partial<Record<'kexue' | 'torch_passive' | 'torch_default', {
+  idlers: Partial<Record<'kexue' | `torch_${TorchSettingName}`, {
     /** Median ms per unit beside this idler. */
     ms: number;
     /** ms / alone_ms − 1: what the idler cost the neighbour (0.25 = 25% slower). */
@@ -37,18 +46,14 @@ export interface NeighbourResult {
   }>>;
 }
 
-export interface CaseResult {
+export interface CaseResult extends TorchSettingFields {
   case: string;
   what: string;
   /** Median per-iteration ms (load cases: load time; idle-neighbour: the neighbour's ms per unit). */
   kexue_ms: number | null;
-  /** The faster of the two PyTorch settings (torch_setting says which). */
+  /** The fastest of the PyTorch settings (torch_setting says which). */
   torch_ms: number | null;
-  torch_setting?: TorchWaitPolicy;
-  /** OMP_WAIT_POLICY=PASSIVE. */
-  torch_passive_ms?: number | null;
-  /** OMP_WAIT_POLICY unset. */
-  torch_default_ms?: number | null;
+  torch_setting?: TorchSettingName;
   /** ONNX Runtime, for the cases that have it. */
   ort_ms?: number | null;
   /** kexue_ms / torch_ms: below 1 kexue is faster. */
@@ -56,16 +61,14 @@ export interface CaseResult {
   /** kexue_ms / ort_ms. */
   ratio_ort?: number | null;
   kexue_samples: number[];
-  torch_passive_samples?: number[];
-  torch_default_samples?: number[];
   ort_samples?: number[];
   flops?: number;
   bytes?: number;
   kexue_gflops?: number;
   torch_gflops?: number;
   ort_gflops?: number;
-  /** kexue GFLOP/s over the measured OpenBLAS sgemm peak. */
-  kexue_of_sgemm_peak?: number;
+  /** kexue GFLOP/s over the measured oneDNN matmul peak (the engine of kexue's products). */
+  kexue_of_onednn_peak?: number;
   kexue_gbs?: number;
   torch_gbs?: number;
   /** kexue GB/s over the measured memory-copy bandwidth. */
@@ -102,6 +105,8 @@ export interface BenchReport {
   torch: string | null;
   /** Why PyTorch did not run, when it did not. */
   torchError?: string;
+  /** The PyTorch settings that ran, in order (older results: passive and default). */
+  torchSettings?: TorchSettingName[];
   /** onnxruntime-node's version, or null when it could not be loaded (ortError says why). */
   ort: string | null;
   ortError?: string;
@@ -110,8 +115,24 @@ export interface BenchReport {
   blas: string;
   openblasEnv: Record<string, string>;
   peaks: Peaks | null;
-  /** The same peaks with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed. */
+  /** The same peaks with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed (they concern OpenBLAS only). */
   peaksWithoutOpenblasOverrides: Peaks | null;
   peaksError?: string;
   results: CaseResult[];
+}
+
+/** A case's PyTorch fields: torch_<setting>_ms of each, and torch_ms / torch_setting of the fastest. */
+export type TorchFields = Pick<CaseResult, 'torch_ms' | 'torch_setting'> & TorchSettingFields;
+
+/** The PyTorch fields from each setting's ms (null: no time); of equal times the earlier setting wins. */
+export function torchFields(ms: ReadonlyMap<TorchSettingName, number | null>): TorchFields {
+  const fields: TorchFields = { torch_ms: null };
+  for (const [setting, t] of ms) {
+    fields[`torch_${setting}_ms`] = t;
+    if (t !== null && (fields.torch_ms === null || t < fields.torch_ms)) {
+      fields.torch_ms = t;
+      fields.torch_setting = setting;
+    }
+  }
+  return fields;
 }

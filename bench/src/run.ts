@@ -1,10 +1,10 @@
 /**
  * The benchmark driver: for each case, kexue (in this process), ONNX Runtime (in this process, for
- * the BERT inference cases) and PyTorch (two child processes: OMP_WAIT_POLICY=PASSIVE and unset)
- * are set up, warmed up, then timed in alternating blocks, the order rotating every round so that
- * each side goes first as often. Every block waits for a quiet machine and is checked against
- * /proc for CPU other processes took (blocks.ts); medians of the per-iteration times, the faster
- * PyTorch setting, the ratios and each case's load are reported.
+ * the BERT inference cases) and PyTorch (a child process per setting: the OpenMP wait policy and
+ * OpenBLAS's kernels, torch.ts) are set up, warmed up, then timed in alternating blocks, the order
+ * rotating every round so that each side goes first as often. Every block waits for a quiet
+ * machine and is checked against /proc for CPU other processes took (blocks.ts); medians of the
+ * per-iteration times, the fastest PyTorch setting, the ratios and each case's load are reported.
  */
 import os from 'node:os';
 
@@ -14,9 +14,9 @@ import { checkedBlock, defaultBlockPolicy, summarizeLoad, type BlockPolicy, type
 import { CASES, isMeasured, type BenchCase, type CaseInstance, type MeasureContext, type MeasuredCase, type TimedCase } from './cases.js';
 import { machineInfo } from './machine.js';
 import { envWithoutOpenblasOverrides, measurePeaks, openblasEnv, type Peaks } from './peaks.js';
-import type { BenchReport, CaseResult, SideKey } from './result.js';
+import { torchFields, type BenchReport, type CaseResult, type SideKey } from './result.js';
 import { median, timeAsyncIterations, timeIterations } from './stats.js';
-import { TORCH_WAIT_POLICIES, TorchSide } from './torch.js';
+import { torchSettings, TorchSide, type TorchSettingName } from './torch.js';
 
 export type { BenchReport, CaseResult } from './result.js';
 
@@ -60,7 +60,7 @@ function rates(c: BenchCase, r: CaseResult, peaks: Peaks | null): void {
     r.kexue_gflops = per(r.kexue_ms, c.flops, 1e9);
     r.torch_gflops = per(r.torch_ms, c.flops, 1e9);
     if (r.ort_ms !== undefined) r.ort_gflops = per(r.ort_ms, c.flops, 1e9);
-    if (peaks && r.kexue_gflops !== undefined) r.kexue_of_sgemm_peak = r.kexue_gflops / peaks.sgemmGflops;
+    if (peaks && r.kexue_gflops !== undefined) r.kexue_of_onednn_peak = r.kexue_gflops / peaks.onednnGflops;
   }
   if (c.bytes) {
     r.bytes = c.bytes;
@@ -88,9 +88,9 @@ async function timedSides(c: TimedCase, inst: CaseInstance, torch: TorchSide[], 
   for (const t of torch) {
     try {
       await t.setup(c.name, inst.torchArgs);
-      sides.push({ key: `torch_${t.policy}`, pids: [t.pid], run: (n) => t.run(n) });
+      sides.push({ key: `torch_${t.setting.name}`, pids: [t.pid], run: (n) => t.run(n) });
     } catch (e) {
-      errors.push(`${(e as Error).message} (OMP_WAIT_POLICY ${t.policy})`);
+      errors.push(`${(e as Error).message} (PyTorch setting ${t.setting.name})`);
     }
   }
   return sides;
@@ -136,7 +136,7 @@ async function runTimedCase(c: TimedCase, torch: TorchSide[], o: { blockMs: numb
   return r;
 }
 
-/** Medians, the faster PyTorch setting and the ratios from each side's samples. */
+/** Medians, the fastest PyTorch setting and the ratios from each side's samples. */
 export function fillTimes(r: CaseResult, samples: ReadonlyMap<SideKey, number[]>): void {
   const med = (k: SideKey) => {
     const xs = samples.get(k);
@@ -144,16 +144,14 @@ export function fillTimes(r: CaseResult, samples: ReadonlyMap<SideKey, number[]>
   };
   r.kexue_samples = samples.get('kexue') ?? [];
   r.kexue_ms = med('kexue');
-  for (const policy of TORCH_WAIT_POLICIES) {
-    const xs = samples.get(`torch_${policy}`);
-    if (!xs) continue;
-    r[`torch_${policy}_samples`] = xs;
-    r[`torch_${policy}_ms`] = med(`torch_${policy}`);
+  const torchMs = new Map<TorchSettingName, number | null>();
+  for (const [key, xs] of samples) {
+    if (key === 'kexue' || key === 'ort') continue;
+    const setting = key.slice('torch_'.length) as TorchSettingName;
+    r[`torch_${setting}_samples`] = xs;
+    torchMs.set(setting, med(key));
   }
-  const torch = TORCH_WAIT_POLICIES.map((p) => ({ p, ms: med(`torch_${p}`) })).filter((t): t is { p: typeof t.p; ms: number } => t.ms !== null);
-  const best = torch.sort((a, b) => a.ms - b.ms)[0];
-  r.torch_ms = best?.ms ?? null;
-  if (best) r.torch_setting = best.p;
+  Object.assign(r, torchFields(torchMs));
   r.ratio = r.kexue_ms !== null && r.torch_ms !== null ? r.kexue_ms / r.torch_ms : null;
   if (samples.has('ort')) {
     r.ort_samples = samples.get('ort')!;
@@ -208,7 +206,10 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
     try {
       report.peaks = measurePeaks(threads);
       report.peaksWithoutOpenblasOverrides = measurePeaks(threads, envWithoutOpenblasOverrides());
-      log(`peaks: sgemm ${report.peaks.sgemmGflops.toFixed(1)} GFLOP/s (${report.peaksWithoutOpenblasOverrides.sgemmGflops.toFixed(1)} without OPENBLAS_CORETYPE/L2_SIZE), copy ${report.peaks.copyGBs.toFixed(1)} GB/s`);
+      log(
+        `peaks: oneDNN matmul ${report.peaks.onednnGflops.toFixed(1)} GFLOP/s, OpenBLAS sgemm ${report.peaks.sgemmGflops.toFixed(1)} GFLOP/s ` +
+          `(${report.peaksWithoutOpenblasOverrides.sgemmGflops.toFixed(1)} without OPENBLAS_CORETYPE/L2_SIZE), copy ${report.peaks.copyGBs.toFixed(1)} GB/s`,
+      );
     } catch (e) {
       report.peaksError = (e as Error).message;
       log(`peaks not measured: ${report.peaksError}`);
@@ -217,8 +218,9 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
   const torch: TorchSide[] = [];
   if (options.torch !== false) {
     try {
-      for (const p of TORCH_WAIT_POLICIES) torch.push(await TorchSide.open(threads, p));
+      for (const setting of torchSettings()) torch.push(await TorchSide.open(threads, setting));
       report.torch = torch[0]!.version;
+      report.torchSettings = torch.map((t) => t.setting.name);
     } catch (e) {
       torch.splice(0).forEach((t) => t.close());
       report.torchError = (e as Error).message;

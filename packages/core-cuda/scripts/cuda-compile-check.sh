@@ -11,8 +11,8 @@ gencode=()
 IFS=';' read -ra archs <<<"${KEXUE_CUDA_ARCH:-80;90}"
 for a in "${archs[@]}"; do gencode+=("--generate-code=arch=compute_${a},code=[compute_${a},sm_${a}]"); done
 for f in "$@"; do
-  nvcc -std=c++17 -O3 --expt-relaxed-constexpr "${gencode[@]}" -Xcompiler=-fPIC -Xcompiler=-march=native \
-    -Xcompiler=-fopenmp-simd -DKX_WITH_CUDA=1 -DKX_CUDA_ARCHS='"80,90"' -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS \
+  nvcc -std=c++17 -O3 --expt-relaxed-constexpr "${gencode[@]}" -Xcompiler=-fPIC \
+    -DKX_WITH_CUDA=1 -DKX_CUDA_ARCHS='"80,90"' -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS \
     -I"$here/native/include" -I"$here/native" -I"$addon_api" -c "$f" -o "$out/$(basename "$f").o"
   echo "ok $f"
 done

@@ -7,7 +7,7 @@ import { fullLike, tensor, zeros } from './creation.js';
 import { tidy } from './memory.js';
 import { add } from './ops/elementwise.js';
 import { reshape } from './ops/shape.js';
-import { gradientRule, setActiveTape, Tape } from './tape.js';
+import { activeTape, gradientRule, setActiveTape, Tape } from './tape.js';
 import { Tensor } from './tensor.js';
 
 /** Parameters as a list or a record of named tensors; gradients come back in the same form. */
@@ -51,6 +51,11 @@ function backward(tape: Tape, value: Tensor, params: Tensor[]): Tensor[] {
     seen.add(g);
     return g;
   });
+}
+
+/** Whether a gradient tape is active: true inside the function given to valueAndGrad or grad. */
+export function isRecordingGradients(): boolean {
+  return activeTape() !== null;
 }
 
 export interface ValueAndGradOptions {

@@ -71,7 +71,7 @@ export function buildInfo(): NativeBuildInfo {
   return native.buildInfo();
 }
 
-/** Sets the CPU thread count (OpenBLAS and kexue's pool). Default: KEXUE_NUM_THREADS or all cores. */
+/** Sets the CPU thread count (kexue's pool, which also runs the matrix products). Default: KEXUE_NUM_THREADS or all cores. */
 export function setNumThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1) throw new ArgumentError(`thread count must be a positive integer, got ${n}`);
   native.setNumThreads(n);

@@ -1,5 +1,5 @@
 /**
- * @kexue/core-cuda: tensors on CPU (OpenBLAS + kexue's kernels) and CUDA, ops with gradients,
+ * @kexue/core-cuda: tensors on CPU (oneDNN products + kexue's kernels) and CUDA, ops with gradients,
  * tape autograd and deterministic memory.
  *
  *   import * as kx from '@kexue/core-cuda';
@@ -13,7 +13,7 @@ export { tensor, scalar, full, zeros, ones, fullLike, type TensorOptions } from 
 export { cuda, devices, buildInfo, resolveDevice, setNumThreads, type Device, type DeviceInfo } from './device.js';
 export * from './errors.js';
 export { tidy, keep, dispose, memory, releaseHostCache, setHostCacheLimit, type CudaMemoryInfo, type MemoryInfo, type TensorContainer } from './memory.js';
-export { valueAndGrad, grad, checkGrad, type Params, type GradsOf, type CheckGradOptions, type CheckGradResult, type ValueAndGradOptions } from './autograd.js';
+export { valueAndGrad, grad, checkGrad, isRecordingGradients, type Params, type GradsOf, type CheckGradOptions, type CheckGradResult, type ValueAndGradOptions } from './autograd.js';
 export { philox4x32, PhiloxStream } from './random.js';
 export { registerGradient, type GradientRule, type OpRecord } from './tape.js';
 export { runKernel } from './kernel.js';

@@ -26,6 +26,7 @@ export interface NativeOpInfo {
 }
 
 export interface NativeBuildInfo {
+  /** The library of the CPU's matrix products with its version, e.g. 'oneDNN 2.6.3'. */
   blas: string;
   /**
    * The SIMD target the CPU's vector runs dispatch to, chosen when the addon loads, as Google
@@ -111,22 +112,10 @@ interface RawAddon extends Omit<NativeAddon, 'fromData' | 'toDevice' | 'run' | '
   dtypeNames: string[];
 }
 
-/**
- * How long OpenBLAS's worker threads spin after a matrix product before they sleep, as log2 of TSC
- * cycles (OpenBLAS reads OPENBLAS_THREAD_TIMEOUT once, when the addon loads it). Its default, 2^28
- * (about 0.1 s), keeps them spinning through the ops between two products, which then share the
- * cores with them; see docs/performance.md for the measurement behind this value. A value the user
- * set is kept. Ours is set only while the addon loads, so that child processes (PyTorch, which
- * uses OpenBLAS too) do not inherit it.
- */
-const OPENBLAS_THREAD_TIMEOUT = '4';
-
 function load(): RawAddon {
   const require = createRequire(import.meta.url);
   const here = path.dirname(fileURLToPath(import.meta.url));
   const file = process.env.KEXUE_ADDON ?? path.join(here, '..', 'build', 'Release', 'kexue_core.node');
-  const ownTimeout = process.env.OPENBLAS_THREAD_TIMEOUT === undefined;
-  if (ownTimeout) process.env.OPENBLAS_THREAD_TIMEOUT = OPENBLAS_THREAD_TIMEOUT;
   try {
     return require(file) as RawAddon;
   } catch (err) {
@@ -134,11 +123,9 @@ function load(): RawAddon {
     if (/^E_[A-Z_]+$/.test(String((err as { code?: unknown }).code))) throw fromNativeError(err);
     throw new LoadError(
       `could not load kexue's native addon from ${file}: ${(err as Error).message}. ` +
-        'Build it with `pnpm -F @kexue/core-cuda run build:native` (needs cmake, g++ and libopenblas-dev).',
+        'Build it with `pnpm -F @kexue/core-cuda run build:native` (needs cmake, g++, libhwy-dev and libdnnl-dev: scripts/setup.sh installs them).',
       { cause: err },
     );
-  } finally {
-    if (ownTimeout) delete process.env.OPENBLAS_THREAD_TIMEOUT; // OpenBLAS read it as it loaded
   }
 }
 

@@ -35,6 +35,11 @@ export class Tensor {
   readonly __kexueTensor = true;
   /** @internal Set by `keep`: no tidy scope disposes this tensor. */
   kept = false;
+  /**
+   * @internal How many in-place updates (the optimizer ops of ops/optim.ts, the only ops that write
+   * into an existing tensor) have changed this tensor's elements: what a packed copy checks.
+   */
+  version = 0;
   #handle: NativeHandle | null;
 
   /** @internal Tensors are made by ops and creation functions, not by users. */

@@ -2,10 +2,10 @@
  * Several JS threads calling kexue at once. The addon is loaded once per thread, but its state is
  * the process's: the handle table (a mutex), the allocators (a mutex each), the registry (read-only
  * after load), the CPU thread pool (one parallel region at a time: a caller that finds it busy
- * waits) and OpenBLAS (Debian's pthreads build; its threaded level-3 calls serialise on their own
- * lock). Two worker threads and the main thread run the same ops at the same time, over and over,
+ * waits) and oneDNN's primitives (each run on one thread with the caller's scratchpad, from kexue's
+ * own cache). Two worker threads and the main thread run the same ops at the same time, over and over,
  * and every output must have the bits the main thread computed alone beforehand: a product that
- * OpenBLAS threads, small products inside the pool's chunks, row kernels, reductions, attention, a
+ * is split over the pool, small products inside the pool's chunks, row kernels, reductions, attention, a
  * cast and a gradient. A worker loading the addon while the main thread computes must not disturb
  * the pool either (the addon's init sets the thread count once per process).
  */

@@ -22,12 +22,12 @@ function data(n: number, seed: number, scale = 1): Float32Array {
 const t = (shape: number[], seed: number, scale = 1) => kx.tensor(data(shape.reduce((a, b) => a * b, 1), seed, scale), shape);
 
 /**
- * name → the output of one op. Between them: a product big enough for OpenBLAS to thread it (512³),
+ * name → the output of one op. Between them: a product split into parts over the pool (512³),
  * a batch of small products run in parallel on kexue's pool (sgemm inside the pool's chunks), and
  * row kernels, reductions, attention and a gradient that split their work across the pool.
  */
 const CASES: Record<string, () => kx.Tensor> = {
-  'matmul 512x512x512 (OpenBLAS threads)': () => kx.matmul(t([512, 512], 1), t([512, 512], 2)),
+  'matmul 512x512x512 (parts on the pool)': () => kx.matmul(t([512, 512], 1), t([512, 512], 2)),
   'matmul batch 64 x [32,48]x[48,40] (kexue pool)': () => kx.matmul(t([64, 32, 48], 3), t([64, 48, 40], 4)),
   'layerNorm [256, 768]': () => kx.layerNorm(t([256, 768], 5), t([768], 6), t([768], 7), 1e-12),
   'softmax [256, 1000]': () => kx.softmax(t([256, 1000], 8, 4)),

@@ -315,6 +315,13 @@ export const CASES: ParityCase[] = [
     grad: [0, 1],
   },
 
+  {
+    // a weight packed for inference (CPU: oneDNN's layout; CUDA: the weight as it is)
+    name: 'matmul with a packed weight + bias',
+    inputs: (dt, r) => [randn(r, [2, 19, 96], dt), randn(r, [70, 96], dt), randn(r, [70], dt)],
+    run: ([a, w, bias]) => kx.matmulPacked(a!, kx.packWeight(w!, { transB: true }), { bias: bias! }),
+  },
+
   // shape ops, floating and integer
   { name: 'reshape', inputs: (dt, r) => [randn(r, [6, 10], dt)], run: ([x]) => kx.reshape(x!, [3, -1, 4]), grad: [0] },
   { name: 'permute', inputs: (dt, r) => [randn(r, [2, 3, 5, 7], dt)], run: ([x]) => kx.permute(x!, [0, 2, 3, 1]), grad: [0] },

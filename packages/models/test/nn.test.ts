@@ -66,6 +66,33 @@ describe('layers', () => {
     expect(Object.keys(new FeedForward({ hidden: 4, inner: 6, rng: new InitRng(1) }).namedParameters())).toEqual(['wi.weight', 'wi.bias', 'wo.weight', 'wo.bias']);
   });
 
+  it('Linear in eval mode multiplies by a packed copy: the same values, repacked when the weight changes, dropped by train()', () => {
+    const lin = new Linear(64, 48, { rng: new InitRng(3) });
+    const x = kx.keep(kx.tensor(Float32Array.from({ length: 5 * 64 }, (_, i) => Math.sin(i)), [5, 64]));
+    const plain = lin.forward(x).toFloat32Array(); // train mode: the weight itself
+    const storages = () => kx.memory().storages;
+    const before = storages();
+    lin.eval();
+    const packed = kx.tidy(() => lin.forward(x).toFloat32Array());
+    expect(storages()).toBe(before + 1); // the packed copy, kept by the layer
+    for (let i = 0; i < plain.length; i++) expect(packed[i]).toBeCloseTo(plain[i]!, 5);
+    // an optimizer step moves the weight in place: the next eval forward packs it again
+    const w = lin.weight;
+    kx.tidy(() => kx.sgdUpdate(w, kx.ones([48, 64]), null, { lr: 0.01, momentum: 0, dampening: 0, nesterov: false, weightDecay: 0, first: true }));
+    const moved = kx.tidy(() => lin.forward(x).toFloat32Array());
+    const expected = kx.tidy(() => kx.matmul(x, w, { transB: true, bias: lin.namedParameters().bias }).toFloat32Array());
+    for (let i = 0; i < moved.length; i++) expect(moved[i]).toBeCloseTo(expected[i]!, 5);
+    expect(storages()).toBe(before + 1); // still one packed copy
+    // a new weight tensor: packed again, the old copy freed
+    kx.tidy(() => lin.setParameter('weight', kx.zeros([48, 64])));
+    expect(Array.from(kx.tidy(() => lin.forward(x).toFloat32Array())).slice(0, 48)).toEqual(Array.from(lin.namedParameters().bias!.toFloat32Array()));
+    expect(storages()).toBe(before + 1);
+    lin.train();
+    expect(storages()).toBe(before);
+    lin.dispose();
+    x.dispose();
+  });
+
   it('Dropout is active in training mode only, repeatable from its Philox seed', () => {
     const x = kx.ones([1000]);
     const d = new Dropout(0.5, new kx.Philox(3));

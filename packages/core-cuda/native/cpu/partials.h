@@ -3,10 +3,12 @@
 // with the same bits whatever the thread count. CPU-only (the thread pool sums them), shared by
 // several families, so it lives with the pool.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 #include "cpu/thread_pool.h"
 #include "kx/convert.h"
+#include "kx/simd.h"
 
 namespace kx::cpu {
 
@@ -29,11 +31,9 @@ void sum_block_partials(const float* partials, int64_t blocks, int64_t stride, i
     float sums[256];
     for (int64_t s0 = c0; s0 < c1; s0 += 256) {
       const int64_t len = c1 - s0 < 256 ? c1 - s0 : 256;
-      for (int64_t c = 0; c < len; ++c) {
-        float s = 0.0f;
-        for (int64_t blk = 0; blk < blocks; ++blk) s += partials[blk * stride + s0 + c];
-        sums[c] = s;
-      }
+      std::fill(sums, sums + len, 0.0f);
+      for (int64_t blk = 0; blk < blocks; ++blk)
+        simd::binary(simd::BinaryOp::Add, sums, 1, partials + blk * stride + s0, 1, sums, len);
       narrow(sums, out + s0, len);
     }
   });

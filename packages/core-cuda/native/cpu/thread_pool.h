@@ -1,6 +1,6 @@
 // The CPU backend's thread pool: one set of persistent workers, sized by KEXUE_NUM_THREADS
-// (default: all cores), shared by every kernel and by every JS thread of the process. OpenBLAS is
-// told the same count. set_num_threads waits for the running region and keeps the workers when the
+// (default: all cores), shared by every kernel and by every JS thread of the process. oneDNN's
+// products run on it too (ops/matmul). set_num_threads waits for the running region and keeps the workers when the
 // count is unchanged.
 #pragma once
 #include <cstdint>

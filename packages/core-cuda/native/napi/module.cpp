@@ -348,7 +348,7 @@ Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
 Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     Napi::Object o = Napi::Object::New(env);
-    o.Set("blas", "openblas");
+    o.Set("blas", kx::runtime::cpu_blas());
     // the vector runs' target, chosen at run time (kx/simd.h), and whether it converts float16 in hardware
     const std::string simd = kx::simd::target_name();
     o.Set("simd", simd);
@@ -447,7 +447,7 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
 }
 
 // Called once per JS thread that loads the addon (the main thread, each worker thread); the native
-// state (handles, allocators, registry, thread pool, OpenBLAS) is the process's, made once.
+// state (handles, allocators, registry, thread pool) is the process's, made once.
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   static std::once_flag simd_once;  // KEXUE_SIMD, read once per process; a bad value fails every load
   try {
@@ -455,8 +455,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   } catch (const kx::Error& e) {
     throw js_error(env, kx::code_name(e.code), e.what());
   }
-  static std::once_flag threads_once;  // a worker loading the addon must not reset the pool under a running op
-  std::call_once(threads_once, [] { kx::runtime::set_num_threads(kx::runtime::num_threads()); });  // OpenBLAS gets the pool's count
   exports.Set("fromData", Napi::Function::New(env, FromData));
   exports.Set("zeros", Napi::Function::New(env, Zeros));
   exports.Set("toData", Napi::Function::New(env, ToData));

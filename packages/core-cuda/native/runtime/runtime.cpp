@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "cpu/host_allocator.h"
+#include "cpu/onednn.h"
 #include "cpu/thread_pool.h"
 #include "cuda/api.h"
 
@@ -14,6 +15,7 @@ int64_t host_cached_bytes() { return cpu::host_cached_bytes(); }
 int64_t host_cache_limit() { return cpu::host_cache_limit(); }
 int64_t release_host_cache() { return cpu::host_cache_release(); }
 void set_host_cache_limit(int64_t bytes) { cpu::host_cache_set_limit(bytes); }
+std::string cpu_blas() { return cpu::onednn::version(); }
 
 void copy_from_host(const Tensor& dst, const void* src) {
   if (dst.device().type == DeviceType::CPU) {

@@ -12,13 +12,15 @@
 
 namespace kx::runtime {
 
-// CPU: the pool's thread count (OpenBLAS is set to the same), and the host allocator's cache.
+// CPU: the pool's thread count, and the host allocator's cache.
 int num_threads();
 void set_num_threads(int n);
 int64_t host_cached_bytes();  // free blocks kept for reuse, not in memory_stats().bytes
 int64_t host_cache_limit();
 int64_t release_host_cache();  // frees every cached block; returns the bytes released
 void set_host_cache_limit(int64_t bytes);
+// The library of the CPU's matrix products with its version, e.g. "oneDNN 2.6.3".
+std::string cpu_blas();
 
 // Copies of a tensor's bytes between host memory and a tensor of any device, and between tensors
 // of equal size. From a CUDA tensor to the host: once the work queued before on its device is done.

@@ -27,6 +27,13 @@ function checkUpdate(op: string, param: Tensor, grad: Tensor, state: (Tensor | n
   }
 }
 
+/** Runs an in-place update and counts it on the parameters it moved (Tensor.version). */
+function update(op: string, inputs: (Tensor | null)[], params: readonly Tensor[], attrs: Attrs): Tensor[] {
+  const out = runKernel(op, inputs, attrs);
+  for (const p of params) p.version++;
+  return out;
+}
+
 function finite(op: string, name: string, v: number): number {
   if (typeof v !== 'number' || !Number.isFinite(v)) throw new ArgumentError(`${op}: ${name} must be a finite number, got ${v}`);
   return v;
@@ -63,7 +70,7 @@ export interface TigerUpdateOptions {
 export function tigerUpdate(param: Tensor, grad: Tensor, m: Tensor, o: TigerUpdateOptions): Tensor {
   const op = 'tigerUpdate';
   checkUpdate(op, param, grad, [m]);
-  return runKernel1('optim_tiger', [param, grad, m], tigerAttrs(op, o));
+  return update('optim_tiger', [param, grad, m], [param], tigerAttrs(op, o))[0]!;
 }
 
 function tigerAttrs(op: string, o: TigerUpdateOptions): Attrs {
@@ -97,7 +104,7 @@ export function tigerUpdateGroup(slots: readonly TigerSlot[], o: TigerUpdateOpti
   const op = 'tigerUpdateGroup';
   if (slots.length === 0) throw new ArgumentError(`${op}: no parameters`);
   for (const s of slots) checkUpdate(op, s.param, s.grad, [s.m]);
-  return runKernel1('optim_tiger_group', slots.flatMap((s) => [s.param, s.grad, s.m]), tigerAttrs(op, o));
+  return update('optim_tiger_group', slots.flatMap((s) => [s.param, s.grad, s.m]), slots.map((s) => s.param), tigerAttrs(op, o))[0]!;
 }
 
 export interface LionUpdateOptions {
@@ -112,7 +119,7 @@ export interface LionUpdateOptions {
 export function lionUpdate(param: Tensor, grad: Tensor, m: Tensor, o: LionUpdateOptions): void {
   const op = 'lionUpdate';
   checkUpdate(op, param, grad, [m]);
-  runKernel('optim_lion', [param, grad, m], {
+  update('optim_lion', [param, grad, m], [param], {
     lr: finite(op, 'lr', o.lr),
     beta1: finite(op, 'beta1', o.beta1),
     beta2: finite(op, 'beta2', o.beta2),
@@ -136,7 +143,7 @@ export interface AdamWUpdateOptions {
 export function adamwUpdate(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, o: AdamWUpdateOptions): void {
   const op = 'adamwUpdate';
   checkUpdate(op, param, grad, [m, v]);
-  runKernel('optim_adamw', [param, grad, m, v], adamwAttrs(op, o));
+  update('optim_adamw', [param, grad, m, v], [param], adamwAttrs(op, o));
 }
 
 function adamwAttrs(op: string, o: AdamWUpdateOptions): Attrs {
@@ -168,7 +175,7 @@ export function adamwUpdateGroup(slots: readonly AdamWSlot[], o: AdamWUpdateOpti
   const op = 'adamwUpdateGroup';
   if (slots.length === 0) return;
   for (const s of slots) checkUpdate(op, s.param, s.grad, [s.m, s.v]);
-  runKernel('optim_adamw_group', slots.flatMap((s) => [s.param, s.grad, s.m, s.v]), adamwAttrs(op, o));
+  update('optim_adamw_group', slots.flatMap((s) => [s.param, s.grad, s.m, s.v]), slots.map((s) => s.param), adamwAttrs(op, o));
 }
 
 export interface SgdUpdateOptions {
@@ -187,7 +194,7 @@ export function sgdUpdate(param: Tensor, grad: Tensor, buf: Tensor | null, o: Sg
   const op = 'sgdUpdate';
   checkUpdate(op, param, grad, [buf]);
   if (o.momentum !== 0 && buf === null) throw new ArgumentError(`${op}: momentum ${o.momentum} needs a buffer`);
-  runKernel('optim_sgd', [param, grad, buf], {
+  update('optim_sgd', [param, grad, buf], [param], {
     lr: finite(op, 'lr', o.lr),
     momentum: finite(op, 'momentum', o.momentum),
     dampening: finite(op, 'dampening', o.dampening),

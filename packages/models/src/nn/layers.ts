@@ -2,7 +2,24 @@
  * The basic layers: Linear, Embedding, LayerNorm, RMSNorm, Dropout. Parameter names follow
  * PyTorch/Hugging Face (weight, bias); a Linear's weight is [out, in].
  */
-import { ArgumentError, Philox, addLayerNorm, biasGelu, dropout, embedding, gelu, layerNorm, matmul, rmsNorm, type Tensor } from '@kexue/core-cuda';
+import {
+  ArgumentError,
+  Philox,
+  addLayerNorm,
+  biasGelu,
+  dropout,
+  embedding,
+  gelu,
+  isRecordingGradients,
+  keep,
+  layerNorm,
+  matmul,
+  matmulPacked,
+  packWeight,
+  rmsNorm,
+  type PackedWeight,
+  type Tensor,
+} from '@kexue/core-cuda';
 
 import { onesInit, truncatedNormal, zerosInit, type Initializer } from './init.js';
 import { Module } from './module.js';
@@ -21,11 +38,20 @@ export interface LinearOptions {
   rng: InitRng;
 }
 
-/** y = x·Wᵀ + b for x [..., in]; weight [out, in], bias [out]. */
+/**
+ * y = x·Wᵀ + b for x [..., in]; weight [out, in], bias [out].
+ *
+ * Inference (eval mode, no gradient tape) multiplies by a copy of the weight packed once for the
+ * CPU's product kernels (packWeight; on CUDA the weight itself): at batch 1 a product otherwise
+ * spends as long repacking the weight as multiplying. The copy is made on first use, made again when the weight
+ * changed (an optimizer step, a loaded tensor), and dropped by train() and dispose(); it costs one
+ * more copy of the weight's memory while the layer is in eval mode.
+ */
 export class Linear extends Module {
   readonly inFeatures: number;
   readonly outFeatures: number;
   readonly hasBias: boolean;
+  #packed: PackedWeight | null = null;
 
   constructor(inFeatures: number, outFeatures: number, options: LinearOptions) {
     super();
@@ -41,13 +67,40 @@ export class Linear extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return matmul(x, this.p('weight'), { transB: true, bias: this.hasBias ? this.p('bias') : undefined });
+    return this.#product(x, this.hasBias ? this.p('bias') : undefined);
   }
 
   /** gelu(x·Wᵀ + b), the bias added inside the fused biasGelu (whose backward also gives dbias). */
   forwardGelu(x: Tensor, approximate: 'none' | 'tanh'): Tensor {
-    const h = matmul(x, this.p('weight'), { transB: true });
+    const h = this.#product(x, undefined);
     return this.hasBias ? biasGelu(h, this.p('bias'), { approximate }) : gelu(h, { approximate });
+  }
+
+  override train(mode = true): this {
+    if (mode) this.#dropPacked();
+    return super.train(mode);
+  }
+
+  override dispose(): void {
+    this.#dropPacked();
+    super.dispose();
+  }
+
+  #product(x: Tensor, bias: Tensor | undefined): Tensor {
+    const w = this.p('weight');
+    if (this.training || isRecordingGradients()) return matmul(x, w, { transB: true, bias });
+    if (this.#packed?.source !== w || !this.#packed.isCurrent) {
+      this.#dropPacked();
+      const packed = packWeight(w, { transB: true });
+      if (packed.bytes) keep(packed.bytes); // the layer's, not the caller's tidy scope's
+      this.#packed = packed;
+    }
+    return matmulPacked(x, this.#packed, { bias });
+  }
+
+  #dropPacked(): void {
+    this.#packed?.dispose();
+    this.#packed = null;
   }
 }
 

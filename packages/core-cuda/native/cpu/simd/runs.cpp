@@ -1,9 +1,10 @@
-// The vector runs of kx/simd.h, written once with Google Highway and compiled for every x86 target
+// The elementwise vector runs of kx/simd.h (transcendentals, dropout, 16-bit float conversions,
+// binary arithmetic), written once with Google Highway and compiled for every x86 target
 // (foreach_target.h includes this file again per target, each time inside that target's namespace
 // and instruction set); HWY_DYNAMIC_DISPATCH calls the best target the CPU has and KEXUE_SIMD
 // allows (target.cpp). The element formulas are kx/math_formulas.inc, included in each target's
-// namespace; what differs from the scalar functions of kx/math.h is only the selects and the bit
-// tricks, which each form writes with its own operations.
+// namespace by lanes-inl.h; what differs from the scalar functions of kx/math.h is only the selects
+// and the bit tricks, which each form writes with its own operations.
 #include <cstdint>
 #include <cstring>
 
@@ -17,65 +18,12 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 
+#include "cpu/simd/lanes-inl.h"
+
 HWY_BEFORE_NAMESPACE();
 namespace kx {
 namespace simd_targets {
 namespace HWY_NAMESPACE {
-namespace hn = hwy::HWY_NAMESPACE;
-
-using D = hn::ScalableTag<float>;
-using V = hn::Vec<D>;
-
-HWY_INLINE V splat(float c) { return hn::Set(D(), c); }
-
-// A vector with the arithmetic of a float, against floats too: the lane type of math_formulas.inc.
-struct Lanes {
-  V v;
-};
-HWY_INLINE Lanes operator+(Lanes a, Lanes b) { return {hn::Add(a.v, b.v)}; }
-HWY_INLINE Lanes operator-(Lanes a, Lanes b) { return {hn::Sub(a.v, b.v)}; }
-HWY_INLINE Lanes operator*(Lanes a, Lanes b) { return {hn::Mul(a.v, b.v)}; }
-HWY_INLINE Lanes operator/(Lanes a, Lanes b) { return {hn::Div(a.v, b.v)}; }
-HWY_INLINE Lanes operator+(Lanes a, float b) { return a + Lanes{splat(b)}; }
-HWY_INLINE Lanes operator-(Lanes a, float b) { return a - Lanes{splat(b)}; }
-HWY_INLINE Lanes operator*(Lanes a, float b) { return a * Lanes{splat(b)}; }
-HWY_INLINE Lanes operator+(float a, Lanes b) { return Lanes{splat(a)} + b; }
-HWY_INLINE Lanes operator-(float a, Lanes b) { return Lanes{splat(a)} - b; }
-HWY_INLINE Lanes operator*(float a, Lanes b) { return Lanes{splat(a)} * b; }
-HWY_INLINE Lanes operator/(float a, Lanes b) { return Lanes{splat(a)} / b; }
-
-#include "kx/math_formulas.inc"
-
-// kx::exp_fast on lanes, the same steps: clamp (NaN kept: the comparisons are false), n = round(x /
-// ln2) by adding 1.5 * 2^23 (whose low mantissa bits are then n as an integer: no conversion
-// instruction, and a NaN's garbage n meets a NaN polynomial), the polynomial, and 2^n as two
-// factors so that subnormal results round once.
-HWY_INLINE V Exp(V x) {
-  // x86's min/max return their second operand when either is NaN, so x's NaN is kept; the scalar
-  // target's return the other one, so there the NaN is put back.
-  V xc = hn::Max(splat(-104.0f), hn::Min(splat(89.0f), x));
-#if HWY_TARGET == HWY_SCALAR
-  xc = hn::IfThenElse(hn::IsNaN(x), x, xc);
-#endif
-  const V shifted = hn::Add(hn::Mul(xc, splat(1.44269504088896341f)), splat(12582912.0f));
-  const V n = hn::Sub(shifted, splat(12582912.0f));
-  const V p = exp_poly_(exp_remainder_(Lanes{xc}, Lanes{n})).v;
-#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-  // AVX-512's vscalefps: p 2^n in one instruction that also rounds subnormal results once (the two
-  // factors below cost GELU and softmax a tenth of their time). The zero-masked form with every
-  // lane selected: gcc 12 warns about the plain one's undefined pass-through operand.
-  return V{_mm512_maskz_scalef_ps(0xFFFF, p.raw, n.raw)};
-#else
-  const D d;
-  const hn::RebindToSigned<D> di;
-  const auto ni = hn::Sub(hn::BitCast(di, shifted), hn::Set(di, 0x4B400000));  // the bits of 1.5 * 2^23
-  const auto n1 = hn::ShiftRight<1>(ni);
-  const auto bias = hn::Set(di, 127);
-  const V scale1 = hn::BitCast(d, hn::ShiftLeft<23>(hn::Add(n1, bias)));
-  const V scale2 = hn::BitCast(d, hn::ShiftLeft<23>(hn::Add(hn::Sub(ni, n1), bias)));
-  return hn::Mul(hn::Mul(p, scale1), scale2);
-#endif
-}
 
 // kx::tanh_fast on lanes.
 HWY_INLINE V Tanh(V x) {
@@ -95,43 +43,25 @@ HWY_INLINE V GeluCdf(V x) {
 
 HWY_INLINE V Sigmoid(V x) { return sigmoid_from_(Lanes{Exp(hn::Neg(x))}).v; }
 
-// y = f(x) over n elements; the last partial vector goes through a zero-padded buffer, so that it
-// takes the instructions of the whole ones.
+// y = f(x) over n elements (lanes-inl.h's for_each_group: the last partial vector takes the
+// instructions of the whole ones).
 template <class F>
 HWY_INLINE void MapRun(const float* x, float* y, int64_t n, F f) {
   const D d;
-  const int64_t lanes = (int64_t)hn::Lanes(d);
-  int64_t i = 0;
-  for (; i + lanes <= n; i += lanes) hn::StoreU(f(hn::LoadU(d, x + i)), d, y + i);
-  if (i < n) {
-    HWY_ALIGN float buf[HWY_MAX_BYTES / sizeof(float)] = {};
-    std::memcpy(buf, x + i, (size_t)(n - i) * sizeof(float));
-    hn::Store(f(hn::Load(d, buf)), d, buf);
-    std::memcpy(y + i, buf, (size_t)(n - i) * sizeof(float));
-  }
+  for_each_group(n, (int64_t)hn::Lanes(d), [&](const float* xs, float* ys) { hn::StoreU(f(hn::LoadU(d, xs)), d, ys); },
+                 x, y);
 }
 
-// dx = dy * f'(x) over n elements, the tail as MapRun's.
+// dx = dy * f'(x) over n elements, as MapRun.
 template <class F>
 HWY_INLINE void GradRun(const float* x, const float* dy, float* dx, int64_t n, F grad) {
   const D d;
-  const int64_t lanes = (int64_t)hn::Lanes(d);
-  int64_t i = 0;
-  for (; i + lanes <= n; i += lanes) hn::StoreU(hn::Mul(hn::LoadU(d, dy + i), grad(hn::LoadU(d, x + i))), d, dx + i);
-  if (i < n) {
-    HWY_ALIGN float bx[HWY_MAX_BYTES / sizeof(float)] = {};
-    HWY_ALIGN float bd[HWY_MAX_BYTES / sizeof(float)] = {};
-    std::memcpy(bx, x + i, (size_t)(n - i) * sizeof(float));
-    std::memcpy(bd, dy + i, (size_t)(n - i) * sizeof(float));
-    hn::Store(hn::Mul(hn::Load(d, bd), grad(hn::Load(d, bx))), d, bd);
-    std::memcpy(dx + i, bd, (size_t)(n - i) * sizeof(float));
-  }
+  for_each_group(n, (int64_t)hn::Lanes(d), [&](const float* xs, const float* dys, float* dxs) {
+    hn::StoreU(hn::Mul(hn::LoadU(d, dys), grad(hn::LoadU(d, xs))), d, dxs);
+  }, x, dy, dx);
 }
 
-void ExpShifted(const float* x, float* e, int64_t n, float shift) {
-  const V s = splat(shift);
-  MapRun(x, e, n, [s](V v) { return Exp(hn::Sub(v, s)); });
-}
+void ExpShifted(const float* x, float* e, int64_t n, float shift) { exp_shifted(x, e, n, shift); }
 void ExpRun(const float* x, float* y, int64_t n) { MapRun(x, y, n, [](V v) { return Exp(v); }); }
 void TanhRun(const float* x, float* y, int64_t n) { MapRun(x, y, n, [](V v) { return Tanh(v); }); }
 void SigmoidRun(const float* x, float* y, int64_t n) { MapRun(x, y, n, [](V v) { return Sigmoid(v); }); }
@@ -247,6 +177,70 @@ void NarrowHalf(const float* src, half_t* dst, int64_t n) {
   for (; i < n; ++i) dst[i].bits = float_to_half(src[i]);
 }
 
+// bfloat16 is the top half of a float32: widening is a shift, narrowing rounds to nearest even by
+// integer arithmetic (float_to_bf16's steps) and writes 0x7fc0 for a NaN. Exact integer steps, so
+// the last partial vector can take the scalar conversions.
+void WidenBf16(const bfloat16_t* src, float* dst, int64_t n) {
+  const D d;
+  const hn::RebindToUnsigned<D> du;
+  const hn::Rebind<uint16_t, D> d16;
+  const int64_t lanes = (int64_t)hn::Lanes(d);
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    const auto bits = hn::PromoteTo(du, hn::LoadU(d16, reinterpret_cast<const uint16_t*>(src + i)));
+    hn::StoreU(hn::BitCast(d, hn::ShiftLeft<16>(bits)), d, dst + i);
+  }
+  for (; i < n; ++i) dst[i] = bf16_to_float(src[i].bits);
+}
+
+void NarrowBf16(const float* src, bfloat16_t* dst, int64_t n) {
+  const D d;
+  const hn::RebindToUnsigned<D> du;
+  const hn::RebindToSigned<D> di;
+  const hn::Rebind<uint16_t, D> d16;
+  const int64_t lanes = (int64_t)hn::Lanes(d);
+  const auto half_ulp = hn::Set(du, 0x7fffu), one = hn::Set(du, 1u), nan_bits = hn::Set(du, 0x7fc0u);
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    const V v = hn::LoadU(d, src + i);
+    const auto u = hn::BitCast(du, v);
+    const auto rounded = hn::ShiftRight<16>(hn::Add(u, hn::Add(half_ulp, hn::And(hn::ShiftRight<16>(u), one))));
+    const auto bits = hn::IfThenElse(hn::RebindMask(du, hn::IsNaN(v)), nan_bits, rounded);
+    hn::StoreU(hn::DemoteTo(d16, hn::BitCast(di, bits)), d16, reinterpret_cast<uint16_t*>(dst + i));
+  }
+  for (; i < n; ++i) dst[i].bits = float_to_bf16(src[i]);
+}
+
+// out = op(a, b) with a stride-0 operand held in a vector; two stride-0 operands give one value.
+template <class Op>
+HWY_INLINE void BinaryOf(const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n, Op op) {
+  const D d;
+  const int64_t lanes = (int64_t)hn::Lanes(d);
+  if (sa && sb) {
+    for_each_group(n, lanes, [&](const float* as, const float* bs, float* os) {
+      hn::StoreU(op(hn::LoadU(d, as), hn::LoadU(d, bs)), d, os);
+    }, a, b, out);
+  } else if (sa) {
+    const V vb = splat(b[0]);
+    for_each_group(n, lanes, [&](const float* as, float* os) { hn::StoreU(op(hn::LoadU(d, as), vb), d, os); }, a, out);
+  } else if (sb) {
+    const V va = splat(a[0]);
+    for_each_group(n, lanes, [&](const float* bs, float* os) { hn::StoreU(op(va, hn::LoadU(d, bs)), d, os); }, b, out);
+  } else {
+    const V v = op(splat(a[0]), splat(b[0]));
+    for_each_group(n, lanes, [&](float* os) { hn::StoreU(v, d, os); }, out);
+  }
+}
+
+void BinaryRun(simd::BinaryOp op, const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n) {
+  switch (op) {
+    case simd::BinaryOp::Add: return BinaryOf(a, sa, b, sb, out, n, [](V x, V y) { return hn::Add(x, y); });
+    case simd::BinaryOp::Sub: return BinaryOf(a, sa, b, sb, out, n, [](V x, V y) { return hn::Sub(x, y); });
+    case simd::BinaryOp::Mul: return BinaryOf(a, sa, b, sb, out, n, [](V x, V y) { return hn::Mul(x, y); });
+    case simd::BinaryOp::Div: return BinaryOf(a, sa, b, sb, out, n, [](V x, V y) { return hn::Div(x, y); });
+  }
+}
+
 int64_t Target() { return HWY_TARGET; }
 
 }  // namespace HWY_NAMESPACE
@@ -270,6 +264,9 @@ HWY_EXPORT(GeluTanhGradRun);
 HWY_EXPORT(DropoutRun);
 HWY_EXPORT(WidenHalf);
 HWY_EXPORT(NarrowHalf);
+HWY_EXPORT(WidenBf16);
+HWY_EXPORT(NarrowBf16);
+HWY_EXPORT(BinaryRun);
 HWY_EXPORT(Target);
 }  // namespace simd_targets
 
@@ -295,6 +292,11 @@ void dropout(const float* x, float* y, int64_t n, uint64_t seed, uint64_t offset
 }
 void widen_half(const half_t* src, float* dst, int64_t n) { HWY_DYNAMIC_DISPATCH(WidenHalf)(src, dst, n); }
 void narrow_half(const float* src, half_t* dst, int64_t n) { HWY_DYNAMIC_DISPATCH(NarrowHalf)(src, dst, n); }
+void widen_bf16(const bfloat16_t* src, float* dst, int64_t n) { HWY_DYNAMIC_DISPATCH(WidenBf16)(src, dst, n); }
+void narrow_bf16(const float* src, bfloat16_t* dst, int64_t n) { HWY_DYNAMIC_DISPATCH(NarrowBf16)(src, dst, n); }
+void binary(BinaryOp op, const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(BinaryRun)(op, a, sa, b, sb, out, n);
+}
 const char* target_name() { return hwy::TargetName(HWY_DYNAMIC_DISPATCH(Target)()); }
 
 }  // namespace simd

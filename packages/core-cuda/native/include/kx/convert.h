@@ -2,8 +2,8 @@
 // for every op family (CPU loops and CUDA kernels alike). The results are bit for bit those of
 // kx::to_float / kx::from_float (dtype.h) on each element, NaN included.
 //
-// On the CPU the 16-bit paths vectorise: bfloat16 is a shift (plain loops the compiler vectorises),
-// float16 goes through the dispatched vector runs of kx/simd.h (F16C where the CPU has AVX2).
+// On the CPU the 16-bit paths are the dispatched vector runs of kx/simd.h (bfloat16: integer shifts
+// and rounding; float16: F16C where the CPU has AVX2).
 #pragma once
 #include <cstdint>
 
@@ -17,7 +17,11 @@ KX_HD void widen(const float* src, float* dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
 }
 KX_HD void widen(const bfloat16_t* src, float* dst, int64_t n) {
+#if defined(__CUDA_ARCH__)
   for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_float(src[i].bits);
+#else
+  simd::widen_bf16(src, dst, n);
+#endif
 }
 KX_HD void widen(const half_t* src, float* dst, int64_t n) {
 #if defined(__CUDA_ARCH__)
@@ -33,7 +37,11 @@ KX_HD void narrow(const float* src, float* dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
 }
 KX_HD void narrow(const float* src, bfloat16_t* dst, int64_t n) {
+#if defined(__CUDA_ARCH__)
   for (int64_t i = 0; i < n; ++i) dst[i].bits = float_to_bf16(src[i]);
+#else
+  simd::narrow_bf16(src, dst, n);
+#endif
 }
 KX_HD void narrow(const float* src, half_t* dst, int64_t n) {
 #if defined(__CUDA_ARCH__)

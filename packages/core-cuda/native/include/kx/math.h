@@ -14,15 +14,6 @@
 #define KX_HD inline
 #endif
 
-// Marks a reduction loop for the CPU compiler's vectoriser (an OpenMP simd pragma: the build passes
-// -fopenmp-simd, which honours these pragmas and starts no threads). The device has no use for it.
-#define KX_PRAGMA_(text) _Pragma(#text)
-#if defined(__CUDA_ARCH__)
-#define KX_SIMD_REDUCE(clauses)
-#else
-#define KX_SIMD_REDUCE(clauses) KX_PRAGMA_(omp simd clauses)
-#endif
-
 namespace kx {
 
 constexpr float kSqrt2OverPi = 0.7978845608028654f;
@@ -62,8 +53,8 @@ KX_HD float exp_fast(float x) {
 #endif
 }
 
-// e[k] = exp_fast(x[k] - shift) for k < n (e may be x): the loop of the row softmaxes, run on the
-// CPU by the dispatched vector run.
+// e[k] = exp_fast(x[k] - shift) for k < n (e may be x): a row's probabilities from its logsumexp
+// (the attention backward), run on the CPU by the dispatched vector run.
 KX_HD void exp_shifted_run(const float* x, float* e, int64_t n, float shift) {
 #if defined(__CUDA_ARCH__)
   for (int64_t i = 0; i < n; ++i) e[i] = exp_fast(x[i] - shift);

@@ -1,6 +1,15 @@
-// The math of reducing one row, shared by CPU and CUDA: float32 accumulation, sums kept accurate on
-// long rows by a pairwise cascade over fixed blocks (error ~ (B + log2(n/B))·eps instead of n·eps),
-// and a max that propagates NaN like PyTorch.
+// How the CPU reduces a row (float32 accumulation, sums kept accurate on long rows by a pairwise
+// cascade over fixed blocks: error ~ (B + log2(n/B))·eps instead of n·eps), and the max that
+// propagates NaN like PyTorch, which the CUDA kernels share.
+//
+// The CPU's row reductions are vector runs (kx/simd.h: block_sum, block_dot, row_sum, row_max and
+// the softmax and norm rows), in this order, fixed so that a row's sum depends only on its values:
+// element i of a block adds into accumulator i mod kReduceLanes (a partial last group into the
+// first accumulators), the accumulators fold by halving (accumulator k adds accumulator k + w for
+// w = kReduceLanes/2, then half that, down to one: the same tree on every target and thread
+// count), and a row longer than kSumBlock combines its blocks' sums by PairwiseSum. Every target
+// sums in that order (the accumulators are kReduceLanes / lanes vectors), so the targets differ only
+// where one fuses a multiply-add.
 #pragma once
 #include <cstdint>
 
@@ -8,43 +17,15 @@
 
 namespace kx {
 
-// Elements summed directly (with kReduceLanes independent accumulators) before the cascade.
+// Elements summed directly (with kReduceLanes independent accumulators) before the cascade. 32
+// accumulators are two AVX-512 vectors (four AVX2 ones), so the adds of one row do not wait on each
+// other's latency.
 constexpr int64_t kSumBlock = 256;
-constexpr int kReduceLanes = 16;
+constexpr int kReduceLanes = 32;
 
 // max that propagates NaN: once a NaN is seen the result stays NaN (PyTorch's max/amax).
 // (bitwise | rather than ||, so the select has no branch and vectorises)
 KX_HD float max_nan(float a, float v) { return ((v > a) | (v != v)) ? v : a; }
-
-// Folds kReduceLanes accumulators into acc[0] in a fixed order (halving: the same tree on every
-// backend and for every thread count) and returns it.
-KX_HD float combine_lanes(float* acc) {
-  for (int w = kReduceLanes / 2; w > 0; w /= 2)
-    for (int k = 0; k < w; ++k) acc[k] += acc[k + w];
-  return acc[0];
-}
-
-// Sum of a short run (n <= kSumBlock is what it is meant for) with independent lanes, so that
-// -O3 turns it into vector adds without reassociating a single accumulator. Each lane sees n/16
-// terms, which also keeps a longer run accurate enough for a norm's statistics.
-KX_HD float block_sum(const float* x, int64_t n) {
-  float acc[kReduceLanes] = {};
-  int64_t i = 0;
-  for (; i + kReduceLanes <= n; i += kReduceLanes)
-    for (int k = 0; k < kReduceLanes; ++k) acc[k] += x[i + k];
-  for (int k = 0; i < n; ++i, ++k) acc[k] += x[i];
-  return combine_lanes(acc);
-}
-
-// Σ a_i·b_i over lanes as block_sum.
-KX_HD float block_dot(const float* a, const float* b, int64_t n) {
-  float acc[kReduceLanes] = {};
-  int64_t i = 0;
-  for (; i + kReduceLanes <= n; i += kReduceLanes)
-    for (int k = 0; k < kReduceLanes; ++k) acc[k] += a[i + k] * b[i + k];
-  for (int k = 0; i < n; ++i, ++k) acc[k] += a[i] * b[i];
-  return combine_lanes(acc);
-}
 
 // Pairwise combination of block sums without recursion: partial sums live on a stack like the
 // digits of a binary counter, and two sums of equal weight merge as soon as both exist. Feeding it
@@ -65,28 +46,5 @@ struct PairwiseSum {
     return s;
   }
 };
-
-// Sum of a contiguous float32 row, pairwise over kSumBlock blocks.
-KX_HD float row_sum(const float* x, int64_t n) {
-  if (n <= kSumBlock) return block_sum(x, n);
-  PairwiseSum p;
-  for (int64_t i = 0; i < n; i += kSumBlock) p.add(block_sum(x + i, n - i < kSumBlock ? n - i : kSumBlock));
-  return p.result();
-}
-
-// Max of a contiguous row (-inf when empty), NaN-propagating. The max and a "saw a NaN" flag are two
-// independent reductions, so the compiler emits vector max and compare instructions: a select
-// that propagates NaN in one expression stays scalar and branchy under gcc. The order of a max
-// does not change its value, so this is the same on every backend.
-KX_HD float row_max(const float* x, int64_t n) {
-  float m = -INFINITY;
-  int nan = 0;
-  KX_SIMD_REDUCE(reduction(max : m) reduction(| : nan))
-  for (int64_t i = 0; i < n; ++i) {
-    m = x[i] > m ? x[i] : m;
-    nan |= x[i] != x[i];
-  }
-  return nan ? NAN : m;
-}
 
 }  // namespace kx

@@ -5,12 +5,12 @@
 // probabilities recomputed from the saved logsumexp backward). Masks and biases broadcast by
 // strides (0 on broadcast axes), never materialised. Half inputs are widened to float32 copies of
 // q, k, v once per call (their size, not the scores'), and outputs rounded back row by row.
-#include <cblas.h>
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "cpu/onednn.h"
 #include "cpu/partials.h"
 #include "cpu/thread_pool.h"
 #include "kx/convert.h"
@@ -22,9 +22,10 @@ namespace kx {
 namespace {
 
 constexpr int64_t kQueryBlock = 64;
-// OpenBLAS 0.3 runs an sgemm single-threaded when m*n*k <= 4 * 65536; our blocks stay under that so
-// that calls made from the pool's workers do not fight over OpenBLAS's own threads.
-constexpr int64_t kGemmSingleThreadWork = 4 * 65536;
+// The multiply-adds of one block product (a query block times a key block): small enough that a
+// block's scores and its slices of q, k and v stay in the core's cache. Each product runs on its
+// task's thread (cpu::onednn::sgemm).
+constexpr int64_t kBlockGemmWork = 4 * 65536;
 
 // A float32 view of a floating tensor: its own data when float32, else a converted copy in store.
 const float* f32_data(const Tensor& t, std::vector<float>& store) {
@@ -41,8 +42,7 @@ const float* f32_data(const Tensor& t, std::vector<float>& store) {
 // Writes n floats of src times mul (src is scratch and is scaled in place) to t's storage at
 // element offset, in t's dtype.
 void write_row(const Tensor& t, int64_t offset, float* src, int64_t n, float mul) {
-  if (mul != 1.0f)
-    for (int64_t c = 0; c < n; ++c) src[c] *= mul;
+  if (mul != 1.0f) simd::binary(simd::BinaryOp::Mul, src, 1, &mul, 0, src, n);
   KX_DISPATCH_FLOAT(t.dtype, narrow(src, t.data<scalar_t>() + offset, n));
 }
 
@@ -62,7 +62,7 @@ struct Problem : AttnShape {
   void scores(float* s, const float* qrows, int64_t b, int64_t h, int64_t i0, int64_t rows, const float* kh,
               int64_t j0, int64_t cols) const {
     if (D > 0) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)cols, (int)D, scale, qrows, (int)D,
+      cpu::onednn::sgemm(false, true, (int)rows, (int)cols, (int)D, scale, qrows, (int)D,
                   kh + j0 * D, (int)D, 0.0f, s, (int)cols);
     } else {
       std::fill(s, s + rows * cols, 0.0f);
@@ -90,7 +90,7 @@ void write_dk_dv(const Problem& p, const Tensor& dk, const Tensor& dv, int64_t b
 
 int64_t pick_key_block(int64_t D, int64_t Dv) {
   const int64_t width = std::max<int64_t>({D, Dv, 1});
-  int64_t kb = kGemmSingleThreadWork / (kQueryBlock * width);
+  int64_t kb = kBlockGemmWork / (kQueryBlock * width);
   kb = std::max<int64_t>(16, std::min<int64_t>(256, kb));
   return kb - kb % 16;
 }
@@ -144,13 +144,10 @@ std::vector<Tensor> attention_cpu(const Inputs& in, const Attrs& attrs) {
         p.scores(s, qrows, b, h, i0, rows, kh, j0, cols);
         for (int64_t r = 0; r < rows; ++r) {
           const float corr = attn_online_update(s + r * cols, cols, &m[r], &l[r]);
-          if (corr != 1.0f) {
-            float* a = acc + r * p.Dv;
-            for (int64_t d = 0; d < p.Dv; ++d) a[d] *= corr;
-          }
+          if (corr != 1.0f) simd::binary(simd::BinaryOp::Mul, acc + r * p.Dv, 1, &corr, 0, acc + r * p.Dv, p.Dv);
         }
         if (p.Dv > 0) {
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)p.Dv, (int)cols, 1.0f, s, (int)cols,
+          cpu::onednn::sgemm(false, false, (int)rows, (int)p.Dv, (int)cols, 1.0f, s, (int)cols,
                       vh + j0 * p.Dv, (int)p.Dv, 1.0f, acc, (int)p.Dv);
         }
       }
@@ -178,7 +175,7 @@ struct BackwardBlock {
     const float* kh = p.k + bh * p.Tk * p.D;
     p.scores(s, p.q + (bh * p.Tq + i0) * p.D, b, h, i0, rows, kh, j0, cols);
     if (p.Dv > 0) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)cols, (int)p.Dv, 1.0f,
+      cpu::onednn::sgemm(false, true, (int)rows, (int)cols, (int)p.Dv, 1.0f,
                   dO + (bh * p.Tq + i0) * p.Dv, (int)p.Dv, p.v + (bh * p.Tk + j0) * p.Dv, (int)p.Dv, 0.0f, ds, (int)cols);
     } else {
       std::fill(ds, ds + rows * cols, 0.0f);
@@ -198,9 +195,9 @@ struct BackwardBlock {
       if (dbias) {
         float* target = dbias + p.bs.offset(b, h, i0 + r) + j0 * p.bs.sk;
         if (p.bs.sk == 1) {
-          for (int64_t c = 0; c < cols; ++c) target[c] += dsrow[c];
+          simd::binary(simd::BinaryOp::Add, target, 1, dsrow, 1, target, cols);
         } else {
-          target[0] += block_sum(dsrow, cols);
+          target[0] += simd::block_sum(dsrow, cols);
         }
       }
     }
@@ -211,11 +208,11 @@ struct BackwardBlock {
 void accumulate_dk_dv(const Problem& p, const float* dO, const float* s, const float* ds, int64_t bh, int64_t i0,
                       int64_t rows, int64_t cols, float* dkacc, float* dvacc) {
   if (p.Dv > 0) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)cols, (int)p.Dv, (int)rows, 1.0f, s, (int)cols,
+    cpu::onednn::sgemm(true, false, (int)cols, (int)p.Dv, (int)rows, 1.0f, s, (int)cols,
                 dO + (bh * p.Tq + i0) * p.Dv, (int)p.Dv, 1.0f, dvacc, (int)p.Dv);
   }
   if (p.D > 0) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)cols, (int)p.D, (int)rows, p.scale, ds, (int)cols,
+    cpu::onednn::sgemm(true, false, (int)cols, (int)p.D, (int)rows, p.scale, ds, (int)cols,
                 p.q + (bh * p.Tq + i0) * p.D, (int)p.D, 1.0f, dkacc, (int)p.D);
   }
 }
@@ -224,7 +221,7 @@ void accumulate_dk_dv(const Problem& p, const float* dO, const float* s, const f
 void accumulate_dq(const Problem& p, const float* ds, int64_t bh, int64_t j0, int64_t rows, int64_t cols,
                    float* dqacc) {
   if (p.D > 0) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)p.D, (int)cols, p.scale, ds, (int)cols,
+    cpu::onednn::sgemm(false, false, (int)rows, (int)p.D, (int)cols, p.scale, ds, (int)cols,
                 p.k + (bh * p.Tk + j0) * p.D, (int)p.D, 1.0f, dqacc, (int)p.D);
   }
 }
@@ -243,7 +240,7 @@ std::vector<Tensor> attention_backward_cpu(const Inputs& in, const Attrs& attrs)
   // D_i = dout_i . out_i, the softmax Jacobian's row term.
   std::vector<float> rowd((size_t)nrows);
   cpu::parallel_for(nrows, cpu::grain_for(p.Dv + 1), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) rowd[r] = block_dot(dO + r * p.Dv, O + r * p.Dv, p.Dv);
+    for (int64_t r = r0; r < r1; ++r) rowd[r] = simd::block_dot(dO + r * p.Dv, O + r * p.Dv, p.Dv);
   });
   const BackwardBlock block{p, dO, lse.data<float>(), rowd.data()};
 

@@ -22,9 +22,9 @@ KX_HD bool attn_causal_visible(int64_t i, int64_t j, int64_t offset) { return j 
 // The score that enters the softmax: the scaled product plus bias where kept, -inf where masked.
 KX_HD float attn_score(float scaled_qk, float bias, bool keep) { return keep ? scaled_qk + bias : -INFINITY; }
 
-// The row loops use kx/math.h's exp_shifted_run (vectorised on the CPU, exp(-inf) = 0 for masked
-// scores; the backward recomputes a row's probabilities with it from the row's logsumexp) and kx/reduce.h's lane reductions (row_max, block_sum, block_dot: float reductions do
-// not vectorise otherwise, as the compiler may not reassociate them without -ffast-math).
+// The CPU's row loops are kx/simd.h's vector runs: row_max, sum_exp_shifted (exp(-inf) = 0 for
+// masked scores), block_sum and block_dot in kx/reduce.h's lane order, and exp_shifted_run (the
+// backward recomputes a row's probabilities with it from the row's logsumexp).
 
 // The factor exp(m_old - m_new) that rescales a row's output accumulator when its running max moves
 // from m_old to m_new: 1 while every score seen is -inf (the accumulator is still zero), 0 when the
@@ -42,9 +42,10 @@ KX_HD float attn_prob(float s, float m) { return m == -INFINITY ? 0.0f : exp_fas
 // running max and *l the running sum of exp(s - m) over earlier blocks (m = -inf, l = 0 at the
 // start). Overwrites s with p_j = exp(s_j - m_new), updates m and l, and returns the factor
 // exp(m_old - m_new) by which the row's output accumulator must be rescaled. While every score
-// seen so far is -inf, p = 0 and the factor is 1 (the accumulator is still zero).
-KX_HD float attn_online_update(float* s, int64_t n, float* m, float* l) {
-  const float block_max = row_max(s, n);
+// seen so far is -inf, p = 0 and the factor is 1 (the accumulator is still zero). CPU only (n is at
+// most kSumBlock: the key block).
+inline float attn_online_update(float* s, int64_t n, float* m, float* l) {
+  const float block_max = simd::row_max(s, n);
   const float m_old = *m;
   // A NaN score makes the running max NaN, so the row's output is NaN (as PyTorch), whichever
   // block it sits in.
@@ -53,8 +54,7 @@ KX_HD float attn_online_update(float* s, int64_t n, float* m, float* l) {
     for (int64_t j = 0; j < n; ++j) s[j] = 0.0f;
     return 1.0f;
   }
-  exp_shifted_run(s, s, n, m_new);  // exp(-inf) = 0 for masked entries
-  const float sum = block_sum(s, n);
+  const float sum = simd::sum_exp_shifted(s, s, n, m_new);  // exp(-inf) = 0 for masked entries
   const float corr = attn_rescale(m_old, m_new);
   *l = *l * corr + sum;
   *m = m_new;

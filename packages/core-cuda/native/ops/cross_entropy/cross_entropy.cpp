@@ -11,7 +11,7 @@
 #include "cpu/thread_pool.h"
 #include "kx/convert.h"
 #include "kx/registry.h"
-#include "kx/softmax.h"
+#include "kx/simd.h"
 #include "ops/cross_entropy/plan.h"
 
 namespace kx {
@@ -34,11 +34,11 @@ void cross_entropy_rows(const T* x, const int32_t* lab, int64_t N, int64_t C, in
       }
       const float* row = load_row(x + i * C, C, xbuf.data());
       if (!drow) {
-        row_loss[i] = cross_entropy_row(row, C, lab[i]);
+        row_loss[i] = simd::logsumexp_row(row, C) - row[lab[i]];
         continue;
       }
       float* g = out_row(drow, dbuf.data());
-      const float loss = cross_entropy_row_grad(row, g, C, lab[i], scale);
+      const float loss = simd::cross_entropy_row_grad(row, g, C, lab[i], scale);
       if (row_loss) row_loss[i] = loss;
       narrow(g, drow, C);
     }
@@ -60,7 +60,7 @@ std::vector<Tensor> cross_entropy_cpu(const Inputs& in, const Attrs& attrs) {
                                                      (float)attrs.num("dloss", 1.0) / (float)count,
                                                      with_grad ? dx.data<scalar_t>() : nullptr, row_loss.data()));
   // 0 / 0 = NaN when every row is ignored, as PyTorch.
-  loss.data<float>()[0] = row_sum(row_loss.data(), N) / (float)count;
+  loss.data<float>()[0] = simd::row_sum(row_loss.data(), N) / (float)count;
   if (with_grad) return {loss, dx};
   return {loss};
 }

@@ -1,8 +1,9 @@
 // Elementwise ops on the CPU: add/sub/mul/div and where with NumPy broadcasting, broadcast_to, the
 // unary functions with their fused backward, and bias + GELU. The per-element math is in
 // ops/elementwise/math.h; this file only walks memory. Loops run over runs of contiguous output
-// (cpu/broadcast.h) whose inputs have stride 1 or 0, each case a separate loop the compiler
-// vectorises; half types are widened to float32 a chunk at a time.
+// (cpu/broadcast.h) whose inputs have stride 1 or 0: the arithmetic and the transcendentals as the
+// vector runs of kx/simd.h, the rest as loops the compiler vectorises; half types are widened to
+// float32 a chunk at a time.
 #include <algorithm>
 #include <type_traits>
 
@@ -28,27 +29,11 @@ const float* load(const T* p, int64_t stride, int64_t n, float* buf, int64_t* st
   return load_row(p, stride == 0 ? 1 : n, buf);
 }
 
-// out[i] = Op(a[i*sa], b[i*sb]) over float32 with sa, sb in {0, 1}: one loop per stride pattern.
-template <class Op>
-void binary_f32(const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n) {
-  if (sa && sb) {
-    for (int64_t i = 0; i < n; ++i) out[i] = Op::apply(a[i], b[i]);
-  } else if (sa) {
-    const float bv = b[0];
-    for (int64_t i = 0; i < n; ++i) out[i] = Op::apply(a[i], bv);
-  } else if (sb) {
-    const float av = a[0];
-    for (int64_t i = 0; i < n; ++i) out[i] = Op::apply(av, b[i]);
-  } else {
-    const float v = Op::apply(a[0], b[0]);
-    for (int64_t i = 0; i < n; ++i) out[i] = v;
-  }
-}
-
-template <class Op, class T>
-void binary_run(const T* a, int64_t sa, const T* b, int64_t sb, T* out, int64_t n) {
+// out[i] = a[i*sa] op b[i*sb] with sa, sb in {0, 1}: the binary vector run of kx/simd.h.
+template <class T>
+void binary_run(simd::BinaryOp op, const T* a, int64_t sa, const T* b, int64_t sb, T* out, int64_t n) {
   if constexpr (std::is_same_v<T, float>) {
-    binary_f32<Op>(a, sa, b, sb, out, n);
+    simd::binary(op, a, sa, b, sb, out, n);
   } else {
     float ba[kChunk], bb[kChunk], bo[kChunk];
     for (int64_t i = 0; i < n; i += kChunk) {
@@ -56,14 +41,13 @@ void binary_run(const T* a, int64_t sa, const T* b, int64_t sb, T* out, int64_t 
       int64_t ta, tb;
       const float* fa = load(a + i * sa, sa, m, ba, &ta);
       const float* fb = load(b + i * sb, sb, m, bb, &tb);
-      binary_f32<Op>(fa, ta, fb, tb, bo, m);
+      simd::binary(op, fa, ta, fb, tb, bo, m);
       narrow(bo, out + i, m);
     }
   }
 }
 
-template <class Op>
-std::vector<Tensor> binary_cpu(const char* name, const Inputs& in) {
+std::vector<Tensor> binary_cpu(const char* name, simd::BinaryOp op, const Inputs& in) {
   const Tensor& a = in[0];
   const Tensor& b = in[1];
   const Shape shape = binary_out_shape(name, a, b);
@@ -76,16 +60,16 @@ std::vector<Tensor> binary_cpu(const char* name, const Inputs& in) {
     const scalar_t* pb = b.data<scalar_t>();
     scalar_t* py = y.data<scalar_t>();
     plan.parallel_for_runs(1 << 15, [&](int64_t o, const int64_t* off, int64_t n) {
-      binary_run<Op>(pa + off[0], sa, pb + off[1], sb, py + o, n);
+      binary_run(op, pa + off[0], sa, pb + off[1], sb, py + o, n);
     });
   });
   return {y};
 }
 
-std::vector<Tensor> add_cpu(const Inputs& in, const Attrs&) { return binary_cpu<AddOp>("add", in); }
-std::vector<Tensor> sub_cpu(const Inputs& in, const Attrs&) { return binary_cpu<SubOp>("sub", in); }
-std::vector<Tensor> mul_cpu(const Inputs& in, const Attrs&) { return binary_cpu<MulOp>("mul", in); }
-std::vector<Tensor> div_cpu(const Inputs& in, const Attrs&) { return binary_cpu<DivOp>("div", in); }
+std::vector<Tensor> add_cpu(const Inputs& in, const Attrs&) { return binary_cpu("add", simd::BinaryOp::Add, in); }
+std::vector<Tensor> sub_cpu(const Inputs& in, const Attrs&) { return binary_cpu("sub", simd::BinaryOp::Sub, in); }
+std::vector<Tensor> mul_cpu(const Inputs& in, const Attrs&) { return binary_cpu("mul", simd::BinaryOp::Mul, in); }
+std::vector<Tensor> div_cpu(const Inputs& in, const Attrs&) { return binary_cpu("div", simd::BinaryOp::Div, in); }
 
 // ---- where ------------------------------------------------------------------------------------
 
@@ -315,7 +299,7 @@ std::vector<float> padded_bias_row(const Tensor& bias, int64_t d) {
 // float32 gives gelu(add(x, b))'s bits.
 template <bool kTanh>
 inline void bias_gelu_blocks(const float* __restrict x, const float* __restrict bias, float* __restrict y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = x[i] + bias[i];
+  simd::binary(simd::BinaryOp::Add, x, 1, bias, 1, y, n);
   (kTanh ? simd::gelu_tanh : simd::gelu_erf)(y, y, n);
 }
 
@@ -329,9 +313,9 @@ inline void bias_gelu_backward_blocks(const float* __restrict dy, const float* _
                                       const float* __restrict bias, float* __restrict dx, float* __restrict dbias,
                                       int64_t n) {
   float z[kBackwardRun];
-  for (int64_t i = 0; i < n; ++i) z[i] = x[i] + bias[i];
+  simd::binary(simd::BinaryOp::Add, x, 1, bias, 1, z, n);
   (kTanh ? simd::gelu_tanh_grad : simd::gelu_erf_grad)(z, dy, dx, n);
-  for (int64_t i = 0; i < n; ++i) dbias[i] += dx[i];
+  simd::binary(simd::BinaryOp::Add, dbias, 1, dx, 1, dbias, n);
 }
 
 template <bool kTanh, class T>

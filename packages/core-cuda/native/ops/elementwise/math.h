@@ -1,5 +1,6 @@
 // The math of one element for the elementwise family, shared by the CPU loops (elementwise.cpp)
-// and the CUDA kernels (elementwise.cu): binary operators as functors, unary functions with their
+// and the CUDA kernels (elementwise.cu): binary operators as functors (the CUDA kernels'; the CPU's
+// binary vector run of kx/simd.h does the same single IEEE operation), unary functions with their
 // derivatives, bias + GELU, all computed in float32. Derivatives take both x and y = f(x) because
 // several are cheapest (and match PyTorch's autograd formulas) in terms of the output.
 #pragma once

@@ -1,10 +1,11 @@
 // The norm family on the CPU: LayerNorm, RMSNorm (T5LayerNorm: y = x·rsqrt(mean(x²) + eps)·γ) and
 // the residual norms of the fused tier (y = norm(s) with s = x + residual), over the last axis,
-// rows in parallel, the row math from ops/norm/math.h, statistics in float32 for every dtype. The
-// residual norms normalise the stored sum s as layer_norm(add(x, r)) does, so they give the bits of
-// the unfused ops on the same values. Backward passes compute dx and the parameter gradients in one
-// pass; dgamma and dbeta are reduced over rows through per-block partials summed in a fixed order
-// (no races, and the same bits whatever the thread count).
+// rows in parallel, each row one call of kx/simd.h's row runs (ops/norm/math.h's formulas),
+// statistics in float32 for every dtype. The residual norms normalise the stored sum s as
+// layer_norm(add(x, r)) does, so they give the bits of the unfused ops on the same values. Backward
+// passes compute dx and the parameter gradients in one pass; dgamma and dbeta are reduced over rows
+// through per-block partials summed in a fixed order (no races, and the same bits whatever the
+// thread count).
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
@@ -14,7 +15,7 @@
 #include "cpu/thread_pool.h"
 #include "kx/convert.h"
 #include "kx/registry.h"
-#include "ops/norm/math.h"
+#include "kx/simd.h"
 #include "ops/norm/plan.h"
 
 namespace kx {
@@ -38,10 +39,8 @@ void layer_norm_forward(const T* x, const float* gamma, const float* beta, T* y,
     for (int64_t r = b; r < e; ++r) {
       const float* xr = load_row(x + r * d, d, xbuf.data());
       float* yr = out_row(y + r * d, ybuf.data());
-      const RowStats s = layer_norm_row(xr, gamma, beta, yr, d, eps);
+      simd::layer_norm_row(xr, gamma, beta, yr, d, eps, &mean[r], &rstd[r]);
       narrow(yr, y + r * d, d);
-      mean[r] = s.mean;
-      rstd[r] = s.rstd;
     }
   });
 }
@@ -71,7 +70,6 @@ void layer_norm_backward(const T* dy, const T* x, const float* gamma, const floa
   cpu::parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
     const bool f32 = std::is_same<T, float>::value;
     std::vector<float> dybuf(f32 ? 0 : (size_t)d), xbuf(f32 ? 0 : (size_t)d), dxbuf(f32 ? 0 : (size_t)d);
-    std::vector<float> xhat((size_t)d);
     for (int64_t blk = b0; blk < b1; ++blk) {
       float* pg = partials.data() + blk * 2 * d;
       const int64_t r1 = std::min(rows, (blk + 1) * per_block);
@@ -79,7 +77,7 @@ void layer_norm_backward(const T* dy, const T* x, const float* gamma, const floa
         const float* dyr = load_row(dy + r * d, d, dybuf.data());
         const float* xr = load_row(x + r * d, d, xbuf.data());
         float* dxr = out_row(dx + r * d, dxbuf.data());
-        layer_norm_row_backward(dyr, xr, gamma, mean[r], rstd[r], dxr, xhat.data(), pg, pg + d, d);
+        simd::layer_norm_row_backward(dyr, xr, gamma, mean[r], rstd[r], dxr, pg, pg + d, d);
         narrow(dxr, dx + r * d, d);
       }
     }
@@ -112,7 +110,7 @@ void rms_norm_forward(const T* x, const float* gamma, T* y, float* rstd, int64_t
     for (int64_t r = b; r < e; ++r) {
       const float* xr = load_row(x + r * d, d, xbuf.data());
       float* yr = out_row(y + r * d, ybuf.data());
-      rstd[r] = rms_norm_row(xr, gamma, yr, d, eps);
+      rstd[r] = simd::rms_norm_row(xr, gamma, yr, d, eps);
       narrow(yr, y + r * d, d);
     }
   });
@@ -148,7 +146,7 @@ void rms_norm_backward(const T* dy, const T* x, const float* gamma, const float*
         const float* dyr = load_row(dy + r * d, d, dybuf.data());
         const float* xr = load_row(x + r * d, d, xbuf.data());
         float* dxr = out_row(dx + r * d, dxbuf.data());
-        rms_norm_row_backward(dyr, xr, gamma, rstd[r], dxr, pg, d);
+        simd::rms_norm_row_backward(dyr, xr, gamma, rstd[r], dxr, pg, d);
         narrow(dxr, dx + r * d, d);
       }
     }
@@ -185,7 +183,7 @@ const float* add_row(const T* x, const T* r, T* s, int64_t d, RowBuffers<T>& buf
   const float* xr = load_row(x, d, buf.a.data());
   const float* rr = load_row(r, d, buf.b.data());
   float* sr = out_row(s, buf.a.data());  // (a half x row is dead once read: its buffer takes the sum)
-  for (int64_t i = 0; i < d; ++i) sr[i] = xr[i] + rr[i];
+  simd::binary(simd::BinaryOp::Add, xr, 1, rr, 1, sr, d);
   narrow(sr, s, d);
   widen(s, sr, d);
   return sr;
@@ -199,10 +197,8 @@ void add_layer_norm_forward(const T* x, const T* res, const float* gamma, const 
     for (int64_t r = b; r < e; ++r) {
       const float* sr = add_row(x + r * d, res + r * d, s + r * d, d, buf);
       float* yr = out_row(y + r * d, buf.out.data());
-      const RowStats st = layer_norm_row(sr, gamma, beta, yr, d, eps);
+      simd::layer_norm_row(sr, gamma, beta, yr, d, eps, &mean[r], &rstd[r]);
       narrow(yr, y + r * d, d);
-      mean[r] = st.mean;
-      rstd[r] = st.rstd;
     }
   });
 }
@@ -230,7 +226,7 @@ void add_rms_norm_forward(const T* x, const T* res, const float* gamma, T* y, T*
     for (int64_t r = b; r < e; ++r) {
       const float* sr = add_row(x + r * d, res + r * d, s + r * d, d, buf);
       float* yr = out_row(y + r * d, buf.out.data());
-      rstd[r] = rms_norm_row(sr, gamma, yr, d, eps);
+      rstd[r] = simd::rms_norm_row(sr, gamma, yr, d, eps);
       narrow(yr, y + r * d, d);
     }
   });
@@ -249,10 +245,10 @@ std::vector<Tensor> add_rms_norm_cpu(const Inputs& in, const Attrs& attrs) {
   return {y, s, rstd};
 }
 
-// The backward of both norms over row blocks: row(r, dy, s, dx, partial, scratch) computes one
-// row's dx (float32) and adds its parameter gradients into the block's partial (`width` floats;
-// scratch holds d floats); ds, when given, is added to dx before it is stored (dx is also the
-// residual's gradient). Returns the number of blocks.
+// The backward of both norms over row blocks: row(r, dy, s, dx, partial) computes one row's dx
+// (float32) and adds its parameter gradients into the block's partial (`width` floats); ds, when
+// given, is added to dx before it is stored (dx is also the residual's gradient). Returns the
+// number of blocks.
 template <class T, class RowFn>
 int64_t add_norm_backward(const T* dy, const T* ds, const T* s, T* dx, int64_t rows, int64_t d, int64_t width,
                           std::vector<float>& partials, RowFn row) {
@@ -261,18 +257,15 @@ int64_t add_norm_backward(const T* dy, const T* ds, const T* s, T* dx, int64_t r
   partials.assign((size_t)(blocks * width), 0.0f);
   cpu::parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
     RowBuffers<T> buf(d);
-    std::vector<float> dsbuf(buf.a.size()), scratch((size_t)d);
+    std::vector<float> dsbuf(buf.a.size());
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t r1 = std::min(rows, (blk + 1) * per_block);
       for (int64_t r = blk * per_block; r < r1; ++r) {
         const float* dyr = load_row(dy + r * d, d, buf.a.data());
         const float* sr = load_row(s + r * d, d, buf.b.data());
         float* dxr = out_row(dx + r * d, buf.out.data());
-        row(r, dyr, sr, dxr, partials.data() + blk * width, scratch.data());
-        if (ds) {
-          const float* dsr = load_row(ds + r * d, d, dsbuf.data());
-          for (int64_t i = 0; i < d; ++i) dxr[i] += dsr[i];
-        }
+        row(r, dyr, sr, dxr, partials.data() + blk * width);
+        if (ds) simd::binary(simd::BinaryOp::Add, dxr, 1, load_row(ds + r * d, d, dsbuf.data()), 1, dxr, d);
         narrow(dxr, dx + r * d, d);
       }
     }
@@ -298,8 +291,8 @@ std::vector<Tensor> add_layer_norm_backward_cpu(const Inputs& in, const Attrs&) 
   KX_DISPATCH_FLOAT(s.dtype, {
     const int64_t blocks = add_norm_backward(
         dy.data<scalar_t>(), optional_data<scalar_t>(ds), s.data<scalar_t>(), dx.data<scalar_t>(), r.rows, d, 2 * d,
-        partials, [&](int64_t row, const float* dyr, const float* sr, float* dxr, float* pg, float* xhat) {
-          layer_norm_row_backward(dyr, sr, g.data(), mp[row], rp[row], dxr, xhat, pg, pg + d, d);
+        partials, [&](int64_t row, const float* dyr, const float* sr, float* dxr, float* pg) {
+          simd::layer_norm_row_backward(dyr, sr, g.data(), mp[row], rp[row], dxr, pg, pg + d, d);
         });
     cpu::sum_block_partials(partials.data(), blocks, 2 * d, d, dgamma.data<scalar_t>());
     cpu::sum_block_partials(partials.data() + d, blocks, 2 * d, d, dbeta.data<scalar_t>());
@@ -319,8 +312,8 @@ std::vector<Tensor> add_rms_norm_backward_cpu(const Inputs& in, const Attrs&) {
   KX_DISPATCH_FLOAT(s.dtype, {
     const int64_t blocks = add_norm_backward(
         dy.data<scalar_t>(), optional_data<scalar_t>(ds), s.data<scalar_t>(), dx.data<scalar_t>(), r.rows, d, d,
-        partials, [&](int64_t row, const float* dyr, const float* sr, float* dxr, float* pg, float*) {
-          rms_norm_row_backward(dyr, sr, g.data(), rp[row], dxr, pg, d);
+        partials, [&](int64_t row, const float* dyr, const float* sr, float* dxr, float* pg) {
+          simd::rms_norm_row_backward(dyr, sr, g.data(), rp[row], dxr, pg, d);
         });
     cpu::sum_block_partials(partials.data(), blocks, d, d, dgamma.data<scalar_t>());
   });

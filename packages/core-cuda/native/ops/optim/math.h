@@ -1,8 +1,10 @@
 // The per-element math of the fused optimizer updates, written once for CPU and CUDA (KX_HD). Each
 // function takes the element's parameter θ, gradient g (already multiplied by the gradient scale)
-// and state, in the compute type A, and updates θ and the state through references. The CPU kernels
-// (ops/optim/optim.cpp) instantiate A = double, so that each step rounds the stored float32 values
-// once; parameters and gradients may be stored as float32 or half types, state is always float32.
+// and state, in the compute type A, and updates θ and the state through references: the formulas
+// are ops/optim/formulas.inc, which the CPU's vector runs (native/cpu/simd/optim.cpp) share with
+// A = lanes of doubles; the CUDA kernels instantiate A = double. Each step rounds the stored float32
+// values once; parameters and gradients may be stored as float32 or half types, state is always
+// float32.
 //
 //   Tiger (ALGORITHMS §1.1, §1.3, §1.5), one micro-step:
 //     m ← b1·m + b2·g        b1 = β on the first micro-step of an accumulation group, else 1;
@@ -27,22 +29,6 @@ namespace kx {
 // sign with sign(0) = 0 (TensorFlow's and PyTorch's); NaN gives 0.
 template <class A> KX_HD A sign0(A x) { return (A)((x > 0) - (x < 0)); }
 
-// θ − η·(sign(u) + λ·θ): the sign update shared by Tiger and Lion.
-template <class A> KX_HD A sign_step(A theta, A u, A eta, A wd) { return theta - eta * (sign0(u) + wd * theta); }
-
-// The non-finite guard's shrink of θ toward its centre c.
-template <class A> KX_HD A shrink_toward(A theta, A centre, A ratio) { return (theta - centre) * ratio + centre; }
-
-// Tiger's momentum for one micro-step.
-template <class A> KX_HD A tiger_momentum(A m, A g, A b1, A b2) { return b1 * m + b2 * g; }
-
-// Lion: updates θ (from the interpolation c) and then the momentum m.
-template <class A> KX_HD void lion_elem(A& theta, A& m, A g, A eta, A beta1, A beta2, A wd) {
-  const A c = beta1 * m + (1 - beta1) * g;
-  theta = sign_step(theta, c, eta, wd);
-  m = beta2 * m + (1 - beta2) * g;
-}
-
 // AdamW's per-step constants, computed once per tensor.
 template <class A> struct AdamWCoef {
   A decay;        // 1 − η·λ
@@ -63,30 +49,11 @@ template <class A> KX_HD AdamWCoef<A> adamw_coef(A lr, A beta1, A beta2, A eps, 
   return c;
 }
 
-template <class A> KX_HD void adamw_elem(A& theta, A& m, A& v, A g, const AdamWCoef<A>& c) {
-  theta *= c.decay;
-  m = c.beta1 * m + (1 - c.beta1) * g;
-  v = c.beta2 * v + (1 - c.beta2) * g * g;
-  theta -= c.step_size * m / (sqrt(v) / c.bc2_sqrt + c.eps);
-}
-
 // SGD's per-tensor constants.
 template <class A> struct SgdCoef {
   A lr, momentum, dampening, wd;
 };
 
-// SGD; the momentum variant (and whether the buffer is new, taking d as it is, and Nesterov) is a
-// compile-time choice so that each loop is branch-free. buf is untouched without momentum.
-template <bool kMomentum, bool kFirst, bool kNesterov, class A>
-KX_HD void sgd_elem(A& theta, A& buf, A g, const SgdCoef<A>& c) {
-  A d = g + c.wd * theta;
-  if constexpr (kMomentum) {
-    if constexpr (kFirst) buf = d;
-    else buf = c.momentum * buf + (1 - c.dampening) * d;
-    if constexpr (kNesterov) d = d + c.momentum * buf;
-    else d = buf;
-  }
-  theta -= c.lr * d;
-}
+#include "ops/optim/formulas.inc"
 
 }  // namespace kx

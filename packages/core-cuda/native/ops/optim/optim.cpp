@@ -1,14 +1,20 @@
 // Fused optimizer updates on the CPU: one call per parameter tensor reads the parameter, its
-// gradient and its state and updates the parameter and the state IN PLACE (the element math is
-// ops/optim/math.h, computed in double and stored once per step). Tiger's pre-pass (the gradient's
-// finiteness and the parameter's RMS, per tensor or per row) runs before any element is written.
-// Reductions use fixed blocks summed in order, so results do not depend on the thread count.
+// gradient and its state and updates the parameter and the state IN PLACE. The element loops are
+// the vector runs of kx/simd.h (native/cpu/simd/optim.cpp: ops/optim/math.h's formulas in double,
+// stored once per step) over float32 views of chunks; half parameters and gradients are widened a
+// chunk at a time and the parameter narrowed back. Tiger's pre-pass (the gradient's finiteness and
+// the parameter's RMS, per tensor or per row) runs before any element is written. Reductions use
+// fixed blocks summed in order, so results do not depend on the thread count.
+#include <algorithm>
 #include <cmath>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/thread_pool.h"
+#include "kx/convert.h"
 #include "kx/registry.h"
+#include "kx/simd.h"
 #include "ops/optim/math.h"
 #include "ops/optim/plan.h"
 
@@ -16,23 +22,33 @@ namespace kx {
 namespace {
 
 constexpr int64_t kBlock = 1 << 14;  // elements per reduction block (fixed: deterministic sums)
+constexpr int64_t kChunk = 1024;     // elements per widened chunk of a half parameter or gradient
 
 int64_t num_blocks(int64_t n) { return (n + kBlock - 1) / kBlock; }
 
-// Σ x² over [0, n) in double, four lanes so that the loop vectorises without reassociation.
-template <class T> double sum_sq_serial(const T* x, int64_t n) {
-  double acc[4] = {0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4)
-    for (int k = 0; k < 4; ++k) {
-      const double v = to_float(x[i + k]);
-      acc[k] += v * v;
+// Calls run(theta, g, offset, len) over [b, e) with float32 views: the tensors' own data for
+// float32, else chunks widened into buffers, the parameter narrowed back after each run.
+template <class P, class G, class Run>
+void on_float_chunks(P* th, const G* g, int64_t b, int64_t e, Run run) {
+  if constexpr (std::is_same_v<P, float> && std::is_same_v<G, float>) {
+    run(th + b, g + b, b, e - b);
+  } else {
+    float tb[kChunk], gb[kChunk];
+    for (int64_t i = b; i < e; i += kChunk) {
+      const int64_t len = std::min(kChunk, e - i);
+      float* t = out_row(th + i, tb);
+      widen(th + i, t, len);
+      const float* gf = load_row(g + i, len, gb);
+      run(t, gf, i, len);
+      narrow(t, th + i, len);
     }
-  for (int k = 0; i < n; ++i, ++k) {
-    const double v = to_float(x[i]);
-    acc[k] += v * v;
   }
-  return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+}
+
+// Σ x² over [0, n) of a float32 view (x itself, or widened into buf of n floats).
+template <class T> double sum_sq_serial(const T* x, int64_t n, std::vector<float>& buf) {
+  if constexpr (!std::is_same_v<T, float>) buf.resize((size_t)n);
+  return simd::sum_sq(load_row(x, n, buf.data()), n);
 }
 
 // Σ x² over a whole tensor: per-block partials, summed in block order.
@@ -40,9 +56,10 @@ template <class T> double sum_sq(const T* x, int64_t n) {
   const int64_t blocks = num_blocks(n);
   std::vector<double> part(blocks);
   cpu::parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<float> buf;
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t s = b * kBlock;
-      part[b] = sum_sq_serial(x + s, n - s < kBlock ? n - s : kBlock);
+      part[b] = sum_sq_serial(x + s, n - s < kBlock ? n - s : kBlock, buf);
     }
   });
   double total = 0;
@@ -55,23 +72,10 @@ template <class T> bool all_finite(const T* x, int64_t n) {
   const int64_t blocks = num_blocks(n);
   std::vector<uint8_t> ok(blocks, 1);
   cpu::parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<float> buf(std::is_same_v<T, float> ? 0 : (size_t)kBlock);
     for (int64_t b = b0; b < b1; ++b) {
-      const int64_t s = b * kBlock, e = n - s < kBlock ? n : s + kBlock;
-      // v − v is 0 for finite v and NaN otherwise; lanes of sums keep the loop vectorised.
-      float acc[16] = {};
-      int64_t i = s;
-      for (; i + 16 <= e; i += 16)
-        for (int k = 0; k < 16; ++k) {
-          const float v = to_float(x[i + k]);
-          acc[k] += v - v;
-        }
-      for (int k = 0; i < e; ++i, ++k) {
-        const float v = to_float(x[i]);
-        acc[k] += v - v;
-      }
-      bool fin = true;
-      for (int k = 0; k < 16; ++k) fin &= acc[k] == 0.0f;
-      ok[b] = fin;
+      const int64_t s = b * kBlock, len = n - s < kBlock ? n - s : kBlock;
+      ok[b] = simd::all_finite(load_row(x + s, len, buf.data()), len);
     }
   });
   for (uint8_t f : ok)
@@ -104,8 +108,9 @@ bool tiger_run(const Tensor& param, const Tensor& grad, const Tensor& mom, const
   if (!all_finite(g, n)) {
     // §1.5: momentum kept, the parameter shrunk toward its centre (on every non-finite micro-step).
     cpu::parallel_for(n, cpu::grain_for(4), [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i)
-        th[i] = from_float<P>((float)shrink_toward<double>(to_float(th[i]), centre, shrink));
+      on_float_chunks(th, g, b, e, [&](float* t, const float*, int64_t, int64_t len) {
+        simd::shrink_toward(t, len, centre, shrink);
+      });
     });
     return false;
   }
@@ -114,7 +119,11 @@ bool tiger_run(const Tensor& param, const Tensor& grad, const Tensor& mom, const
   const double b2 = (1.0 - beta) / (double)k;
   if (!update) {
     cpu::parallel_for(n, cpu::grain_for(4), [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) m[i] = (float)tiger_momentum<double>(m[i], gscale * to_float(g[i]), b1, b2);
+      std::vector<float> gb(std::is_same_v<G, float> ? 0 : (size_t)kChunk);
+      for (int64_t i = b; i < e; i += kChunk) {
+        const int64_t len = std::min(kChunk, e - i);
+        simd::tiger_momentum(m + i, load_row(g + i, len, gb.data()), len, gscale, b1, b2);
+      }
     });
     return true;
   }
@@ -127,15 +136,14 @@ bool tiger_run(const Tensor& param, const Tensor& grad, const Tensor& mom, const
     eta[0] = lr * std::sqrt(sum_sq(th, n) / (double)n);
   } else if (mode == "row") {
     cpu::parallel_for(rows, cpu::grain_for(cols), [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) eta[r] = lr * std::sqrt(sum_sq_serial(th + r * cols, cols) / (double)cols);
+      std::vector<float> buf;
+      for (int64_t r = r0; r < r1; ++r) eta[r] = lr * std::sqrt(sum_sq_serial(th + r * cols, cols, buf) / (double)cols);
     });
   }
   auto step = [&](int64_t b, int64_t e, double eta_r) {
-    for (int64_t i = b; i < e; ++i) {
-      const float mi = (float)tiger_momentum<double>(m[i], gscale * to_float(g[i]), b1, b2);
-      m[i] = mi;
-      th[i] = from_float<P>((float)sign_step<double>(to_float(th[i]), mi, eta_r, wd));
-    }
+    on_float_chunks(th, g, b, e, [&](float* t, const float* gf, int64_t at, int64_t len) {
+      simd::tiger_step(t, m + at, gf, len, gscale, b1, b2, eta_r, wd);
+    });
   };
   if (rows == 1) {
     cpu::parallel_for(n, cpu::grain_for(8), [&](int64_t b, int64_t e) { step(b, e, eta[0]); });
@@ -181,12 +189,9 @@ void lion_run(const Tensor& param, const Tensor& grad, const Tensor& mom, const 
   const G* g = grad.data<G>();
   float* m = mom.data<float>();
   cpu::parallel_for(param.numel(), cpu::grain_for(8), [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      double t = to_float(th[i]), mi = m[i];
-      lion_elem<double>(t, mi, gscale * to_float(g[i]), lr, beta1, beta2, wd);
-      th[i] = from_float<P>((float)t);
-      m[i] = (float)mi;
-    }
+    on_float_chunks(th, g, b, e, [&](float* t, const float* gf, int64_t at, int64_t len) {
+      simd::lion(t, m + at, gf, len, gscale, lr, beta1, beta2, wd);
+    });
   });
 }
 
@@ -212,13 +217,9 @@ void adamw_run(const Tensor& param, const Tensor& grad, const Tensor& mt, const 
   float* m = mt.data<float>();
   float* v = vt.data<float>();
   cpu::parallel_for(param.numel(), cpu::grain_for(16), [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      double t = to_float(th[i]), mi = m[i], vi = v[i];
-      adamw_elem<double>(t, mi, vi, gscale * to_float(g[i]), c);
-      th[i] = from_float<P>((float)t);
-      m[i] = (float)mi;
-      v[i] = (float)vi;
-    }
+    on_float_chunks(th, g, b, e, [&](float* t, const float* gf, int64_t at, int64_t len) {
+      simd::adamw(t, m + at, v + at, gf, len, gscale, c);
+    });
   });
 }
 
@@ -245,33 +246,19 @@ std::vector<Tensor> adamw_group_cpu(const Inputs& in, const Attrs& attrs) {
 
 // --- SGD ---------------------------------------------------------------------------------------
 
-template <bool kMomentum, bool kFirst, bool kNesterov, class P, class G>
-void sgd_loop(P* th, const G* g, float* bp, int64_t n, double gscale, const SgdCoef<double>& c) {
-  cpu::parallel_for(n, cpu::grain_for(8), [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      double t = to_float(th[i]), bi = kMomentum && !kFirst ? (double)bp[i] : 0.0;
-      sgd_elem<kMomentum, kFirst, kNesterov, double>(t, bi, gscale * to_float(g[i]), c);
-      th[i] = from_float<P>((float)t);
-      if constexpr (kMomentum) bp[i] = (float)bi;
-    }
-  });
-}
-
 template <class P, class G>
 void sgd_run(const Tensor& param, const Tensor& grad, const Tensor& buf, const Attrs& attrs) {
   const SgdConfig cfg = sgd_config(attrs, buf);
-  const SgdCoef<double>& c = cfg.coef;
   const bool nesterov = cfg.nesterov, first = cfg.first;
   const double gscale = cfg.gscale;
   P* th = param.data<P>();
   const G* g = grad.data<G>();
   float* bp = buf.defined() ? buf.data<float>() : nullptr;
-  const int64_t n = param.numel();
-  if (c.momentum == 0) sgd_loop<false, false, false>(th, g, bp, n, gscale, c);
-  else if (first && nesterov) sgd_loop<true, true, true>(th, g, bp, n, gscale, c);
-  else if (first) sgd_loop<true, true, false>(th, g, bp, n, gscale, c);
-  else if (nesterov) sgd_loop<true, false, true>(th, g, bp, n, gscale, c);
-  else sgd_loop<true, false, false>(th, g, bp, n, gscale, c);
+  cpu::parallel_for(param.numel(), cpu::grain_for(8), [&](int64_t b, int64_t e) {
+    on_float_chunks(th, g, b, e, [&](float* t, const float* gf, int64_t at, int64_t len) {
+      simd::sgd(t, bp ? bp + at : nullptr, gf, len, gscale, cfg.coef, first, nesterov);
+    });
+  });
 }
 
 std::vector<Tensor> sgd_cpu(const Inputs& in, const Attrs& attrs) {

@@ -2,10 +2,10 @@
 //
 // The axes are coalesced (size-1 dims dropped, neighbouring dims that are both reduced or both kept
 // merged), so the common cases become one [outer, R, inner] step: rows (inner == 1) use the
-// pairwise row sum of kx/reduce.h; columns (inner > 1) accumulate whole rows lane-wise, which
-// vectorises, with a three-level cascade for accuracy. Axis sets that stay split after coalescing
-// (e.g. axes [0, 2] of [A, B, C]) are reduced one group at a time, last group first, through a
-// float32 intermediate, so halves are rounded once, at the end.
+// pairwise row sum of kx/reduce.h (the row runs of kx/simd.h); columns (inner > 1) accumulate whole
+// rows lane-wise with the binary vector run, with a three-level cascade for accuracy. Axis sets
+// that stay split after coalescing (e.g. axes [0, 2] of [A, B, C]) are reduced one group at a time,
+// last group first, through a float32 intermediate, so halves are rounded once, at the end.
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
@@ -15,6 +15,7 @@
 #include "kx/convert.h"
 #include "kx/reduce.h"
 #include "kx/registry.h"
+#include "kx/simd.h"
 #include "ops/reduce/plan.h"
 
 namespace kx {
@@ -22,21 +23,26 @@ namespace {
 
 constexpr int64_t kTile = 256;  // columns per task on the inner > 1 path
 
-// Reduction of a contiguous run of n elements into one value (halves widened per block).
+// Reduction of a contiguous run of n elements into one value (halves widened per block; a float32
+// run longer than a block is one call of the row runs, which sum in the same order).
 template <class T> float reduce_run(const T* x, int64_t n, RedOp op) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (op == RedOp::Max) return simd::row_max(x, n);
+    if (n > kSumBlock) return simd::row_sum(x, n);
+  }
   float buf[kSumBlock];
   if (op == RedOp::Max) {
     float m = -INFINITY;
     for (int64_t i = 0; i < n; i += kSumBlock) {
       const int64_t len = std::min(kSumBlock, n - i);
-      m = max_nan(m, row_max(load_row(x + i, len, buf), len));
+      m = max_nan(m, simd::row_max(load_row(x + i, len, buf), len));
     }
     return m;
   }
   PairwiseSum p;
   for (int64_t i = 0; i < n; i += kSumBlock) {
     const int64_t len = std::min(kSumBlock, n - i);
-    p.add(block_sum(load_row(x + i, len, buf), len));
+    p.add(simd::block_sum(load_row(x + i, len, buf), len));
   }
   return p.result();
 }
@@ -58,15 +64,18 @@ void reduce_cols(const T* x, int64_t inner, int64_t r0, int64_t r1, int64_t j0, 
   for (int64_t j = 0; j < w; ++j) out[j] = mid[j] = blk[j] = 0.0f;
   int64_t rows = 0;
   for (int64_t r = r0; r < r1; ++r) {
-    const float* v = load_row(x + r * inner + j0, w, buf);
-    for (int64_t j = 0; j < w; ++j) blk[j] += v[j];
+    simd::binary(simd::BinaryOp::Add, blk, 1, load_row(x + r * inner + j0, w, buf), 1, blk, w);
     if (++rows % 64 == 0) {
-      for (int64_t j = 0; j < w; ++j) { mid[j] += blk[j]; blk[j] = 0.0f; }
-      if (rows % 4096 == 0)
-        for (int64_t j = 0; j < w; ++j) { out[j] += mid[j]; mid[j] = 0.0f; }
+      simd::binary(simd::BinaryOp::Add, mid, 1, blk, 1, mid, w);
+      std::fill(blk, blk + w, 0.0f);
+      if (rows % 4096 == 0) {
+        simd::binary(simd::BinaryOp::Add, out, 1, mid, 1, out, w);
+        std::fill(mid, mid + w, 0.0f);
+      }
     }
   }
-  for (int64_t j = 0; j < w; ++j) out[j] += mid[j] + blk[j];
+  simd::binary(simd::BinaryOp::Add, mid, 1, blk, 1, mid, w);
+  simd::binary(simd::BinaryOp::Add, out, 1, mid, 1, out, w);
 }
 
 // One [outer, R, inner] reduction step: y[o, j] = op over r of x[o, r, j]. Work is split over

@@ -1,10 +1,10 @@
 // softmax, log_softmax and their backward on the CPU, along any axis.
 //
 // The tensor is viewed as [outer, C, inner] around the axis. With inner == 1 (the last axis) the
-// row functions of kx/softmax.h run in place on float32 rows, with no copy; half rows are widened
-// to float32 per row. With inner > 1 a tile of up to 16 neighbouring columns is gathered into
-// contiguous float32 rows (each read touches one cache line per c), transformed by the same row
-// functions, and scattered back.
+// row runs of kx/simd.h (kx/softmax.h's formulas) run in place on float32 rows, with no copy; half
+// rows are widened to float32 per row. With inner > 1 a tile of up to 16 neighbouring columns is
+// gathered into contiguous float32 rows (each read touches one cache line per c), transformed by
+// the same row runs, and scattered back.
 #include <algorithm>
 #include <array>
 #include <type_traits>
@@ -13,7 +13,7 @@
 #include "cpu/thread_pool.h"
 #include "kx/convert.h"
 #include "kx/registry.h"
-#include "kx/softmax.h"
+#include "kx/simd.h"
 #include "ops/softmax/plan.h"
 
 namespace kx {
@@ -79,8 +79,8 @@ template <bool Log> std::vector<Tensor> softmax_cpu(const Inputs& in, const Attr
   KX_DISPATCH_FLOAT(x.dtype, {
     for_each_row<scalar_t, 1>({x.data<scalar_t>()}, y.data<scalar_t>(), l,
                               [](const std::array<const float*, 1>& r, float* out, int64_t C) {
-                                if (Log) log_softmax_row(r[0], out, C);
-                                else softmax_row(r[0], out, C);
+                                if (Log) simd::log_softmax_row(r[0], out, C);
+                                else simd::softmax_row(r[0], out, C);
                               });
   });
   return {y};
@@ -95,8 +95,8 @@ std::vector<Tensor> softmax_backward_cpu(const Inputs& in, const Attrs& attrs) {
   KX_DISPATCH_FLOAT(y.dtype, {
     for_each_row<scalar_t, 2>({y.data<scalar_t>(), dy.data<scalar_t>()}, dx.data<scalar_t>(), l,
                               [log](const std::array<const float*, 2>& r, float* out, int64_t C) {
-                                if (log) log_softmax_backward_row(r[0], r[1], out, C);
-                                else softmax_backward_row(r[0], r[1], out, C);
+                                if (log) simd::log_softmax_backward_row(r[0], r[1], out, C);
+                                else simd::softmax_backward_row(r[0], r[1], out, C);
                               });
   });
   return {dx};
