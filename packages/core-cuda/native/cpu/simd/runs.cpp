@@ -241,6 +241,20 @@ void BinaryRun(simd::BinaryOp op, const float* a, int64_t sa, const float* b, in
   }
 }
 
+void MaskFillRun(float* x, const uint8_t* keep, int64_t n, float fill) {
+  const D d;
+  const hn::Rebind<int32_t, decltype(d)> di;
+  const hn::Rebind<uint8_t, decltype(d)> d8;
+  const int64_t lanes = (int64_t)hn::Lanes(d);
+  const V f = hn::Set(d, fill);
+  int64_t i = 0;
+  for (; n - i >= lanes; i += lanes) {
+    const auto kept = hn::RebindMask(d, hn::Ne(hn::PromoteTo(di, hn::LoadU(d8, keep + i)), hn::Zero(di)));
+    hn::StoreU(hn::IfThenElse(kept, hn::LoadU(d, x + i), f), d, x + i);
+  }
+  for (; i < n; ++i) x[i] = keep[i] ? x[i] : fill;
+}
+
 int64_t Target() { return HWY_TARGET; }
 
 }  // namespace HWY_NAMESPACE
@@ -267,6 +281,7 @@ HWY_EXPORT(NarrowHalf);
 HWY_EXPORT(WidenBf16);
 HWY_EXPORT(NarrowBf16);
 HWY_EXPORT(BinaryRun);
+HWY_EXPORT(MaskFillRun);
 HWY_EXPORT(Target);
 }  // namespace simd_targets
 
@@ -275,6 +290,7 @@ using namespace simd_targets;
 
 void exp_shifted(const float* x, float* e, int64_t n, float shift) { HWY_DYNAMIC_DISPATCH(ExpShifted)(x, e, n, shift); }
 void exp(const float* x, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(ExpRun)(x, y, n); }
+void mask_fill(float* x, const uint8_t* keep, int64_t n, float fill) { HWY_DYNAMIC_DISPATCH(MaskFillRun)(x, keep, n, fill); }
 void tanh(const float* x, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(TanhRun)(x, y, n); }
 void sigmoid(const float* x, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(SigmoidRun)(x, y, n); }
 void silu(const float* x, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(SiluRun)(x, y, n); }

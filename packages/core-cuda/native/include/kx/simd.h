@@ -65,6 +65,9 @@ enum class BinaryOp : uint8_t { Add, Sub, Mul, Div };
 // may be a or b.
 void binary(BinaryOp op, const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n);
 
+// x[i] = keep[i] ? x[i] : fill (attention's masked scores).
+void mask_fill(float* x, const uint8_t* keep, int64_t n, float fill);
+
 // ---- row reductions, in kx/reduce.h's order -------------------------------------------------------
 
 float block_sum(const float* x, int64_t n);                   // Σ x, one block of lanes (no cascade)

@@ -69,6 +69,10 @@ struct Problem : AttnShape {
       std::fill(s, s + rows * cols, 0.0f);
     }
     if (!mask && !bias && !causal) return;
+    if (!bias && !causal && ms.sk == 1) {  // a mask alone, keys contiguous (a padding mask): a vector run
+      for (int64_t r = 0; r < rows; ++r) simd::mask_fill(s + r * cols, mask + ms.offset(b, h, i0 + r) + j0, cols, -INFINITY);
+      return;
+    }
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t i = i0 + r;
       float* srow = s + r * cols;

@@ -4,14 +4,18 @@
 //
 // Packed weights (matmul_pack, matmul_packed): a weight reordered once into the blocked layout
 // oneDNN's kernels read, so that a product at small m (inference at batch 1) does not pay for
-// packing it on every call. The layout is oneDNN's choice for this CPU; it depends on k and n only
-// (blocks of k and n, the same for every m), so one packed copy serves every batch size.
+// packing it on every call. The weight is packed as column panels (widths fixed by n alone), each
+// in the layout oneDNN picks for this CPU and the panel's [k, width] (it does not depend on m), so
+// one packed copy serves every batch size, and at few rows each thread reads only its panels:
+// there the product is bound by streaming the weight ([32, 768]·[768, 3072] from memory: 685 us
+// with both threads reading all of it, against 876 us on one thread).
 #include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
 #include <type_traits>
+#include <vector>
 
 #include "cpu/onednn.h"
 #include "cpu/thread_pool.h"
@@ -49,12 +53,29 @@ struct Mat {
   const float* at(int64_t i, int64_t j) const { return p + i * rs + j * cs; }
 };
 
-// The weight operand of a product: a strided matrix, or a weight packed by matmul_pack (whole:
-// its layout is oneDNN's, so it is never split by columns).
+// One column panel of a packed weight: columns [j0, j0 + cols), a [k, cols] weight laid out as
+// `desc` at byte offset `offset` in the whole (w_rs, w_cs: its strides when plain, else 0).
+struct Panel {
+  int64_t j0, cols;
+  size_t offset;
+  memory::desc desc;
+  int64_t w_rs = 0, w_cs = 0;
+};
+
+// The packed layout of a [k, n] weight: oneDNN's layout of the whole, and its column panels: runs
+// of the whole that are laid out as oneDNN would pack the panel alone (its blocked formats store
+// blocks of columns one after another), or column slices when the layout is plain row-major (what
+// oneDNN 2.6 picks without AVX-512); none for any other layout.
+struct PackedLayout {
+  memory::desc whole;
+  std::vector<Panel> panels;
+};
+
+// The weight operand of a product: a strided matrix, or a weight packed by matmul_pack.
 struct Weight {
   Mat plain;
-  const void* packed = nullptr;
-  memory::desc packed_desc;
+  const uint8_t* packed = nullptr;
+  const PackedLayout* layout = nullptr;
 };
 
 // Rows are split in blocks of this many (what oneDNN's kernels block m by, so that no part runs a
@@ -65,8 +86,20 @@ constexpr int64_t kRowBlock = 16;
 constexpr int64_t kMinPartMacs = int64_t(1) << 20;
 // With too few rows to split, a plain weight's columns are split into at most this many parts of
 // at least kMinColPart columns, whatever the thread count: a part's width changes oneDNN's kernel,
-// and with it the bits, so the widths must not depend on how many threads there are.
+// and with it the bits, so the widths must not depend on how many threads there are. A packed
+// weight's panels follow the same rule, from n alone.
 constexpr int64_t kMaxColParts = 8, kMinColPart = 256;
+// A packed product with at least this many row blocks is split by rows only (see packed_product);
+// below, into at least kGridTasks tasks of a panel each.
+constexpr int64_t kPanelRowBlocks = 8, kGridTasks = 4;
+// How rows are chunked (see row_chunks).
+constexpr int64_t kRowParts = 8, kMinChunkBlocks = 4, kMaxChunkBlocks = 16;
+
+// The width of each column part when n columns are split into at most `parts` (a multiple of 64).
+int64_t col_part_width(int64_t n, int64_t parts) {
+  const int64_t count = std::max<int64_t>(1, std::min({kMaxColParts, n / kMinColPart, parts}));
+  return ((n + count - 1) / count + 63) / 64 * 64;
+}
 
 // What a part's primitive depends on: its shape, the operands' strides, a packed weight (whose
 // layout follows from k and its full width), a bias.
@@ -117,50 +150,113 @@ PartPrimitive part_primitive(const char* what, const PartKey& key, const memory:
   return cache.emplace(key, std::move(made)).first->second;
 }
 
-// c[r0:r1, j0:j1] = a[r0:r1, :]·w[:, j0:j1] (+ bias[j0:j1]), one oneDNN call on the calling thread.
-void product_part(const char* what, const Mat& a, const Weight& w, const float* bias, float* c, int64_t ldc,
-                  int64_t k, int64_t r0, int64_t r1, int64_t j0, int64_t j1) {
-  const int64_t rows = r1 - r0, cols = j1 - j0;
-  const memory::desc ad = f32({rows, k}, {a.rs, a.cs}), cd = f32({rows, cols}, {ldc, 1});
-  const memory::desc wd = w.packed ? w.packed_desc : f32({k, cols}, {w.plain.rs, w.plain.cs});
+// out [r1 - r0, cols] (row stride ldo) = a[r0:r1, :]·w (+ bias), w a [k, cols] weight laid out as wd
+// (strides w_rs, w_cs when plain) at wp: one oneDNN call on the calling thread.
+void run_part(const char* what, const Mat& a, int64_t r0, int64_t r1, int64_t k, int64_t cols, const memory::desc& wd,
+              const void* wp, bool packed, int64_t w_rs, int64_t w_cs, const float* bias, float* out, int64_t ldo) {
+  const int64_t rows = r1 - r0;
+  const memory::desc ad = f32({rows, k}, {a.rs, a.cs}), cd = f32({rows, cols}, {ldo, 1});
   const memory::desc bd = bias ? f32({1, cols}, {cols, 1}) : memory::desc();
-  const PartKey key{rows, k, cols, a.rs, a.cs, w.plain.rs, w.plain.cs, ldc, w.packed != nullptr, bias != nullptr};
+  const PartKey key{rows, k, cols, a.rs, a.cs, w_rs, w_cs, ldo, packed, bias != nullptr};
   // (a copy: handles that keep the kernels alive if another thread empties the cache)
   const PartPrimitive part = part_primitive(what, key, ad, wd, bd, cd);
   const auto& eng = cpu::onednn::engine();
-  const void* wp = w.packed ? w.packed : static_cast<const void*>(w.plain.at(0, j0));
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(ad, eng, const_cast<float*>(a.at(r0, 0)))},
                                        {DNNL_ARG_WEIGHTS, memory(wd, eng, const_cast<void*>(wp))},
-                                       {DNNL_ARG_DST, memory(cd, eng, c + r0 * ldc + j0)},
+                                       {DNNL_ARG_DST, memory(cd, eng, out)},
                                        {DNNL_ARG_SCRATCHPAD, cpu::onednn::scratchpad(part.scratchpad)}};
-  if (bias) args.emplace(DNNL_ARG_BIAS, memory(bd, eng, const_cast<float*>(bias + j0)));
+  if (bias) args.emplace(DNNL_ARG_BIAS, memory(bd, eng, const_cast<float*>(bias)));
   cpu::onednn::execute(what, part.primitive, args);
+}
+
+// c[r0:r1, j0:j1] = a[r0:r1, :]·w[:, j0:j1] (+ bias[j0:j1]) for a plain weight.
+void product_part(const char* what, const Mat& a, const Weight& w, const float* bias, float* c, int64_t ldc,
+                  int64_t k, int64_t r0, int64_t r1, int64_t j0, int64_t j1) {
+  const int64_t cols = j1 - j0;
+  run_part(what, a, r0, r1, k, cols, f32({k, cols}, {w.plain.rs, w.plain.cs}), w.plain.at(0, j0), false, w.plain.rs,
+           w.plain.cs, bias ? bias + j0 : nullptr, c + r0 * ldc + j0, ldc);
+}
+
+// How the rows of a product are chunked: `count` chunks of `blocks` row blocks each. Fixed by the
+// shape alone, never by the thread count: oneDNN's kernels may round a row differently at another
+// place in another m (its AVX2 sgemm does), so each thread count must run the same calls, only
+// spread differently over the threads. Chunks of a kRowParts-th of the rows, at least
+// kMinChunkBlocks blocks (or half the rows: a call's fixed costs, repacking a plain weight among
+// them, make smaller chunks slower: [128, 256]·[256, 1024] took 10% longer in 8 chunks than in 2)
+// and at most kMaxChunkBlocks (so that more rows give more chunks, for more threads).
+struct RowChunks {
+  int64_t count, blocks;
+};
+RowChunks row_chunks(int64_t row_blocks, int64_t most_parts) {
+  const int64_t least = std::min(kMinChunkBlocks, (row_blocks + 1) / 2);
+  const int64_t share = std::min(kMaxChunkBlocks, std::max(least, (row_blocks + kRowParts - 1) / kRowParts));
+  const int64_t blocks = std::max<int64_t>({1, share, (row_blocks + most_parts - 1) / most_parts});
+  return {(row_blocks + blocks - 1) / blocks, blocks};
+}
+
+// Runs fn(t) for t in [0, count) over the pool (on the calling thread when serial).
+template <class F>
+void run_tasks(int64_t count, bool serial, F&& fn) {
+  cpu::parallel_for(count, serial ? count : 1, [&](int64_t s, int64_t e) {
+    for (int64_t t = s; t < e; ++t) fn(t);
+  });
+}
+
+// A packed weight's product. From kPanelRowBlocks row blocks on, in chunks of rows, each times the
+// whole weight (bound by arithmetic: the weight stays in cache). Below, in tasks of one chunk of
+// rows times one panel, so that each thread streams only its share of the weight.
+void packed_product(const char* what, const Mat& a, const Weight& w, const float* bias, float* c, int64_t ldc,
+                    int64_t m, int64_t k, int64_t n, bool serial, int64_t most_parts) {
+  const PackedLayout& layout = *w.layout;
+  const std::vector<Panel>& panels = layout.panels;
+  const int64_t np = (int64_t)panels.size(), row_blocks = (m + kRowBlock - 1) / kRowBlock;
+  if (row_blocks >= kPanelRowBlocks || np <= 1) {
+    const RowChunks rc = row_chunks(row_blocks, most_parts);
+    return run_tasks(rc.count, serial, [&](int64_t t) {
+      const int64_t r0 = t * rc.blocks * kRowBlock, r1 = std::min(m, r0 + rc.blocks * kRowBlock);
+      run_part(what, a, r0, r1, k, n, layout.whole, w.packed, true, 0, 0, bias, c + r0 * ldc, ldc);
+    });
+  }
+  // at least kGridTasks tasks where the rows allow (the pool's chunks are static: three tasks on two
+  // threads would leave one a task behind); panel-major, so that a thread's tasks share panels
+  const int64_t chunks = std::min(row_blocks, std::max<int64_t>(1, (kGridTasks + np - 1) / np));
+  const int64_t per_chunk = (row_blocks + chunks - 1) / chunks;
+  run_tasks(np * chunks, serial, [&](int64_t t) {
+    // A panel's part writes a dense block and copies it into c: Debian's oneDNN 2.6 runs its
+    // reference kernel (~300x slower) for a blocked weight whose output rows are strided.
+    thread_local std::vector<float> block;
+    const int64_t r0 = (t % chunks) * per_chunk * kRowBlock, r1 = std::min(m, r0 + per_chunk * kRowBlock);
+    if (r0 >= r1) return;
+    const Panel& p = panels[t / chunks];
+    if (block.size() < size_t((r1 - r0) * p.cols)) block.resize(size_t((r1 - r0) * p.cols));
+    run_part(what, a, r0, r1, k, p.cols, p.desc, w.packed + p.offset, true, p.w_rs, p.w_cs,
+             bias ? bias + p.j0 : nullptr, block.data(), p.cols);
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* src = block.data() + (r - r0) * p.cols;
+      std::copy(src, src + p.cols, c + r * ldc + p.j0);
+    }
+  });
 }
 
 // c [m, n] (row stride ldc) = a [m, k]·w [k, n] (+ bias). oneDNN runs each part on one thread and
 // the pool runs the parts: one set of threads for every op (no second pool whose idle workers
-// spin beside ours), and parts taken as threads come free, so a descheduled thread delays no one.
-// The rows are split in blocks of kRowBlock (the bits do not depend on where: checked in
-// test/matmul_packed.test.ts); a single block of rows, by a plain weight's columns.
+// spin beside ours). The parts are chunks of rows (row_chunks); with a single block of rows, a
+// plain weight's columns, in widths that depend on the shape alone (test/matmul_packed.test.ts
+// checks that the bits do not depend on the thread count).
 void product(const char* what, const Mat& a, const Weight& w, const float* bias, float* c, int64_t ldc, int64_t m,
              int64_t k, int64_t n, bool serial) {
-  const int64_t threads = serial ? 1 : cpu::num_threads();
   const int64_t most_parts = std::max<int64_t>(1, m * n * k / kMinPartMacs);
+  if (w.packed) return packed_product(what, a, w, bias, c, ldc, m, k, n, serial, most_parts);
   const int64_t row_blocks = (m + kRowBlock - 1) / kRowBlock;
-  if (!w.packed && row_blocks < 2 && most_parts > 1 && n >= 2 * kMinColPart) {
-    // one block of rows: the columns, in parts whose widths depend on the shape alone
-    const int64_t col_parts = std::min({kMaxColParts, n / kMinColPart, most_parts});
-    const int64_t width = ((n + col_parts - 1) / col_parts + 63) / 64 * 64;
-    const int64_t grain = serial ? col_parts : 1;
-    cpu::parallel_for((n + width - 1) / width, grain, [&](int64_t s, int64_t e) {
-      for (int64_t j = s; j < e; ++j) product_part(what, a, w, bias, c, ldc, k, 0, m, j * width, std::min(n, (j + 1) * width));
+  if (row_blocks < 2 && most_parts > 1 && n >= 2 * kMinColPart) {
+    const int64_t width = col_part_width(n, most_parts);
+    return run_tasks((n + width - 1) / width, serial, [&](int64_t j) {
+      product_part(what, a, w, bias, c, ldc, k, 0, m, j * width, std::min(n, (j + 1) * width));
     });
-    return;
   }
-  const int64_t parts = std::min({threads, most_parts, row_blocks});
-  if (parts <= 1) return product_part(what, a, w, bias, c, ldc, k, 0, m, 0, n);
-  cpu::parallel_for(row_blocks, row_blocks / parts, [&](int64_t s, int64_t e) {
-    product_part(what, a, w, bias, c, ldc, k, s * kRowBlock, std::min(m, e * kRowBlock), 0, n);
+  const RowChunks rc = row_chunks(row_blocks, most_parts);
+  run_tasks(rc.count, serial, [&](int64_t t) {
+    product_part(what, a, w, bias, c, ldc, k, t * rc.blocks * kRowBlock, std::min(m, (t + 1) * rc.blocks * kRowBlock), 0, n);
   });
 }
 
@@ -237,22 +333,65 @@ std::vector<Tensor> matmul_cpu(const Inputs& in, const Attrs& attrs) {
   return {y};
 }
 
-// The packed layout of a [k, n] float32 weight: what oneDNN picks when asked for any layout (cached
-// per shape: asking costs a primitive descriptor).
-memory::desc packed_weight_desc(int64_t k, int64_t n) {
-  static std::mutex mu;
-  static std::map<std::pair<int64_t, int64_t>, memory::desc> cache;
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = cache.find({k, n});
-  if (it != cache.end()) return it->second;
-  constexpr int64_t m = 128;  // any m: the layout does not depend on it
+// The layout oneDNN picks for a [k, n] float32 weight when asked for any (it does not depend on m).
+memory::desc panel_desc(int64_t k, int64_t n) {
+  constexpr int64_t m = 128;  // any m
   const memory::desc any({k, n}, memory::data_type::f32, memory::format_tag::any);
-  const memory::desc w = cpu::onednn::checked("matmul_pack", [&] {
+  return cpu::onednn::checked("matmul_pack", [&] {
     return dnnl::matmul::primitive_desc(dnnl::matmul::desc(f32({m, k}, {k, 1}), any, f32({m, n}, {n, 1})),
                                         cpu::onednn::engine())
         .weights_desc();
   });
-  return cache.emplace(std::make_pair(k, n), w).first->second;
+}
+
+// Where panel [j0, j0 + cols) of a weight packed as `whole` starts, in bytes, if it is stored
+// there exactly as a weight of its own packed as `panel`; else -1. That is the case for oneDNN's
+// blocked formats with the columns' blocks outermost (BA16a64b and the like) when j0 and cols are
+// whole blocks: the panel is then a run of the whole's column blocks.
+int64_t panel_offset(const memory::desc& whole, const memory::desc& panel, int64_t j0, int64_t cols, int64_t n) {
+  const dnnl_memory_desc_t &w = whole.data, &p = panel.data;
+  if (w.format_kind != dnnl_blocked || p.format_kind != dnnl_blocked || w.offset0 != 0 || p.offset0 != 0) return -1;
+  const auto &wb = w.format_desc.blocking, &pb = p.format_desc.blocking;
+  if (wb.inner_nblks != pb.inner_nblks || wb.strides[0] != pb.strides[0] || wb.strides[1] != pb.strides[1]) return -1;
+  int64_t col_block = 1;
+  for (int i = 0; i < wb.inner_nblks; ++i) {
+    if (wb.inner_blks[i] != pb.inner_blks[i] || wb.inner_idxs[i] != pb.inner_idxs[i]) return -1;
+    if (wb.inner_idxs[i] == 1) col_block *= wb.inner_blks[i];
+  }
+  // the columns' blocks outermost, whole blocks, and the panel dense
+  if (wb.strides[1] <= wb.strides[0] || j0 % col_block != 0 || (j0 + cols < n && cols % col_block != 0)) return -1;
+  if ((int64_t)panel.get_size() != (p.padded_dims[1] / col_block) * wb.strides[1] * (int64_t)sizeof(float)) return -1;
+  return (j0 / col_block) * wb.strides[1] * (int64_t)sizeof(float);
+}
+
+// The packed layout of a [k, n] weight (cached per shape: asking oneDNN for a layout costs a
+// primitive descriptor). Entries are never removed, so references to them stay valid.
+const PackedLayout& packed_layout(int64_t k, int64_t n) {
+  static std::mutex mu;
+  static std::map<std::pair<int64_t, int64_t>, PackedLayout> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find({k, n});
+  if (it != cache.end()) return it->second;
+  PackedLayout layout{panel_desc(k, n), {}};
+  const dnnl_memory_desc_t& whole = layout.whole.data;
+  const bool row_major = whole.format_kind == dnnl_blocked && whole.format_desc.blocking.inner_nblks == 0 &&
+                         whole.format_desc.blocking.strides[0] == n && whole.format_desc.blocking.strides[1] == 1;
+  const int64_t width = col_part_width(n, kMaxColParts);
+  for (int64_t j0 = 0; j0 < n && width < n; j0 += width) {
+    const int64_t cols = std::min(width, n - j0);
+    if (row_major) {
+      layout.panels.push_back(Panel{j0, cols, size_t(j0) * sizeof(float), f32({k, cols}, {n, 1}), n, 1});
+      continue;
+    }
+    memory::desc desc = panel_desc(k, cols);
+    const int64_t offset = panel_offset(layout.whole, desc, j0, cols, n);
+    if (offset < 0) {  // panels that are not runs of the whole: products split by rows only
+      layout.panels.clear();
+      break;
+    }
+    layout.panels.push_back(Panel{j0, cols, (size_t)offset, std::move(desc)});
+  }
+  return cache.emplace(std::make_pair(k, n), std::move(layout)).first->second;
 }
 
 std::vector<Tensor> matmul_pack_cpu(const Inputs& in, const Attrs& attrs) {
@@ -261,14 +400,14 @@ std::vector<Tensor> matmul_pack_cpu(const Inputs& in, const Attrs& attrs) {
   KX_CHECK(b.dim() == 2, Shape, "matmul_pack: the weight must be a matrix, got ", shape_str(b.shape));
   const int64_t k = tb ? b.shape[1] : b.shape[0], n = tb ? b.shape[0] : b.shape[1];
   KX_CHECK(k > 0 && n > 0, Shape, "matmul_pack: the weight is empty: ", shape_str(b.shape));
-  const memory::desc packed = packed_weight_desc(k, n);
-  Tensor out = empty({(int64_t)packed.get_size()}, DType::UInt8, b.device());
+  const PackedLayout& layout = packed_layout(k, n);
+  Tensor out = empty({(int64_t)layout.whole.get_size()}, DType::UInt8, b.device());
   std::unique_ptr<float[]> b_tmp;
   const float* B = nullptr;
   KX_DISPATCH_FLOAT(b.dtype, { B = as_float<scalar_t>(b, b_tmp); });
   const auto& eng = cpu::onednn::engine();
   memory src(f32({k, n}, tb ? Dims{1, k} : Dims{n, 1}), eng, const_cast<float*>(B));
-  memory dst(packed, eng, out.raw());
+  memory dst(layout.whole, eng, out.raw());
   const dnnl::reorder::primitive_desc pd = cpu::onednn::checked("matmul_pack", [&] {
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);  // (see part_primitive)
@@ -286,9 +425,9 @@ std::vector<Tensor> matmul_packed_cpu(const Inputs& in, const Attrs& attrs) {
   const int64_t k = attrs.int_("k", -1), n = attrs.int_("n", -1);
   KX_CHECK(k > 0 && n > 0, Arg, "matmul_packed: k and n must be positive, got ", k, " and ", n);
   KX_CHECK(a.dim() >= 1 && a.size(-1) == k, Shape, "matmul_packed: a must be [..., ", k, "], got ", shape_str(a.shape));
-  const memory::desc w = packed_weight_desc(k, n);
-  KX_CHECK(packed.dim() == 1 && packed.numel() == (int64_t)w.get_size(), Arg, "matmul_packed: ", packed.numel(),
-           " bytes are not a [", k, ", ", n, "] weight packed by matmul_pack in this process (", w.get_size(), ")");
+  const PackedLayout& layout = packed_layout(k, n);
+  KX_CHECK(packed.dim() == 1 && packed.numel() == (int64_t)layout.whole.get_size(), Arg, "matmul_packed: ", packed.numel(),
+           " bytes are not a [", k, ", ", n, "] weight packed by matmul_pack in this process (", layout.whole.get_size(), ")");
   KX_CHECK(!bias.defined() || (bias.dtype == a.dtype && bias.dim() == 1 && bias.shape[0] == n), Shape,
            "matmul_packed: bias must be a ", dtype_name(a.dtype), " vector [", n, "], got ",
            bias.defined() ? shape_str(bias.shape) : "");
@@ -298,7 +437,7 @@ std::vector<Tensor> matmul_packed_cpu(const Inputs& in, const Attrs& attrs) {
   const int64_t rows = a.numel() / k;
   if (rows == 0) return {y};
   with_float32(a, bias, y, [&](const float* A, const float* bias_row, float* C) {
-    const Weight weight{{nullptr, 0, 0}, packed.raw(), w};
+    const Weight weight{{nullptr, 0, 0}, static_cast<const uint8_t*>(packed.raw()), &layout};
     product("matmul_packed", Mat{A, k, 1}, weight, bias_row, C, n, rows, k, n, false);
   });
   return {y};
