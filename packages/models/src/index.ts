@@ -3,6 +3,7 @@ export * from './tokenizers/index.js';
 export * from './data/index.js';
 export * from './nn/index.js';
 export * from './bert/index.js';
+export * from './t5/index.js';
 export * from './heads/index.js';
 export * from './metrics/index.js';
 export * from './checkpoint/index.js';

@@ -1,14 +1,25 @@
 /**
  * Model parity (the llm.c test), shared by bert.test.ts (CPU) and bert.cuda.test.ts (CUDA): BERT
  * masked LM (+ pooler) and RoFormer + Efficient GlobalPointer built by tools/golden/fx_models.py in
- * PyTorch with fixed weights; kexue loads the weights by their HF names, moves the model to the
+ * PyTorch with fixed weights, and T5 PEGASUS / HF mT5 encoder–decoders built by tools/golden/fx_t5.py
+ * (T5ForConditionalGeneration's names); kexue loads the weights by their HF names, moves the model to the
  * device, and must match logits (≤ 1e-4 relative), loss, every gradient (≤ 1e-3) and the losses of
  * ten AdamW steps (≤ 1e-4). Eval mode (no dropout).
  */
 import { afterAll, describe, expect, it } from 'vitest';
 
 import * as kx from '@kexue/core-cuda';
-import { BertForMaskedLM, BertModel, EfficientGlobalPointer, Module, globalPointerLoss, type BertConfig } from '@kexue/models';
+import {
+  BertForMaskedLM,
+  BertModel,
+  EfficientGlobalPointer,
+  Module,
+  T5ForConditionalGeneration,
+  globalPointerLoss,
+  seq2seqLoss,
+  t5ConfigFromHF,
+  type BertConfig,
+} from '@kexue/models';
 import { AdamW } from '@kexue/optimizers';
 
 import { loadModelFixture, relError, type ModelFixture } from './nn_helpers.js';
@@ -184,4 +195,59 @@ export function describeModelParity(device: string): void {
       m.dispose();
     });
   });
+
+  for (const name of ['t5_pegasus', 'mt5_hf'] as const) {
+    describe(`${name === 't5_pegasus' ? 'T5 PEGASUS (cross-attention bias, logit scale)' : 'HF mT5'} vs PyTorch on ${device}`, () => {
+      const fx = loadModelFixture(name);
+      const config = t5ConfigFromHF(fx.meta.config);
+      const model = new T5ForConditionalGeneration(config, { seed: 1 }).eval();
+      const { ids, mask, decoder_ids: decIds, decoder_mask: decMask, labels } = onDevice(fx.inputs, device);
+      afterAll(() => {
+        fx.dispose();
+        model.dispose();
+        kx.dispose([ids, mask, decIds, decMask, labels].filter((t) => t && t.device !== 'cpu'));
+      });
+      const forward = (m: T5ForConditionalGeneration) =>
+        m.forward({ inputIds: ids!, attentionMask: mask!, decoderInputIds: decIds!, decoderAttentionMask: decMask! });
+      const lossOf = (m: T5ForConditionalGeneration) => seq2seqLoss(forward(m).logits, labels!, decMask!);
+
+      it('reads the flags from config.json and loads the HF-named weights with nothing missing or unexpected', () => {
+        expect([config.crossPositionBias, config.scaleLogits]).toEqual(name === 't5_pegasus' ? [true, true] : [false, false]);
+        const report = model.loadStateDict(fx.weights);
+        model.to(device);
+        expect([report.missing, report.unexpected, report.mismatched]).toEqual([[], [], []]);
+        expect(Object.keys(model.namedParameters()).sort()).toEqual(Object.keys(fx.weights).sort());
+      });
+
+      it('position biases, encoder and decoder outputs, logits and loss match', () => {
+        kx.tidy(() => {
+          const [, S] = ids!.shape as [number, number];
+          const T = decIds!.shape[1]!;
+          expect(relError(model.encoder.positionBias(S, S), fx.outputs.encoder_bias!)).toBe(0);
+          expect(relError(model.decoder.positionBias(T, T), fx.outputs.decoder_bias!)).toBe(0);
+          if (fx.outputs.cross_bias) expect(relError(model.decoder.positionBias(T, S), fx.outputs.cross_bias)).toBe(0);
+          const out = forward(model);
+          expect(relError(out.encoderOutput, fx.outputs.encoder!)).toBeLessThanOrEqual(1e-4);
+          expect(relError(out.decoderOutput, fx.outputs.decoder!)).toBeLessThanOrEqual(1e-4);
+          expect(relError(out.logits, fx.outputs.logits!)).toBeLessThanOrEqual(1e-4);
+          const loss = seq2seqLoss(out.logits, labels!, decMask!).item();
+          expect(Math.abs(loss - fx.meta.loss) / fx.meta.loss).toBeLessThanOrEqual(1e-5);
+        });
+      });
+
+      it('every gradient matches (the shared embedding gathers both stacks\' gradients)', () => {
+        const { value, grads } = kx.valueAndGrad(() => lossOf(model), model.namedParameters());
+        expectGrads(grads, fx.grads);
+        kx.dispose([value, grads]);
+      });
+
+      it('the losses of ten AdamW steps match torch.optim.AdamW', () => {
+        const m = new T5ForConditionalGeneration(config).eval();
+        m.loadStateDict(fx.weights);
+        m.to(device);
+        expectSteps(tenSteps(m.namedParameters(), () => lossOf(m), fx.meta.adamw), fx.meta.steps);
+        m.dispose();
+      });
+    });
+  }
 }

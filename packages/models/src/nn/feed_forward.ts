@@ -6,7 +6,7 @@ import { mul, type Tensor } from '@kexue/core-cuda';
 
 import { activation } from './activations.js';
 import type { Initializer } from './init.js';
-import { Linear } from './layers.js';
+import { type Dropout, Linear } from './layers.js';
 import { Module } from './module.js';
 import type { InitRng } from './random.js';
 
@@ -19,6 +19,8 @@ export interface FeedForwardOptions {
   gated?: boolean;
   /** Projection biases. Default true (T5 uses false). */
   bias?: boolean;
+  /** Dropout on the inner activations, before wo (T5's DenseReluDense.dropout); default none. */
+  dropout?: Dropout;
   init?: Initializer;
   rng: InitRng;
 }
@@ -28,6 +30,7 @@ export class FeedForward extends Module {
   readonly #act: (x: Tensor) => Tensor;
   readonly #in: Linear[];
   readonly #out: Linear;
+  readonly #dropout: Dropout | null;
 
   constructor(o: FeedForwardOptions) {
     super();
@@ -38,10 +41,11 @@ export class FeedForward extends Module {
       ? [this.addModule('wi_0', lin(o.hidden, o.inner)), this.addModule('wi_1', lin(o.hidden, o.inner))]
       : [this.addModule('wi', lin(o.hidden, o.inner))];
     this.#out = this.addModule('wo', lin(o.inner, o.hidden));
+    this.#dropout = o.dropout ? this.addModule('dropout', o.dropout) : null;
   }
 
   forward(x: Tensor): Tensor {
     const h = this.gated ? mul(this.#act(this.#in[0]!.forward(x)), this.#in[1]!.forward(x)) : this.#act(this.#in[0]!.forward(x));
-    return this.#out.forward(h);
+    return this.#out.forward(this.#dropout ? this.#dropout.forward(h) : h);
   }
 }

@@ -1,0 +1,321 @@
+"""Encoder-decoder parity fixtures: a small mT5 v1.1 / T5 PEGASUS, written here in PyTorch with
+Hugging Face's state-dict names (transformers is not needed), small sizes and fixed weights.
+
+Two fixtures in packages/models/test/fixtures/, with the same weights and inputs:
+  t5_pegasus  bert4keras's T5 PEGASUS: the decoder's cross-attention also adds a position bias from
+              the decoder's table (unidirectional buckets of encoder_pos - decoder_pos), and the
+              logits are lm_head(decoder_output * d_model ** -0.5);
+  mt5_hf      Hugging Face's MT5ForConditionalGeneration: no bias in EncDecAttention, no scale on the
+              (untied) head.
+
+Each holds the weights under their HF names ("shared.weight" the one input embedding of both stacks,
+"lm_head.weight" untied), the inputs ("input.*"), the outputs ("out.*": encoder and decoder after
+their final norms, logits, the loss, the position biases), the gradient of the loss with respect to
+every parameter ("grad.<name>") and, in the metadata, the config and the losses of ten
+torch.optim.AdamW steps, laid out as fx_models.py lays out its fixtures. Everything runs in float32
+(no dropout).
+
+Conventions, as HF's T5: RMSNorm x * rsqrt(mean(x^2) + eps) * w; attention scores q k^T with no
+1/sqrt(d) scale plus the relative position bias [1, H, Tq, Tk] (T5Attention._relative_position_bucket,
+table only in block 0 of each stack, shared by all its layers); masked keys -inf by masked_fill;
+gated GELU FFN wo(gelu_tanh(wi_0 h) * wi_1 h); pre-norm residual blocks. Loss: mean cross-entropy
+over the positions where decoder_mask is 1.
+"""
+import math
+import os
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import common
+
+OUT = os.path.join(common.ROOT, "packages", "models", "test", "fixtures")
+NEG = float("-inf")
+
+BASE = dict(model_type="mt5", vocab_size=96, d_model=32, d_kv=8, num_heads=4, d_ff=48, num_layers=2,
+            num_decoder_layers=2, relative_attention_num_buckets=32, relative_attention_max_distance=128,
+            layer_norm_epsilon=1e-6, feed_forward_proj="gated-gelu", tie_word_embeddings=False, dropout_rate=0.0,
+            pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+B, TS, TD = 2, 9, 7
+ENC_LENGTHS = [9, 6]
+DEC_LENGTHS = [7, 4]
+ADAMW = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+
+
+def relative_position_bucket(relative_position, bidirectional, num_buckets, max_distance):
+    """HF's T5Attention._relative_position_bucket, step for step (relative_position = key - query)."""
+    relative_buckets = 0
+    if bidirectional:
+        num_buckets //= 2
+        relative_buckets += (relative_position > 0).to(torch.long) * num_buckets
+        relative_position = torch.abs(relative_position)
+    else:
+        relative_position = -torch.min(relative_position, torch.zeros_like(relative_position))
+    max_exact = num_buckets // 2
+    is_small = relative_position < max_exact
+    relative_position_if_large = max_exact + (
+        torch.log(relative_position.float() / max_exact)
+        / math.log(max_distance / max_exact)
+        * (num_buckets - max_exact)
+    ).to(torch.long)
+    relative_position_if_large = torch.min(relative_position_if_large,
+                                           torch.full_like(relative_position_if_large, num_buckets - 1))
+    relative_buckets += torch.where(is_small, relative_position, relative_position_if_large)
+    return relative_buckets
+
+
+def check_buckets():
+    rel = torch.tensor([-300, -128, -64, -20, -16, -9, -8, -7, -1, 0, 1, 7, 8, 9, 16, 20, 64, 128, 300])
+    bi = relative_position_bucket(rel, True, 32, 128).tolist()
+    uni = relative_position_bucket(rel, False, 32, 128).tolist()
+    assert bi == [15, 15, 14, 10, 10, 8, 8, 7, 1, 0, 17, 23, 24, 24, 26, 26, 30, 31, 31], bi
+    assert uni == [31, 31, 26, 17, 16, 9, 8, 7, 1, 0] + [0] * 9, uni
+
+
+def position_bias(table, q_len, k_len, bidirectional, c):
+    """table[bucket(key_pos - query_pos)] as [1, H, q_len, k_len]."""
+    rel = torch.arange(k_len)[None, :] - torch.arange(q_len)[:, None]
+    buckets = relative_position_bucket(rel, bidirectional, c["relative_attention_num_buckets"],
+                                       c["relative_attention_max_distance"])
+    return table(buckets).permute(2, 0, 1).unsqueeze(0)
+
+
+class T5LayerNorm(nn.Module):
+    def __init__(self, d, eps):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d))
+        self.eps = eps
+
+    def forward(self, x):
+        return common.rms_norm_ref(x, self.weight, self.eps)
+
+
+class T5Attention(nn.Module):
+    def __init__(self, c, has_bias):
+        super().__init__()
+        self.heads, self.d_kv = c["num_heads"], c["d_kv"]
+        inner = self.heads * self.d_kv
+        self.q = nn.Linear(c["d_model"], inner, bias=False)
+        self.k = nn.Linear(c["d_model"], inner, bias=False)
+        self.v = nn.Linear(c["d_model"], inner, bias=False)
+        self.o = nn.Linear(inner, c["d_model"], bias=False)
+        if has_bias:
+            self.relative_attention_bias = nn.Embedding(c["relative_attention_num_buckets"], self.heads)
+
+    def forward(self, x, kv, keep, bias):
+        """x [B, Tq, d], kv [B, Tk, d], keep [B, 1 or Tq, Tk] bool, bias [1, H, Tq, Tk] or None."""
+        Bn = x.shape[0]
+        split = lambda t: t.view(Bn, -1, self.heads, self.d_kv).transpose(1, 2)  # noqa: E731
+        q, k, v = split(self.q(x)), split(self.k(kv)), split(self.v(kv))
+        s = q @ k.transpose(-1, -2)  # no 1/sqrt(d_kv)
+        if bias is not None:
+            s = s + bias
+        s = s.masked_fill(~keep[:, None], NEG)
+        o = torch.softmax(s, -1) @ v
+        return self.o(o.transpose(1, 2).reshape(Bn, -1, self.heads * self.d_kv))
+
+
+class T5DenseGatedActDense(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.wi_0 = nn.Linear(c["d_model"], c["d_ff"], bias=False)
+        self.wi_1 = nn.Linear(c["d_model"], c["d_ff"], bias=False)
+        self.wo = nn.Linear(c["d_ff"], c["d_model"], bias=False)
+
+    def forward(self, h):
+        return self.wo(F.gelu(self.wi_0(h), approximate="tanh") * self.wi_1(h))
+
+
+class T5LayerSelfAttention(nn.Module):
+    def __init__(self, c, has_bias):
+        super().__init__()
+        self.SelfAttention = T5Attention(c, has_bias)
+        self.layer_norm = T5LayerNorm(c["d_model"], c["layer_norm_epsilon"])
+
+    def forward(self, x, keep, bias):
+        h = self.layer_norm(x)
+        return x + self.SelfAttention(h, h, keep, bias)
+
+
+class T5LayerCrossAttention(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.EncDecAttention = T5Attention(c, False)
+        self.layer_norm = T5LayerNorm(c["d_model"], c["layer_norm_epsilon"])
+
+    def forward(self, x, enc, keep, bias):
+        return x + self.EncDecAttention(self.layer_norm(x), enc, keep, bias)
+
+
+class T5LayerFF(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.DenseReluDense = T5DenseGatedActDense(c)
+        self.layer_norm = T5LayerNorm(c["d_model"], c["layer_norm_epsilon"])
+
+    def forward(self, x):
+        return x + self.DenseReluDense(self.layer_norm(x))
+
+
+class T5Block(nn.Module):
+    def __init__(self, c, decoder, has_bias):
+        super().__init__()
+        layers = [T5LayerSelfAttention(c, has_bias)]
+        if decoder:
+            layers.append(T5LayerCrossAttention(c))
+        layers.append(T5LayerFF(c))
+        self.layer = nn.ModuleList(layers)
+
+    def forward(self, x, keep, bias, enc=None, cross_keep=None, cross_bias=None):
+        x = self.layer[0](x, keep, bias)
+        if enc is not None:
+            x = self.layer[1](x, enc, cross_keep, cross_bias)
+        return self.layer[-1](x)
+
+
+class T5Stack(nn.Module):
+    """Blocks and the final norm; the embedding (shared) lives on the model, as HF saves it."""
+
+    def __init__(self, c, decoder):
+        super().__init__()
+        n = c["num_decoder_layers"] if decoder else c["num_layers"]
+        self.block = nn.ModuleList([T5Block(c, decoder, i == 0) for i in range(n)])
+        self.final_layer_norm = T5LayerNorm(c["d_model"], c["layer_norm_epsilon"])
+
+    @property
+    def table(self):
+        return self.block[0].layer[0].SelfAttention.relative_attention_bias
+
+    def forward(self, x, keep, bias, enc=None, cross_keep=None, cross_bias=None):
+        for blk in self.block:
+            x = blk(x, keep, bias, enc, cross_keep, cross_bias)
+        return self.final_layer_norm(x)
+
+
+class T5ForConditionalGeneration(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.c = c
+        self.shared = nn.Embedding(c["vocab_size"], c["d_model"])
+        self.encoder = T5Stack(c, decoder=False)
+        self.decoder = T5Stack(c, decoder=True)
+        self.lm_head = nn.Linear(c["d_model"], c["vocab_size"], bias=False)
+
+    def forward(self, ids, mask, dec_ids, dec_mask, labels):
+        c = self.c
+        ts, td = ids.shape[1], dec_ids.shape[1]
+        enc_bias = position_bias(self.encoder.table, ts, ts, True, c)
+        enc = self.encoder(self.shared(ids), mask[:, None, :], enc_bias)
+        dec_bias = position_bias(self.decoder.table, td, td, False, c)
+        causal = torch.tril(torch.ones(td, td, dtype=torch.bool))
+        dec_keep = causal[None] & dec_mask[:, None, :]
+        # bert4keras: keys are encoder positions, queries decoder positions, the decoder's table
+        cross_bias = position_bias(self.decoder.table, td, ts, False, c) if c["cross_position_bias"] else None
+        dec = self.decoder(self.shared(dec_ids), dec_keep, dec_bias, enc, mask[:, None, :], cross_bias)
+        logits = self.lm_head(dec * c["d_model"] ** -0.5 if c["scale_logits"] else dec)
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), reduction="none")
+        m = dec_mask.reshape(-1).float()
+        loss = (ce * m).sum() / m.sum()
+        outs = {"encoder": enc, "decoder": dec, "logits": logits, "encoder_bias": enc_bias.detach(),
+                "decoder_bias": dec_bias.detach()}
+        if cross_bias is not None:
+            outs["cross_bias"] = cross_bias.detach()
+        return loss, outs
+
+
+def init_weights(model, seed):
+    """Norm weights 1 + N(0, 0.1) (a wrong norm shows), shared and the position tables N(0, 1)."""
+    g = common.generator(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "layer_norm" in name:
+                p.copy_(1.0 + common.randn(g, *p.shape, scale=0.1))
+            elif "relative_attention_bias" in name or name == "shared.weight":
+                p.copy_(common.randn(g, *p.shape, scale=1.0))
+            elif name == "lm_head.weight":
+                # logits of std ~0.5 with the d_model ** -0.5 scale, ~2.8 without
+                p.copy_(common.randn(g, *p.shape, scale=0.5))
+            else:
+                # std 0.2 (~1/sqrt(d_model)): O(1) activations, attention not saturated (no 1/sqrt(d_kv))
+                p.copy_(common.randn(g, *p.shape, scale=0.2))
+
+
+def train_losses(model, args, steps=10):
+    opt = torch.optim.AdamW(model.parameters(), **ADAMW)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss, _ = model(*args)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def save(name, model, inputs, args, meta):
+    tensors = {}
+    for k, v in model.state_dict().items():
+        tensors[k] = v.detach().clone()
+    for k, v in inputs.items():
+        tensors[f"input.{k}"] = v
+    model.zero_grad()
+    loss, outs = model(*args)
+    loss.backward()
+    tensors["out.loss"] = loss.detach().reshape([])
+    for k, v in outs.items():
+        tensors[f"out.{k}"] = v.detach()
+    for k, p in model.named_parameters():
+        tensors[f"grad.{k}"] = p.grad.detach().clone()
+    meta = dict(meta, params=[k for k, _ in model.named_parameters()], loss=loss.item(),
+                adamw=dict(lr=ADAMW["lr"], beta1=ADAMW["betas"][0], beta2=ADAMW["betas"][1], eps=ADAMW["eps"],
+                           weightDecay=ADAMW["weight_decay"]))
+    meta["steps"] = train_losses(model, args)
+    # save_fixture writes under common.FIXTURES: point it here for this call only (make_all runs every
+    # script in one process).
+    saved, common.FIXTURES = common.FIXTURES, OUT
+    try:
+        common.save_fixture(name, tensors, [meta])
+    finally:
+        common.FIXTURES = saved
+
+
+def lengths_mask(lengths, n):
+    mask = torch.zeros(len(lengths), n, dtype=torch.bool)
+    for b, L in enumerate(lengths):
+        mask[b, :L] = True
+    return mask
+
+
+def batch(seed):
+    g = common.generator(seed)
+    V = BASE["vocab_size"]
+    mask = lengths_mask(ENC_LENGTHS, TS)
+    ids = torch.randint(2, V, (B, TS), generator=g).masked_fill(~mask, BASE["pad_token_id"])
+    dec_mask = lengths_mask(DEC_LENGTHS, TD)
+    labels = torch.randint(2, V, (B, TD), generator=g).masked_fill(~dec_mask, BASE["pad_token_id"])
+    # teacher forcing: decoder_start_token_id, then the labels shifted right; padding after each length
+    start = torch.full((B, 1), BASE["decoder_start_token_id"], dtype=torch.long)
+    dec_ids = torch.cat([start, labels[:, :-1]], 1).masked_fill(~dec_mask, BASE["pad_token_id"])
+    return ids, mask, dec_ids, dec_mask, labels
+
+
+check_buckets()
+torch.manual_seed(0)
+
+ids, mask, dec_ids, dec_mask, labels = batch(11)
+inputs = {"ids": ids.int(), "mask": mask.to(torch.uint8), "decoder_ids": dec_ids.int(),
+          "decoder_mask": dec_mask.to(torch.uint8), "labels": labels.int()}
+args = (ids, mask, dec_ids, dec_mask, labels)
+
+# T5 PEGASUS (bert4keras): cross-attention position bias, scaled logits
+cfg = dict(BASE, cross_position_bias=True, scale_logits=True)
+model = T5ForConditionalGeneration(cfg)
+init_weights(model, 12)
+save("t5_pegasus", model, inputs, args, {"name": "t5_pegasus", "config": cfg})
+
+# Hugging Face mT5: the same weights and inputs, no cross bias, no scale
+cfg = dict(BASE, cross_position_bias=False, scale_logits=False)
+model = T5ForConditionalGeneration(cfg)
+init_weights(model, 12)
+save("mt5_hf", model, inputs, args, {"name": "mt5_hf", "config": cfg})
