@@ -8,6 +8,8 @@ Two fixtures in packages/models/test/fixtures/, with the same weights and inputs
   mt5_hf      Hugging Face's MT5ForConditionalGeneration: no bias in EncDecAttention, no scale on the
               (untied) head.
 
+A third, t5_generate.json, holds reference generations by t5_pegasus's weights (see GENERATION below).
+
 Each holds the weights under their HF names ("shared.weight" the one input embedding of both stacks,
 "lm_head.weight" untied), the inputs ("input.*"), the outputs ("out.*": encoder and decoder after
 their final norms, logits, the loss, the position biases), the gradient of the loss with respect to
@@ -21,6 +23,8 @@ table only in block 0 of each stack, shared by all its layers); masked keys -inf
 gated GELU FFN wo(gelu_tanh(wi_0 h) * wi_1 h); pre-norm residual blocks. Loss: mean cross-entropy
 over the positions where decoder_mask is 1.
 """
+import copy
+import json
 import math
 import os
 
@@ -312,6 +316,7 @@ args = (ids, mask, dec_ids, dec_mask, labels)
 cfg = dict(BASE, cross_position_bias=True, scale_logits=True)
 model = T5ForConditionalGeneration(cfg)
 init_weights(model, 12)
+pegasus = copy.deepcopy(model).eval()  # the fixture's weights (save() trains model afterwards); no random draws
 save("t5_pegasus", model, inputs, args, {"name": "t5_pegasus", "config": cfg})
 
 # Hugging Face mT5: the same weights and inputs, no cross bias, no scale
@@ -319,3 +324,161 @@ cfg = dict(BASE, cross_position_bias=False, scale_logits=False)
 model = T5ForConditionalGeneration(cfg)
 init_weights(model, 12)
 save("mt5_hf", model, inputs, args, {"name": "mt5_hf", "config": cfg})
+
+# GENERATION: t5_generate.json, reference decoding by the t5_pegasus weights, written plainly with the
+# decoder recomputed in full on every token so far at every step (no cache: kexue's KV-cached decoder
+# must equal it). Scores are ln(softmax(logits) + 1e-12) in float32, as bert4keras's; the search
+# draws nothing random.
+MAX_NEW = 8
+
+
+@torch.no_grad()
+def encode(m, ids, mask):
+    ts = ids.shape[1]
+    return m.encoder(m.shared(ids), mask[:, None, :], position_bias(m.encoder.table, ts, ts, True, m.c))
+
+
+@torch.no_grad()
+def next_scores(m, enc, mask, dec_ids):
+    """[B, V] float32 log-probs of the next token after dec_ids [B, T], the decoder run on all T."""
+    c, td, ts = m.c, dec_ids.shape[1], enc.shape[1]
+    causal = torch.tril(torch.ones(td, td, dtype=torch.bool))[None]
+    cross_bias = position_bias(m.decoder.table, td, ts, False, c) if c["cross_position_bias"] else None
+    dec = m.decoder(m.shared(dec_ids), causal, position_bias(m.decoder.table, td, td, False, c), enc,
+                    mask[:, None, :], cross_bias)
+    logits = m.lm_head(dec * c["d_model"] ** -0.5 if c["scale_logits"] else dec)[:, -1]
+    return torch.log(torch.softmax(logits.float(), -1) + 1e-12)
+
+
+def hold_end(scores, n_generated, end_id, min_new):
+    if n_generated < min_new:
+        scores = scores.clone()
+        scores[:, end_id] = NEG
+    return scores
+
+
+def greedy(m, ids, mask, end_id, min_new):
+    """Rows decoded together; a row stops after its end token (later steps ignore it)."""
+    enc = encode(m, ids, mask)
+    start = m.c["decoder_start_token_id"]
+    seqs = [[start] for _ in range(ids.shape[0])]
+    done = [False] * ids.shape[0]
+    for n in range(MAX_NEW):
+        if all(done):
+            break
+        scores = hold_end(next_scores(m, enc, mask, torch.tensor(seqs)), n, end_id, min_new)
+        for b in range(ids.shape[0]):
+            tok = end_id if done[b] else int(scores[b].argmax())  # a finished row pads with end_id
+            seqs[b].append(tok)
+            if not done[b] and tok == end_id:
+                done[b] = True
+    outs = []
+    for s in seqs:
+        s = s[1:]
+        outs.append(s[: s.index(end_id) + 1] if end_id in s else s)
+    return outs
+
+
+def beam(m, ids, end_id, k, min_new):
+    """bert4keras's AutoRegressiveDecoder.beam_search for one row (ids [1, S], no padding); returns the
+    output, its score and how many finished candidates were dropped along the way."""
+    mask = torch.ones_like(ids, dtype=torch.bool)
+    enc = encode(m, ids, mask)
+    start = m.c["decoder_start_token_id"]
+    beams, beam_scores = [[start]], torch.zeros(1)
+    dropped = 0
+    for n in range(MAX_NEW):
+        live = len(beams)
+        scores = hold_end(next_scores(m, enc.expand(live, -1, -1), mask.expand(live, -1), torch.tensor(beams)),
+                          n, end_id, min_new)
+        flat = (beam_scores[:, None] + scores).reshape(-1)  # float32
+        vocab = scores.shape[1]
+        # global top-k over beams x vocab, by score descending, ties to the lower flattened index
+        order = sorted(range(flat.numel()), key=lambda i: (-float(flat[i]), i))[:k]
+        beams = [beams[i // vocab] + [i % vocab] for i in order]
+        beam_scores = flat[torch.tensor(order)]
+        if n + 1 >= min_new:
+            if beams[0][-1] == end_id:
+                return beams[0][1:], float(beam_scores[0]), dropped
+            keep = [j for j, s in enumerate(beams) if s[-1] != end_id]
+            dropped += len(beams) - len(keep)
+            beams, beam_scores = [beams[j] for j in keep], beam_scores[torch.tensor(keep)]
+            k = len(keep)
+    best = int(torch.argmax(beam_scores))  # the first of equal maxima (the list is sorted)
+    return beams[best][1:], float(beam_scores[best]), dropped
+
+
+def generation_cases(m, ids, mask, end_id):
+    cases = []
+    for row, L in enumerate(ENC_LENGTHS):
+        row_ids = ids[row: row + 1, :L]
+        for mode, k, min_new in [("greedy", 1, 0), ("greedy", 1, 3), ("beam", 2, 0), ("beam", 3, 0), ("beam", 3, 3)]:
+            case = dict(row=row, mode=mode, beams=k, min_new_tokens=min_new, input_ids=row_ids[0].tolist())
+            if mode == "greedy":
+                case["output"] = greedy(m, row_ids, torch.ones_like(row_ids, dtype=torch.bool), end_id, min_new)[0]
+            else:
+                case["output"], case["score"], case["_dropped"] = beam(m, row_ids, end_id, k, min_new)
+            cases.append(case)
+    return cases
+
+
+def early(case, end_id):
+    return case["output"][-1:] == [end_id] and len(case["output"]) < MAX_NEW
+
+
+def at_max(case, end_id):
+    return len(case["output"]) == MAX_NEW and case["output"][-1] != end_id
+
+
+def good_end_id(cases, end_id, strict):
+    """Some greedy and some beam run stop early and some run reaches MAX_NEW; strict also asks that
+    min_new_tokens 3 change some greedy and some beam result (so the minimum is exercised) and that
+    some beam run drop a finished candidate that was not the best (so the pruning is exercised)."""
+    ok = (any(early(c, end_id) for c in cases if c["mode"] == "greedy")
+          and any(early(c, end_id) for c in cases if c["mode"] == "beam")
+          and any(at_max(c, end_id) for c in cases))
+    if ok and strict:
+        def differs(mode, k):
+            pairs = {}
+            for c in cases:
+                if c["mode"] == mode and c["beams"] == k:
+                    pairs.setdefault(c["row"], {})[c["min_new_tokens"]] = c["output"]
+            return any(p[0] != p[3] for p in pairs.values())
+        ok = differs("greedy", 1) and differs("beam", 3) and any(c.get("_dropped") for c in cases)
+    return ok
+
+
+def write_generations(m):
+    by_id = {}
+    end_id = None
+    for strict in (True, False):  # candidates 2..95 in order; the first that fits, strict first
+        for cand in range(2, BASE["vocab_size"]):
+            if cand not in by_id:
+                by_id[cand] = generation_cases(m, ids, mask, cand)
+            if good_end_id(by_id[cand], cand, strict):
+                end_id = cand
+                break
+        if end_id is not None:
+            break
+    assert end_id is not None, "no end_id fits"
+    cases = by_id[end_id]
+    dropped = [c.pop("_dropped", 0) for c in cases]
+    batched = greedy(m, ids, mask, end_id, 0)
+    for row in range(B):
+        want = next(c["output"] for c in cases if c["row"] == row and c["mode"] == "greedy" and c["min_new_tokens"] == 0)
+        assert batched[row] == want, (row, batched[row], want)
+    doc = {"end_id": end_id, "max_new_tokens": MAX_NEW, "cases": cases,
+           "batched_greedy": {"input_ids": ids.tolist(), "mask": mask.to(torch.int64).tolist(), "outputs": batched}}
+    path = os.path.join(OUT, "t5_generate.json")
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    print(f"wrote {path} (end_id {end_id}, strict {strict}, {len(cases)} cases)")
+    for c, d in zip(cases, dropped):
+        print(f"  row {c['row']} {c['mode']} k={c['beams']} min={c['min_new_tokens']}: {c['output']} "
+              f"len {len(c['output'])} {'early' if early(c, end_id) else 'max' if at_max(c, end_id) else 'end at max'}"
+              + (f" score {c['score']:.6f} dropped {d}" if "score" in c else ""))
+    print(f"  batched greedy: {batched}")
+
+
+write_generations(pegasus)

@@ -4,6 +4,7 @@ export * from './data/index.js';
 export * from './nn/index.js';
 export * from './bert/index.js';
 export * from './t5/index.js';
+export * from './generate/index.js';
 export * from './heads/index.js';
 export * from './metrics/index.js';
 export * from './checkpoint/index.js';

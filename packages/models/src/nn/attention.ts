@@ -80,17 +80,23 @@ export class MultiHeadAttention extends Module {
     return permute(reshape(x, [B, T, this.heads, this.headSize]), [0, 2, 1, 3]);
   }
 
-  /** x [B, T, hidden] → [B, T, hidden] (or H·headSize without an output projection). */
-  forward(x: Tensor, options: AttentionCallOptions = {}): Tensor {
-    if (x.rank !== 3) throw new ArgumentError(`MultiHeadAttention: x must be [B, T, hidden], got ${x.describe()}`);
-    const ctx = options.context ?? x;
-    let q = this.split(this.query.forward(x));
-    let k = this.split(this.key.forward(ctx));
-    const v = this.split(this.value.forward(ctx));
-    if (this.useRope) {
-      q = applyRope(q, options.positions);
-      k = applyRope(k, options.positions);
-    }
+  /** The query heads [B, H, T, d] of x [B, T, hidden] (rotated at `positions` when the layer uses RoPE). */
+  queryHeads(x: Tensor, positions: Tensor | null = null): Tensor {
+    const q = this.split(this.query.forward(x));
+    return this.useRope ? applyRope(q, positions) : q;
+  }
+
+  /** The key and value heads [B, H, S, d] of a context [B, S, hidden] (keys rotated as queryHeads rotates queries). */
+  keyValueHeads(context: Tensor, positions: Tensor | null = null): { k: Tensor; v: Tensor } {
+    const k = this.split(this.key.forward(context));
+    return { k: this.useRope ? applyRope(k, positions) : k, v: this.split(this.value.forward(context)) };
+  }
+
+  /**
+   * Attention of query heads over key and value heads (from queryHeads / keyValueHeads, or a cache
+   * of them), the heads merged and, when the layer has one, the output projection: [B, T, hidden].
+   */
+  attend(q: Tensor, k: Tensor, v: Tensor, options: Pick<AttentionCallOptions, 'mask' | 'bias' | 'causal'> = {}): Tensor {
     const o = attention(q, k, v, {
       mask: options.mask ?? null,
       bias: options.bias ?? null,
@@ -100,5 +106,13 @@ export class MultiHeadAttention extends Module {
     const [B, , T] = o.shape as [number, number, number];
     const merged = reshape(permute(o, [0, 2, 1, 3]), [B, T, this.heads * this.headSize]);
     return this.output ? this.output.forward(merged) : merged;
+  }
+
+  /** x [B, T, hidden] → [B, T, hidden] (or H·headSize without an output projection). */
+  forward(x: Tensor, options: AttentionCallOptions = {}): Tensor {
+    if (x.rank !== 3) throw new ArgumentError(`MultiHeadAttention: x must be [B, T, hidden], got ${x.describe()}`);
+    const positions = options.positions ?? null;
+    const { k, v } = this.keyValueHeads(options.context ?? x, positions);
+    return this.attend(this.queryHeads(x, positions), k, v, options);
   }
 }

@@ -3,3 +3,4 @@ export { t5Config, t5ConfigFromHF, readT5Config, type T5Config, type T5Variant }
 export { relativePositionBucket, relativePositionBias } from './relative.js';
 export { T5ForConditionalGeneration, T5Stack, T5Block, T5Attention, seq2seqLoss, type T5Inputs, type T5Output, type T5Seeds } from './model.js';
 export { type T5PretrainedSource, type T5PretrainedOptions } from './pretrained.js';
+export { T5Decoding } from './decoding.js';

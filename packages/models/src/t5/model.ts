@@ -12,7 +12,7 @@
  * scaleLogits). As in kexue's BERT, the attention probabilities are never materialised, so there is
  * no dropout on them; every other dropout of transformers' T5 is here.
  */
-import { Philox, ShapeError, add, crossEntropy, mul, reshape, tensor, tidy, type Tensor } from '@kexue/core-cuda';
+import { Philox, ShapeError, add, concat, crossEntropy, dispose, keep, mul, reshape, tensor, tidy, type Tensor } from '@kexue/core-cuda';
 
 import { MultiHeadAttention } from '../nn/attention.js';
 import { FeedForward } from '../nn/feed_forward.js';
@@ -22,6 +22,8 @@ import { readWeightsFile } from '../checkpoint/weights.js';
 import { Module, ModuleList, loadModule } from '../nn/module.js';
 import { InitRng } from '../nn/random.js';
 import { t5Config, type T5Config } from './config.js';
+import type { Seq2SeqGenerator } from '../generate/decoder.js';
+import { T5Decoding } from './decoding.js';
 import { resolveT5Pretrained, type T5PretrainedOptions, type T5PretrainedSource } from './pretrained.js';
 import { relativePositionBias } from './relative.js';
 
@@ -103,6 +105,12 @@ class T5FeedForwardLayer extends Module {
   }
 }
 
+/** A decoder block's cached key and value heads [rows, H, length, d_kv]: its own so far, and the encoder's. */
+export interface BlockCache {
+  self: { k: Tensor; v: Tensor } | null;
+  cross: { k: Tensor; v: Tensor } | null;
+}
+
 /** What a stack's layers attend with: masks [B, 1, 1, T] (1 = real token) and the shared position biases. */
 interface StackInputs {
   mask: Tensor | null;
@@ -129,6 +137,33 @@ export class T5Block extends Module {
   /** Block 0's relative table (the stack's). */
   get relativeTable(): Embedding | null {
     return this.#self.attention.relative_attention_bias;
+  }
+
+  /**
+   * One decoding step of a decoder block: x [B, 1, d_model] at the position after `cache.self`'s
+   * keys. Appends this step's key and value heads to cache.self (the caller owns the cache's
+   * tensors) and attends to cache.cross (the encoder's, computed once).
+   */
+  step(x: Tensor, cache: BlockCache, biases: { self: Tensor; cross: Tensor | null; crossMask: Tensor | null }): Tensor {
+    const self = this.#self.attention;
+    const h = this.#self.layer_norm.forward(x);
+    const { k, v } = self.keyValueHeads(h);
+    const keys = cache.self ? concat([cache.self.k, k], 2) : k;
+    const values = cache.self ? concat([cache.self.v, v], 2) : v;
+    if (cache.self) dispose([cache.self.k, cache.self.v]);
+    cache.self = { k: keep(keys), v: keep(values) };
+    let y = add(x, this.#self.dropout.forward(self.attend(self.queryHeads(h), keys, values, { bias: biases.self })));
+    if (this.#cross && cache.cross) {
+      const cross = this.#cross.attention;
+      const a = cross.attend(cross.queryHeads(this.#cross.layer_norm.forward(y)), cache.cross.k, cache.cross.v, { mask: biases.crossMask, bias: biases.cross });
+      y = add(y, this.#cross.dropout.forward(a));
+    }
+    return this.#ff.forward(y);
+  }
+
+  /** The key and value heads of the encoder's output for this (decoder) block's cross-attention. */
+  crossKeyValues(encoderOutput: Tensor): { k: Tensor; v: Tensor } | null {
+    return this.#cross ? this.#cross.attention.keyValueHeads(encoderOutput) : null;
   }
 
   forward(x: Tensor, s: StackInputs): Tensor {
@@ -184,14 +219,21 @@ export class T5Stack extends Module {
       const S = context.states.shape[1]!;
       inputs.context = { states: context.states, mask: keyMask(context.mask, S), bias: this.#config.crossPositionBias ? this.positionBias(T, S) : null };
     }
-    // each block in its own scope: only its output outlives it (a tape keeps what its backward needs)
-    let x = tidy(() => this.dropout.forward(this.#embed().forward(ids)));
-    for (const block of this.block.items) {
-      const input = x;
-      x = tidy(() => block.forward(input, inputs));
-      input.dispose();
+    try {
+      // each block in its own scope: only its output outlives it (a tape keeps what its backward needs)
+      let x = tidy(() => this.dropout.forward(this.#embed().forward(ids)));
+      for (const block of this.block.items) {
+        const input = x;
+        x = tidy(() => block.forward(input, inputs));
+        input.dispose();
+      }
+      const out = tidy(() => this.dropout.forward(this.final_layer_norm.forward(x)));
+      x.dispose();
+      return out;
+    } finally {
+      // (a tape that saved any of them for its backward keeps it until then)
+      dispose([inputs.mask, inputs.bias, inputs.context?.mask, inputs.context?.bias].filter((t): t is Tensor => !!t));
     }
-    return tidy(() => this.dropout.forward(this.final_layer_norm.forward(x)));
   }
 }
 
@@ -230,7 +272,7 @@ function checkMask(m: Tensor | null | undefined, B: number, T: number, what: str
 }
 
 /** T5ForConditionalGeneration (mT5 v1.1 / T5 PEGASUS). */
-export class T5ForConditionalGeneration extends Module {
+export class T5ForConditionalGeneration extends Module implements Seq2SeqGenerator {
   readonly config: T5Config;
   readonly shared: Embedding;
   readonly encoder: T5Stack;
@@ -285,6 +327,16 @@ export class T5ForConditionalGeneration extends Module {
   /** Logits [B, T, vocab] of a decoder output: the LM head, after the d_model^−1/2 scale when the config asks for it. */
   logits(decoderOutput: Tensor): Tensor {
     return tidy(() => this.lm_head.forward(this.config.scaleLogits ? mul(decoderOutput, this.config.dModel ** -0.5) : decoderOutput));
+  }
+
+  /** The end of a generated sequence unless generate() is told another: eos_token_id. */
+  get defaultEndTokenId(): number {
+    return this.config.eosTokenId;
+  }
+
+  /** An incremental decoding state (KV cache) for generate(): encodes inputIds [B, S] once. */
+  startDecoding(inputIds: Tensor, attentionMask: Tensor | null = null): T5Decoding {
+    return new T5Decoding(this, inputIds, attentionMask);
   }
 
   /** A teacher-forced forward: encoder, decoder and logits. */

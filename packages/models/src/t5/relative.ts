@@ -2,7 +2,7 @@
  * T5's relative position buckets (ALGORITHMS.md §4.1) and the attention bias they index: one table
  * [buckets, heads] per stack, looked up once per forward and added to every layer's scores.
  */
-import { ArgumentError, permute, reshape, tensor, type Tensor } from '@kexue/core-cuda';
+import { ArgumentError, permute, reshape, tensor, tidy, type Tensor } from '@kexue/core-cuda';
 
 import type { Embedding } from '../nn/layers.js';
 
@@ -49,6 +49,8 @@ export function relativePositionBias(
   for (let i = 0; i < queries; i++) {
     for (let j = 0; j < keys; j++) ids[i * keys + j] = relativePositionBucket(j - (start + i), options.bidirectional, numBuckets, options.maxDistance);
   }
-  const rows = table.forward(tensor(ids, [queries, keys], { dtype: 'int32', device: table.weight.device })); // [q, k, heads]
-  return reshape(permute(rows, [2, 0, 1]), [1, heads, queries, keys]);
+  return tidy(() => {
+    const rows = table.forward(tensor(ids, [queries, keys], { dtype: 'int32', device: table.weight.device })); // [q, k, heads]
+    return reshape(permute(rows, [2, 0, 1]), [1, heads, queries, keys]);
+  });
 }

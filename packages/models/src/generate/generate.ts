@@ -1,0 +1,260 @@
+/**
+ * Sequence generation for any model with an incremental decoding state (DecodingState: T5's KV
+ * cache): beam search as bert4keras's AutoRegressiveDecoder.beam_search (ALGORITHMS.md §4.4; the
+ * default), greedy decoding, and seeded sampling (temperature, top-k, top-p); batched; each
+ * sequence stops at the end token. `generateStream` yields tokens as they are chosen.
+ *
+ * Scores are summed ln(p + 1e-12) in float32, as bert4keras sums them, so that the choices (and a
+ * beam's ties) are those of the reference implementation.
+ */
+import { ArgumentError, PhiloxStream, ShapeError, dispose, div, slice, softmax, tidy, type Tensor } from '@kexue/core-cuda';
+
+import type { DecodingState, Seq2SeqGenerator } from './decoder.js';
+
+export interface GenerateOptions {
+  /** 'beam' (default: bert4keras's beam search), 'greedy' or 'sample'. */
+  mode?: 'beam' | 'greedy' | 'sample';
+  /** Beams kept per row (beam mode); default 1. */
+  numBeams?: number;
+  /** At most this many tokens after the start token (the end token included); default 32. */
+  maxNewTokens?: number;
+  /** The end token is not chosen before this many tokens; default 1. */
+  minNewTokens?: number;
+  /**
+   * Beam mode: candidates are ranked by score / length^lengthPenalty (length = tokens generated);
+   * default 0, bert4keras's plain summed log-probabilities.
+   */
+  lengthPenalty?: number;
+  /** The token that ends a sequence; default the model's (T5: eos_token_id). */
+  endTokenId?: number;
+  /** Sampling: logits are divided by this; default 1. */
+  temperature?: number;
+  /** Sampling: only the k most likely tokens; default 0 (all). */
+  topK?: number;
+  /** Sampling: only the smallest set of most likely tokens whose probabilities sum to at least p; default 1 (all). */
+  topP?: number;
+  /** Sampling: the seed of the token draws (a Philox stream of its own: the same seed gives the same sequences); default 0. */
+  seed?: number;
+}
+
+/** A generated sequence: its tokens after the start token (the end token included when it was chosen). */
+export interface Generated {
+  tokens: number[];
+  /** Its summed ln(p + 1e-12) (before any length penalty). */
+  score: number;
+  /** Whether it ended with the end token (else it reached maxNewTokens). */
+  finished: boolean;
+}
+
+interface Settings extends Required<Omit<GenerateOptions, 'endTokenId'>> {
+  endTokenId: number;
+}
+
+/** Philox counter word c3 reserved for sampling ('SAMP'), apart from dropout's and the data shuffles' streams. */
+const SAMPLE_STREAM = 0x53414d50;
+
+function settings(model: Seq2SeqGenerator, o: GenerateOptions): Settings {
+  const s: Settings = {
+    mode: o.mode ?? 'beam',
+    numBeams: o.numBeams ?? 1,
+    maxNewTokens: o.maxNewTokens ?? 32,
+    minNewTokens: o.minNewTokens ?? 1,
+    lengthPenalty: o.lengthPenalty ?? 0,
+    endTokenId: o.endTokenId ?? model.defaultEndTokenId,
+    temperature: o.temperature ?? 1,
+    topK: o.topK ?? 0,
+    topP: o.topP ?? 1,
+    seed: o.seed ?? 0,
+  };
+  if (s.mode !== 'beam' && s.mode !== 'greedy' && s.mode !== 'sample') throw new ArgumentError(`generate: mode must be 'beam', 'greedy' or 'sample', got ${String(s.mode)}`);
+  const int = (v: number, min: number, what: string) => {
+    if (!Number.isInteger(v) || v < min) throw new ArgumentError(`generate: ${what} must be an integer ≥ ${min}, got ${String(v)}`);
+  };
+  int(s.numBeams, 1, 'numBeams');
+  int(s.maxNewTokens, 1, 'maxNewTokens');
+  int(s.minNewTokens, 0, 'minNewTokens');
+  int(s.endTokenId, 0, 'endTokenId');
+  int(s.topK, 0, 'topK');
+  int(s.seed, 0, 'seed');
+  if (s.minNewTokens > s.maxNewTokens) throw new ArgumentError(`generate: minNewTokens ${s.minNewTokens} exceeds maxNewTokens ${s.maxNewTokens}`);
+  if (!(s.temperature > 0) || !Number.isFinite(s.temperature)) throw new ArgumentError(`generate: temperature must be a positive number, got ${String(s.temperature)}`);
+  if (!(s.topP > 0 && s.topP <= 1)) throw new ArgumentError(`generate: topP must be in (0, 1], got ${String(s.topP)}`);
+  if (!Number.isFinite(s.lengthPenalty)) throw new ArgumentError(`generate: lengthPenalty must be a finite number, got ${String(s.lengthPenalty)}`);
+  return s;
+}
+
+function checkInputs(inputIds: Tensor, attentionMask: Tensor | null): void {
+  if (inputIds.rank !== 2 || inputIds.dtype !== 'int32') throw new ShapeError(`generate: inputIds must be int32 [B, S], got ${inputIds.describe()}`);
+  if (attentionMask && (attentionMask.rank !== 2 || attentionMask.shape[0] !== inputIds.shape[0] || attentionMask.shape[1] !== inputIds.shape[1])) {
+    throw new ShapeError(`generate: attentionMask must be [${inputIds.shape.join(', ')}], got ${attentionMask.describe()}`);
+  }
+}
+
+/** ln(softmax(logits) + 1e-12) per row, in float32 as bert4keras computes it, on the host; frees logits. */
+function logProbs(logits: Tensor, temperature = 1): Float32Array {
+  const p = tidy(() => softmax(temperature === 1 ? logits : div(logits, temperature)).toFloat32Array());
+  logits.dispose();
+  const f = Math.fround;
+  return p.map((v) => f(Math.log(f(v + 1e-12))));
+}
+
+/** The token chosen from one row's scores: greedy (the first maximum) or sampled (temperature applied before). */
+function choose(scores: Float32Array, s: Settings, rng: PhiloxStream | null): number {
+  if (!rng) {
+    let best = 0;
+    for (let j = 1; j < scores.length; j++) if (scores[j]! > scores[best]!) best = j;
+    return best;
+  }
+  const order = Array.from(scores.keys()).filter((j) => scores[j]! > -Infinity).sort((a, b) => scores[b]! - scores[a]! || a - b);
+  let kept = s.topK > 0 ? order.slice(0, s.topK) : order;
+  const probs = kept.map((j) => Math.exp(scores[j]!));
+  const total = probs.reduce((a, b) => a + b, 0);
+  if (s.topP < 1) {
+    let sum = 0;
+    let n = 0;
+    while (n < kept.length && sum < s.topP * total) sum += probs[n++]!;
+    kept = kept.slice(0, Math.max(1, n));
+  }
+  const mass = probs.slice(0, kept.length).reduce((a, b) => a + b, 0);
+  let u = (rng.nextUint32() / 2 ** 32) * mass;
+  for (let i = 0; i < kept.length; i++) {
+    u -= probs[i]!;
+    if (u < 0) return kept[i]!;
+  }
+  return kept[kept.length - 1]!;
+}
+
+/**
+ * Greedy or sampled decoding of every row at once: yields each step's chosen tokens (row → token)
+ * and returns the sequences. Finished rows leave the state.
+ */
+function* decodeRows(state: DecodingState, s: Settings): Generator<Array<[number, number]>, Generated[]> {
+  const rows = state.rows;
+  const out: Generated[] = Array.from({ length: rows }, () => ({ tokens: [], score: 0, finished: false }));
+  const rng = s.mode === 'sample' ? new PhiloxStream(s.seed, 0, SAMPLE_STREAM) : null;
+  let live = Array.from({ length: rows }, (_, r) => r);
+  let last = live.map(() => state.startTokenId);
+  for (let step = 0; step < s.maxNewTokens && live.length > 0; step++) {
+    const lp = logProbs(state.step(last), rng ? s.temperature : 1);
+    const V = lp.length / live.length;
+    const chosen: Array<[number, number]> = [];
+    live.forEach((r, i) => {
+      const scores = lp.subarray(i * V, (i + 1) * V);
+      if (step < s.minNewTokens) scores[s.endTokenId] = -Infinity;
+      const token = choose(scores, s, rng);
+      out[r]!.tokens.push(token);
+      out[r]!.score = Math.fround(out[r]!.score + scores[token]!);
+      chosen.push([r, token]);
+    });
+    yield chosen;
+    const keep: number[] = [];
+    live.forEach((r, i) => {
+      if (out[r]!.tokens[out[r]!.tokens.length - 1] === s.endTokenId) out[r]!.finished = true;
+      else keep.push(i);
+    });
+    if (keep.length < live.length && keep.length > 0) state.select(keep);
+    live = keep.map((i) => live[i]!);
+    last = live.map((r) => out[r]!.tokens[out[r]!.tokens.length - 1]!);
+  }
+  return out;
+}
+
+/** bert4keras's beam search for one row (ALGORITHMS.md §4.4), on a state of that one row. */
+function beamSearch(state: DecodingState, s: Settings): Generated {
+  let beams: number[][] = [[]];
+  let scores = [0];
+  let k = s.numBeams;
+  const rank = (score: number, length: number) => (s.lengthPenalty === 0 ? score : score / Math.max(1, length) ** s.lengthPenalty);
+  for (let step = 0; step < s.maxNewTokens; step++) {
+    const lp = logProbs(state.step(beams.map((b) => (b.length ? b[b.length - 1]! : state.startTokenId))));
+    const V = lp.length / beams.length;
+    // every live beam × every token, scored, the global top k (ties: the lower flattened index)
+    const cand: Array<{ index: number; score: number }> = [];
+    for (let b = 0; b < beams.length; b++) {
+      for (let j = 0; j < V; j++) {
+        if (step < s.minNewTokens && j === s.endTokenId) continue;
+        cand.push({ index: b * V + j, score: Math.fround(scores[b]! + lp[b * V + j]!) });
+      }
+    }
+    cand.sort((x, y) => rank(y.score, step + 1) - rank(x.score, step + 1) || x.index - y.index);
+    const top = cand.slice(0, k);
+    const parents = top.map((c) => Math.floor(c.index / V));
+    beams = top.map((c, i) => [...beams[parents[i]!]!, c.index % V]);
+    scores = top.map((c) => c.score);
+    state.select(parents);
+    if (step + 1 >= s.minNewTokens) {
+      // the best candidate first: a finished best is the answer; otherwise finished ones are dropped
+      if (beams[0]![step]! === s.endTokenId) return { tokens: beams[0]!, score: scores[0]!, finished: true };
+      const open = beams.map((b, i) => (b[step] === s.endTokenId ? -1 : i)).filter((i) => i >= 0);
+      if (open.length < beams.length) {
+        beams = open.map((i) => beams[i]!);
+        scores = open.map((i) => scores[i]!);
+        k = open.length;
+        state.select(open);
+      }
+    }
+  }
+  return { tokens: beams[0]!, score: scores[0]!, finished: false };
+}
+
+/**
+ * Generates a sequence for each row of inputIds (int32 [B, S], with its padding mask): beam search
+ * (default, numBeams 1), greedy or sampling, until the end token or maxNewTokens. Every decoding
+ * state is freed before it returns, whatever happens.
+ */
+export function generate(model: Seq2SeqGenerator, inputIds: Tensor, options: GenerateOptions & { attentionMask?: Tensor | null } = {}): Generated[] {
+  const s = settings(model, options);
+  const mask = options.attentionMask ?? null;
+  checkInputs(inputIds, mask);
+  if (s.mode === 'beam') {
+    const B = inputIds.shape[0]!;
+    return Array.from({ length: B }, (_, r) => {
+      const ids = slice(inputIds, [r, 0], [1, -1]);
+      const m = mask ? slice(mask, [r, 0], [1, -1]) : null;
+      const state = model.startDecoding(ids, m);
+      try {
+        return beamSearch(state, s);
+      } finally {
+        state.dispose();
+        dispose([ids, m].filter((t): t is Tensor => t !== null));
+      }
+    });
+  }
+  const state = model.startDecoding(inputIds, mask);
+  try {
+    const steps = decodeRows(state, s);
+    for (;;) {
+      const next = steps.next();
+      if (next.done) return next.value;
+    }
+  } finally {
+    state.dispose();
+  }
+}
+
+/**
+ * Greedy or sampled generation that yields each token as it is chosen ({ row, token }), giving the
+ * event loop a turn between steps. Breaking out of the loop frees the decoding state.
+ */
+export async function* generateStream(
+  model: Seq2SeqGenerator,
+  inputIds: Tensor,
+  options: GenerateOptions & { attentionMask?: Tensor | null } = {},
+): AsyncGenerator<{ row: number; token: number }, Generated[]> {
+  const s = settings(model, { mode: 'greedy', ...options });
+  if (s.mode === 'beam') throw new ArgumentError("generateStream: beams change until the end; stream 'greedy' or 'sample', or call generate for beam search");
+  const mask = options.attentionMask ?? null;
+  checkInputs(inputIds, mask);
+  const state = model.startDecoding(inputIds, mask);
+  try {
+    const steps = decodeRows(state, s);
+    for (;;) {
+      const next = steps.next();
+      if (next.done) return next.value;
+      for (const [row, token] of next.value) yield { row, token };
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  } finally {
+    state.dispose();
+  }
+}
