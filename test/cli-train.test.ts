@@ -34,6 +34,70 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
+describe('kexue train summarize → eval → predict', () => {
+  const TINY_T5 = [
+    'model.d_model=32',
+    'model.d_kv=8',
+    'model.heads=2',
+    'model.d_ff=32',
+    'model.layers=1',
+    'model.decoder_layers=1',
+    'data.max_source=64',
+    'data.max_target=12',
+    'data.dev_limit=8',
+    'train.batch_size=8',
+    'train.steps=6',
+    'train.log_every=2',
+    'train.eval_every=6',
+    'optim.lr=5e-3',
+  ];
+  let run: string;
+
+  it('trains a tiny T5 on the shipped CSL sample and scores its generated titles beside the lead baseline', () => {
+    run = path.join(tmp, 'summarize');
+    const r = kexue('train', 'summarize', ...TINY_T5, '--run-dir', run);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/dev ROUGE-L \d+\.\d\d, ROUGE-1 .*BLEU .*\(lead baseline: ROUGE-L \d+\.\d\d/);
+    const losses = trainLosses(run);
+    expect(losses.map((l) => l.step)).toEqual([2, 4, 6]);
+    for (const l of losses) expect(Number.isFinite(l.loss)).toBe(true);
+    const evals = readFileSync(path.join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number | string>).filter((x) => x.kind === 'eval');
+    expect(evals.map((e) => e.step)).toEqual([6]);
+    for (const k of ['rougeL', 'rouge1', 'rouge2', 'bleu', 'lead_rougeL']) expect(evals[0]![k]).toBeGreaterThanOrEqual(0);
+    expect(evals[0]!.lead_rougeL).toBeGreaterThan(10); // the lead of CSL abstracts shares characters with their titles
+  });
+
+  it('evaluates on a file of pairs and predicts titles', () => {
+    const dev = path.join(tmp, 'dev8.tsv');
+    writeFileSync(dev, `${readFileSync(path.join(root, 'packages/models/demo/csl/dev.tsv'), 'utf8').split('\n').slice(0, 8).join('\n')}\n`);
+    const e = kexue('eval', 'summarize', run, '--data', dev);
+    expect(e.code, e.stderr).toBe(0);
+    const scores = JSON.parse(e.stdout.trim()) as Record<string, number | Record<string, number>>;
+    expect(scores.pairs).toBe(8);
+    const evals = readFileSync(path.join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number | string>).filter((x) => x.kind === 'eval');
+    // the same 8 pairs and decoding as the run's evaluation: the same scores
+    expect(scores.rougeL).toBeCloseTo(evals[0]!.rougeL as number, 1);
+    expect((scores.lead as Record<string, number>).rougeL).toBeCloseTo(evals[0]!.lead_rougeL as number, 1);
+    const p = kexue('predict', 'summarize', run, '本文研究了基于深度学习的中文文本摘要方法', '--beams', '2');
+    expect(p.code, p.stderr).toBe(0);
+    const line = JSON.parse(p.stdout.trim()) as { text: string; summary: string };
+    expect(line.text).toBe('本文研究了基于深度学习的中文文本摘要方法');
+    expect(typeof line.summary).toBe('string');
+  });
+
+  it('streams the greedy title token by token: the text predict prints with one beam', () => {
+    const text = '本文研究了基于深度学习的中文文本摘要方法';
+    const g = kexue('generate', 'summarize', run, text);
+    expect(g.code, g.stderr).toBe(0);
+    const p = kexue('predict', 'summarize', run, text);
+    expect(g.stdout).toBe(`${(JSON.parse(p.stdout.trim()) as { summary: string }).summary}\n`);
+    const a = kexue('generate', 'summarize', run, text, '--sample', '--seed', '5', '--temperature', '2');
+    const b = kexue('generate', 'summarize', run, text, '--sample', '--seed', '5', '--temperature', '2');
+    expect(a.code).toBe(0);
+    expect(a.stdout).toBe(b.stdout);
+  });
+});
+
 describe('kexue train ner → resume → eval → predict', () => {
   let full: string;
   let resumed: string;

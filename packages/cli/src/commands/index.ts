@@ -9,5 +9,6 @@ import { tokenize } from './tokenize.js';
 import { taskGroup } from './tasks.js';
 import { bench } from './bench.js';
 import { report } from './report.js';
+import { generateGroup } from './generate.js';
 
-export const commands: readonly Command[] = [tokenize, info, taskGroup('train'), taskGroup('eval'), taskGroup('predict'), report, bench];
+export const commands: readonly Command[] = [tokenize, info, taskGroup('train'), taskGroup('eval'), taskGroup('predict'), generateGroup, report, bench];

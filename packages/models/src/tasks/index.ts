@@ -1,8 +1,9 @@
-/** Training tasks (NER, masked-LM pretraining) over the task contract of task.ts and the run machinery of ../train. */
+/** Training tasks (NER, masked-LM pretraining, summarization) over the task contract of task.ts and the run machinery of ../train. */
 export * from './config.js';
 export * from './sections.js';
 export * from './task.js';
 export * from './demo.js';
 export * from './ner.js';
 export * from './mlm.js';
+export * from './summarize.js';
 export * from './registry.js';

@@ -6,10 +6,11 @@
 import { RequestError } from './config.js';
 import { mlmTask } from './mlm.js';
 import { nerTask } from './ner.js';
+import { summarizeTask } from './summarize.js';
 import type { Task } from './task.js';
 import { suggest } from '../suggest.js';
 
-export const TASKS: readonly Task[] = [nerTask, mlmTask];
+export const TASKS: readonly Task[] = [nerTask, mlmTask, summarizeTask];
 
 /** The task of a name; RequestError (with a suggestion) for an unknown one. */
 export function getTask(name: string): Task {
