@@ -1,8 +1,13 @@
 /**
  * The summarization scores of ALGORITHMS.md §4.4 (character level): ROUGE-1/2/L F as the Python
  * `rouge` package computes them (n-gram sets, F = 2PR / (P + R + 1e-8)), sentence BLEU as NLTK's
- * with smoothing method 1, worked by hand here; the lead baseline.
+ * with smoothing method 1, worked by hand here and against NLTK itself on 300 random pairs
+ * (tools/golden/fx_summary_metrics.py → fixtures/bleu_nltk.json); the lead baseline.
  */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
 import { describe, expect, it } from 'vitest';
 
 import { SummaryMetrics, lcsLength, leadBaseline, scoringChars, summaryScores } from '@kexue/models';
@@ -33,6 +38,14 @@ describe('summaryScores', () => {
     expect(summaryScores('abc', 'abc').rougeL).toBeCloseTo(1, 7);
     expect(summaryScores('   ', '标题')).toEqual({ rouge1: 0, rouge2: 0, rougeL: 0, bleu: 0 });
     expect(summaryScores('甲乙', '丙丁').bleu).toBe(0);
+  });
+
+  it("BLEU equals NLTK's sentence_bleu (method 1) on 300 random character pairs", () => {
+    const here = path.dirname(fileURLToPath(import.meta.url));
+    const { cases } = JSON.parse(readFileSync(path.join(here, 'fixtures', 'bleu_nltk.json'), 'utf8')) as { cases: { reference: string; prediction: string; bleu: number }[] };
+    expect(cases).toHaveLength(300);
+    expect(cases.filter((c) => c.bleu === 0).length).toBeGreaterThan(0); // some share no character
+    for (const c of cases) expect(summaryScores(c.prediction, c.reference).bleu, `${c.prediction} | ${c.reference}`).toBeCloseTo(c.bleu, 12);
   });
 
   it('lcsLength', () => {
