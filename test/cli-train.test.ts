@@ -98,6 +98,25 @@ describe('kexue train summarize → eval → predict', () => {
   });
 });
 
+describe('kexue train pegasus → summarize init=RUN', () => {
+  it('pre-trains on pseudo-summaries of the CSL abstracts, and its best checkpoint starts a summarization run', () => {
+    const T5 = ['model.d_model=32', 'model.d_kv=8', 'model.heads=2', 'model.d_ff=32', 'model.layers=1', 'model.decoder_layers=1'];
+    const pre = path.join(tmp, 'pegasus');
+    const p = kexue('train', 'pegasus', ...T5, 'data.max_source=96', 'data.max_target=32', 'train.batch_size=8', 'train.steps=6', 'train.log_every=3', 'train.eval_every=6', '--run-dir', pre);
+    expect(p.code, p.stderr).toBe(0);
+    expect(p.stderr).toMatch(/pegasus: \d+ train \/ \d+ dev pseudo-summary pairs/);
+    expect(p.stderr).toMatch(/dev loss \d+\.\d{4} \(pseudo-summaries, per target token\)/);
+    const fine = path.join(tmp, 'summarize-from-pegasus');
+    const s = kexue('train', 'summarize', `init=${pre}`, 'data.max_source=64', 'data.max_target=12', 'data.dev_limit=4', 'train.batch_size=8', 'train.steps=2', 'train.eval_every=2', '--run-dir', fine);
+    expect(s.code, s.stderr).toBe(0);
+    expect(s.stderr).toContain('from pegasus');
+    // init's architecture, not model.*'s defaults (d_model 128): the run's checkpoint has d_model 32
+    const bad = kexue('train', 'summarize', `init=${path.join(tmp, 'summarize-from-pegasus')}`, 'model.vocab=packages/models/vocab/bert-base-chinese/vocab.txt', '--run-dir', path.join(tmp, 'never'));
+    expect(bad.code).toBe(1);
+    expect(existsSync(path.join(tmp, 'never'))).toBe(false);
+  });
+});
+
 describe('kexue train ner → resume → eval → predict', () => {
   let full: string;
   let resumed: string;

@@ -54,7 +54,7 @@ describe('kexue train --device', () => {
     const reason = kx.cuda.unavailableReason();
     expect(reason).not.toBe('');
     for (const args of [['device=cuda'], ['--device', 'cuda:1'], ['device=cpu', '--device', 'cuda']]) {
-      for (const task of ['ner', 'mlm', 'summarize']) {
+      for (const task of ['ner', 'mlm', 'summarize', 'pegasus']) {
         const dir = path.join(tmp, 'no-cuda');
         const r = await run(['train', task, ...(task === 'ner' ? TINY : []), ...args, '--run-dir', dir]);
         expect(r.code).toBe(1);

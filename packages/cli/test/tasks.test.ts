@@ -115,11 +115,11 @@ describe('commands from the task registry', () => {
 
   it('lists the tasks of a verb, and names an unknown one', async () => {
     const list = await run(['train', '--help']);
-    expect(list.out).toMatch(/Tasks:\n +ner +Named entities .*GlobalPointer.*\n +mlm +Masked-LM.*\n +summarize +Summarization/);
+    expect(list.out).toMatch(/Tasks:\n +ner +Named entities .*GlobalPointer.*\n +mlm +Masked-LM.*\n +summarize +Summarization.*\n +pegasus +PEGASUS/);
     expect((await run(['predict', '--help'])).out).not.toContain('mlm');
     const bad = await run(['train', 'nre']);
     expect(bad.code).toBe(2);
-    expect(bad.err).toContain("unknown task 'nre' (did you mean 'ner'?) (tasks: ner, mlm, summarize)");
+    expect(bad.err).toContain("unknown task 'nre' (did you mean 'ner'?) (tasks: ner, mlm, summarize, pegasus)");
   });
 
   it('a task defined outside the CLI trains, resumes and evaluates through it', async () => {

@@ -21,6 +21,7 @@ export {
   type SummarizationPair,
   type SummarizationReadOptions,
 } from './summarization.js';
+export { groupPieces, pseudoSummary, pseudoSummaryPairs, textSegmentate, type GroupOptions, type PseudoSummary, type PseudoSummaryOptions, type PseudoSummaryPair, type PseudoSummaryPairsOptions } from './pegasus.js';
 export { readStreamLines, readTextCorpus, type TextDocument, type TextReadOptions } from './text.js';
 export { BatchLoader, Dataset, SHUFFLE_STREAM, shuffledOrder, type Batch, type LoaderOptions, type Position } from './dataset.js';
 export { entitiesToTokens, tokensToEntities, TokenSpanMapper, type SpanMapperOptions, type TokenEntity, type TokenOffset } from './spans.js';

@@ -1,4 +1,4 @@
-/** Training tasks (NER, masked-LM pretraining, summarization) over the task contract of task.ts and the run machinery of ../train. */
+/** Training tasks (NER, masked-LM pretraining, summarization, PEGASUS pre-training) over the task contract of task.ts and the run machinery of ../train. */
 export * from './config.js';
 export * from './sections.js';
 export * from './task.js';
@@ -6,4 +6,5 @@ export * from './demo.js';
 export * from './ner.js';
 export * from './mlm.js';
 export * from './summarize.js';
+export * from './pegasus.js';
 export * from './registry.js';

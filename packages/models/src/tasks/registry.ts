@@ -6,11 +6,12 @@
 import { RequestError } from './config.js';
 import { mlmTask } from './mlm.js';
 import { nerTask } from './ner.js';
+import { pegasusTask } from './pegasus.js';
 import { summarizeTask } from './summarize.js';
 import type { Task } from './task.js';
 import { suggest } from '../suggest.js';
 
-export const TASKS: readonly Task[] = [nerTask, mlmTask, summarizeTask];
+export const TASKS: readonly Task[] = [nerTask, mlmTask, summarizeTask, pegasusTask];
 
 /** The task of a name; RequestError (with a suggestion) for an unknown one. */
 export function getTask(name: string): Task {

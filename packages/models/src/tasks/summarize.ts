@@ -8,6 +8,7 @@
  * As bert4keras trains T5 PEGASUS, a target is `[CLS] title [SEP]`: the decoder starts from
  * [CLS] and a generated title ends at [SEP].
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 
 import { FormatError, resolveDevice, tensor, tidy, type Tensor } from '@kexue/core-cuda';
@@ -23,12 +24,39 @@ import { resolveT5Pretrained } from '../t5/pretrained.js';
 import { BUNDLED_VOCABS } from '../tokenizers/bundled.js';
 import { T5PegasusTokenizer } from '../tokenizers/t5_pegasus.js';
 import { buildFromCheckpoint, checkArchitecture, checkpointDir, MODEL_FILE, readModelHeader, type Architecture } from '../train/checkpoint.js';
+import { INDEX_FILE } from '../train/run_dir.js';
 import { RequestError, choice, integer, number, pathKey, type ConfigOf } from './config.js';
 import { demoFile } from './demo.js';
 import { FROM_SCRATCH_LR, RUN_KEYS, optimKeys, trainKeys } from './sections.js';
-import { RUN_DIR_OPTIONS, defineTask, evalDataOptions } from './task.js';
+import { RUN_DIR_OPTIONS, defineTask, evalDataOptions, type RunContext } from './task.js';
 
 const FORMATS = ['csl', 'lcsts'] as const;
+
+/** `model.*` of the T5 tasks: a T5 trained from scratch (init replaces the sizes). */
+export function t5ModelKeys() {
+  return {
+    d_model: integer(128, 'model width (d_model)', { min: 2 }),
+    d_kv: integer(32, 'size of each attention head', { min: 1 }),
+    heads: integer(4, 'attention heads', { min: 1 }),
+    d_ff: integer(256, 'gated feed-forward size (each of wi_0, wi_1)', { min: 1 }),
+    layers: integer(2, 'encoder layers', { min: 1 }),
+    decoder_layers: integer(2, 'decoder layers', { min: 1 }),
+    dropout: number(0.1, 'dropout rate', { min: 0, max: 0.99 }),
+    vocab: pathKey('file', '', "vocab.txt ('' = the bundled T5 PEGASUS vocabulary)"),
+  };
+}
+
+/** `init` and `variant` of the T5 tasks: where the weights start. */
+export function t5InitKeys() {
+  return {
+    init: pathKey(
+      'dir',
+      '',
+      "where the weights start ('' = from scratch): a run directory (summarize or pegasus: its best checkpoint), or a T5 checkpoint directory (config.json + pytorch_model.bin or model.safetensors: the published T5 PEGASUS weights); either replaces model.*'s sizes",
+    ),
+    variant: choice(['t5-pegasus', 'hf'], 't5-pegasus', "how a T5 checkpoint directory's weights run: t5-pegasus (bert4keras: cross-attention position bias, logit scale) or hf (transformers' mT5)"),
+  };
+}
 
 /** The config keys of `kexue train summarize`. */
 export const SUMMARIZE_KEYS = {
@@ -40,18 +68,8 @@ export const SUMMARIZE_KEYS = {
     max_target: integer(32, 'target tokens, [CLS] and [SEP] included; also the longest generated target', { min: 3 }),
     dev_limit: integer(0, 'score the first N dev pairs at each evaluation (0 = all)', { min: 0 }),
   },
-  model: {
-    d_model: integer(128, 'model width (d_model)', { min: 2 }),
-    d_kv: integer(32, 'size of each attention head', { min: 1 }),
-    heads: integer(4, 'attention heads', { min: 1 }),
-    d_ff: integer(256, 'gated feed-forward size (each of wi_0, wi_1)', { min: 1 }),
-    layers: integer(2, 'encoder layers', { min: 1 }),
-    decoder_layers: integer(2, 'decoder layers', { min: 1 }),
-    dropout: number(0.1, 'dropout rate', { min: 0, max: 0.99 }),
-    vocab: pathKey('file', '', "vocab.txt ('' = the bundled T5 PEGASUS vocabulary)"),
-  },
-  init: pathKey('dir', '', "a T5 checkpoint directory to fine-tune (config.json + pytorch_model.bin or model.safetensors: the published T5 PEGASUS weights); its sizes replace model.* ('' = from scratch)"),
-  variant: choice(['t5-pegasus', 'hf'], 't5-pegasus', "how init's weights run: t5-pegasus (bert4keras: cross-attention position bias, logit scale) or hf (transformers' mT5)"),
+  model: t5ModelKeys(),
+  ...t5InitKeys(),
   decode: {
     beams: integer(1, 'beams of the beam search that generates dev and predicted targets (1: greedy)', { min: 1 }),
     min_tokens: integer(1, 'tokens generated before [SEP] may end a target', { min: 0 }),
@@ -149,15 +167,43 @@ export function scoreSummaries(model: T5ForConditionalGeneration, tokenizer: T5P
 }
 
 /** The T5 config of a run: its model keys (or init's checkpoint config) with the tokenizer's ids. */
-function modelConfig(c: Pick<SummarizeConfig, 'model'>, tokenizer: T5PegasusTokenizer, base: Partial<T5Config> | null): T5Config {
+export function modelConfig(c: Pick<SummarizeConfig, 'model'>, tokenizer: T5PegasusTokenizer, base: Partial<T5Config> | null): T5Config {
   const ids = { vocabSize: tokenizer.vocabSize, padTokenId: tokenizer.padId, decoderStartTokenId: tokenizer.clsId, eosTokenId: tokenizer.sepId };
   if (base) return t5Config({ ...base, ...ids, dropoutRate: c.model.dropout });
   const m = c.model;
   return t5Config({ dModel: m.d_model, dKv: m.d_kv, numHeads: m.heads, dFf: m.d_ff, numLayers: m.layers, numDecoderLayers: m.decoder_layers, dropoutRate: m.dropout, ...ids });
 }
 
+/** What buildT5 reads of a T5 task's config. */
+export type T5TaskConfig = Pick<SummarizeConfig, 'model' | 'init' | 'variant'> & { train: { seed: number } };
+
+/**
+ * The model of a T5 task's run, in training mode: a resumed run's architecture (its weights are
+ * loaded by the run), else init's (a summarize or pegasus run's best checkpoint, or a T5
+ * checkpoint directory), else model.* from scratch. The vocabulary must be the tokenizer's.
+ */
+export function buildT5(config: T5TaskConfig, tokenizer: T5PegasusTokenizer, run: RunContext): T5ForConditionalGeneration {
+  const seeds = { seed: config.train.seed, dropoutRng: run.dropout };
+  if (run.resume) return new T5ForConditionalGeneration(modelConfig(config, tokenizer, archConfig(run.resume.arch)), seeds);
+  if (config.init === '') return new T5ForConditionalGeneration(modelConfig(config, tokenizer, null), seeds);
+  if (existsSync(path.join(config.init, INDEX_FILE))) {
+    const file = path.join(checkpointDir(config.init, 'best'), MODEL_FILE);
+    const { task, arch } = readModelHeader(file);
+    if (task !== 'summarize' && task !== 'pegasus') throw new FormatError(`init: ${config.init} is a ${task} run, not a summarize or pegasus run`);
+    const t = modelConfig(config, tokenizer, archConfig(arch));
+    checkArchitecture(file, arch, summarizeArch(t));
+    return buildFromCheckpoint(file, () => new T5ForConditionalGeneration(t, seeds)).train();
+  }
+  const checkpoint = resolveT5Pretrained(config.init, config.variant).config;
+  if (checkpoint.vocabSize !== tokenizer.vocabSize) {
+    throw new FormatError(`${config.init} has a vocabulary of ${checkpoint.vocabSize} tokens, the tokenizer ${tokenizer.vocabSize}: give model.vocab, the checkpoint's vocab.txt`);
+  }
+  const t = modelConfig(config, tokenizer, checkpoint);
+  return T5ForConditionalGeneration.fromPretrained(config.init, { variant: config.variant, dropoutRng: run.dropout, config: t }).train();
+}
+
 /** The architecture record of a summarization model (checked when loading its checkpoints): its T5 config but dropout and init. */
-function summarizeArch(t: T5Config): Architecture {
+export function summarizeArch(t: T5Config): Architecture {
   const { dropoutRate: _dropout, initializerFactor: _init, ...rest } = t;
   return { 'model.kind': 't5', ...rest };
 }
@@ -168,7 +214,7 @@ function archConfig(arch: Architecture): Partial<T5Config> {
   return fields as Partial<T5Config>;
 }
 
-function vocabOf(c: Pick<SummarizeConfig, 'model'>): string {
+export function vocabOf(c: Pick<SummarizeConfig, 'model'>): string {
   return c.model.vocab === '' ? BUNDLED_VOCABS.t5PegasusBase : c.model.vocab;
 }
 
@@ -200,18 +246,7 @@ export const summarizeTask = defineTask({
     const scored = config.data.dev_limit > 0 ? devPairs.slice(0, config.data.dev_limit) : devPairs;
     const train = new Dataset(encodePairs(trainPairs, tokenizer, config.data.max_source, config.data.max_target));
     const dev = encodePairs(scored, tokenizer, config.data.max_source, config.data.max_target);
-    const seeds = { seed: config.train.seed, dropoutRng: run.dropout };
-    let model: T5ForConditionalGeneration;
-    if (config.init !== '' && !run.resume) {
-      const checkpoint = resolveT5Pretrained(config.init, config.variant).config;
-      if (checkpoint.vocabSize !== tokenizer.vocabSize) {
-        throw new FormatError(`${config.init} has a vocabulary of ${checkpoint.vocabSize} tokens, the tokenizer ${tokenizer.vocabSize}: give model.vocab, the checkpoint's vocab.txt`);
-      }
-      const t = modelConfig(config, tokenizer, checkpoint);
-      model = T5ForConditionalGeneration.fromPretrained(config.init, { variant: config.variant, dropoutRng: run.dropout, config: t }).train();
-    } else {
-      model = new T5ForConditionalGeneration(modelConfig(config, tokenizer, run.resume ? archConfig(run.resume.arch) : null), seeds);
-    }
+    const model = buildT5(config, tokenizer, run);
     const lead = devPairs.length ? x100(leadBaseline(scored)) : null;
     const decode = { maxTarget: config.data.max_target, beams: config.decode.beams, minTokens: config.decode.min_tokens };
     const c = model.config;
