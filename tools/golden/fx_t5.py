@@ -319,6 +319,19 @@ init_weights(model, 12)
 pegasus = copy.deepcopy(model).eval()  # the fixture's weights (save() trains model afterwards); no random draws
 save("t5_pegasus", model, inputs, args, {"name": "t5_pegasus", "config": cfg})
 
+# A checkpoint directory as the published T5 PEGASUS weights come (config.json + pytorch_model.bin, a
+# torch.save zip of transformers' state dict, whose stacks hold the shared table again as
+# embed_tokens): T5ForConditionalGeneration.fromPretrained must load it with one call.
+ckpt = os.path.join(OUT, "t5_pegasus_checkpoint")
+os.makedirs(ckpt, exist_ok=True)
+state = {k: v.detach().clone() for k, v in pegasus.state_dict().items()}
+state["encoder.embed_tokens.weight"] = state["shared.weight"]
+state["decoder.embed_tokens.weight"] = state["shared.weight"]
+torch.save(state, os.path.join(ckpt, "pytorch_model.bin"))
+with open(os.path.join(ckpt, "config.json"), "w") as f:
+    json.dump(dict(BASE, architectures=["T5ForConditionalGeneration"]), f, indent=1)
+    f.write("\n")
+
 # Hugging Face mT5: the same weights and inputs, no cross bias, no scale
 cfg = dict(BASE, cross_position_bias=False, scale_logits=False)
 model = T5ForConditionalGeneration(cfg)

@@ -5,6 +5,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import * as kx from '@kexue/core-cuda';
 import { T5ForConditionalGeneration, readT5Config, relativePositionBucket, t5Config, t5ConfigFromHF } from '@kexue/models';
@@ -71,6 +72,16 @@ describe('T5ForConditionalGeneration.fromPretrained', () => {
       expect(relError(kx.tensor(logitsOf(hf), fx.outputs.logits!.shape), fx.outputs.logits!)).toBeGreaterThan(1e-2);
     });
     hf.dispose();
+  });
+
+  it('loads the published layout with one call: config.json + pytorch_model.bin (a torch.save zip written by PyTorch)', () => {
+    const here = path.dirname(fileURLToPath(import.meta.url));
+    const model = T5ForConditionalGeneration.fromPretrained(path.join(here, 'fixtures', 't5_pegasus_checkpoint'));
+    expect([model.config.crossPositionBias, model.config.scaleLogits, model.config.dModel]).toEqual([true, true, 32]);
+    kx.tidy(() => {
+      expect(relError(kx.tensor(logitsOf(model), fx.outputs.logits!.shape), fx.outputs.logits!)).toBeLessThanOrEqual(1e-4);
+    });
+    model.dispose();
   });
 
   it('a missing tensor is E_FORMAT naming it; a missing directory E_IO', async () => {
