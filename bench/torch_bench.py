@@ -210,6 +210,198 @@ def gp_loss(scores, labels):
     return multilabel_ce(s, labels.reshape(B * H, T * T))
 
 
+# T5 PEGASUS-style mT5 v1.1 (bench/src/cases.ts T5_SMALL): small's widths, 2 + 2 layers, dropout off.
+T5 = dict(vocab=50000, d_model=512, d_kv=64, heads=6, d_ff=1024, layers=2, buckets=32, max_distance=128, eps=1e-6,
+          batch=8, source=128, target=32, new_tokens=32, start=0, eos=1)
+
+
+def t5_bucket(rel, bidirectional, num_buckets, max_distance):
+    """T5's relative position bucket of rel = key position - query position (transformers' arithmetic)."""
+    bucket = torch.zeros_like(rel)
+    if bidirectional:
+        num_buckets //= 2
+        bucket = bucket + (rel > 0).long() * num_buckets
+        n = rel.abs()
+    else:
+        n = (-rel).clamp(min=0)
+    max_exact = num_buckets // 2
+    large = max_exact + (torch.log(n.float() / max_exact) / math.log(max_distance / max_exact)
+                         * (num_buckets - max_exact)).long()
+    large = large.clamp(max=num_buckets - 1)
+    return bucket + torch.where(n < max_exact, n, large)
+
+
+class T5Norm(nn.Module):
+    """T5LayerNorm: x * rsqrt(mean(x^2) + eps) * w, no mean, no bias."""
+
+    def __init__(self, d, eps):
+        super().__init__()
+        self.weight, self.eps = nn.Parameter(torch.ones(d)), eps
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+class T5Attn(nn.Module):
+    """q, k, v, o without biases; scores q k^T without 1/sqrt(d_kv), plus the position bias and an additive mask."""
+
+    def __init__(self, c, table):
+        super().__init__()
+        self.h, self.d = c['heads'], c['d_kv']
+        inner = self.h * self.d
+        self.q, self.k, self.v = (nn.Linear(c['d_model'], inner, bias=False) for _ in range(3))
+        self.o = nn.Linear(inner, c['d_model'], bias=False)
+        self.relative_attention_bias = nn.Embedding(c['buckets'], self.h) if table else None
+
+    def heads(self, x):
+        B, T, _ = x.shape
+        return x.view(B, T, self.h, self.d).transpose(1, 2)
+
+    def attend(self, q, k, v, bias, mask):
+        s = torch.matmul(q, k.transpose(-1, -2))
+        if bias is not None:
+            s = s + bias
+        if mask is not None:
+            s = s + mask
+        a = torch.matmul(torch.softmax(s, -1), v)
+        B, H, T, d = a.shape
+        return self.o(a.transpose(1, 2).reshape(B, T, H * d))
+
+    def forward(self, x, kv, bias, mask):
+        return self.attend(self.heads(self.q(x)), self.heads(self.k(kv)), self.heads(self.v(kv)), bias, mask)
+
+
+class T5Blk(nn.Module):
+    """Pre-norm block: self-attention, (decoder) cross-attention, gated-GELU FFN (tanh) without biases."""
+
+    def __init__(self, c, decoder, first):
+        super().__init__()
+        d, f = c['d_model'], c['d_ff']
+        self.sa, self.ln0 = T5Attn(c, first), T5Norm(d, c['eps'])
+        self.ca, self.ln1 = (T5Attn(c, False), T5Norm(d, c['eps'])) if decoder else (None, None)
+        self.wi_0, self.wi_1, self.wo = nn.Linear(d, f, bias=False), nn.Linear(d, f, bias=False), nn.Linear(f, d, bias=False)
+        self.ln2 = T5Norm(d, c['eps'])
+
+    def ff(self, x):
+        h = self.ln2(x)
+        return x + self.wo(F.gelu(self.wi_0(h), approximate='tanh') * self.wi_1(h))
+
+    def forward(self, x, bias, mask, enc=None, cross_bias=None, cross_mask=None):
+        h = self.ln0(x)
+        x = x + self.sa(h, h, bias, mask)
+        if self.ca is not None:
+            x = x + self.ca(self.ln1(x), enc, cross_bias, cross_mask)
+        return self.ff(x)
+
+    def step(self, x, cache, bias, cross_bias, cross_mask):
+        """One token per row: appends its self-attention K/V to cache['k'], cache['v']; cross K/V cached once."""
+        h = self.ln0(x)
+        k, v = self.sa.heads(self.sa.k(h)), self.sa.heads(self.sa.v(h))
+        if cache['k'] is not None:
+            k, v = torch.cat([cache['k'], k], 2), torch.cat([cache['v'], v], 2)
+        cache['k'], cache['v'] = k, v
+        x = x + self.sa.attend(self.sa.heads(self.sa.q(h)), k, v, bias, None)
+        x = x + self.ca.attend(self.ca.heads(self.ca.q(self.ln1(x))), cache['ck'], cache['cv'], cross_bias, cross_mask)
+        return self.ff(x)
+
+
+class T5Model(nn.Module):
+    """mT5 v1.1 / T5 PEGASUS: shared input embedding, position tables in block 0 of each stack, the
+    decoder's table also biasing cross-attention, untied lm_head on decoder output * d_model^-0.5."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.c = c
+        self.shared = nn.Embedding(c['vocab'], c['d_model'])
+        self.encoder = nn.ModuleList(T5Blk(c, False, i == 0) for i in range(c['layers']))
+        self.decoder = nn.ModuleList(T5Blk(c, True, i == 0) for i in range(c['layers']))
+        self.enc_norm, self.dec_norm = T5Norm(c['d_model'], c['eps']), T5Norm(c['d_model'], c['eps'])
+        self.lm_head = nn.Linear(c['d_model'], c['vocab'], bias=False)
+
+    def bias(self, stack, queries, keys, start=0):
+        """[1, H, queries, keys] from the stack's table: bidirectional in the encoder, unidirectional in the decoder."""
+        rel = torch.arange(keys)[None, :] - torch.arange(start, start + queries)[:, None]
+        b = t5_bucket(rel, stack is self.encoder, self.c['buckets'], self.c['max_distance'])
+        return stack[0].sa.relative_attention_bias(b).permute(2, 0, 1)[None]
+
+    def logits(self, x):
+        return self.lm_head(self.dec_norm(x) * self.c['d_model'] ** -0.5)
+
+    def encode(self, ids, mask=None):
+        bias = self.bias(self.encoder, ids.shape[1], ids.shape[1])
+        x = self.shared(ids)
+        for blk in self.encoder:
+            x = blk(x, bias, mask)
+        return self.enc_norm(x)
+
+    def forward(self, ids, dec_ids):
+        """Teacher-forced logits [B, T, vocab] (all tokens real)."""
+        enc = self.encode(ids)
+        S, T = ids.shape[1], dec_ids.shape[1]
+        causal = torch.full((T, T), float('-inf')).triu(1)
+        bias, cross_bias = self.bias(self.decoder, T, T) + causal, self.bias(self.decoder, T, S)
+        x = self.shared(dec_ids)
+        for blk in self.decoder:
+            x = blk(x, bias, None, enc, cross_bias)
+        return self.logits(x)
+
+    def start(self, ids, mask):
+        """Encodes once; each decoder block's cache with its cross-attention K/V."""
+        enc = self.encode(ids, mask)
+        return [dict(k=None, v=None, ck=b.ca.heads(b.ca.k(enc)), cv=b.ca.heads(b.ca.v(enc))) for b in self.decoder]
+
+    def step(self, tokens, caches, pos, mask):
+        """Next-token log-probabilities [rows, vocab] for one token per row at position pos."""
+        bias, cross_bias = self.bias(self.decoder, 1, pos + 1, pos), self.bias(self.decoder, 1, mask.shape[-1], pos)
+        x = self.shared(tokens[:, None])
+        for blk, cache in zip(self.decoder, caches):
+            x = blk.step(x, cache, bias, cross_bias, mask)
+        return torch.log_softmax(self.logits(x)[:, 0], -1)
+
+
+def t5_additive_mask(mask):
+    """[B, S] bool (True = real) -> [B, 1, 1, S], 0 where real and -inf where padded."""
+    return torch.zeros(mask.shape, dtype=torch.float32).masked_fill(~mask, float('-inf'))[:, None, None, :]
+
+
+def t5_greedy(model, ids, mask, n):
+    c = model.c
+    caches = model.start(ids, mask)
+    last = torch.full((ids.shape[0],), c['start'], dtype=torch.long)
+    out = []
+    for t in range(n):
+        lp = model.step(last, caches, t, mask)
+        lp[:, c['eos']] = float('-inf')  # the end token held off: every row makes n tokens
+        last = lp.argmax(-1)
+        out.append(last)
+    return torch.stack(out, 1)
+
+
+def t5_beam(model, ids, mask, k, n):
+    """Beam search of every row's k beams batched ([B·k] rows): the global top k of beams × tokens per row."""
+    c = model.c
+    B = ids.shape[0]
+    caches = model.start(ids, mask)
+    lp = model.step(torch.full((B,), c['start'], dtype=torch.long), caches, 0, mask)
+    lp[:, c['eos']] = float('-inf')
+    scores, tokens = lp.topk(k, -1)  # [B, k]
+    rows = torch.arange(B).repeat_interleave(k)
+    seqs, scores = tokens.reshape(B * k, 1), scores.reshape(B * k)
+    for t in range(1, n):
+        for cache in caches:
+            for key in cache:
+                cache[key] = cache[key].index_select(0, rows)
+        mask = mask.index_select(0, rows)
+        lp = model.step(seqs[:, -1], caches, t, mask)
+        lp[:, c['eos']] = float('-inf')
+        V = lp.shape[1]
+        top, idx = (scores[:, None] + lp).view(B, k * V).topk(k, -1)
+        rows = (idx // V + torch.arange(B)[:, None] * k).reshape(-1)
+        seqs = torch.cat([seqs[rows], (idx % V).reshape(-1, 1)], 1)
+        scores = top.reshape(-1)
+    return seqs.view(B, k, n)[:, 0]
+
+
 def read_safetensors(path):
     """The float32 tensors of a .safetensors file (8-byte header length, JSON header, raw data)."""
     with open(path, 'rb') as f:
@@ -408,6 +600,35 @@ def setup(name, args):
             gp_loss(model(ids, mask), labels).backward()
             opt.step()
         return step
+    if name == 't5-small-train-step':
+        c = T5
+        model = T5Model(c).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        g = torch.Generator().manual_seed(1)
+        ids = torch.randint(0, c['vocab'], (c['batch'], c['source']), generator=g)
+        labels = torch.randint(0, c['vocab'], (c['batch'], c['target']), generator=g)
+        dec_ids = torch.cat([torch.full((c['batch'], 1), c['start']), labels[:, :-1]], 1)  # teacher forcing
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            logits = model(ids, dec_ids)
+            F.cross_entropy(logits.reshape(-1, c['vocab']), labels.reshape(-1)).backward()
+            opt.step()
+        return step
+    if name.startswith('t5-generate-'):
+        c = T5
+        model = T5Model(c).eval()
+        batch, beams = int(args['batch']), int(args['beams'])
+        ids = torch.randint(0, c['vocab'], (batch, c['source']), generator=torch.Generator().manual_seed(2))
+        mask = t5_additive_mask(torch.ones(batch, c['source'], dtype=torch.bool))
+
+        def gen():
+            with torch.no_grad():
+                if args['mode'] == 'greedy':
+                    t5_greedy(model, ids, mask, c['new_tokens'])
+                else:
+                    t5_beam(model, ids, mask, beams, c['new_tokens'])
+        return gen
     raise KeyError(f'unknown case {name}')
 
 

@@ -5,7 +5,7 @@
  * measured case (idle-neighbour, bert-*-load) runs its own protocol and returns its fields.
  */
 import * as kx from '@kexue/core-cuda';
-import { BertForMaskedLM, BertModel, EfficientGlobalPointer, globalPointerLoss } from '@kexue/models';
+import { BertForMaskedLM, BertModel, EfficientGlobalPointer, generate, globalPointerLoss, seq2seqLoss, T5ForConditionalGeneration, type T5Config } from '@kexue/models';
 import { AdamW, Tiger } from '@kexue/optimizers';
 
 import type { BlockPolicy } from './blocks.js';
@@ -84,6 +84,52 @@ export function isMeasured(c: BenchCase): c is MeasuredCase {
 /** BERT-small of issue 7; the NER model uses the same encoder sizes on CLUENER-shaped batches. */
 export const BERT_SMALL = { vocab: 21128, hidden: 256, layers: 4, heads: 4, ffn: 1024, seq: 128, batch: 16 } as const;
 export const CLUENER = { ...BERT_SMALL, seq: 64, types: 10, headSize: 64 } as const;
+
+/**
+ * T5 PEGASUS-style mT5 v1.1 at "small" widths (vocab 50000, d_model 512, 6 heads of 64, gated-GELU
+ * FFN 1024, 32 relative buckets) with 2 encoder + 2 decoder layers (not small's 8 + 8) so that a step
+ * fits a 2-core machine; the train step's batch is 8 × source 128 → target 32; generation reads
+ * source 128 and makes 32 tokens. Dropout off (rate 0) on both sides.
+ */
+export const T5_SMALL = { vocab: 50000, dModel: 512, dKv: 64, heads: 6, dFf: 1024, layers: 2, batch: 8, source: 128, target: 32, newTokens: 32 } as const;
+
+function t5SmallConfig(): Partial<T5Config> {
+  const c = T5_SMALL;
+  // the defaults are T5 PEGASUS's: gated gelu_new, 32 buckets to distance 128, cross-attention position bias, scaled logits
+  return { vocabSize: c.vocab, dModel: c.dModel, dKv: c.dKv, numHeads: c.heads, dFf: c.dFf, numLayers: c.layers, numDecoderLayers: c.layers, dropoutRate: 0 };
+}
+
+const T5_SIZES = `vocab ${T5_SMALL.vocab}, d_model ${T5_SMALL.dModel}, ${T5_SMALL.heads} heads × d_kv ${T5_SMALL.dKv}, gated-GELU FFN ${T5_SMALL.dFf}, ${T5_SMALL.layers} + ${T5_SMALL.layers} layers`;
+
+/**
+ * Generation of 32 tokens (end token held off: minNewTokens = maxNewTokens) from random weights,
+ * source 128, with the KV cache; one iteration is the whole generation, encoder included.
+ */
+function t5GenerateCase(mode: 'greedy' | 'beam', beams: number, batch: number): TimedCase {
+  const c = T5_SMALL;
+  const tokens = batch * c.newTokens;
+  const how = mode === 'greedy' ? 'greedy' : `beam search (${beams} beams; kexue: one row at a time, PyTorch: all rows' beams batched)`;
+  return {
+    name: `t5-generate-${mode === 'greedy' ? 'greedy' : `beam${beams}`}-${batch}`,
+    what: `T5 (${T5_SIZES}) ${how}, batch ${batch} × source ${c.source}, KV cache, ${c.newTokens} new tokens per row (${tokens} in all; end token held off), no gradients; ms per whole generation (tokens/s = ${tokens}·1000 / ms)`,
+    // greedy batch 1 takes ~0.3 s an iteration; the others a second or more
+    heavy: mode === 'beam' || batch > 1,
+    setup() {
+      const model = new T5ForConditionalGeneration(t5SmallConfig(), { seed: 0 }).eval();
+      const ids = kx.tensor(randInt(batch * c.source, c.vocab, 24), [batch, c.source], { dtype: 'int32' });
+      const mask = kx.tensor(new Uint8Array(batch * c.source).fill(1), [batch, c.source], { dtype: 'uint8' });
+      const options = { mode, numBeams: beams, maxNewTokens: c.newTokens, minNewTokens: c.newTokens, attentionMask: mask };
+      return {
+        run: () => kx.tidy(() => void generate(model, ids, options)),
+        dispose: () => {
+          kx.dispose([ids, mask]);
+          model.dispose();
+        },
+        torchArgs: { mode, beams, batch },
+      };
+    },
+  };
+}
 
 /** A case whose iteration is one op on fixed inputs; the result is freed at once. */
 function opCase(c: CaseInfo, make: () => { inputs: kx.Tensor[]; op: () => kx.TensorContainer }): TimedCase {
@@ -316,6 +362,30 @@ export const CASES: BenchCase[] = [
       });
     },
   },
+  {
+    name: 't5-small-train-step',
+    what: `T5 PEGASUS-style mT5 v1.1 train step (${T5_SIZES}, dropout off), batch ${T5_SMALL.batch} × source ${T5_SMALL.source} → target ${T5_SMALL.target}, teacher-forced CE over the full vocab, AdamW`,
+    heavy: true,
+    setup() {
+      const c = T5_SMALL;
+      return trainStep(() => {
+        const model = new T5ForConditionalGeneration(t5SmallConfig(), { seed: 0 }).train();
+        const ids = kx.tensor(randInt(c.batch * c.source, c.vocab, 25), [c.batch, c.source], { dtype: 'int32' });
+        // teacher forcing: the decoder reads decoder_start_token_id (0), then the labels shifted right
+        const target = Int32Array.from(randInt(c.batch * c.target, c.vocab, 26));
+        const shifted = new Int32Array(c.batch * c.target);
+        for (let b = 0; b < c.batch; b++) shifted.set(target.subarray(b * c.target, (b + 1) * c.target - 1), b * c.target + 1);
+        const decoderIds = kx.tensor(shifted, [c.batch, c.target], { dtype: 'int32' });
+        const labels = kx.tensor(target, [c.batch, c.target], { dtype: 'int32' });
+        const loss = () => seq2seqLoss(model.forward({ inputIds: ids, decoderInputIds: decoderIds }).logits, labels);
+        return { params: model.namedParameters(), loss, opt: new AdamW({ learningRate: 1e-4 }), inputs: [ids, decoderIds, labels], free: () => model.dispose() };
+      });
+    },
+  },
+  t5GenerateCase('greedy', 1, 1),
+  t5GenerateCase('greedy', 1, 16),
+  t5GenerateCase('beam', 3, 1),
+  t5GenerateCase('beam', 3, 16),
   {
     name: 'idle-neighbour',
     what: 'a CPU-bound neighbour (one busy thread per core) beside a process that does a [512, 512]·[512, 512] product every 250 ms and is idle in between; ms per unit of the neighbour\'s work (lower: the idle process costs it less)',

@@ -90,36 +90,59 @@ function checkInputs(inputIds: Tensor, attentionMask: Tensor | null): void {
   }
 }
 
-/** ln(softmax(logits) + 1e-12) per row, in float32 as bert4keras computes it, on the host; frees logits. */
-function logProbs(logits: Tensor, temperature = 1): Float32Array {
+/** softmax(logits / temperature) per row, on the host; frees logits. */
+function probabilities(logits: Tensor, temperature = 1): Float32Array {
   const p = tidy(() => softmax(temperature === 1 ? logits : div(logits, temperature)).toFloat32Array());
   logits.dispose();
-  const f = Math.fround;
-  return p.map((v) => f(Math.log(f(v + 1e-12))));
+  return p;
 }
 
-/** The token chosen from one row's scores: greedy (the first maximum) or sampled (temperature applied before). */
-function choose(scores: Float32Array, s: Settings, rng: PhiloxStream | null): number {
-  if (!rng) {
-    let best = 0;
-    for (let j = 1; j < scores.length; j++) if (scores[j]! > scores[best]!) best = j;
-    return best;
+/** ln(p + 1e-12) in float32, as bert4keras scores a token (taken only for the tokens a search keeps). */
+function lnp(p: number): number {
+  const f = Math.fround;
+  return f(Math.log(f(p + 1e-12)));
+}
+
+/**
+ * The k most likely tokens of one row (p: its probabilities), most likely first, ties to the lower
+ * id; `barred` (the end token before minNewTokens) is left out. One pass with a small sorted list:
+ * O(V·k), not a sort of the vocabulary.
+ */
+function topTokens(p: Float32Array, k: number, barred: number): number[] {
+  const top: number[] = [];
+  for (let j = 0; j < p.length; j++) {
+    if (j === barred) continue;
+    const v = p[j]!;
+    if (top.length === k && v <= p[top[k - 1]!]!) continue;
+    let i = Math.min(top.length, k - 1);
+    while (i > 0 && p[top[i - 1]!]! < v) i--;
+    top.splice(i, 0, j);
+    if (top.length > k) top.pop();
   }
-  const order = Array.from(scores.keys()).filter((j) => scores[j]! > -Infinity).sort((a, b) => scores[b]! - scores[a]! || a - b);
-  let kept = s.topK > 0 ? order.slice(0, s.topK) : order;
-  const probs = kept.map((j) => Math.exp(scores[j]!));
-  const total = probs.reduce((a, b) => a + b, 0);
+  return top;
+}
+
+/**
+ * A sampled token of one row: temperature is already in p; topK keeps the k most likely, topP the
+ * fewest most likely whose probabilities reach p of the total; then a draw in proportion.
+ */
+function sample(p: Float32Array, s: Settings, rng: PhiloxStream, barred: number): number {
+  let kept: number[];
+  if (s.topK > 0) kept = topTokens(p, s.topK, barred);
+  else if (s.topP < 1) kept = Array.from(p.keys()).filter((j) => j !== barred).sort((a, b) => p[b]! - p[a]! || a - b);
+  else kept = Array.from(p.keys()).filter((j) => j !== barred);
   if (s.topP < 1) {
+    const total = kept.reduce((t, j) => t + p[j]!, 0);
     let sum = 0;
     let n = 0;
-    while (n < kept.length && sum < s.topP * total) sum += probs[n++]!;
+    while (n < kept.length && sum < s.topP * total) sum += p[kept[n++]!]!;
     kept = kept.slice(0, Math.max(1, n));
   }
-  const mass = probs.slice(0, kept.length).reduce((a, b) => a + b, 0);
+  const mass = kept.reduce((t, j) => t + p[j]!, 0);
   let u = (rng.nextUint32() / 2 ** 32) * mass;
-  for (let i = 0; i < kept.length; i++) {
-    u -= probs[i]!;
-    if (u < 0) return kept[i]!;
+  for (const j of kept) {
+    u -= p[j]!;
+    if (u < 0) return j;
   }
   return kept[kept.length - 1]!;
 }
@@ -135,15 +158,15 @@ function* decodeRows(state: DecodingState, s: Settings): Generator<Array<[number
   let live = Array.from({ length: rows }, (_, r) => r);
   let last = live.map(() => state.startTokenId);
   for (let step = 0; step < s.maxNewTokens && live.length > 0; step++) {
-    const lp = logProbs(state.step(last), rng ? s.temperature : 1);
-    const V = lp.length / live.length;
+    const p = probabilities(state.step(last), rng ? s.temperature : 1);
+    const V = p.length / live.length;
+    const barred = step < s.minNewTokens ? s.endTokenId : -1;
     const chosen: Array<[number, number]> = [];
     live.forEach((r, i) => {
-      const scores = lp.subarray(i * V, (i + 1) * V);
-      if (step < s.minNewTokens) scores[s.endTokenId] = -Infinity;
-      const token = choose(scores, s, rng);
+      const row = p.subarray(i * V, (i + 1) * V);
+      const token = rng ? sample(row, s, rng, barred) : topTokens(row, 1, barred)[0]!;
       out[r]!.tokens.push(token);
-      out[r]!.score = Math.fround(out[r]!.score + scores[token]!);
+      out[r]!.score = Math.fround(out[r]!.score + lnp(row[token]!));
       chosen.push([r, token]);
     });
     yield chosen;
@@ -166,15 +189,14 @@ function beamSearch(state: DecodingState, s: Settings): Generated {
   let k = s.numBeams;
   const rank = (score: number, length: number) => (s.lengthPenalty === 0 ? score : score / Math.max(1, length) ** s.lengthPenalty);
   for (let step = 0; step < s.maxNewTokens; step++) {
-    const lp = logProbs(state.step(beams.map((b) => (b.length ? b[b.length - 1]! : state.startTokenId))));
-    const V = lp.length / beams.length;
-    // every live beam × every token, scored, the global top k (ties: the lower flattened index)
+    const p = probabilities(state.step(beams.map((b) => (b.length ? b[b.length - 1]! : state.startTokenId))));
+    const V = p.length / beams.length;
+    // the global top k of every live beam × every token come from each beam's own top k
+    const barred = step < s.minNewTokens ? s.endTokenId : -1;
     const cand: Array<{ index: number; score: number }> = [];
     for (let b = 0; b < beams.length; b++) {
-      for (let j = 0; j < V; j++) {
-        if (step < s.minNewTokens && j === s.endTokenId) continue;
-        cand.push({ index: b * V + j, score: Math.fround(scores[b]! + lp[b * V + j]!) });
-      }
+      const row = p.subarray(b * V, (b + 1) * V);
+      for (const j of topTokens(row, k, barred)) cand.push({ index: b * V + j, score: Math.fround(scores[b]! + lnp(row[j]!)) });
     }
     cand.sort((x, y) => rank(y.score, step + 1) - rank(x.score, step + 1) || x.index - y.index);
     const top = cand.slice(0, k);
