@@ -120,6 +120,19 @@ describe('generate', () => {
     expect(outs.map((o) => o.tokens)).toEqual(g.outputs);
   });
 
+  it('beam search over padded rows together equals each row searched alone', () => {
+    const g = golden!.batched_greedy;
+    const S = g.input_ids[0]!.length;
+    for (const [beams, minNewTokens] of [[2, 0], [3, 0], [3, 3]] as const) {
+      const options = { mode: 'beam' as const, numBeams: beams, minNewTokens, maxNewTokens: golden!.max_new_tokens, endTokenId: golden!.end_id };
+      const together = kx.tidy(() =>
+        generate(model, ints(g.input_ids.flat(), [g.input_ids.length, S]), { ...options, attentionMask: kx.tensor(Uint8Array.from(g.mask.flat()), [g.mask.length, S], { dtype: 'uint8' }) }),
+      );
+      const alone = golden!.cases.filter((c) => c.mode === 'beam' && c.beams === beams && c.min_new_tokens === minNewTokens).sort((a, b) => a.row - b.row);
+      expect(together.map((t) => t.tokens), `${beams} beams, min ${minNewTokens}`).toEqual(alone.map((c) => c.output));
+    }
+  });
+
   it('sampling: one seed gives one sequence; top-k 1 is greedy; the end token is held back until minNewTokens', () => {
     const run = (o: Parameters<typeof generate>[2]) => generate(model, ids!, { attentionMask: mask!, maxNewTokens: 8, ...o }).map((g) => g.tokens);
     const a = run({ mode: 'sample', seed: 3, temperature: 1.5, topP: 0.9 });

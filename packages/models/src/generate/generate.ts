@@ -7,14 +7,14 @@
  * Scores are summed ln(p + 1e-12) in float32, as bert4keras sums them, so that the choices (and a
  * beam's ties) are those of the reference implementation.
  */
-import { ArgumentError, PhiloxStream, ShapeError, dispose, div, slice, softmax, tidy, type Tensor } from '@kexue/core-cuda';
+import { ArgumentError, PhiloxStream, ShapeError, div, softmax, tidy, type Tensor } from '@kexue/core-cuda';
 
 import type { DecodingState, Seq2SeqGenerator } from './decoder.js';
 
 export interface GenerateOptions {
   /** 'beam' (default: bert4keras's beam search), 'greedy' or 'sample'. */
   mode?: 'beam' | 'greedy' | 'sample';
-  /** Beams kept per row (beam mode); default 1. */
+  /** Beams kept per row (beam mode: every row's beams decode together); default 1. */
   numBeams?: number;
   /** At most this many tokens after the start token (the end token included); default 32. */
   maxNewTokens?: number;
@@ -182,41 +182,62 @@ function* decodeRows(state: DecodingState, s: Settings): Generator<Array<[number
   return out;
 }
 
-/** bert4keras's beam search for one row (ALGORITHMS.md §4.4), on a state of that one row. */
-function beamSearch(state: DecodingState, s: Settings): Generated {
-  let beams: number[][] = [[]];
-  let scores = [0];
-  let k = s.numBeams;
+/** One input row's beam search: its live beams (tokens after the start), their scores, its beam count. */
+interface RowSearch {
+  beams: number[][];
+  scores: number[];
+  k: number;
+  result: Generated | null;
+}
+
+/**
+ * bert4keras's beam search (ALGORITHMS.md §4.4) for every row of the state at once: the state's
+ * rows are the live rows' beams, in row order; each step a row keeps the global top k of its beams
+ * × the vocabulary (from each beam's own top k), a row whose best candidate ends is done, and
+ * other ended candidates are dropped (its k shrinks). A done row's beams leave the state.
+ */
+function beamSearch(state: DecodingState, s: Settings): Generated[] {
+  const rows: RowSearch[] = Array.from({ length: state.rows }, () => ({ beams: [[]], scores: [0], k: s.numBeams, result: null }));
   const rank = (score: number, length: number) => (s.lengthPenalty === 0 ? score : score / Math.max(1, length) ** s.lengthPenalty);
   for (let step = 0; step < s.maxNewTokens; step++) {
-    const p = probabilities(state.step(beams.map((b) => (b.length ? b[b.length - 1]! : state.startTokenId))));
-    const V = p.length / beams.length;
-    // the global top k of every live beam × every token come from each beam's own top k
+    const live = rows.filter((r) => !r.result);
+    if (live.length === 0) break;
+    const p = probabilities(state.step(live.flatMap((r) => r.beams.map((b) => (b.length ? b[b.length - 1]! : state.startTokenId)))));
+    const V = p.length / live.reduce((n, r) => n + r.beams.length, 0);
     const barred = step < s.minNewTokens ? s.endTokenId : -1;
-    const cand: Array<{ index: number; score: number }> = [];
-    for (let b = 0; b < beams.length; b++) {
-      const row = p.subarray(b * V, (b + 1) * V);
-      for (const j of topTokens(row, k, barred)) cand.push({ index: b * V + j, score: Math.fround(scores[b]! + lnp(row[j]!)) });
-    }
-    cand.sort((x, y) => rank(y.score, step + 1) - rank(x.score, step + 1) || x.index - y.index);
-    const top = cand.slice(0, k);
-    const parents = top.map((c) => Math.floor(c.index / V));
-    beams = top.map((c, i) => [...beams[parents[i]!]!, c.index % V]);
-    scores = top.map((c) => c.score);
-    state.select(parents);
-    if (step + 1 >= s.minNewTokens) {
-      // the best candidate first: a finished best is the answer; otherwise finished ones are dropped
-      if (beams[0]![step]! === s.endTokenId) return { tokens: beams[0]!, score: scores[0]!, finished: true };
-      const open = beams.map((b, i) => (b[step] === s.endTokenId ? -1 : i)).filter((i) => i >= 0);
-      if (open.length < beams.length) {
-        beams = open.map((i) => beams[i]!);
-        scores = open.map((i) => scores[i]!);
-        k = open.length;
-        state.select(open);
+    const keep: number[] = []; // the state rows of the next step, in order
+    let first = 0; // the row's first beam in the state
+    for (const r of live) {
+      const width = r.beams.length; // this row's state rows this step
+      const cand: Array<{ index: number; score: number }> = [];
+      r.beams.forEach((_, b) => {
+        const probs = p.subarray((first + b) * V, (first + b + 1) * V);
+        for (const j of topTokens(probs, r.k, barred)) cand.push({ index: b * V + j, score: Math.fround(r.scores[b]! + lnp(probs[j]!)) });
+      });
+      cand.sort((x, y) => rank(y.score, step + 1) - rank(x.score, step + 1) || x.index - y.index);
+      const top = cand.slice(0, r.k);
+      const parents = top.map((c) => Math.floor(c.index / V));
+      r.beams = top.map((c, i) => [...r.beams[parents[i]!]!, c.index % V]);
+      r.scores = top.map((c) => c.score);
+      let open = top.map((_, i) => i);
+      if (step + 1 >= s.minNewTokens) {
+        // the best candidate first: a finished best is the answer; otherwise finished ones are dropped
+        if (r.beams[0]![step] === s.endTokenId) {
+          r.result = { tokens: r.beams[0]!, score: r.scores[0]!, finished: true };
+          open = [];
+        } else {
+          open = open.filter((i) => r.beams[i]![step] !== s.endTokenId);
+          r.beams = open.map((i) => r.beams[i]!);
+          r.scores = open.map((i) => r.scores[i]!);
+          r.k = open.length;
+        }
       }
+      for (const i of open) keep.push(first + parents[i]!);
+      first += width;
     }
+    if (keep.length > 0) state.select(keep);
   }
-  return { tokens: beams[0]!, score: scores[0]!, finished: false };
+  return rows.map((r) => r.result ?? { tokens: r.beams[0]!, score: r.scores[0]!, finished: false });
 }
 
 /**
@@ -228,22 +249,9 @@ export function generate(model: Seq2SeqGenerator, inputIds: Tensor, options: Gen
   const s = settings(model, options);
   const mask = options.attentionMask ?? null;
   checkInputs(inputIds, mask);
-  if (s.mode === 'beam') {
-    const B = inputIds.shape[0]!;
-    return Array.from({ length: B }, (_, r) => {
-      const ids = slice(inputIds, [r, 0], [1, -1]);
-      const m = mask ? slice(mask, [r, 0], [1, -1]) : null;
-      const state = model.startDecoding(ids, m);
-      try {
-        return beamSearch(state, s);
-      } finally {
-        state.dispose();
-        dispose([ids, m].filter((t): t is Tensor => t !== null));
-      }
-    });
-  }
   const state = model.startDecoding(inputIds, mask);
   try {
+    if (s.mode === 'beam') return beamSearch(state, s);
     const steps = decodeRows(state, s);
     for (;;) {
       const next = steps.next();

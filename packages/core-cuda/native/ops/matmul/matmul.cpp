@@ -93,7 +93,7 @@ constexpr int64_t kMaxColParts = 8, kMinColPart = 256;
 // below, into at least kGridTasks tasks of a panel each.
 constexpr int64_t kPanelRowBlocks = 8, kGridTasks = 4;
 // How rows are chunked (see row_chunks).
-constexpr int64_t kRowParts = 8, kMinChunkBlocks = 4, kMaxChunkBlocks = 16;
+constexpr int64_t kRowParts = 8, kMaxChunkBlocks = 16, kPlainChunkBlocks = 16, kPackedChunkBlocks = 4;
 
 // The width of each column part when n columns are split into at most `parts` (a multiple of 64).
 int64_t col_part_width(int64_t n, int64_t parts) {
@@ -180,15 +180,17 @@ void product_part(const char* what, const Mat& a, const Weight& w, const float* 
 // How the rows of a product are chunked: `count` chunks of `blocks` row blocks each. Fixed by the
 // shape alone, never by the thread count: oneDNN's kernels may round a row differently at another
 // place in another m (its AVX2 sgemm does), so each thread count must run the same calls, only
-// spread differently over the threads. Chunks of a kRowParts-th of the rows, at least
-// kMinChunkBlocks blocks (or half the rows: a call's fixed costs, repacking a plain weight among
-// them, make smaller chunks slower: [128, 256]·[256, 1024] took 10% longer in 8 chunks than in 2)
-// and at most kMaxChunkBlocks (so that more rows give more chunks, for more threads).
+// spread differently over the threads. Chunks of a kRowParts-th of the rows, at most
+// kMaxChunkBlocks blocks (so that more rows give more chunks, for more threads) and at least
+// `least` (or half the rows): each call to oneDNN repacks a plain weight, so a plain weight's chunks
+// are large (kPlainChunkBlocks: T5's [256, 512]·[512, 50000] head took its share of a train step
+// from 373 to 456 ms in chunks of 64 rows rather than 128), a packed one's smaller
+// (kPackedChunkBlocks: [128, 256]·[256, 1024] was 10% slower in 8 chunks than in 2).
 struct RowChunks {
   int64_t count, blocks;
 };
-RowChunks row_chunks(int64_t row_blocks, int64_t most_parts) {
-  const int64_t least = std::min(kMinChunkBlocks, (row_blocks + 1) / 2);
+RowChunks row_chunks(int64_t row_blocks, int64_t most_parts, int64_t least) {
+  least = std::min(least, (row_blocks + 1) / 2);
   const int64_t share = std::min(kMaxChunkBlocks, std::max(least, (row_blocks + kRowParts - 1) / kRowParts));
   const int64_t blocks = std::max<int64_t>({1, share, (row_blocks + most_parts - 1) / most_parts});
   return {(row_blocks + blocks - 1) / blocks, blocks};
@@ -211,7 +213,7 @@ void packed_product(const char* what, const Mat& a, const Weight& w, const float
   const std::vector<Panel>& panels = layout.panels;
   const int64_t np = (int64_t)panels.size(), row_blocks = (m + kRowBlock - 1) / kRowBlock;
   if (row_blocks >= kPanelRowBlocks || np <= 1) {
-    const RowChunks rc = row_chunks(row_blocks, most_parts);
+    const RowChunks rc = row_chunks(row_blocks, most_parts, kPackedChunkBlocks);
     return run_tasks(rc.count, serial, [&](int64_t t) {
       const int64_t r0 = t * rc.blocks * kRowBlock, r1 = std::min(m, r0 + rc.blocks * kRowBlock);
       run_part(what, a, r0, r1, k, n, layout.whole, w.packed, true, 0, 0, bias, c + r0 * ldc, ldc);
@@ -254,7 +256,7 @@ void product(const char* what, const Mat& a, const Weight& w, const float* bias,
       product_part(what, a, w, bias, c, ldc, k, 0, m, j * width, std::min(n, (j + 1) * width));
     });
   }
-  const RowChunks rc = row_chunks(row_blocks, most_parts);
+  const RowChunks rc = row_chunks(row_blocks, most_parts, kPlainChunkBlocks);
   run_tasks(rc.count, serial, [&](int64_t t) {
     product_part(what, a, w, bias, c, ldc, k, t * rc.blocks * kRowBlock, std::min(m, (t + 1) * rc.blocks * kRowBlock), 0, n);
   });
