@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import * as kx from '@kexue/core-cuda';
-import { T5ForConditionalGeneration, readT5Config, relativePositionBucket, t5Config, t5ConfigFromHF } from '@kexue/models';
+import { PrecisionPolicy, T5ForConditionalGeneration, readT5Config, relativePositionBucket, t5Config, t5ConfigFromHF } from '@kexue/models';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { expectCode, useTempDir } from '../../core-cuda/test/helpers.js';
@@ -103,6 +103,32 @@ describe('T5ForConditionalGeneration.fromPretrained', () => {
       expectCode(() => model.decode(x, kx.zeros([1, 3, 9])), 'E_SHAPE');
       expect(model.forward({ inputIds: x, decoderInputIds: x }).logits.shape).toEqual([1, 3, 16]);
     });
+    model.dispose();
+  });
+});
+
+describe('T5 under half precision', () => {
+  it('keeps its residual stream in float32: sums past float16 range stay finite, and match float32', () => {
+    // embeddings at float16's largest finite value: any positive sublayer output (made large here)
+    // pushes a float16 stream to infinity; the float32 stream only grows
+    const model = new T5ForConditionalGeneration({ vocabSize: 16, dModel: 8, dKv: 4, numHeads: 2, dFf: 8, numLayers: 2, numDecoderLayers: 1, dropoutRate: 0 }, { seed: 3 }).eval();
+    const params = model.namedParameters();
+    model.setParameter('shared.weight', kx.fullLike(params['shared.weight']!, 65504));
+    for (const [name, w] of Object.entries(params)) if (/\.(o|wo)\.weight$/.test(name)) model.setParameter(name, kx.mul(w, 100));
+    const ids = kx.tensor(new Int32Array([2, 3, 4, 5]), [1, 4], { dtype: 'int32' });
+    const run = (compute: 'float32' | 'float16' | 'bfloat16') =>
+      kx.tidy(() => {
+        const out = new PrecisionPolicy({ compute }).forward(model, () => kx.sum(model.forward({ inputIds: ids, decoderInputIds: ids }).logits));
+        return out.item();
+      });
+    const full = run('float32');
+    expect(Number.isFinite(full)).toBe(true);
+    for (const compute of ['float16', 'bfloat16'] as const) {
+      const half = run(compute);
+      expect(Number.isFinite(half), compute).toBe(true);
+      expect(Math.abs(half - full), compute).toBeLessThanOrEqual(0.05 * Math.abs(full) + 0.5);
+    }
+    ids.dispose();
     model.dispose();
   });
 });

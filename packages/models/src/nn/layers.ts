@@ -154,6 +154,10 @@ export class RMSNorm extends Module {
     this.addParameter('weight', { shape: [checkSize(dim, 'RMSNorm: dim')], init: onesInit, rng: new InitRng(0) });
   }
 
+  get weight(): Tensor {
+    return this.p('weight');
+  }
+
   forward(x: Tensor): Tensor {
     return rmsNorm(x, this.p('weight'), this.eps);
   }

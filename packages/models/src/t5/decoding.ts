@@ -9,6 +9,7 @@ import { ArgumentError, ShapeError, dispose, embedding, keep, reshape, tensor, t
 
 import type { DecodingState } from '../generate/decoder.js';
 import type { BlockCache, T5ForConditionalGeneration } from './model.js';
+import { normed, residualStream } from './stream.js';
 
 /** Rows `rows` of t along axis 0 (an embedding lookup on t seen as a table [rows, rest]). */
 function gatherRows(t: Tensor, rows: Int32Array): Tensor {
@@ -72,11 +73,11 @@ export class T5Decoding implements DecodingState {
         cross: model.config.crossPositionBias ? decoder.positionBias(1, S, position) : null,
         crossMask: this.#mask,
       };
-      let x = decoder.dropout.forward(model.shared.forward(x0));
+      let x = residualStream(decoder.dropout.forward(model.shared.forward(x0)));
       decoder.block.items.forEach((block, i) => {
         x = block.step(x, this.#caches[i]!, biases);
       });
-      const out = decoder.dropout.forward(decoder.final_layer_norm.forward(x));
+      const out = decoder.dropout.forward(normed(decoder.final_layer_norm, x));
       return reshape(model.logits(out), [this.rows, model.config.vocabSize]);
     });
     this.#length += 1;

@@ -12,7 +12,7 @@
  * scaleLogits). As in kexue's BERT, the attention probabilities are never materialised, so there is
  * no dropout on them; every other dropout of transformers' T5 is here.
  */
-import { Philox, ShapeError, add, concat, crossEntropy, dispose, keep, mul, reshape, tensor, tidy, type Tensor } from '@kexue/core-cuda';
+import { Philox, ShapeError, concat, crossEntropy, dispose, keep, mul, reshape, tensor, tidy, type Tensor } from '@kexue/core-cuda';
 
 import { MultiHeadAttention } from '../nn/attention.js';
 import { FeedForward } from '../nn/feed_forward.js';
@@ -26,6 +26,7 @@ import type { Seq2SeqGenerator } from '../generate/decoder.js';
 import { T5Decoding } from './decoding.js';
 import { resolveT5Pretrained, type T5PretrainedOptions, type T5PretrainedSource } from './pretrained.js';
 import { relativePositionBias } from './relative.js';
+import { normed, residual, residualStream } from './stream.js';
 
 /** Where a model's random numbers come from: weight init (JS) and dropout masks (Philox). */
 export interface T5Seeds {
@@ -73,13 +74,13 @@ class T5AttentionLayer extends Module {
   }
 
   forward(x: Tensor, o: { mask: Tensor | null; bias: Tensor | null; causal?: boolean; context?: Tensor }): Tensor {
-    const h = this.attention.forward(this.layer_norm.forward(x), {
+    const h = this.attention.forward(normed(this.layer_norm, x), {
       mask: o.mask,
       bias: o.bias,
       causal: o.causal ?? false,
       ...(o.context ? { context: o.context } : {}),
     });
-    return add(x, this.dropout.forward(h));
+    return residual(x, this.dropout.forward(h));
   }
 }
 
@@ -101,7 +102,7 @@ class T5FeedForwardLayer extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return add(x, this.dropout.forward(this.DenseReluDense.forward(this.layer_norm.forward(x))));
+    return residual(x, this.dropout.forward(this.DenseReluDense.forward(normed(this.layer_norm, x))));
   }
 }
 
@@ -146,17 +147,17 @@ export class T5Block extends Module {
    */
   step(x: Tensor, cache: BlockCache, biases: { self: Tensor; cross: Tensor | null; crossMask: Tensor | null }): Tensor {
     const self = this.#self.attention;
-    const h = this.#self.layer_norm.forward(x);
+    const h = normed(this.#self.layer_norm, x);
     const { k, v } = self.keyValueHeads(h);
     const keys = cache.self ? concat([cache.self.k, k], 2) : k;
     const values = cache.self ? concat([cache.self.v, v], 2) : v;
     if (cache.self) dispose([cache.self.k, cache.self.v]);
     cache.self = { k: keep(keys), v: keep(values) };
-    let y = add(x, this.#self.dropout.forward(self.attend(self.queryHeads(h), keys, values, { bias: biases.self })));
+    let y = residual(x, this.#self.dropout.forward(self.attend(self.queryHeads(h), keys, values, { bias: biases.self })));
     if (this.#cross && cache.cross) {
       const cross = this.#cross.attention;
-      const a = cross.attend(cross.queryHeads(this.#cross.layer_norm.forward(y)), cache.cross.k, cache.cross.v, { mask: biases.crossMask, bias: biases.cross });
-      y = add(y, this.#cross.dropout.forward(a));
+      const a = cross.attend(cross.queryHeads(normed(this.#cross.layer_norm, y)), cache.cross.k, cache.cross.v, { mask: biases.crossMask, bias: biases.cross });
+      y = residual(y, this.#cross.dropout.forward(a));
     }
     return this.#ff.forward(y);
   }
@@ -221,13 +222,13 @@ export class T5Stack extends Module {
     }
     try {
       // each block in its own scope: only its output outlives it (a tape keeps what its backward needs)
-      let x = tidy(() => this.dropout.forward(this.#embed().forward(ids)));
+      let x = tidy(() => residualStream(this.dropout.forward(this.#embed().forward(ids))));
       for (const block of this.block.items) {
         const input = x;
         x = tidy(() => block.forward(input, inputs));
         input.dispose();
       }
-      const out = tidy(() => this.dropout.forward(this.final_layer_norm.forward(x)));
+      const out = tidy(() => this.dropout.forward(normed(this.final_layer_norm, x)));
       x.dispose();
       return out;
     } finally {
