@@ -79,3 +79,21 @@ describe('inference memory', () => {
     expect(alive(4)).toBe(alive(1));
   });
 });
+
+describe('forwards outside a tidy scope', () => {
+  it('BertModel.forward leaves only its outputs alive (its default token types, mask view and pooler input are freed)', () => {
+    const m = new BertModel({ kind: 'bert', vocabSize: 50, hiddenSize: 16, numLayers: 2, numHeads: 2, intermediateSize: 32 }).eval();
+    const ids = kx.tensor(new Int32Array([1, 2, 3, 4]), [1, 4], { dtype: 'int32' });
+    const mask = kx.ones([1, 4], { dtype: 'uint8' });
+    const run = () => {
+      const o = m.forward(ids, { attentionMask: mask, hiddenStates: false });
+      kx.dispose([o.lastHiddenState, o.poolerLinear!, o.pooled!]);
+    };
+    run(); // packs the eval-mode Linears' weights, which stay with the model
+    const before = kx.memory().tensors;
+    run();
+    expect(kx.memory().tensors).toBe(before);
+    kx.dispose([ids, mask]);
+    m.dispose();
+  });
+});

@@ -229,38 +229,44 @@ export class BertModel extends Module {
       throw new ArgumentError(`BertModel: sequence length ${T} exceeds maxPositions ${this.config.maxPositions}`);
     }
     const types = inputs.tokenTypeIds ?? zeros([B, T], { dtype: 'int32', device: inputIds.device });
-    if (types.dtype !== 'int32' || types.shape[0] !== B || types.shape[1] !== T || types.rank !== 2) {
-      throw new ShapeError(`BertModel: tokenTypeIds must be int32 [${B}, ${T}], got ${types.describe()}`);
-    }
     let mask: Tensor | null = null;
-    if (inputs.attentionMask) {
-      const m = inputs.attentionMask;
-      if (m.dtype !== 'uint8' || m.rank !== 2 || m.shape[0] !== B || m.shape[1] !== T) {
-        throw new ShapeError(`BertModel: attentionMask must be uint8 [${B}, ${T}] (1 = real token), got ${m.describe()}`);
+    try {
+      if (types.dtype !== 'int32' || types.shape[0] !== B || types.shape[1] !== T || types.rank !== 2) {
+        throw new ShapeError(`BertModel: tokenTypeIds must be int32 [${B}, ${T}], got ${types.describe()}`);
       }
-      mask = reshape(m, [B, 1, 1, T]);
+      if (inputs.attentionMask) {
+        const m = inputs.attentionMask;
+        if (m.dtype !== 'uint8' || m.rank !== 2 || m.shape[0] !== B || m.shape[1] !== T) {
+          throw new ShapeError(`BertModel: attentionMask must be uint8 [${B}, ${T}] (1 = real token), got ${m.describe()}`);
+        }
+        mask = reshape(m, [B, 1, 1, T]);
+      }
+      // each stage in its own scope: only its output outlives it (what a tape needs is kept by the tape)
+      let x = tidy(() => {
+        const e = this.embeddings.forward(inputIds, types);
+        return this.embeddings_project ? this.embeddings_project.forward(e) : e;
+      });
+      const keepStates = inputs.hiddenStates ?? true;
+      const hiddenStates: Tensor[] = [];
+      for (const layer of this.layers) {
+        const input = x;
+        x = tidy(() => layer.forward(input, mask));
+        if (keepStates) hiddenStates.push(x);
+        else input.dispose();
+      }
+      let poolerLinear: Tensor | null = null;
+      let pooled: Tensor | null = null;
+      if (this.pooler) {
+        const last = x;
+        poolerLinear = tidy(() => this.pooler!.forward(reshape(slice(last, [0, 0, 0], [B, 1, -1]), [B, -1])));
+        pooled = tanh(poolerLinear);
+      }
+      return { lastHiddenState: x, hiddenStates, poolerLinear, pooled };
+    } finally {
+      // the inputs made here (a tape that saved one for its backward keeps it until then)
+      if (types !== inputs.tokenTypeIds) types.dispose();
+      mask?.dispose();
     }
-    // each stage in its own scope: only its output outlives it (what a tape needs is kept by the tape)
-    let x = tidy(() => {
-      const e = this.embeddings.forward(inputIds, types);
-      return this.embeddings_project ? this.embeddings_project.forward(e) : e;
-    });
-    const keepStates = inputs.hiddenStates ?? true;
-    const hiddenStates: Tensor[] = [];
-    for (const layer of this.layers) {
-      const input = x;
-      x = tidy(() => layer.forward(input, mask));
-      if (keepStates) hiddenStates.push(x);
-      else input.dispose();
-    }
-    let poolerLinear: Tensor | null = null;
-    let pooled: Tensor | null = null;
-    if (this.pooler) {
-      const cls = reshape(slice(x, [0, 0, 0], [B, 1, -1]), [B, -1]);
-      poolerLinear = this.pooler.forward(cls);
-      pooled = tanh(poolerLinear);
-    }
-    return { lastHiddenState: x, hiddenStates, poolerLinear, pooled };
   }
 }
 
