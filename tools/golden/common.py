@@ -83,3 +83,53 @@ def store_norm_params(tensors, name, gamma, gamma64, beta, beta64):
     if beta is not None:
         tensors[f"{name}.beta"] = beta
         tensors[f"{name}.dbeta"] = beta64.grad.float()
+
+
+# The AdamW settings of the model fixtures' ten-step check (torch.optim.AdamW; kexue's test reads
+# them from each fixture's metadata).
+MODEL_ADAMW = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+
+
+def train_losses(model, args, steps=10):
+    """The loss before each of `steps` torch.optim.AdamW steps (MODEL_ADAMW) of model(*args) -> (loss, outputs)."""
+    opt = torch.optim.AdamW(model.parameters(), **MODEL_ADAMW)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss, _ = model(*args)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def save_model_fixture(out, name, model, inputs, args, meta):
+    """A model fixture in folder `out`: the weights by name, "input.*", the outputs and loss of
+    model(*args) ("out.*"), the gradient of the loss for every parameter ("grad.*"), and in the
+    metadata `meta` with the parameter names, the loss, MODEL_ADAMW and the ten-step losses (which
+    train `model`: save it last)."""
+    global FIXTURES
+    tensors = {}
+    for k, v in model.state_dict().items():
+        tensors[k] = v.detach().clone()
+    for k, v in inputs.items():
+        tensors[f"input.{k}"] = v
+    model.zero_grad()
+    loss, outs = model(*args)
+    loss.backward()
+    tensors["out.loss"] = loss.detach().reshape([])
+    for k, v in outs.items():
+        tensors[f"out.{k}"] = v.detach()
+    for k, p in model.named_parameters():
+        tensors[f"grad.{k}"] = p.grad.detach().clone()
+    a = MODEL_ADAMW
+    meta = dict(meta, params=[k for k, _ in model.named_parameters()], loss=loss.item(),
+                adamw=dict(lr=a["lr"], beta1=a["betas"][0], beta2=a["betas"][1], eps=a["eps"], weightDecay=a["weight_decay"]))
+    meta["steps"] = train_losses(model, args)
+    # save_fixture writes under FIXTURES: point it at `out` for this call only (make_all runs every
+    # script in one process).
+    saved, FIXTURES = FIXTURES, out
+    try:
+        save_fixture(name, tensors, [meta])
+    finally:
+        FIXTURES = saved

@@ -44,7 +44,6 @@ BASE = dict(model_type="mt5", vocab_size=96, d_model=32, d_kv=8, num_heads=4, d_
 B, TS, TD = 2, 9, 7
 ENC_LENGTHS = [9, 6]
 DEC_LENGTHS = [7, 4]
-ADAMW = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
 
 
 def relative_position_bucket(relative_position, bidirectional, num_buckets, max_distance):
@@ -245,43 +244,8 @@ def init_weights(model, seed):
                 p.copy_(common.randn(g, *p.shape, scale=0.2))
 
 
-def train_losses(model, args, steps=10):
-    opt = torch.optim.AdamW(model.parameters(), **ADAMW)
-    losses = []
-    for _ in range(steps):
-        opt.zero_grad()
-        loss, _ = model(*args)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
-
-
 def save(name, model, inputs, args, meta):
-    tensors = {}
-    for k, v in model.state_dict().items():
-        tensors[k] = v.detach().clone()
-    for k, v in inputs.items():
-        tensors[f"input.{k}"] = v
-    model.zero_grad()
-    loss, outs = model(*args)
-    loss.backward()
-    tensors["out.loss"] = loss.detach().reshape([])
-    for k, v in outs.items():
-        tensors[f"out.{k}"] = v.detach()
-    for k, p in model.named_parameters():
-        tensors[f"grad.{k}"] = p.grad.detach().clone()
-    meta = dict(meta, params=[k for k, _ in model.named_parameters()], loss=loss.item(),
-                adamw=dict(lr=ADAMW["lr"], beta1=ADAMW["betas"][0], beta2=ADAMW["betas"][1], eps=ADAMW["eps"],
-                           weightDecay=ADAMW["weight_decay"]))
-    meta["steps"] = train_losses(model, args)
-    # save_fixture writes under common.FIXTURES: point it here for this call only (make_all runs every
-    # script in one process).
-    saved, common.FIXTURES = common.FIXTURES, OUT
-    try:
-        common.save_fixture(name, tensors, [meta])
-    finally:
-        common.FIXTURES = saved
+    common.save_model_fixture(OUT, name, model, inputs, args, meta)
 
 
 def lengths_mask(lengths, n):

@@ -6,8 +6,6 @@
  * source with teacher forcing. Its best checkpoint starts a summarization run: `kexue train
  * summarize init=RUN`.
  */
-import path from 'node:path';
-
 import { FormatError, tidy } from '@kexue/core-cuda';
 
 import { Dataset, type Batch } from '../data/dataset.js';
@@ -19,7 +17,7 @@ import { T5PegasusTokenizer } from '../tokenizers/t5_pegasus.js';
 import { choice, integer, pathKey, type ConfigOf } from './config.js';
 import { demoFile } from './demo.js';
 import { FROM_SCRATCH_LR, RUN_KEYS, optimKeys, trainKeys } from './sections.js';
-import { buildT5, encodePairs, summarizeArch, summarizeLoss, t5InitKeys, t5ModelKeys, vocabOf, type EncodedPair } from './summarize.js';
+import { buildT5, describeT5, encodePairs, pairTokens, summarizeArch, summarizeLoss, t5InitKeys, t5ModelKeys, vocabOf, type EncodedPair } from './summarize.js';
 import { defineTask } from './task.js';
 
 const FORMATS = ['text', 'csl', 'lcsts'] as const;
@@ -106,12 +104,12 @@ export const pegasusTask = defineTask({
       model,
       data: train,
       loss: ({ records }: Batch<EncodedPair>) => summarizeLoss(model, records, tokenizer.padId),
-      tokens: (records: EncodedPair[]) => records.reduce((n, r) => n + r.sourceIds.length + r.targetIds.length - 1, 0),
+      tokens: pairTokens,
       ...(dev.length ? { evaluate: async () => ({ loss: devLoss(model, dev, tokenizer.padId) }) } : {}),
       arch: summarizeArch(c),
       files: { 'vocab.txt': vocabOf(config) },
       about: {
-        model: `t5 ${c.numLayers}+${c.numDecoderLayers}x${c.dModel}${config.init ? ` from ${path.basename(config.init)}` : ''}`,
+        model: describeT5(c, config.init),
         data: { train: train.length, dev: dev.length, unit: 'pseudo-summary pairs' },
         extra: '',
       },

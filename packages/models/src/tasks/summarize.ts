@@ -202,6 +202,16 @@ export function buildT5(config: T5TaskConfig, tokenizer: T5PegasusTokenizer, run
   return T5ForConditionalGeneration.fromPretrained(config.init, { variant: config.variant, dropoutRng: run.dropout, config: t }).train();
 }
 
+/** The tokens a batch of pairs feeds the model (sources, and targets but their last token), for tokens/s. */
+export function pairTokens(records: EncodedPair[]): number {
+  return records.reduce((n, r) => n + r.sourceIds.length + r.targetIds.length - 1, 0);
+}
+
+/** A T5 run's model in one phrase: 't5 2+2x128', and where it started. */
+export function describeT5(c: T5Config, init: string): string {
+  return `t5 ${c.numLayers}+${c.numDecoderLayers}x${c.dModel}${init ? ` from ${path.basename(init)}` : ''}`;
+}
+
 /** The architecture record of a summarization model (checked when loading its checkpoints): its T5 config but dropout and init. */
 export function summarizeArch(t: T5Config): Architecture {
   const { dropoutRate: _dropout, initializerFactor: _init, ...rest } = t;
@@ -254,7 +264,7 @@ export const summarizeTask = defineTask({
       model,
       data: train,
       loss: ({ records }: Batch<EncodedPair>) => summarizeLoss(model, records, tokenizer.padId),
-      tokens: (records: EncodedPair[]) => records.reduce((n, r) => n + r.sourceIds.length + r.targetIds.length - 1, 0),
+      tokens: pairTokens,
       ...(dev.length
         ? {
             evaluate: async () => {
@@ -266,7 +276,7 @@ export const summarizeTask = defineTask({
       arch: summarizeArch(c),
       files: { 'vocab.txt': vocabOf(config) },
       about: {
-        model: `t5 ${c.numLayers}+${c.numDecoderLayers}x${c.dModel}${config.init ? ` from ${path.basename(config.init)}` : ''}`,
+        model: describeT5(c, config.init),
         data: { train: train.length, dev: dev.length, unit: 'pairs' },
         extra: lead ? `lead baseline: ROUGE-L ${lead.rougeL.toFixed(2)}, BLEU ${lead.bleu.toFixed(2)}` : '',
       },
