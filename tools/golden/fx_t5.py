@@ -302,6 +302,54 @@ model = T5ForConditionalGeneration(cfg)
 init_weights(model, 12)
 save("mt5_hf", model, inputs, args, {"name": "mt5_hf", "config": cfg})
 
+# SCALED: the two published sizes of ALGORITHMS.md §4.1 scaled down, as checkpoint directories laid
+# out as the release's (its config.json keys, with the sizes divided; pytorch_model.bin with the
+# embed_tokens copies): base 12 + 12 layers of 12 heads, small 8 + 8 layers of 6 heads whose
+# heads x d_kv (12) is not d_model (16), as the real small's 384 is not 512. Each directory's
+# expected.safetensors holds inputs long enough for the logarithmic buckets and the logits and
+# encoder output PyTorch computes from them (the release's config has no cross_position_bias or
+# scale_logits keys: the T5 PEGASUS defaults, on).
+SCALED = {
+    "base": dict(d_ff=64, d_kv=2, d_model=24, num_decoder_layers=12, num_heads=12, num_layers=12),
+    "small": dict(d_ff=32, d_kv=2, d_model=16, num_decoder_layers=8, num_heads=6, num_layers=8),
+}
+RELEASE = dict(architectures=["T5ForConditionalGeneration"], decoder_start_token_id=0, dropout_rate=0.1, eos_token_id=1,
+               feed_forward_proj="gated-gelu", initializer_factor=1.0, is_encoder_decoder=True, layer_norm_epsilon=1e-6,
+               model_type="mt5", output_past=True, pad_token_id=0, relative_attention_num_buckets=32,
+               tie_word_embeddings=False, tokenizer_class="T5Tokenizer", vocab_size=64)
+
+
+@torch.no_grad()
+def write_scaled(size, sizes, seed):
+    release = dict(RELEASE, **sizes)
+    cfg = dict(release, relative_attention_max_distance=128, cross_position_bias=True, scale_logits=True, dropout_rate=0.0)
+    m = T5ForConditionalGeneration(cfg)
+    init_weights(m, seed)
+    m.eval()
+    g = common.generator(seed + 1)
+    ts, td, lengths, dec_lengths = 40, 20, [40, 23], [20, 11]
+    mask, dec_mask = lengths_mask(lengths, ts), lengths_mask(dec_lengths, td)
+    ids = torch.randint(2, cfg["vocab_size"], (2, ts), generator=g).masked_fill(~mask, 0)
+    dec_ids = torch.randint(2, cfg["vocab_size"], (2, td), generator=g).masked_fill(~dec_mask, 0)
+    _, outs = m(ids, mask, dec_ids, dec_mask, dec_ids.long())
+    folder = os.path.join(OUT, f"t5_pegasus_{size}_scaled")
+    os.makedirs(folder, exist_ok=True)
+    state = {k: v.detach().clone() for k, v in m.state_dict().items()}
+    state["encoder.embed_tokens.weight"] = state["shared.weight"]
+    state["decoder.embed_tokens.weight"] = state["shared.weight"]
+    torch.save(state, os.path.join(folder, "pytorch_model.bin"))
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump(release, f, indent=2, sort_keys=True)
+        f.write("\n")
+    size_b = common.write_safetensors(os.path.join(folder, "expected.safetensors"), {
+        "ids": ids.int(), "mask": mask.to(torch.uint8), "decoder_ids": dec_ids.int(), "decoder_mask": dec_mask.to(torch.uint8),
+        "logits": outs["logits"], "encoder": outs["encoder"]})
+    print(f"wrote {folder} (expected.safetensors {size_b} bytes)")
+
+
+for i, (size, sizes) in enumerate(SCALED.items()):
+    write_scaled(size, sizes, 30 + i)
+
 # GENERATION: t5_generate.json, reference decoding by the t5_pegasus weights, written plainly with the
 # decoder recomputed in full on every token so far at every step (no cache: kexue's KV-cached decoder
 # must equal it). Scores are ln(softmax(logits) + 1e-12) in float32, as bert4keras's; the search

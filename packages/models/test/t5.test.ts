@@ -84,6 +84,27 @@ describe('T5ForConditionalGeneration.fromPretrained', () => {
     model.dispose();
   });
 
+  // §4.1's base and small sizes scaled down (tools/golden/fx_t5.py SCALED): the release's config.json
+  // keys, 12 + 12 and 8 + 8 layers, small's heads × d_kv unequal to d_model, sequences long enough for
+  // the logarithmic buckets
+  it.each([
+    ['base', { numLayers: 12, numDecoderLayers: 12, numHeads: 12, dModel: 24, dKv: 2 }],
+    ['small', { numLayers: 8, numDecoderLayers: 8, numHeads: 6, dModel: 16, dKv: 2 }],
+  ])('loads the %s size scaled down, as released (config.json + pytorch_model.bin), and matches PyTorch', (size, sizes) => {
+    const here = path.dirname(fileURLToPath(import.meta.url));
+    const dir = path.join(here, 'fixtures', `t5_pegasus_${size}_scaled`);
+    const model = T5ForConditionalGeneration.fromPretrained(dir);
+    expect(model.config).toMatchObject({ ...sizes, crossPositionBias: true, scaleLogits: true, ffnAct: 'gelu_new', relativeBuckets: 32 });
+    const want = kx.io.loadSafetensors(path.join(dir, 'expected.safetensors'));
+    kx.tidy(() => {
+      const out = model.forward({ inputIds: want.ids!, attentionMask: want.mask!, decoderInputIds: want.decoder_ids!, decoderAttentionMask: want.decoder_mask! });
+      expect(relError(out.encoderOutput, want.encoder!)).toBeLessThanOrEqual(1e-4);
+      expect(relError(out.logits, want.logits!)).toBeLessThanOrEqual(1e-4);
+    });
+    kx.dispose(Object.values(want));
+    model.dispose();
+  });
+
   it('a missing tensor is E_FORMAT naming it; a missing directory E_IO', async () => {
     const broken = path.join(dir, 'broken');
     kx.io.makeDirectory(broken);
