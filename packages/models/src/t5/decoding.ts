@@ -23,6 +23,8 @@ export class T5Decoding implements DecodingState {
   readonly #caches: BlockCache[];
   /** The encoder's padding mask per row (1 = real), kept on the host to rebuild as rows move. */
   #encoderMask: Uint8Array[];
+  /** Each row's input row: its cross-attention keys and values, and its mask, depend on nothing else. */
+  #source: number[];
   #mask: Tensor | null = null;
   #length = 0;
   #disposed = false;
@@ -39,6 +41,7 @@ export class T5Decoding implements DecodingState {
     encoderOutput.dispose();
     const maskValues = attentionMask ? attentionMask.toFloat32Array() : null;
     this.#encoderMask = Array.from({ length: B }, (_, b) => Uint8Array.from({ length: S }, (_, j) => (maskValues ? (maskValues[b * S + j] !== 0 ? 1 : 0) : 1)));
+    this.#source = Array.from({ length: B }, (_, b) => b);
     this.#rebuildMask();
   }
 
@@ -84,13 +87,20 @@ export class T5Decoding implements DecodingState {
     return logits;
   }
 
-  /** Keeps rows `rows` of the state, in that order (a row may repeat: a beam's children share a parent). */
+  /**
+   * Keeps rows `rows` of the state, in that order (a row may repeat: a beam's children share a
+   * parent). The cross-attention caches move only when the rows' input rows change: a beam search
+   * that keeps its beam counts reorders beams within their input row, and copies only the
+   * self-attention caches.
+   */
   select(rows: readonly number[]): void {
     this.#check();
     for (const r of rows) if (!Number.isInteger(r) || r < 0 || r >= this.rows) throw new ArgumentError(`T5Decoding.select: row ${r} is not in [0, ${this.rows})`);
     const index = Int32Array.from(rows);
+    const source = rows.map((r) => this.#source[r]!);
+    const crossMoves = source.length !== this.#source.length || source.some((s, i) => s !== this.#source[i]);
     for (const cache of this.#caches) {
-      for (const kv of [cache.self, cache.cross]) {
+      for (const kv of crossMoves ? [cache.self, cache.cross] : [cache.self]) {
         if (!kv) continue;
         const k = keep(tidy(() => gatherRows(kv.k, index)));
         const v = keep(tidy(() => gatherRows(kv.v, index)));
@@ -99,6 +109,8 @@ export class T5Decoding implements DecodingState {
         kv.v = v;
       }
     }
+    this.#source = source;
+    if (!crossMoves) return;
     this.#encoderMask = rows.map((r) => this.#encoderMask[r]!);
     this.#rebuildMask();
   }
