@@ -28,6 +28,7 @@ export * from './ops/cross_entropy.js';
 export * from './ops/norm.js';
 export * from './ops/fused.js';
 export * from './ops/embedding.js';
+export * from './ops/topk.js';
 export * from './ops/rope.js';
 export * from './ops/attention.js';
 export * from './ops/matmul.js';

@@ -252,6 +252,44 @@ export const CASES: ParityCase[] = [
     grad: [1],
   },
 
+  // topk: indices must be equal (CUDA keeps k <= 32 per thread in registers and sorts whole rows for larger k)
+  {
+    name: 'topk k 4 of vocabulary-wide rows',
+    inputs: (dt, r) => [uniform(r, [16, 50_000], dt, 0, 1)],
+    run: ([x]) => {
+      const { values, indices } = kx.topk(x!, 4);
+      return [values, indices];
+    },
+    grad: [0],
+  },
+  {
+    name: 'topk smallest k 17 along axis 1',
+    inputs: (dt, r) => [randn(r, [5, 300, 7], dt)],
+    run: ([x]) => {
+      const { values, indices } = kx.topk(x!, 17, { axis: 1, largest: false });
+      return [values, indices];
+    },
+    grad: [0],
+  },
+  {
+    name: 'topk ties and NaN (integers, every 50th NaN)',
+    inputs: (dt, r) => {
+      const data = Float32Array.from({ length: 12 * 3001 }, (_, i) => (i % 50 === 7 ? NaN : r.int(-20, 20)));
+      return [kx.tensor(data, [12, 3001], { dtype: dt })];
+    },
+    run: ([x]) => [kx.topk(x!, 32).indices, kx.topk(x!, 9, { largest: false }).indices],
+  },
+  {
+    name: 'topk k 40 and k = the row (the sort path)',
+    inputs: (dt, r) => [randn(r, [6, 1000], dt), randn(r, [4, 33], dt)],
+    run: ([a, b]) => {
+      const top = kx.topk(a!, 40);
+      const all = kx.topk(b!, 33, { largest: false });
+      return [top.values, top.indices, all.values, all.indices];
+    },
+    grad: [0, 1],
+  },
+
   // rope, with default and explicit (broadcast) positions
   { name: 'rope', inputs: (dt, r) => [randn(r, [2, 3, 17, 64], dt)], run: ([x]) => kx.rope(x!), grad: [0] },
   {
