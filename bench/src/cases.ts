@@ -178,6 +178,35 @@ function optimizerStepCase(name: string, what: string, bytesPerParam: number, se
 const ROWS = 8192;
 const COLS = 1024;
 
+/**
+ * FUSION.md's E1, res + mask·(x + bias)·s over [rows, cols] float32 (bias a [cols] row, s a number):
+ * eager (four ops, three intermediates) or through kx.compile (one fused group, one addon call per
+ * call; traced in setup, so the timed calls are replays).
+ */
+function e1Case(mode: 'eager' | 'compiled', size: string, rows: number, cols: number): TimedCase {
+  const e1 = (res: kx.Tensor, mask: kx.Tensor, x: kx.Tensor, bias: kx.Tensor, s: number) => kx.add(res, kx.mul(kx.mul(mask, kx.add(x, bias)), s));
+  return {
+    name: `e1-${mode}-${size}`,
+    what: `E1 = res + mask·(x + bias)·s on [${rows}, ${cols}] float32, ${mode === 'eager' ? 'eager (4 ops)' : 'kx.compile (1 fused group)'}`,
+    // the compulsory traffic: res, mask and x read, the result written
+    bytes: rows * cols * 16,
+    setup() {
+      const res = rand([rows, cols], 31);
+      const x = rand([rows, cols], 32);
+      const bias = rand([cols], 33);
+      const coin = rand([rows, cols], 34);
+      const mask = kx.tensor(Float32Array.from(coin.toFloat32Array(), (v) => (v > 0 ? 1 : 0)), [rows, cols]);
+      coin.dispose();
+      const f = mode === 'eager' ? e1 : kx.compile(e1);
+      kx.tidy(() => void f(res, mask, x, bias, 0.5));
+      return {
+        run: () => kx.tidy(() => void f(res, mask, x, bias, 0.5)),
+        dispose: () => kx.dispose([res, mask, x, bias]),
+      };
+    },
+  };
+}
+
 function trainStep(build: () => { params: Record<string, kx.Tensor>; loss: () => kx.Tensor; opt: AdamW; inputs: kx.Tensor[]; free: () => void }): CaseInstance {
   const { params, loss, opt, inputs, free } = build();
   return {
@@ -259,6 +288,10 @@ export const CASES: BenchCase[] = [
     const x = rand([2048, 1000], 7, 4);
     return { inputs: [x], op: () => kx.softmax(x, -1) };
   }),
+  e1Case('eager', '16m', 16384, 1024),
+  e1Case('compiled', '16m', 16384, 1024),
+  e1Case('eager', '1k', 4, 256),
+  e1Case('compiled', '1k', 4, 256),
   opCase({ name: 'gelu', what: `GELU (erf) on [${ROWS}, ${COLS}]`, bytes: ROWS * COLS * 8 }, () => {
     const x = rand([ROWS, COLS], 8, 3);
     return { inputs: [x], op: () => kx.gelu(x) };

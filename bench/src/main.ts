@@ -1,5 +1,5 @@
 /**
- * `pnpm bench [--case NAME]... [--threads N] [--rounds N] [--out FILE] [--no-torch] [--no-peaks] [--list]`
+ * `pnpm bench [--case NAME|PREFIX]... [--threads N] [--rounds N] [--out FILE] [--no-torch] [--no-peaks] [--list]`
  * Writes bench/results.json and bench/results.md (a run of some cases updates those cases only).
  */
 import { fileURLToPath } from 'node:url';

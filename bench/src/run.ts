@@ -44,12 +44,15 @@ function defaultThreads(): number {
   return Number.isInteger(env) && env > 0 ? env : os.availableParallelism();
 }
 
+/** The cases named: each name is a case's, or the prefix of a family of them (`e1` selects `e1-*`). */
 function selectCases(names: string[] | undefined): BenchCase[] {
   if (!names || names.length === 0) return CASES;
-  return names.map((n) => {
+  return names.flatMap((n) => {
     const c = CASES.find((x) => x.name === n);
-    if (!c) throw new kx.ArgumentError(`bench: unknown case '${n}'; cases: ${CASES.map((x) => x.name).join(', ')}`);
-    return c;
+    if (c) return [c];
+    const family = CASES.filter((x) => x.name.startsWith(`${n}-`));
+    if (family.length === 0) throw new kx.ArgumentError(`bench: unknown case '${n}'; cases: ${CASES.map((x) => x.name).join(', ')}`);
+    return family;
   });
 }
 

@@ -1,14 +1,18 @@
-/** Runs native ops: checks liveness and devices, calls the addon, wraps outputs, feeds the tape. */
+/** Runs native ops: checks liveness and devices, calls the addon, wraps outputs, feeds the tape and any trace. */
 import { DeviceError, fromNativeError } from './errors.js';
 import { native, type NativeHandle } from './native.js';
 import { activeTape, type Attrs } from './tape.js';
 import { Tensor } from './tensor.js';
+import { activeTrace } from './trace_hook.js';
 
 /**
  * Runs native op `op` (named in native/core/ops.def) on the inputs (null for an absent optional
- * input) and returns its outputs. While a gradient tape is active the call is recorded.
+ * input) and returns its outputs. While a gradient tape is active the call is recorded, and while
+ * kx.compile traces a function, so is it there (trace_hook.ts).
  */
 export function runKernel(op: string, inputs: (Tensor | null | undefined)[], attrs: Attrs = {}): Tensor[] {
+  const trace = activeTrace();
+  trace?.willRun(op, inputs);
   // One pass over the inputs (this runs for every op: its cost is the floor of per-op dispatch).
   const handles = new Array<NativeHandle | null>(inputs.length);
   let device: string | undefined;
@@ -31,6 +35,7 @@ export function runKernel(op: string, inputs: (Tensor | null | undefined)[], att
   const outs = new Array<Tensor>(raw.length);
   for (let i = 0; i < raw.length; i++) outs[i] = new Tensor(raw[i]!);
   activeTape()?.record(op, inputs.map((t) => t ?? null), outs, attrs);
+  trace?.didRun(op, inputs, outs, attrs);
   return outs;
 }
 

@@ -64,12 +64,46 @@ export interface NativeCudaMemoryStats {
   cacheHits: number;
 }
 
+/** A fused group of a compiled program as the addon takes it (native/ops/fused_group/plan.h). */
+export interface NativeGroupSpec {
+  /** Six integers per instruction: op | fn << 8, dst, a, b, c, imm (float32 bits). */
+  code: number[];
+  inputs: number;
+  /** The register of each output. */
+  outputs: number[];
+  shape: number[];
+  dtype: string;
+}
+
+/** One step of a compiled program: an op of the table (by name) or a fused group. */
+export type NativeStepSpec =
+  | { op: string; attrs: Record<string, unknown>; inputs: number[]; outputs: number }
+  | { group: NativeGroupSpec; inputs: number[]; outputs: number };
+
+/**
+ * A compiled program (native/program/program.h): value ids number the inputs, then the constants,
+ * then each step's outputs in order; -1 is an absent optional input.
+ */
+export interface NativeProgramSpec {
+  inputs: number;
+  constants: NativeHandle[];
+  steps: NativeStepSpec[];
+  outputs: number[];
+}
+
+/** A native program object (an N-API External), freed when JS drops it. */
+export type NativeProgram = object & { readonly __brand?: 'NativeProgram' };
+
 export interface NativeAddon {
   fromData(data: ArrayBufferView, shape: number[], dtype: string, device: string): NativeTensor;
   toData(handle: NativeHandle): Float32Array | Uint16Array | Int32Array | Uint8Array;
   toDevice(handle: NativeHandle, device: string): NativeTensor;
   run(op: string, inputs: (NativeHandle | null)[], attrs: Record<string, unknown>): NativeTensor[];
   dispose(handle: NativeHandle): void;
+  /** Builds a compiled program once (E_ARG for a malformed spec). */
+  programCreate(spec: NativeProgramSpec): NativeProgram;
+  /** Runs a compiled program on its input handles: one addon call for the whole program. */
+  programRun(program: NativeProgram, inputs: readonly NativeHandle[]): NativeTensor[];
   /** A zero-filled tensor made on its device (CUDA: a memset on the device's stream, no host copy). */
   zeros(shape: number[], dtype: string, device: string): NativeTensor;
   memoryStats(): {
@@ -99,7 +133,7 @@ export interface NativeAddon {
  * the info buffer passed last (cheaper than an object per tensor made in C++); `native` below reads
  * them back.
  */
-interface RawAddon extends Omit<NativeAddon, 'fromData' | 'toDevice' | 'run' | 'zeros'> {
+interface RawAddon extends Omit<NativeAddon, 'fromData' | 'toDevice' | 'run' | 'zeros' | 'programCreate' | 'programRun'> {
   fromData(data: ArrayBufferView, shape: number[], dtype: string, device: string, info: Float64Array): void;
   toDevice(handle: NativeHandle, device: string, info: Float64Array): void;
   /**
@@ -108,6 +142,10 @@ interface RawAddon extends Omit<NativeAddon, 'fromData' | 'toDevice' | 'run' | '
    */
   run(op: number, n: number, attrs: Record<string, unknown> | undefined, info: Float64Array): number;
   zeros(shape: number[], dtype: string, device: string, info: Float64Array): void;
+  /** The spec with each op step's `op` as its position in buildInfo().ops. */
+  programCreate(spec: unknown): NativeProgram;
+  /** As run: the n input handles are info's first numbers; returns the number of outputs. */
+  programRun(program: NativeProgram, n: number, info: Float64Array): number;
   /** DType names by the native enum's value. */
   dtypeNames: string[];
 }
@@ -170,6 +208,16 @@ export const native: NativeAddon = {
     return described(raw.run(def.index, inputs.length, checkedAttrs(def, attrs), info));
   },
   zeros: (shape, dtype, device) => (raw.zeros(shape, dtype, device, info), describedOne()),
+  programCreate: (spec) =>
+    raw.programCreate({
+      ...spec,
+      steps: spec.steps.map((s) => ('op' in s ? { ...s, op: opDef(s.op).index, attrs: checkedAttrs(opDef(s.op), s.attrs) } : s)),
+    }),
+  programRun: (program, inputs) => {
+    if (inputs.length > info.length) throw Object.assign(new Error(`compiled function: too many inputs (${inputs.length})`), { code: 'E_ARG' });
+    for (let i = 0; i < inputs.length; i++) info[i] = inputs[i]!;
+    return described(raw.programRun(program, inputs.length, info));
+  },
 };
 
 /** An op of the addon's table: its position (how run names it) and its declared attributes. */

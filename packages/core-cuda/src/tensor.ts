@@ -10,8 +10,14 @@ import { DisposedError, ShapeError, fromNativeError } from './errors.js';
 import { track, untrack, dispose } from './memory.js';
 import { native, type NativeHandle, type NativeTensor } from './native.js';
 import { resolveDevice } from './device.js';
+import { refuseHostRead } from './trace_hook.js';
 
 let nextId = 1;
+
+/** @internal The id the next tensor made will have: every tensor made before has a smaller one. */
+export function nextTensorId(): number {
+  return nextId;
+}
 
 /** The Tensor methods that run ops, implemented in tensor_methods.ts. */
 export interface TensorOpMethods {
@@ -79,6 +85,7 @@ export class Tensor {
    * finished (this blocks; a failed kernel's error surfaces here).
    */
   dataSync(): RawData {
+    refuseHostRead('dataSync', this);
     try {
       return native.toData(this.handle);
     } catch (err) {
@@ -88,11 +95,13 @@ export class Tensor {
 
   /** The raw elements (as dataSync), resolved once any device work has finished. */
   async data(): Promise<RawData> {
+    refuseHostRead('data', this);
     return this.dataSync();
   }
 
   /** The elements converted to float32 (half types widened exactly; integers converted). */
   toFloat32Array(): Float32Array {
+    refuseHostRead('toFloat32Array', this);
     if (this.dtype === 'float32') return this.dataSync() as Float32Array;
     try {
       const [f32] = native.run('cast', [this.handle], { dtype: 'float32' });
@@ -106,12 +115,14 @@ export class Tensor {
 
   /** The single element of a one-element tensor, as a number. */
   item(): number {
+    refuseHostRead('item', this);
     if (this.size !== 1) throw new ShapeError(`item() needs one element, ${this.describe()} has ${this.size}`);
     return this.dtype === 'int32' || this.dtype === 'uint8' ? this.dataSync()[0]! : this.toFloat32Array()[0]!;
   }
 
   /** A copy on another device ('cpu', 'cuda', 'cuda:N'); E_NO_CUDA where there is no such GPU. */
   to(device: string): Tensor {
+    refuseHostRead('to', this);
     const target = resolveDevice(device);
     try {
       return new Tensor(native.toDevice(this.handle, target));

@@ -1,5 +1,5 @@
-// The only N-API code: tensor handles, data in and out, run(op, inputs, attrs), and what the build
-// and the machine can do. Every native error becomes a JS Error carrying the same `.code`. It uses
+// The only N-API code: tensor handles, data in and out, run(op, inputs, attrs), compiled programs
+// (programCreate, programRun), and what the build and the machine can do. Every native error becomes a JS Error carrying the same `.code`. It uses
 // the core (kx/) and reaches the CPU and CUDA runtimes only through their facade, runtime/runtime.h.
 #include <napi.h>
 
@@ -11,6 +11,7 @@
 #include "kx/registry.h"
 #include "kx/simd.h"
 #include "kx/tensor.h"
+#include "program/program.h"
 #include "runtime/runtime.h"
 
 namespace {
@@ -317,6 +318,88 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
   });
 }
 
+// ---- compiled programs (kx.compile) ----------------------------------------------------------
+
+std::vector<int64_t> int_list(const Napi::Value& v, const char* what) {
+  KX_CHECK(v.IsArray(), Arg, what, " must be an array of integers");
+  const kx::AttrValue parsed = parse_attr(what, v);
+  return std::get<std::vector<int64_t>>(parsed);
+}
+
+int32_t int_of(const Napi::Value& v, const char* what) {
+  KX_CHECK(v.IsNumber(), Arg, what, " must be an integer");
+  const double x = v.As<Napi::Number>().DoubleValue();
+  KX_CHECK(x == (double)(int32_t)x, Arg, what, " must be a 32-bit integer, got ", x);
+  return (int32_t)x;
+}
+
+// One step of a program spec: {op: index in buildInfo().ops, attrs?, inputs, outputs} or
+// {group: {code, inputs, outputs, shape, dtype}, inputs, outputs}.
+kx::ProgramStep parse_step(const Napi::Object& o) {
+  kx::ProgramStep step;
+  for (int64_t id : int_list(o.Get("inputs"), "program step inputs")) step.inputs.push_back((int32_t)id);
+  step.outputs = int_of(o.Get("outputs"), "program step outputs");
+  if (o.Has("group")) {
+    KX_CHECK(o.Get("group").IsObject(), Arg, "program step group must be an object");
+    Napi::Object g = o.Get("group").As<Napi::Object>();
+    step.group = std::make_shared<const kx::GroupProgram>(
+        kx::group_program(int_list(g.Get("code"), "group code"), int_of(g.Get("inputs"), "group inputs"),
+                          int_list(g.Get("outputs"), "group outputs"), parse_shape(g.Get("shape")), parse_dtype(g.Get("dtype"))));
+    return step;
+  }
+  step.op = kx::op_at(o.Get("op").IsNumber() ? o.Get("op").As<Napi::Number>().DoubleValue() : -1.0);
+  KX_CHECK(step.op, Arg, "program step: unknown op");
+  if (o.Get("attrs").IsObject()) {
+    Napi::Object attrs = o.Get("attrs").As<Napi::Object>();
+    for (const std::string& name : step.op->attrs) {
+      Napi::Value v = attrs.Get(name);
+      if (!v.IsUndefined() && !v.IsNull()) step.attrs.values[name] = parse_attr(name, v);
+    }
+  }
+  return step;
+}
+
+// programCreate({inputs, constants: handles, steps, outputs}) -> the program, an External (made
+// once per traced signature, so its cost does not matter; the program lives as long as JS holds it).
+Napi::Value ProgramCreate(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    KX_CHECK(info.Length() == 1 && info[0].IsObject(), Arg, "programCreate(spec)");
+    Napi::Object spec = info[0].As<Napi::Object>();
+    std::vector<kx::Tensor> constants;
+    for (int64_t h : int_list(spec.Get("constants"), "program constants"))
+      constants.push_back(handles().get((double)h, "program constant"));
+    KX_CHECK(spec.Get("steps").IsArray(), Arg, "program steps must be an array");
+    Napi::Array steps_in = spec.Get("steps").As<Napi::Array>();
+    std::vector<kx::ProgramStep> steps;
+    for (uint32_t i = 0; i < steps_in.Length(); ++i) {
+      KX_CHECK(steps_in.Get(i).IsObject(), Arg, "program step ", i, " must be an object");
+      steps.push_back(parse_step(steps_in.Get(i).As<Napi::Object>()));
+    }
+    std::vector<int32_t> outputs;
+    for (int64_t id : int_list(spec.Get("outputs"), "program outputs")) outputs.push_back((int32_t)id);
+    auto* program = new kx::Program(int_of(spec.Get("inputs"), "program inputs"), std::move(constants),
+                                    std::move(steps), std::move(outputs));
+    return Napi::External<kx::Program>::New(env, program, [](Napi::Env, kx::Program* p) { delete p; });
+  });
+}
+
+// programRun(program, n, info) -> the number of outputs: the n input handles are info's first
+// numbers, and the outputs' records replace them, as run() does.
+Napi::Value ProgramRun(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    KX_CHECK(info.Length() == 3 && info[0].IsExternal() && info[1].IsNumber(), Arg, "programRun(program, n, info)");
+    InfoWriter w = info_writer(info, 2);
+    const kx::Program* program = info[0].As<Napi::External<kx::Program>>().Data();
+    const double n = info[1].As<Napi::Number>().DoubleValue();
+    KX_CHECK(n >= 0 && n <= (double)w.length && n == (double)(size_t)n, Arg, "programRun: bad input count ", n);
+    std::vector<kx::Tensor> inputs((size_t)n);
+    for (size_t i = 0; i < inputs.size(); ++i) inputs[i] = handles().get(w.data[i], "compiled function input");
+    std::vector<kx::Tensor> outs = program->run(inputs);
+    for (kx::Tensor& t : outs) wrap(std::move(t), w);
+    return Napi::Number::New(env, (double)outs.size());
+  });
+}
+
 Napi::Value Dispose(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     if (info.Length() > 0 && info[0].IsNumber()) handles().remove(info[0].As<Napi::Number>().DoubleValue());
@@ -461,6 +544,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("toDevice", Napi::Function::New(env, ToDevice));
   exports.Set("run", Napi::Function::New(env, Run));
   exports.Set("dispose", Napi::Function::New(env, Dispose));
+  exports.Set("programCreate", Napi::Function::New(env, ProgramCreate));
+  exports.Set("programRun", Napi::Function::New(env, ProgramRun));
   Napi::Array dtype_names = Napi::Array::New(env, kx::kNumDTypes);
   for (int i = 0; i < kx::kNumDTypes; ++i) dtype_names.Set((uint32_t)i, kx::dtype_name((kx::DType)i));
   exports.Set("dtypeNames", dtype_names);

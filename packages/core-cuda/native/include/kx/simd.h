@@ -8,7 +8,8 @@
 //
 // Declarations only, no Highway types: kx/ headers that nvcc also compiles call these on the host.
 // The code is native/cpu/simd/ (runs.cpp: elementwise runs; rows.cpp: reductions, softmax and norm
-// rows; optim.cpp: optimizer updates; lanes-inl.h: what they share; target.cpp: the cap). Every
+// rows; optim.cpp: optimizer updates; fused.cpp: the fused groups' superinstructions; lanes-inl.h:
+// what they share; target.cpp: the cap). Every
 // element of a run, the last partial vector's included, goes through the same instructions, and
 // reductions add in the fixed order of kx/reduce.h, so results do not depend on an element's
 // position or on the thread count.
@@ -67,6 +68,18 @@ void binary(BinaryOp op, const float* a, int64_t sa, const float* b, int64_t sb,
 
 // x[i] = keep[i] ? x[i] : fill (attention's masked scores).
 void mask_fill(float* x, const uint8_t* keep, int64_t n, float fill);
+
+// ---- the fused groups' superinstructions (ops/fused_group/, native/cpu/simd/fused.cpp) -----------
+
+// a·b + c, a·b − c and c − a·b, each with one rounding where the target has FMA (AVX2, AVX-512);
+// the older targets multiply and add, rounding twice.
+enum class MulAddOp : uint8_t { MulAdd, MulSub, NegMulAdd };
+
+// out[i] = a[i] · b[i * sb] ± c[i] (MulAddOp) with sb in {0, 1}; out may be a, b or c.
+void mul_add(MulAddOp op, const float* a, const float* b, int64_t sb, const float* c, float* out, int64_t n);
+
+// out[i] = cond[i] != 0 ? a[i] : b[i] (the bits of a or b; out may be any of them).
+void select(const float* cond, const float* a, const float* b, float* out, int64_t n);
 
 // ---- row reductions, in kx/reduce.h's order -------------------------------------------------------
 

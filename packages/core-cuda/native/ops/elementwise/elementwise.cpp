@@ -1,9 +1,10 @@
 // Elementwise ops on the CPU: add/sub/mul/div and where with NumPy broadcasting, broadcast_to, the
 // unary functions with their fused backward, and bias + GELU. The per-element math is in
-// ops/elementwise/math.h; this file only walks memory. Loops run over runs of contiguous output
-// (cpu/broadcast.h) whose inputs have stride 1 or 0: the arithmetic and the transcendentals as the
-// vector runs of kx/simd.h, the rest as loops the compiler vectorises; half types are widened to
-// float32 a chunk at a time.
+// ops/elementwise/math.h and the unary runs in ops/elementwise/unary_runs.h (which the fused groups
+// share); this file only walks memory. Loops run over runs of contiguous output (cpu/broadcast.h)
+// whose inputs have stride 1 or 0: the arithmetic and the transcendentals as the vector runs of
+// kx/simd.h, the rest as loops the compiler vectorises; half types are widened to float32 a chunk
+// at a time.
 #include <algorithm>
 #include <type_traits>
 
@@ -15,6 +16,7 @@
 #include "kx/simd.h"
 #include "ops/elementwise/math.h"
 #include "ops/elementwise/plan.h"
+#include "ops/elementwise/unary_runs.h"
 
 namespace kx {
 namespace {
@@ -149,69 +151,6 @@ std::vector<Tensor> broadcast_to_cpu(const Inputs& in, const Attrs& attrs) {
 
 // Transcendental functions cost far more per element than a load: smaller chunks per task.
 constexpr int64_t kUnaryGrain = 1 << 13;
-
-// The unary loops run in blocks of a fixed kBlock elements, a multiple of every vector width, so
-// the compiler emits vector code with no scalar remainder loop; the last partial block goes through
-// a zero-padded buffer. Every element then takes the same instructions wherever it sits: a
-// remainder loop could contract a*b+c into an FMA differently and change the last bit with the
-// element's position (and so with the thread count).
-constexpr int64_t kBlock = 64;
-
-// The functions with transcendentals run as the CPU's dispatched vector runs (kx/simd.h), the
-// same formulas as Unary<F>; nullptr where the plain loop vectorises (or, for log and pow, stays
-// libm's).
-using UnaryRun = void (*)(const float*, float*, int64_t);
-using UnaryGradRun = void (*)(const float*, const float*, float*, int64_t);
-
-template <UnaryFn F> constexpr UnaryRun unary_simd_run() {
-  switch (F) {
-    case UnaryFn::Exp: return simd::exp;
-    case UnaryFn::Tanh: return simd::tanh;
-    case UnaryFn::Sigmoid: return simd::sigmoid;
-    case UnaryFn::Silu: return simd::silu;
-    case UnaryFn::Gelu: return simd::gelu_erf;
-    case UnaryFn::GeluTanh: return simd::gelu_tanh;
-    default: return nullptr;
-  }
-}
-
-// dx = dy * f'(x); tanh, sigmoid and exp take their derivatives from y, which needs no run.
-template <UnaryFn F> constexpr UnaryGradRun unary_simd_grad_run() {
-  switch (F) {
-    case UnaryFn::Silu: return simd::silu_grad;
-    case UnaryFn::Gelu: return simd::gelu_erf_grad;
-    case UnaryFn::GeluTanh: return simd::gelu_tanh_grad;
-    default: return nullptr;
-  }
-}
-
-// n elements, n a multiple of kBlock: one call of the vector run (its lanes are independent, so
-// how elements are grouped into calls changes no bit; a call per block cost a third of GELU's time).
-template <UnaryFn F>
-inline void unary_blocks(const float* __restrict x, float* __restrict y, int64_t n, float p) {
-  if constexpr (unary_simd_run<F>() != nullptr) {
-    unary_simd_run<F>()(x, y, n);
-  } else {
-    for (int64_t i = 0; i < n; ++i) y[i] = Unary<F>::f(x[i], p);
-  }
-}
-
-template <UnaryFn F>
-inline void unary_backward_blocks(const float* __restrict x, const float* __restrict y, const float* __restrict dy,
-                                  float* __restrict dx, int64_t n, float p) {
-  if constexpr (unary_simd_grad_run<F>() != nullptr) {
-    unary_simd_grad_run<F>()(x, dy, dx, n);
-  } else {
-    for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * Unary<F>::df(x[i], y[i], p);
-  }
-}
-
-// n elements (n <= kBlock) of src as float32 in buf, zero-padded to kBlock.
-template <class T>
-inline void widen_block(const T* src, int64_t n, float* buf) {
-  widen(src, buf, n);
-  for (int64_t i = n; i < kBlock; ++i) buf[i] = 0.0f;
-}
 
 template <UnaryFn F, class T>
 void unary_loop(const T* x, T* y, int64_t n, float p) {

@@ -1,0 +1,172 @@
+// The fused groups of compiled programs (kx.compile; FUSION.md): a chain of elementwise and
+// broadcast ops run as one pass over the output, written as a group program, FUSION.md's format:
+// instructions (op, dst, a, b, c, imm) over virtual registers of float32 elements, an input table
+// (the group's tensors, each read through the broadcast of its shape to the iteration shape) and an
+// output table (a register per output, each of the iteration shape and the group's dtype).
+//
+// A group is not an op of core/ops.def: the program that holds it (native/program/) validates it
+// once, here, when the program is built, and runs it on each replay. The CPU runs it through the
+// block interpreter of fused_group.cpp; there is no CUDA executor yet (kx.compile replays programs
+// on CUDA devices without fusion).
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "kx/broadcast.h"
+#include "kx/error.h"
+#include "kx/registry.h"
+#include "ops/elementwise/math.h"
+
+namespace kx {
+
+// FUSION.md's budget of tensor arguments per group (immediates do not count).
+constexpr int kMaxGroupInputs = 16;
+constexpr int kMaxGroupRegisters = 64;
+// The int64 fields of one instruction as JS sends them: op | fn << 8, dst, a, b, c, imm (float32 bits).
+constexpr size_t kGroupInstrFields = 6;
+
+// The instruction set. Registers hold float32 (halves widened, uint8 converted, on load).
+//   Load      dst ← input a (read through its broadcast map)
+//   Imm       dst ← imm in every element
+//   Add..Div  dst ← a op b; a or b may be -1: the immediate
+//   MulAdd    dst ← a·b + c; MulSub dst ← a·b − c; NegMulAdd dst ← c − a·b (one rounding with
+//             FMA); b may be -1: the immediate
+//   Where     dst ← a != 0 ? b : c
+//   Unary     dst ← fn(a), imm pow's exponent
+//   UnaryGrad dst ← c · fn'(a, b) (x = a, y = fn(x) = b, dy = c), imm pow's exponent
+enum class GroupOp : uint8_t { Load, Imm, Add, Sub, Mul, Div, MulAdd, MulSub, NegMulAdd, Where, Unary, UnaryGrad };
+constexpr int kNumGroupOps = 12;
+
+struct GroupInstr {
+  GroupOp op = GroupOp::Load;
+  UnaryFn fn = UnaryFn::Neg;
+  int32_t dst = 0, a = -1, b = -1, c = -1;
+  float imm = 0.0f;
+  int32_t output = -1;  // the output this instruction writes, when it is its register's last write
+};
+
+struct GroupProgram {
+  std::vector<GroupInstr> code;
+  int32_t registers = 0;
+  int32_t inputs = 0;
+  std::vector<int32_t> outputs;  // the register of each output
+  Shape shape;                   // the iteration shape: every output's
+  DType dtype = DType::Float32;  // every output's, and every floating input's
+};
+
+inline const char* group_op_name(GroupOp op) {
+  static const char* names[kNumGroupOps] = {"load", "imm", "add", "sub", "mul", "div", "muladd", "mulsub", "negmuladd",
+                                            "where", "unary", "unary_grad"};
+  return names[(int)op];
+}
+
+// Validates a group program as JS sends it (code: kGroupInstrFields integers per instruction), so
+// that the interpreter needs no checks of its own: registers in range and written before they are
+// read, operands present where the op needs them, inputs in the table, outputs written.
+inline GroupProgram group_program(const std::vector<int64_t>& code, int64_t inputs, const std::vector<int64_t>& outputs,
+                                  const Shape& shape, DType dtype) {
+  KX_CHECK(is_floating(dtype), DType, "fused group: outputs must be floating, got ", dtype_name(dtype));
+  KX_CHECK(inputs >= 0 && inputs <= kMaxGroupInputs, Arg, "fused group: ", inputs, " inputs (at most ",
+           kMaxGroupInputs, ")");
+  KX_CHECK(!code.empty() && code.size() % kGroupInstrFields == 0, Arg, "fused group: code must hold ",
+           kGroupInstrFields, " integers per instruction");
+  KX_CHECK(!outputs.empty(), Arg, "fused group: no outputs");
+  for (int64_t d : shape) KX_CHECK(d >= 0, Arg, "fused group: negative dimension in ", shape_str(shape));
+  GroupProgram p;
+  p.inputs = (int32_t)inputs;
+  p.shape = shape;
+  p.dtype = dtype;
+  std::vector<bool> written(kMaxGroupRegisters, false);
+  const auto reg = [&](int64_t r, bool may_be_imm, const char* what, size_t at) -> int32_t {
+    if (may_be_imm && r == -1) return -1;
+    KX_CHECK(r >= 0 && r < kMaxGroupRegisters, Arg, "fused group: instruction ", at, ": register ", what, " = ", r,
+             " out of range");
+    KX_CHECK(written[(size_t)r], Arg, "fused group: instruction ", at, " reads register ", r, " before it is written");
+    return (int32_t)r;
+  };
+  for (size_t at = 0; at < code.size() / kGroupInstrFields; ++at) {
+    const int64_t* f = code.data() + at * kGroupInstrFields;
+    GroupInstr ins;
+    const int64_t op = f[0] & 0xff, fn = f[0] >> 8;
+    KX_CHECK(op >= 0 && op < kNumGroupOps, Arg, "fused group: instruction ", at, ": unknown op ", op);
+    ins.op = (GroupOp)op;
+    KX_CHECK(f[5] >= 0 && f[5] <= 0xffffffffLL, Arg, "fused group: instruction ", at, ": imm must be float32 bits");
+    const uint32_t bits = (uint32_t)f[5];
+    std::memcpy(&ins.imm, &bits, sizeof bits);
+    switch (ins.op) {
+      case GroupOp::Load:
+        KX_CHECK(f[2] >= 0 && f[2] < inputs, Arg, "fused group: instruction ", at, " loads input ", f[2], " of ", inputs);
+        ins.a = (int32_t)f[2];
+        break;
+      case GroupOp::Imm:
+        break;
+      case GroupOp::Add: case GroupOp::Sub: case GroupOp::Mul: case GroupOp::Div:
+        ins.a = reg(f[2], true, "a", at);
+        ins.b = reg(f[3], true, "b", at);
+        KX_CHECK(ins.a >= 0 || ins.b >= 0, Arg, "fused group: instruction ", at, " has two immediates");
+        break;
+      case GroupOp::MulAdd: case GroupOp::MulSub: case GroupOp::NegMulAdd:
+        ins.a = reg(f[2], false, "a", at);
+        ins.b = reg(f[3], true, "b", at);
+        ins.c = reg(f[4], false, "c", at);
+        break;
+      case GroupOp::Where:
+      case GroupOp::UnaryGrad:
+        ins.a = reg(f[2], false, "a", at);
+        ins.b = reg(f[3], false, "b", at);
+        ins.c = reg(f[4], false, "c", at);
+        break;
+      case GroupOp::Unary:
+        ins.a = reg(f[2], false, "a", at);
+        break;
+    }
+    if (ins.op == GroupOp::Unary || ins.op == GroupOp::UnaryGrad) {
+      KX_CHECK(fn >= 0 && fn <= (int64_t)UnaryFn::Pow, Arg, "fused group: instruction ", at, ": unknown function ", fn);
+      ins.fn = (UnaryFn)fn;
+    } else {
+      KX_CHECK(fn == 0, Arg, "fused group: instruction ", at, ": only unary ops take a function");
+    }
+    KX_CHECK(f[1] >= 0 && f[1] < kMaxGroupRegisters, Arg, "fused group: instruction ", at, ": destination ", f[1],
+             " out of range");
+    ins.dst = (int32_t)f[1];
+    written[(size_t)ins.dst] = true;
+    p.registers = std::max(p.registers, ins.dst + 1);
+    p.code.push_back(ins);
+  }
+  for (size_t k = 0; k < outputs.size(); ++k) {
+    const int64_t r = outputs[k];
+    KX_CHECK(r >= 0 && r < kMaxGroupRegisters && written[(size_t)r], Arg, "fused group: output ", k, " reads register ",
+             r, ", which no instruction writes");
+    p.outputs.push_back((int32_t)r);
+    // The last write of its register stores straight into the output.
+    for (size_t at = p.code.size(); at-- > 0;) {
+      if (p.code[at].dst != r) continue;
+      KX_CHECK(p.code[at].output < 0, Arg, "fused group: outputs ", p.code[at].output, " and ", k, " share register ", r);
+      p.code[at].output = (int32_t)k;
+      break;
+    }
+  }
+  return p;
+}
+
+// A run's inputs: as many as the table, each on the CPU, floating of the group's dtype or a uint8
+// mask, and broadcasting to the iteration shape.
+inline void check_group_inputs(const GroupProgram& p, const Inputs& in) {
+  KX_CHECK((int64_t)in.size() == p.inputs, Arg, "fused group: expected ", p.inputs, " inputs, got ", in.size());
+  for (size_t k = 0; k < in.size(); ++k) {
+    const Tensor& t = in[k];
+    KX_CHECK(t.defined(), Arg, "fused group: input ", k, " is missing");
+    KX_CHECK(t.dtype == p.dtype || t.dtype == DType::UInt8, DType, "fused group: input ", k, " is ", dtype_name(t.dtype),
+             ", the group computes ", dtype_name(p.dtype));
+    KX_CHECK(broadcasts_to(t.shape, p.shape), Shape, "fused group: input ", k, " ", shape_str(t.shape),
+             " does not broadcast to ", shape_str(p.shape));
+  }
+}
+
+// Runs a group on CPU tensors (fused_group.cpp): its outputs, in the order of its output table.
+std::vector<Tensor> run_fused_group_cpu(const GroupProgram& p, const Inputs& in);
+
+}  // namespace kx

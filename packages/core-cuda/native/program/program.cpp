@@ -1,0 +1,65 @@
+#include "program/program.h"
+
+#include <algorithm>
+
+#include "kx/error.h"
+
+namespace kx {
+
+Program::Program(int32_t inputs, std::vector<Tensor> constants, std::vector<ProgramStep> steps,
+                 std::vector<int32_t> outputs)
+    : inputs_(inputs), constants_(std::move(constants)), steps_(std::move(steps)), outputs_(std::move(outputs)) {
+  KX_CHECK(inputs_ >= 0, Arg, "program: negative input count");
+  values_ = inputs_ + (int32_t)constants_.size();
+  // The last step that reads each value (-1: none); the program's outputs live to the end.
+  std::vector<int32_t> last_use;
+  last_use.assign((size_t)values_, -1);
+  for (size_t s = 0; s < steps_.size(); ++s) {
+    const ProgramStep& step = steps_[s];
+    KX_CHECK((step.op != nullptr) != (step.group != nullptr), Arg, "program: step ", s, " must be one op or one group");
+    KX_CHECK(step.outputs >= 0, Arg, "program: step ", s, " has a negative output count");
+    for (int32_t id : step.inputs) {
+      KX_CHECK(id >= -1 && id < values_, Arg, "program: step ", s, " reads value ", id, " before it is made");
+      if (id >= 0) last_use[(size_t)id] = (int32_t)s;
+    }
+    first_output_.push_back(values_);
+    values_ += step.outputs;
+    last_use.resize((size_t)values_, (int32_t)s);  // an output nothing reads dies with its step
+  }
+  for (int32_t id : outputs_) {
+    KX_CHECK(id >= 0 && id < values_, Arg, "program: output value ", id, " does not exist");
+    last_use[(size_t)id] = (int32_t)steps_.size();
+  }
+  release_.resize(steps_.size());
+  // Inputs belong to the caller and constants to the program: only step outputs are released.
+  for (int32_t id = inputs_ + (int32_t)constants_.size(); id < values_; ++id) {
+    const int32_t s = last_use[(size_t)id];
+    if (s < (int32_t)steps_.size()) release_[(size_t)s].push_back(id);
+  }
+}
+
+std::vector<Tensor> Program::run(const std::vector<Tensor>& inputs) const {
+  KX_CHECK((int32_t)inputs.size() == inputs_, Arg, "program: expected ", inputs_, " inputs, got ", inputs.size());
+  std::vector<Tensor> values((size_t)values_);
+  std::copy(inputs.begin(), inputs.end(), values.begin());
+  std::copy(constants_.begin(), constants_.end(), values.begin() + inputs_);
+  Inputs in;
+  for (size_t s = 0; s < steps_.size(); ++s) {
+    const ProgramStep& step = steps_[s];
+    in.assign(step.inputs.size(), Tensor{});
+    for (size_t i = 0; i < step.inputs.size(); ++i)
+      if (step.inputs[i] >= 0) in[i] = values[(size_t)step.inputs[i]];
+    std::vector<Tensor> outs = step.op ? kx::run(*step.op, in, step.attrs) : run_fused_group_cpu(*step.group, in);
+    KX_CHECK((int32_t)outs.size() == step.outputs, Internal, "program: step ", s, " (",
+             step.op ? step.op->name : std::string("fused group"), ") made ", outs.size(), " outputs, the trace ",
+             step.outputs);
+    for (int32_t k = 0; k < step.outputs; ++k) values[(size_t)(first_output_[s] + k)] = std::move(outs[(size_t)k]);
+    for (int32_t id : release_[s]) values[(size_t)id] = Tensor{};
+  }
+  std::vector<Tensor> result;
+  result.reserve(outputs_.size());
+  for (int32_t id : outputs_) result.push_back(values[(size_t)id]);
+  return result;
+}
+
+}  // namespace kx
