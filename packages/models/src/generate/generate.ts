@@ -7,7 +7,7 @@
  * Scores are summed ln(p + 1e-12) in float32, as bert4keras sums them, so that the choices (and a
  * beam's ties) are those of the reference implementation.
  */
-import { ArgumentError, PhiloxStream, ShapeError, div, softmax, tidy, type Tensor } from '@kexue/core-cuda';
+import { ArgumentError, PhiloxStream, ShapeError, div, softmax, tidy, topk, type Tensor } from '@kexue/core-cuda';
 
 import type { DecodingState, Seq2SeqGenerator } from './decoder.js';
 
@@ -90,9 +90,9 @@ function checkInputs(inputIds: Tensor, attentionMask: Tensor | null): void {
   }
 }
 
-/** softmax(logits / temperature) per row, on the host; frees logits. */
-function probabilities(logits: Tensor, temperature = 1): Float32Array {
-  const p = tidy(() => softmax(temperature === 1 ? logits : div(logits, temperature)).toFloat32Array());
+/** softmax(logits / temperature) per row, left on the device; frees logits. */
+function probabilities(logits: Tensor, temperature = 1): Tensor {
+  const p = tidy(() => softmax(temperature === 1 ? logits : div(logits, temperature)));
   logits.dispose();
   return p;
 }
@@ -103,48 +103,80 @@ function lnp(p: number): number {
   return f(Math.log(f(p + 1e-12)));
 }
 
-/**
- * The k most likely tokens of one row (p: its probabilities), most likely first, ties to the lower
- * id; `barred` (the end token before minNewTokens) is left out. One pass with a small sorted list:
- * O(V·k), not a sort of the vocabulary.
- */
-function topTokens(p: Float32Array, k: number, barred: number): number[] {
-  const top: number[] = [];
-  for (let j = 0; j < p.length; j++) {
-    if (j === barred) continue;
-    const v = p[j]!;
-    if (top.length === k && v <= p[top[k - 1]!]!) continue;
-    let i = Math.min(top.length, k - 1);
-    while (i > 0 && p[top[i - 1]!]! < v) i--;
-    top.splice(i, 0, j);
-    if (top.length > k) top.pop();
-  }
-  return top;
+/** A row's candidate tokens with their probabilities. */
+interface Candidates {
+  tokens: number[];
+  probs: number[];
 }
 
 /**
- * A sampled token of one row: temperature is already in p; topK keeps the k most likely, topP the
- * fewest most likely whose probabilities reach p of the total; then a draw in proportion.
+ * Each row's k most likely tokens (p: probabilities [rows, V]), most likely first, ties to the
+ * lower id; `barred` (the end token before minNewTokens, else −1) is left out. A device top-k: only
+ * [rows, k + 1] values reach the host, not the vocabulary. Frees p.
  */
-function sample(p: Float32Array, s: Settings, rng: PhiloxStream, barred: number): number {
-  let kept: number[];
-  if (s.topK > 0) kept = topTokens(p, s.topK, barred);
-  else if (s.topP < 1) kept = Array.from(p.keys()).filter((j) => j !== barred).sort((a, b) => p[b]! - p[a]! || a - b);
-  else kept = Array.from(p.keys()).filter((j) => j !== barred);
-  if (s.topP < 1) {
-    const total = kept.reduce((t, j) => t + p[j]!, 0);
+function topTokens(p: Tensor, k: number, barred: number): Candidates[] {
+  const [rows, V] = p.shape as [number, number];
+  const take = Math.min(V, k + (barred >= 0 ? 1 : 0));
+  const [values, indices] = tidy(() => {
+    const top = topk(p, take);
+    return [top.values.toFloat32Array(), top.indices.dataSync() as Int32Array] as const;
+  });
+  p.dispose();
+  return Array.from({ length: rows }, (_, r) => {
+    const row: Candidates = { tokens: [], probs: [] };
+    for (let i = r * take; i < (r + 1) * take && row.tokens.length < k; i++) {
+      if (indices[i] === barred) continue;
+      row.tokens.push(indices[i]!);
+      row.probs.push(values[i]!);
+    }
+    return row;
+  });
+}
+
+/** Every token of each row but `barred` (p: probabilities [rows, V], copied to the host), most likely first when `ranked`. Frees p. */
+function allTokens(p: Tensor, barred: number, ranked: boolean): Candidates[] {
+  const [rows, V] = p.shape as [number, number];
+  const host = p.toFloat32Array();
+  p.dispose();
+  return Array.from({ length: rows }, (_, r) => {
+    const row = host.subarray(r * V, (r + 1) * V);
+    const tokens = Array.from(row.keys()).filter((j) => j !== barred);
+    if (ranked) tokens.sort((a, b) => row[b]! - row[a]! || a - b);
+    return { tokens, probs: tokens.map((j) => row[j]!) };
+  });
+}
+
+/**
+ * A sampled token of one row's candidates (temperature already applied; topK already kept the k
+ * most likely, ranked): topP keeps the fewest most likely whose probabilities reach p of the total;
+ * then a draw in proportion. Returns the index into the candidates.
+ */
+function draw(c: Candidates, topP: number, rng: PhiloxStream): number {
+  let n = c.tokens.length;
+  if (topP < 1) {
+    const total = c.probs.reduce((t, q) => t + q, 0);
     let sum = 0;
-    let n = 0;
-    while (n < kept.length && sum < s.topP * total) sum += p[kept[n++]!]!;
-    kept = kept.slice(0, Math.max(1, n));
+    let kept = 0;
+    while (kept < n && sum < topP * total) sum += c.probs[kept++]!;
+    n = Math.max(1, kept);
   }
-  const mass = kept.reduce((t, j) => t + p[j]!, 0);
+  let mass = 0;
+  for (let i = 0; i < n; i++) mass += c.probs[i]!;
   let u = (rng.nextUint32() / 2 ** 32) * mass;
-  for (const j of kept) {
-    u -= p[j]!;
-    if (u < 0) return j;
+  for (let i = 0; i < n; i++) {
+    u -= c.probs[i]!;
+    if (u < 0) return i;
   }
-  return kept[kept.length - 1]!;
+  return n - 1;
+}
+
+/** Each row's chosen token and its probability: the most likely, or a draw. */
+function choose(p: Tensor, s: Settings, rng: PhiloxStream | null, barred: number): Array<{ token: number; prob: number }> {
+  const candidates = !rng ? topTokens(p, 1, barred) : s.topK > 0 ? topTokens(p, s.topK, barred) : allTokens(p, barred, s.topP < 1);
+  return candidates.map((c) => {
+    const i = rng ? draw(c, s.topP, rng) : 0;
+    return { token: c.tokens[i]!, prob: c.probs[i]! };
+  });
 }
 
 /**
@@ -159,14 +191,12 @@ function* decodeRows(state: DecodingState, s: Settings): Generator<Array<[number
   let last = live.map(() => state.startTokenId);
   for (let step = 0; step < s.maxNewTokens && live.length > 0; step++) {
     const p = probabilities(state.step(last), rng ? s.temperature : 1);
-    const V = p.length / live.length;
-    const barred = step < s.minNewTokens ? s.endTokenId : -1;
+    const picks = choose(p, s, rng, step < s.minNewTokens ? s.endTokenId : -1);
     const chosen: Array<[number, number]> = [];
     live.forEach((r, i) => {
-      const row = p.subarray(i * V, (i + 1) * V);
-      const token = rng ? sample(row, s, rng, barred) : topTokens(row, 1, barred)[0]!;
+      const { token, prob } = picks[i]!;
       out[r]!.tokens.push(token);
-      out[r]!.score = Math.fround(out[r]!.score + lnp(row[token]!));
+      out[r]!.score = Math.fround(out[r]!.score + lnp(prob));
       chosen.push([r, token]);
     });
     yield chosen;
@@ -203,16 +233,16 @@ function beamSearch(state: DecodingState, s: Settings): Generated[] {
     const live = rows.filter((r) => !r.result);
     if (live.length === 0) break;
     const p = probabilities(state.step(live.flatMap((r) => r.beams.map((b) => (b.length ? b[b.length - 1]! : state.startTokenId)))));
-    const V = p.length / live.reduce((n, r) => n + r.beams.length, 0);
-    const barred = step < s.minNewTokens ? s.endTokenId : -1;
+    const V = p.shape[1]!;
+    const tops = topTokens(p, Math.max(...live.map((r) => r.k)), step < s.minNewTokens ? s.endTokenId : -1);
     const keep: number[] = []; // the state rows of the next step, in order
     let first = 0; // the row's first beam in the state
     for (const r of live) {
       const width = r.beams.length; // this row's state rows this step
       const cand: Array<{ index: number; score: number }> = [];
       r.beams.forEach((_, b) => {
-        const probs = p.subarray((first + b) * V, (first + b + 1) * V);
-        for (const j of topTokens(probs, r.k, barred)) cand.push({ index: b * V + j, score: Math.fround(r.scores[b]! + lnp(probs[j]!)) });
+        const top = tops[first + b]!;
+        for (let i = 0; i < Math.min(r.k, top.tokens.length); i++) cand.push({ index: b * V + top.tokens[i]!, score: Math.fround(r.scores[b]! + lnp(top.probs[i]!)) });
       });
       cand.sort((x, y) => rank(y.score, step + 1) - rank(x.score, step + 1) || x.index - y.index);
       const top = cand.slice(0, r.k);
