@@ -108,7 +108,7 @@ const T5_SIZES = `vocab ${T5_SMALL.vocab}, d_model ${T5_SMALL.dModel}, ${T5_SMAL
 function t5GenerateCase(mode: 'greedy' | 'beam', beams: number, batch: number): TimedCase {
   const c = T5_SMALL;
   const tokens = batch * c.newTokens;
-  const how = mode === 'greedy' ? 'greedy' : `beam search (${beams} beams; kexue: one row at a time, PyTorch: all rows' beams batched)`;
+  const how = mode === 'greedy' ? 'greedy' : `beam search (${beams} beams; every row's beams batched on both sides)`;
   return {
     name: `t5-generate-${mode === 'greedy' ? 'greedy' : `beam${beams}`}-${batch}`,
     what: `T5 (${T5_SIZES}) ${how}, batch ${batch} × source ${c.source}, KV cache, ${c.newTokens} new tokens per row (${tokens} in all; end token held off), no gradients; ms per whole generation (tokens/s = ${tokens}·1000 / ms)`,
