@@ -268,7 +268,7 @@ describe('bad input', () => {
     expect(existsSync(path.join(tmp, 'never'))).toBe(false);
   });
 
-  it('resume refuses to change the architecture, and eval refuses an MLM run', () => {
+  it('resume refuses to change the architecture, and eval refuses another task\'s run', () => {
     const r = kexue('train', 'ner', '--resume', run, 'model.hidden=64');
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/config key model\.hidden cannot change when resuming/);
@@ -276,5 +276,8 @@ describe('bad input', () => {
     const e = kexue('eval', 'ner', path.join(tmp, 'mlm'));
     expect(e.code).toBe(1);
     expect(e.stderr).toMatch(/is a mlm run, not a ner run/);
+    const m = kexue('eval', 'mlm', run);
+    expect(m.code).toBe(1);
+    expect(m.stderr).toMatch(/is a ner run, not a mlm run/);
   });
 });

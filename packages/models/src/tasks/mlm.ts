@@ -15,7 +15,7 @@ import { readCluener } from '../data/cluener.js';
 import { Dataset, type Batch } from '../data/dataset.js';
 import { readTextCorpus } from '../data/text.js';
 import type { BertTokenizer } from '../tokenizers/bert.js';
-import { buildFromCheckpoint, checkArchitecture, checkpointDir, MODEL_FILE, readModelHeader, type Architecture } from '../train/checkpoint.js';
+import { buildFromCheckpoint, checkArchitecture, openRunCheckpoint, type Architecture } from '../train/checkpoint.js';
 import { RequestError, number, type ConfigOf } from './config.js';
 import { FROM_SCRATCH_LR, checkEncoderKeys, demoDataKeys, encoderArch, encoderConfig, fromScratchKeys, loadTokenizer, vocabFile } from './sections.js';
 import { RUN_DIR_OPTIONS, defineTask, evalDataOptions } from './task.js';
@@ -190,10 +190,9 @@ export const mlmTask = defineTask({
         const config = mlmTask.readConfig(runDir);
         const file = options.data !== undefined ? path.resolve(io.cwd, options.data as string) : config.data.dev;
         if (!file) throw new RequestError('the run has no data.dev: give --data FILE');
-        const dir = checkpointDir(runDir, options.checkpoint as 'best' | 'last', io.warn);
-        const weights = path.join(dir, MODEL_FILE);
+        const { dir, file: weights, arch } = openRunCheckpoint(runDir, options.checkpoint as 'best' | 'last', 'mlm', io.warn);
         const tokenizer = loadTokenizer(path.join(dir, 'vocab.txt'));
-        checkArchitecture(weights, readModelHeader(weights).arch, mlmArch(config, tokenizer.vocabSize));
+        checkArchitecture(weights, arch, mlmArch(config, tokenizer.vocabSize));
         const texts = encodeTexts(await readTexts(file, (options.format as MlmConfig['data']['format'] | undefined) ?? config.data.format), tokenizer, config.data.max_length);
         const model = buildFromCheckpoint(weights, () => new BertForMaskedLM(encoderConfig(config.model, tokenizer.vocabSize), { seed: 0 }), { device }).eval();
         try {

@@ -21,7 +21,7 @@ import { EntityF1, type PRF, type TypePRF } from '../metrics/entity_f1.js';
 import { Module, loadModule } from '../nn/module.js';
 import { BertTokenizer } from '../tokenizers/bert.js';
 import { Vocab } from '../tokenizers/vocab.js';
-import { buildFromCheckpoint, checkArchitecture, checkpointDir, loadWeights, MODEL_FILE, readModelHeader, type Architecture } from '../train/checkpoint.js';
+import { buildFromCheckpoint, checkArchitecture, checkpointDir, openRunCheckpoint, loadWeights, MODEL_FILE, readModelHeader, type Architecture } from '../train/checkpoint.js';
 import { assertRunDir } from '../train/run_dir.js';
 import { ServiceWorker, siblingModule } from '../worker/client.js';
 import { packValue, unpackValue, type PackedTensor } from '../worker/tensors.js';
@@ -404,10 +404,7 @@ export class NerPredictor {
   static load(runDir: string, which: 'best' | 'last' = 'best', device = 'cpu', warn?: (message: string) => void): NerPredictor {
     const canonical = resolveDevice(device);
     const config = nerTask.readConfig(runDir);
-    const dir = checkpointDir(runDir, which, warn);
-    const file = path.join(dir, MODEL_FILE);
-    const { task, arch } = readModelHeader(file);
-    if (task !== 'ner') throw new FormatError(`${runDir} is a ${task} run, not a ner run`);
+    const { dir, file, arch } = openRunCheckpoint(runDir, which, 'ner', warn);
     const tokenizer = loadTokenizer(path.join(dir, 'vocab.txt'));
     const labels = arch.labels as string[];
     checkArchitecture(file, arch, nerArch(config, tokenizer.vocabSize, labels));

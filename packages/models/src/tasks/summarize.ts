@@ -23,7 +23,7 @@ import { t5Config, type T5Config } from '../t5/config.js';
 import { resolveT5Pretrained } from '../t5/pretrained.js';
 import { BUNDLED_VOCABS } from '../tokenizers/bundled.js';
 import { T5PegasusTokenizer } from '../tokenizers/t5_pegasus.js';
-import { buildFromCheckpoint, checkArchitecture, checkpointDir, MODEL_FILE, readModelHeader, type Architecture } from '../train/checkpoint.js';
+import { buildFromCheckpoint, checkArchitecture, checkpointDir, openRunCheckpoint, MODEL_FILE, readModelHeader, type Architecture } from '../train/checkpoint.js';
 import { INDEX_FILE } from '../train/run_dir.js';
 import { RequestError, choice, integer, number, pathKey, type ConfigOf } from './config.js';
 import { demoFile } from './demo.js';
@@ -369,10 +369,7 @@ export class Summarizer {
   static load(runDir: string, which: 'best' | 'last' = 'best', device = 'cpu', warn?: (message: string) => void): Summarizer {
     const canonical = resolveDevice(device);
     const config = summarizeTask.readConfig(runDir);
-    const dir = checkpointDir(runDir, which, warn);
-    const file = path.join(dir, MODEL_FILE);
-    const { task, arch } = readModelHeader(file);
-    if (task !== 'summarize') throw new FormatError(`${runDir} is a ${task} run, not a summarize run`);
+    const { dir, file, arch } = openRunCheckpoint(runDir, which, 'summarize', warn);
     const tokenizer = T5PegasusTokenizer.fromVocab(path.join(dir, 'vocab.txt'));
     const t = modelConfig(config, tokenizer, archConfig(arch));
     checkArchitecture(file, arch, summarizeArch(t));

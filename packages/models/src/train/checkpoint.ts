@@ -230,6 +230,18 @@ export function checkpointDir(runDir: string, which: 'last' | 'best', warn?: (me
 }
 
 /**
+ * The best or last checkpoint of a run of `task`, for a predictor or an evaluation: its directory,
+ * its model file and the architecture recorded there (E_FORMAT when the run is another task's).
+ */
+export function openRunCheckpoint(runDir: string, which: 'last' | 'best', task: string, warn?: (message: string) => void): { dir: string; file: string; arch: Architecture } {
+  const dir = checkpointDir(runDir, which, warn);
+  const file = path.join(dir, MODEL_FILE);
+  const header = readModelHeader(file);
+  if (header.task !== task) throw new FormatError(`${runDir} is a ${header.task} run, not a ${task} run`);
+  return { dir, file, arch: header.arch };
+}
+
+/**
  * Reads trainer.json of a checkpoint, for a resume: it and optimizer.safetensors, the other file
  * only a resume reads (through loadOptimizerState, which knows nothing of checkpoints), are
  * verified against the checkpoint's checksums (E_FORMAT naming a corrupt one).
