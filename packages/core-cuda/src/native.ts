@@ -73,6 +73,8 @@ export interface NativeGroupSpec {
   outputs: number[];
   shape: number[];
   dtype: string;
+  /** The group's reduction (its Reduce instruction's): each element of `shape` reduces `rows` of the iteration shape. */
+  reduce?: { op: 'sum' | 'mean' | 'max'; rows: number; shape: number[] };
 }
 
 /** One step of a compiled program: an op of the table (by name) or a fused group. */

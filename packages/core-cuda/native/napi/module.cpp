@@ -333,8 +333,25 @@ int32_t int_of(const Napi::Value& v, const char* what) {
   return (int32_t)x;
 }
 
+// A fused group's reduction: {op: 'sum' | 'mean' | 'max', rows, shape}.
+kx::GroupReduction parse_group_reduction(const Napi::Value& v) {
+  KX_CHECK(v.IsObject(), Arg, "group reduce must be an object");
+  Napi::Object o = v.As<Napi::Object>();
+  const std::string op = o.Get("op").IsString() ? o.Get("op").As<Napi::String>().Utf8Value() : "";
+  KX_CHECK(op == "sum" || op == "mean" || op == "max", Arg, "group reduce op must be sum, mean or max, got '", op, "'");
+  kx::GroupReduction r;
+  r.op = op == "max" ? kx::RedOp::Max : kx::RedOp::Sum;
+  r.mean = op == "mean";
+  KX_CHECK(o.Get("rows").IsNumber(), Arg, "group reduce rows must be a number");
+  const double rows = o.Get("rows").As<Napi::Number>().DoubleValue();
+  KX_CHECK(rows >= 0 && rows == (double)(int64_t)rows, Arg, "group reduce rows must be a non-negative integer, got ", rows);
+  r.rows = (int64_t)rows;
+  r.shape = parse_shape(o.Get("shape"));
+  return r;
+}
+
 // One step of a program spec: {op: index in buildInfo().ops, attrs?, inputs, outputs} or
-// {group: {code, inputs, outputs, shape, dtype}, inputs, outputs}.
+// {group: {code, inputs, outputs, shape, dtype, reduce?}, inputs, outputs}.
 kx::ProgramStep parse_step(const Napi::Object& o) {
   kx::ProgramStep step;
   for (int64_t id : int_list(o.Get("inputs"), "program step inputs")) step.inputs.push_back((int32_t)id);
@@ -342,9 +359,12 @@ kx::ProgramStep parse_step(const Napi::Object& o) {
   if (o.Has("group")) {
     KX_CHECK(o.Get("group").IsObject(), Arg, "program step group must be an object");
     Napi::Object g = o.Get("group").As<Napi::Object>();
-    step.group = std::make_shared<const kx::GroupProgram>(
-        kx::group_program(int_list(g.Get("code"), "group code"), int_of(g.Get("inputs"), "group inputs"),
-                          int_list(g.Get("outputs"), "group outputs"), parse_shape(g.Get("shape")), parse_dtype(g.Get("dtype"))));
+    const bool reduces = g.Has("reduce") && !g.Get("reduce").IsUndefined();
+    const kx::GroupReduction reduction = reduces ? parse_group_reduction(g.Get("reduce")) : kx::GroupReduction{};
+    step.group = std::make_shared<const kx::GroupProgram>(kx::group_program(
+        int_list(g.Get("code"), "group code"), int_of(g.Get("inputs"), "group inputs"),
+        int_list(g.Get("outputs"), "group outputs"), parse_shape(g.Get("shape")), parse_dtype(g.Get("dtype")),
+        reduces ? &reduction : nullptr));
     return step;
   }
   step.op = kx::op_at(o.Get("op").IsNumber() ? o.Get("op").As<Napi::Number>().DoubleValue() : -1.0);

@@ -18,6 +18,8 @@ Program::Program(int32_t inputs, std::vector<Tensor> constants, std::vector<Prog
     const ProgramStep& step = steps_[s];
     KX_CHECK((step.op != nullptr) != (step.group != nullptr), Arg, "program: step ", s, " must be one op or one group");
     KX_CHECK(step.outputs >= 0, Arg, "program: step ", s, " has a negative output count");
+    KX_CHECK(!step.group || step.outputs == (int32_t)step.group->outputs.size(), Arg, "program: step ", s,
+             " makes ", step.outputs, " values, its group writes ", step.group->outputs.size());
     for (int32_t id : step.inputs) {
       KX_CHECK(id >= -1 && id < values_, Arg, "program: step ", s, " reads value ", id, " before it is made");
       if (id >= 0) last_use[(size_t)id] = (int32_t)s;

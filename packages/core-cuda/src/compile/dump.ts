@@ -40,9 +40,13 @@ export function formatPlan(plan: CompiledPlan, title: string): string {
   plan.groups.forEach((g, i) => {
     const inputs = g.inputs.map((v, k) => `in${k}=${describeValue(plan.values[v]!)}`).join(' ');
     const imms = [...g.imms].map(([v, x]) => `${describeValue(plan.values[v]!)}=${x}`).join(' ');
-    lines.push(`  group ${i}: ${g.nodes.map((id) => `n${id}`).join(' ')} over ${g.dtype}[${g.shape.join(',')}], ${g.program.registers} registers; ${inputs}${imms ? `; imm ${imms}` : ''}`);
+    const reduce = g.reduce ? `, ${g.reduce.op} of rows of ${g.reduce.rows} to [${g.reduce.shape.join(',')}] (epilogue ${g.epilogue.map((id) => `n${id}`).join(' ') || 'none'})` : '';
+    lines.push(
+      `  group ${i}: ${g.nodes.map((id) => `n${id}`).join(' ')} over ${g.dtype}[${g.shape.join(',')}]${reduce}, ${g.program.registers} registers; ` +
+        `${inputs}${imms ? `; imm ${imms}` : ''}`,
+    );
     for (const t of g.program.text) lines.push(`    ${t}`);
-    lines.push(`    out0 = r${g.program.outputs[0]}`);
+    g.outputs.forEach((v, k) => lines.push(`    out${k} = r${g.program.outputs[k]} (${describeValue(plan.values[v]!)})`));
   });
   return lines.join('\n') + '\n';
 }

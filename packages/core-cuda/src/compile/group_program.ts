@@ -3,7 +3,8 @@
  * (op, dst, a, b, c, imm) over registers of float32 elements. Code is first made in SSA form (a
  * register per value), then multiply-adds are contracted (a product read only by an add or a
  * subtraction becomes one fused instruction), then registers are allocated so that a block needs
- * few of them.
+ * few of them. A group with a reduction is its prologue, one reduce instruction, then its epilogue,
+ * which loads its own operands (it runs over the reduction's shape).
  */
 import { ArgumentError } from '../errors.js';
 import type { Attrs } from '../tape.js';
@@ -11,7 +12,7 @@ import type { TraceNode } from './graph.js';
 import type { FusionGroup } from './fusion.js';
 
 /** The instruction set of plan.h, in its order. */
-export const GROUP_OPS = ['load', 'imm', 'add', 'sub', 'mul', 'div', 'muladd', 'mulsub', 'negmuladd', 'where', 'unary', 'unary_grad'] as const;
+export const GROUP_OPS = ['load', 'imm', 'add', 'sub', 'mul', 'div', 'muladd', 'mulsub', 'negmuladd', 'where', 'unary', 'unary_grad', 'reduce'] as const;
 type GroupOpName = (typeof GROUP_OPS)[number];
 
 /** ops/elementwise/math.h's UnaryFn, in its order. */
@@ -31,7 +32,7 @@ interface Instr {
 export interface GroupCode {
   /** Six integers per instruction, as plan.h reads them. */
   code: number[];
-  /** The register of the group's output. */
+  /** The register of each of the group's outputs (FusionGroup.outputs). */
   outputs: number[];
   registers: number;
   /** One line per instruction, for KX_DUMP. */
@@ -64,7 +65,10 @@ export function compileGroup(group: FusionGroup, nodes: ReadonlyMap<number, Trac
     code.push({ op, dst, a: -1, b: -1, c: -1, imm: 0, fn: 0, ...fields });
     return dst;
   };
-  const operands = new Map<number, Operand>();
+  // The operands of the part being emitted (the epilogue starts afresh: it cannot read the
+  // prologue's registers), and every member's value as emitted, for the output table.
+  let operands = new Map<number, Operand>();
+  const made = new Map<number, Operand>();
   const operand = (v: number): Operand => {
     let o = operands.get(v);
     if (!o) {
@@ -78,7 +82,10 @@ export function compileGroup(group: FusionGroup, nodes: ReadonlyMap<number, Trac
     const o = operand(v);
     return 'reg' in o ? o.reg : emit('imm', { imm: o.imm });
   };
-  for (const id of group.nodes) {
+  const reduceNode = group.reduce?.node;
+  const epilogue = new Set(group.epilogue);
+  const order = [...group.nodes.filter((id) => id !== reduceNode && !epilogue.has(id)), ...(reduceNode === undefined ? [] : [reduceNode]), ...group.epilogue];
+  for (const id of order) {
     const n = nodes.get(id)!;
     const [x, y, z] = n.inputs as number[];
     let out: Operand;
@@ -104,16 +111,24 @@ export function compileGroup(group: FusionGroup, nodes: ReadonlyMap<number, Trac
       case 'broadcast_to':
         out = operand(x!); // an index map, not an instruction: its input is read through the group's
         break;
+      case 'sum':
+      case 'mean':
+      case 'max':
+        out = { reg: emit('reduce', { a: reg(x!) }) };
+        operands = new Map();
+        break;
       default:
         throw new ArgumentError(`kx.compile: '${n.op}' cannot be in a fused group`);
     }
     operands.set(n.outputs[0]!, out);
+    made.set(n.outputs[0]!, out);
   }
-  const sink = nodes.get(group.nodes[group.nodes.length - 1]!)!;
-  const result = operands.get(sink.outputs[0]!)!;
-  const output = 'reg' in result ? result.reg : emit('imm', { imm: result.imm });
-  const fused = contractMultiplyAdds(code, output);
-  return allocate(fused, output);
+  const outputs = group.outputs.map((v) => {
+    const o = made.get(v)!;
+    return 'reg' in o ? o.reg : emit('imm', { imm: o.imm });
+  });
+  const fused = contractMultiplyAdds(code, outputs);
+  return allocate(fused, outputs);
 }
 
 /** The registers an instruction reads. */
@@ -129,10 +144,11 @@ function reads(ins: Instr): number[] {
   }
 }
 
-/** a·b ± c for a product read only by one add or subtraction (SSA code; `output` is read at the end). */
-function contractMultiplyAdds(code: Instr[], output: number): Instr[] {
+/** a·b ± c for a product read only by one add or subtraction (SSA code; `outputs` are read at the end). */
+function contractMultiplyAdds(code: Instr[], outputs: readonly number[]): Instr[] {
   const def = new Map(code.map((ins, i) => [ins.dst, i]));
-  const uses = new Map<number, number>([[output, 1]]);
+  const uses = new Map<number, number>();
+  for (const r of outputs) uses.set(r, (uses.get(r) ?? 0) + 1);
   for (const ins of code) for (const r of reads(ins)) uses.set(r, (uses.get(r) ?? 0) + 1);
   const removed = new Set<number>();
   // The product's registers with the immediate, if any, second (a product of two registers or of a
@@ -160,9 +176,10 @@ function contractMultiplyAdds(code: Instr[], output: number): Instr[] {
 /**
  * Registers by linear scan: an instruction's destination is taken before its dead operands are
  * freed, so it never overlaps an operand (the unary runs must not write over their input); the
- * output's register is never reused.
+ * outputs' registers are never reused (the interpreter stores an output at its register's last write).
  */
-function allocate(code: Instr[], output: number): GroupCode {
+function allocate(code: Instr[], outputs: readonly number[]): GroupCode {
+  const kept = new Set(outputs);
   const lastRead = new Map<number, number>();
   code.forEach((ins, i) => {
     for (const r of reads(ins)) lastRead.set(r, i);
@@ -177,13 +194,13 @@ function allocate(code: Instr[], output: number): GroupCode {
     const [a, b, c] = [ins.a, ins.b, ins.c].map((r) => (r >= 0 ? physical.get(r)! : -1)) as [number, number, number];
     const dst = take();
     physical.set(ins.dst, dst);
-    for (const r of new Set(reads(ins))) if (lastRead.get(r) === i && r !== output) free.push(physical.get(r)!);
-    if (ins.dst !== output && !lastRead.has(ins.dst)) free.push(dst); // a value nothing reads
+    for (const r of new Set(reads(ins))) if (lastRead.get(r) === i && !kept.has(r)) free.push(physical.get(r)!);
+    if (!kept.has(ins.dst) && !lastRead.has(ins.dst)) free.push(dst); // a value nothing reads
     const fields = ins.op === 'load' ? [ins.a, -1, -1] : [a, b, c];
     out.push(GROUP_OPS.indexOf(ins.op) | (ins.fn << 8), dst, ...fields, floatBits(ins.imm));
     text.push(disassemble(ins, dst, fields as [number, number, number]));
   });
-  return { code: out, outputs: [physical.get(output)!], registers, text };
+  return { code: out, outputs: outputs.map((r) => physical.get(r)!), registers, text };
 }
 
 function disassemble(ins: Instr, dst: number, [a, b, c]: [number, number, number]): string {
@@ -199,6 +216,8 @@ function disassemble(ins: Instr, dst: number, [a, b, c]: [number, number, number
       return `r${dst} = r${c} * ${UNARY_FNS[ins.fn]}'(r${a}, r${b})`;
     case 'where':
       return `r${dst} = r${a} ? r${b} : r${c}`;
+    case 'reduce':
+      return `r${dst} = reduce r${a}`;
     case 'muladd':
       return `r${dst} = ${r(a)} * ${r(b)} + r${c}`;
     case 'mulsub':

@@ -1,7 +1,7 @@
 /**
  * kx.compile (FUSION.md): a function of tensors traced once per signature by running it, then
- * replayed as a native program in one addon call, with chains of elementwise ops fused into groups
- * on the CPU.
+ * replayed as a native program in one addon call, with chains of elementwise ops, and reductions
+ * with their elementwise prologues and epilogues, fused into groups on the CPU.
  *
  * On CUDA devices the program is replayed without fusion (there is no CUDA executor of fused
  * groups yet): one addon call still runs every op.
@@ -20,7 +20,7 @@ export type { CompiledPlan, PlannedGroup, LeafSource } from './plan.js';
 export type { TraceNode, Value, NodeKind, ValueOrigin } from './graph.js';
 
 export interface CompileOptions {
-  /** Fuse chains of elementwise ops (default true); false replays the traced ops one by one, natively. */
+  /** Fuse elementwise chains and reductions (default true); false replays the traced ops one by one, natively. */
   fuse?: boolean;
   /** A name for KX_DUMP's listing (default: the function's name). */
   name?: string;

@@ -65,15 +65,17 @@ export function lower(rec: Recorder, results: readonly number[], fuse: boolean):
   const groupOf = new Map<number, PlannedGroup>();
   for (const g of groups) for (const id of g.nodes) groupOf.set(id, g);
   // The steps: each node outside groups, and each group at its sink, with the values it reads.
+  // (A group's step makes only its outputs; its members' other values exist only inside it.)
   interface Step {
     node: TraceNode;
     group: PlannedGroup | undefined;
     reads: readonly (number | null)[];
+    writes: readonly number[];
   }
   const steps = nodes.flatMap((n): Step[] => {
     const g = groupOf.get(n.id);
-    if (!g) return [{ node: n, group: undefined, reads: n.inputs }];
-    return n.id === g.nodes[g.nodes.length - 1] ? [{ node: n, group: g, reads: g.inputs }] : [];
+    if (!g) return [{ node: n, group: undefined, reads: n.inputs, writes: n.outputs }];
+    return n.id === g.nodes[g.nodes.length - 1] ? [{ node: n, group: g, reads: g.inputs, writes: g.outputs }] : [];
   });
 
   // Native numbering: tensor arguments, captures, the constants read (in first-read order), outputs.
@@ -90,7 +92,7 @@ export function lower(rec: Recorder, results: readonly number[], fuse: boolean):
   }
   const nativeId = new Map<number, number>();
   let next = inputs + constants.length;
-  for (const s of steps) for (const v of s.node.outputs) nativeId.set(v, next++);
+  for (const s of steps) for (const v of s.writes) nativeId.set(v, next++);
   const idOf = (v: number | null): number => {
     if (v === null) return -1;
     const value = values[v]!;
@@ -98,16 +100,22 @@ export function lower(rec: Recorder, results: readonly number[], fuse: boolean):
     if (value.origin === 'capture') return args + value.index;
     return constantIds.get(v) ?? nativeId.get(v)!;
   };
-  const specSteps: NativeStepSpec[] = steps.map(({ node, group, reads }) =>
+  const specSteps: NativeStepSpec[] = steps.map(({ node, group, reads, writes }) =>
     group
       ? {
-          group: { code: group.program.code, inputs: group.inputs.length, outputs: group.program.outputs, shape: [...group.shape], dtype: group.dtype },
+          group: {
+            code: group.program.code,
+            inputs: group.inputs.length,
+            outputs: group.program.outputs,
+            shape: [...group.shape],
+            dtype: group.dtype,
+            ...(group.reduce ? { reduce: { op: group.reduce.op, rows: group.reduce.rows, shape: [...group.reduce.shape] } } : {}),
+          },
           inputs: reads.map(idOf),
-          outputs: 1,
+          outputs: writes.length,
         }
-      : { op: node.op, attrs: node.attrs, inputs: reads.map(idOf), outputs: node.outputs.length },
+      : { op: node.op, attrs: node.attrs, inputs: reads.map(idOf), outputs: writes.length },
   );
-  // A group's step makes only its sink's value; the members' values exist only inside it.
   const programOutputs: number[] = [];
   const leaves: LeafSource[] = results.map((v) => {
     const value = values[v]!;

@@ -1,12 +1,8 @@
-// The CPU's block interpreter of fused groups (plan.h; FUSION.md §4, the fallback executor): the
-// output range is split over the thread pool, and each part runs the group program a block of
-// kGroupBlock elements at a time, every instruction over the whole block as one vector run of
-// kx/simd.h (Highway, dispatched at run time), registers being float32 blocks in a per-thread
-// scratch. Operands are read in place where they can be (a float32 input that runs along the
-// block), gathered into their register otherwise (a broadcast row, a scalar, a half widened), and
-// float32 outputs are written directly by the instruction that computes them. The unary functions
-// are the eager kernels' own runs (ops/elementwise/unary_runs.h), so they give the eager op's bits;
-// only the multiply-adds differ from eager (one rounding where eager rounds twice).
+// The CPU's block interpreter of fused groups (interpreter.h), and the driver of groups without a
+// reduction: the output range is split over the thread pool in whole blocks, and each part runs the
+// group program a block at a time. The unary functions are the eager kernels' own runs
+// (ops/elementwise/unary_runs.h), so they give the eager op's bits; only the multiply-adds differ
+// from eager (one rounding where eager rounds twice).
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -16,26 +12,19 @@
 #include "kx/convert.h"
 #include "kx/simd.h"
 #include "ops/elementwise/unary_runs.h"
-#include "ops/fused_group/plan.h"
+#include "ops/fused_group/interpreter.h"
 
 namespace kx {
 namespace {
 
-// Elements per block: registers of 2 KiB, so a group of a dozen registers stays in L1/L2, and long
-// enough runs for the vector loops.
-constexpr int64_t kGroupBlock = 512;
-
-// How an input's elements lie along the output: one coalesced index shared by all inputs (size-1
-// dims dropped, neighbours merged where every input steps through them as one).
-struct GroupIndex {
-  Shape dims;  // outermost first
-  std::vector<std::array<int64_t, kMaxGroupInputs>> strides;
-};
-
-GroupIndex group_index(const Shape& shape, const Inputs& in) {
+// The index over `shape` of the inputs that part `bit` of the program loads (the others, not read
+// there, count as `shape` itself).
+GroupIndex group_index(const GroupProgram& p, const Shape& shape, uint8_t bit, const Inputs& in) {
   std::array<const Shape*, kMaxGroupInputs> shapes;
-  for (int k = 0; k < kMaxGroupInputs; ++k) shapes[k] = k < (int)in.size() ? &in[k].shape : &shape;
+  for (int k = 0; k < kMaxGroupInputs; ++k) shapes[k] = k < (int)in.size() && (p.input_loads[k] & bit) ? &in[k].shape : &shape;
   CoalescedBroadcast<kMaxGroupInputs> c = coalesce_broadcast<kMaxGroupInputs>(shape, shapes);
+  KX_CHECK((int)c.dims.size() <= kMaxIndexDims, Shape, "fused group: ", shape_str(shape), " needs more than ",
+           kMaxIndexDims, " broadcast dims");
   return {std::move(c.dims), std::move(c.strides)};
 }
 
@@ -69,141 +58,145 @@ void widen_any(const void* base, DType t, int64_t at, float* dst, int64_t n) {
   }
 }
 
-// The group on one run: the index, the inputs' data and the outputs' data.
-struct GroupRun {
-  const GroupProgram& p;
-  GroupIndex index;
-  std::vector<const void*> in_data;
-  std::vector<DType> in_dtype;
-  std::vector<void*> out_data;
+}  // namespace
 
-  // Input k's elements for output elements [o, o + n) as float32: a pointer into the input itself
-  // when they lie there in order (float32 along one run of the innermost dim), else gathered into buf.
-  const float* load(int k, int64_t o, int64_t n, float* buf) const {
-    const Shape& dims = index.dims;
-    const int rank = (int)dims.size();
-    const int64_t inner = dims[rank - 1];
-    // The multi-index of o and input k's offset there.
-    int64_t idx[kMaxIndexDims];
-    int64_t off = 0;
-    int64_t rest = o;
-    for (int d = rank - 1; d >= 0; --d) {
-      idx[d] = rest % dims[d];
-      rest /= dims[d];
-      off += idx[d] * index.strides[d][k];
+GroupRun::GroupRun(const GroupProgram& p, const Inputs& in) : p_(p) {
+  check_group_inputs(p, in);
+  index_[0] = group_index(p, p.shape, 1, in);
+  if (p.reduce_at >= 0) index_[1] = group_index(p, p.reduction.shape, 2, in);
+  for (const Tensor& t : in) {
+    KX_CHECK(t.device().type == DeviceType::CPU, Device, "fused group: input on ", t.device().name(),
+             " (fused groups run on the CPU only)");
+    in_data_.push_back(t.raw());
+    in_dtype_.push_back(t.dtype);
+  }
+  for (size_t k = 0; k < p.outputs.size(); ++k) {
+    outs_.push_back(empty(p.output_shape(k), p.dtype, Device{DeviceType::CPU, 0}));
+    out_data_.push_back(outs_.back().raw());
+  }
+}
+
+// Input k's elements for elements [o, o + n) of an index as float32: a pointer into the input itself
+// when they lie there in order (float32 along one run of the innermost dim), else gathered into buf.
+const float* GroupRun::load(const GroupIndex& index, int k, int64_t o, int64_t n, float* buf) const {
+  const Shape& dims = index.dims;
+  const int rank = (int)dims.size();
+  const int64_t inner = dims[rank - 1];
+  // The multi-index of o and input k's offset there.
+  int64_t idx[kMaxIndexDims];
+  int64_t off = 0;
+  int64_t rest = o;
+  for (int d = rank - 1; d >= 0; --d) {
+    idx[d] = rest % dims[d];
+    rest /= dims[d];
+    off += idx[d] * index.strides[d][k];
+  }
+  const int64_t step = index.strides[rank - 1][k];
+  const DType t = in_dtype_[k];
+  const void* base = in_data_[k];
+  if (t == DType::Float32 && step == 1 && idx[rank - 1] + n <= inner) return static_cast<const float*>(base) + off;
+  int64_t done = 0;
+  while (done < n) {
+    const int64_t m = std::min(inner - idx[rank - 1], n - done);
+    if (step == 0) std::fill(buf + done, buf + done + m, element_as_float(base, t, off));
+    else widen_any(base, t, off, buf + done, m);
+    done += m;
+    if (done == n) break;
+    // the next row: back to its start, then carry through the outer dims
+    off -= idx[rank - 1] * step;
+    idx[rank - 1] = 0;
+    for (int d = rank - 2; d >= 0; --d) {
+      off += index.strides[d][k];
+      if (++idx[d] < dims[d]) break;
+      off -= index.strides[d][k] * dims[d];
+      idx[d] = 0;
     }
-    const int64_t step = index.strides[rank - 1][k];
-    const DType t = in_dtype[k];
-    const void* base = in_data[k];
-    if (t == DType::Float32 && step == 1 && idx[rank - 1] + n <= inner) return static_cast<const float*>(base) + off;
-    int64_t done = 0;
-    while (done < n) {
-      const int64_t m = std::min(inner - idx[rank - 1], n - done);
-      if (step == 0) std::fill(buf + done, buf + done + m, element_as_float(base, t, off));
-      else widen_any(base, t, off, buf + done, m);
-      done += m;
-      if (done == n) break;
-      // the next row: back to its start, then carry through the outer dims
-      off -= idx[rank - 1] * step;
-      idx[rank - 1] = 0;
-      for (int d = rank - 2; d >= 0; --d) {
-        off += index.strides[d][k];
-        if (++idx[d] < dims[d]) break;
-        off -= index.strides[d][k] * dims[d];
-        idx[d] = 0;
+  }
+  return buf;
+}
+
+// Output k's elements [o, o + n) from float32 values.
+void GroupRun::store(int k, int64_t o, const float* v, int64_t n) const {
+  KX_DISPATCH_FLOAT(p_.dtype, narrow(v, static_cast<scalar_t*>(out_data_[k]) + o, n));
+}
+
+void GroupRun::run_block(GroupPart part, size_t first, size_t last, int64_t o, int64_t n, float* scratch,
+                         const float** val, const float* reduced) const {
+  const GroupIndex& index = index_[part == GroupPart::Prologue ? 0 : 1];
+  const bool direct = p_.dtype == DType::Float32;
+  for (size_t at = first; at < last; ++at) {
+    const GroupInstr& ins = p_.code[at];
+    float* buf = scratch + (int64_t)ins.dst * kGroupBlock;
+    float* dst = (direct && ins.output >= 0) ? static_cast<float*>(out_data_[ins.output]) + o : buf;
+    // (a load's `a` is an input's index, not a register: its operand is not read)
+    const float* a = ins.a >= 0 ? val[ins.a] : &ins.imm;
+    const float* b = ins.b >= 0 ? val[ins.b] : &ins.imm;
+    bool stored = direct;  // whether dst already is the output
+    switch (ins.op) {
+      case GroupOp::Load:
+        dst = const_cast<float*>(load(index, ins.a, o, n, buf));
+        stored = false;
+        break;
+      case GroupOp::Reduce:  // (run by the epilogue only: the reduction driver reduced the prologue's a)
+        dst = const_cast<float*>(reduced + o);
+        stored = false;
+        break;
+      case GroupOp::Imm:
+        std::fill(dst, dst + n, ins.imm);
+        break;
+      case GroupOp::Add: case GroupOp::Sub: case GroupOp::Mul: case GroupOp::Div: {
+        static constexpr simd::BinaryOp ops[] = {simd::BinaryOp::Add, simd::BinaryOp::Sub, simd::BinaryOp::Mul,
+                                                 simd::BinaryOp::Div};
+        simd::binary(ops[(int)ins.op - (int)GroupOp::Add], a, ins.a >= 0, b, ins.b >= 0, dst, n);
+        break;
       }
-    }
-    return buf;
-  }
-
-  // Output k's elements [o, o + n) from float32 values.
-  void store(int k, int64_t o, const float* v, int64_t n) const {
-    KX_DISPATCH_FLOAT(p.dtype, narrow(v, static_cast<scalar_t*>(out_data[k]) + o, n));
-  }
-
-  // Runs the program over output elements [begin, end), a block at a time; scratch holds a block per register.
-  void run_range(int64_t begin, int64_t end, float* scratch) const {
-    const float* val[kMaxGroupRegisters] = {};
-    const bool direct = p.dtype == DType::Float32;
-    for (int64_t o = begin; o < end; o += kGroupBlock) {
-      const int64_t n = std::min(kGroupBlock, end - o);
-      for (const GroupInstr& ins : p.code) {
-        float* buf = scratch + (int64_t)ins.dst * kGroupBlock;
-        float* dst = (direct && ins.output >= 0) ? static_cast<float*>(out_data[ins.output]) + o : buf;
-        // (a load's `a` is an input's index, not a register: its operand is not read)
-        const float* a = ins.a >= 0 ? val[ins.a] : &ins.imm;
-        const float* b = ins.b >= 0 ? val[ins.b] : &ins.imm;
-        switch (ins.op) {
-          case GroupOp::Load:
-            dst = const_cast<float*>(load(ins.a, o, n, buf));
-            break;
-          case GroupOp::Imm:
-            std::fill(dst, dst + n, ins.imm);
-            break;
-          case GroupOp::Add: case GroupOp::Sub: case GroupOp::Mul: case GroupOp::Div: {
-            static constexpr simd::BinaryOp ops[] = {simd::BinaryOp::Add, simd::BinaryOp::Sub, simd::BinaryOp::Mul,
-                                                     simd::BinaryOp::Div};
-            simd::binary(ops[(int)ins.op - (int)GroupOp::Add], a, ins.a >= 0, b, ins.b >= 0, dst, n);
-            break;
-          }
-          case GroupOp::MulAdd: case GroupOp::MulSub: case GroupOp::NegMulAdd: {
-            static constexpr simd::MulAddOp ops[] = {simd::MulAddOp::MulAdd, simd::MulAddOp::MulSub,
-                                                     simd::MulAddOp::NegMulAdd};
-            simd::mul_add(ops[(int)ins.op - (int)GroupOp::MulAdd], a, b, ins.b >= 0, val[ins.c], dst, n);
-            break;
-          }
-          case GroupOp::Where:
-            simd::select(a, b, val[ins.c], dst, n);
-            break;
-          case GroupOp::Unary:
-            KX_DISPATCH_UNARY(ins.fn, unary_float_run<kFn>(a, dst, n, ins.imm));
-            break;
-          case GroupOp::UnaryGrad:
-            KX_DISPATCH_UNARY(ins.fn, unary_backward_float_run<kFn>(a, b, val[ins.c], dst, n, ins.imm));
-            break;
-        }
-        val[ins.dst] = dst;
-        if (ins.output >= 0 && (!direct || ins.op == GroupOp::Load)) store(ins.output, o, dst, n);
+      case GroupOp::MulAdd: case GroupOp::MulSub: case GroupOp::NegMulAdd: {
+        static constexpr simd::MulAddOp ops[] = {simd::MulAddOp::MulAdd, simd::MulAddOp::MulSub,
+                                                 simd::MulAddOp::NegMulAdd};
+        simd::mul_add(ops[(int)ins.op - (int)GroupOp::MulAdd], a, b, ins.b >= 0, val[ins.c], dst, n);
+        break;
       }
+      case GroupOp::Where:
+        simd::select(a, b, val[ins.c], dst, n);
+        break;
+      case GroupOp::Unary:
+        KX_DISPATCH_UNARY(ins.fn, unary_float_run<kFn>(a, dst, n, ins.imm));
+        break;
+      case GroupOp::UnaryGrad:
+        KX_DISPATCH_UNARY(ins.fn, unary_backward_float_run<kFn>(a, b, val[ins.c], dst, n, ins.imm));
+        break;
     }
+    val[ins.dst] = dst;
+    if (ins.output >= 0 && !stored) store(ins.output, o, dst, n);
   }
-};
+}
 
-// Scratch of `floats` floats for the calling thread, kept between runs (a pool worker's stays).
 float* thread_scratch(size_t floats) {
   thread_local std::vector<float> scratch;
   if (scratch.size() < floats) scratch.resize(floats);
   return scratch.data();
 }
 
-}  // namespace
-
 std::vector<Tensor> run_fused_group_cpu(const GroupProgram& p, const Inputs& in) {
-  check_group_inputs(p, in);
-  GroupRun run{p, group_index(p.shape, in), {}, {}, {}};
-  Device device{DeviceType::CPU, 0};
-  for (const Tensor& t : in) {
-    KX_CHECK(t.device().type == DeviceType::CPU, Device, "fused group: input on ", t.device().name(),
-             " (fused groups run on the CPU only)");
-    run.in_data.push_back(t.raw());
-    run.in_dtype.push_back(t.dtype);
-  }
-  KX_CHECK((int)run.index.dims.size() <= kMaxIndexDims, Shape, "fused group: ", shape_str(p.shape), " needs more than ",
-           kMaxIndexDims, " broadcast dims");
-  std::vector<Tensor> outs;
-  for (size_t k = 0; k < p.outputs.size(); ++k) {
-    outs.push_back(empty(p.shape, p.dtype, device));
-    run.out_data.push_back(outs.back().raw());
+  GroupRun run(p, in);
+  if (p.reduce_at >= 0) {
+    run_fused_reduction_cpu(run);
+    return std::move(run.outputs());
   }
   const int64_t n = numel_of(p.shape);
-  if (n == 0) return outs;
+  if (n == 0) return std::move(run.outputs());
   // A part is whole blocks, about 2^15 instruction-elements of work (transcendentals cost more, but
   // a part this size is already long against the pool's wake-up).
   const int64_t per_element = (int64_t)p.code.size();
   const int64_t grain = (cpu::grain_for(per_element, 1 << 16) + kGroupBlock - 1) / kGroupBlock * kGroupBlock;
   const size_t floats = (size_t)p.registers * kGroupBlock;
-  cpu::parallel_for(n, grain, [&](int64_t begin, int64_t end) { run.run_range(begin, end, thread_scratch(floats)); });
-  return outs;
+  cpu::parallel_for(n, grain, [&](int64_t begin, int64_t end) {
+    float* scratch = thread_scratch(floats);
+    const float* val[kMaxGroupRegisters] = {};
+    for (int64_t o = begin; o < end; o += kGroupBlock)
+      run.run_block(GroupPart::Prologue, 0, p.code.size(), o, std::min(kGroupBlock, end - o), scratch, val, nullptr);
+  });
+  return std::move(run.outputs());
 }
 
 }  // namespace kx

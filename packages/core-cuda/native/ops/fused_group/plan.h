@@ -1,13 +1,20 @@
 // The fused groups of compiled programs (kx.compile; FUSION.md): a chain of elementwise and
-// broadcast ops run as one pass over the output, written as a group program, FUSION.md's format:
-// instructions (op, dst, a, b, c, imm) over virtual registers of float32 elements, an input table
-// (the group's tensors, each read through the broadcast of its shape to the iteration shape) and an
-// output table (a register per output, each of the iteration shape and the group's dtype).
+// broadcast ops run as one pass, written as a group program, FUSION.md's format: instructions (op,
+// dst, a, b, c, imm) over virtual registers of float32 elements, an input table (the group's
+// tensors, each read through the broadcast of its shape to the iteration shape) and an output table
+// (a register per output, up to kMaxGroupOutputs: a group writes every value read outside it).
+//
+// A group may hold one reduction (FUSION.md rules 2 and 3): a Reduce instruction splits the code
+// into a prologue, run over the iteration shape, whose register `a` the Reduce sums (or averages,
+// or takes the max of) over each run of `rows` innermost elements, and an epilogue run over the
+// reduction's output shape, which reads the reduced values as the Reduce's register. Outputs
+// written by the prologue have the iteration shape, those written by the epilogue (or the Reduce
+// itself) the reduction's shape; inputs loaded by the epilogue broadcast to the reduction's shape.
 //
 // A group is not an op of core/ops.def: the program that holds it (native/program/) validates it
 // once, here, when the program is built, and runs it on each replay. The CPU runs it through the
-// block interpreter of fused_group.cpp; there is no CUDA executor yet (kx.compile replays programs
-// on CUDA devices without fusion).
+// block interpreter of fused_group.cpp (fused_reduce.cpp for a group with a reduction); there is no
+// CUDA executor yet (kx.compile replays programs on CUDA devices without fusion).
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -19,11 +26,14 @@
 #include "kx/error.h"
 #include "kx/registry.h"
 #include "ops/elementwise/math.h"
+#include "ops/reduce/plan.h"
 
 namespace kx {
 
 // FUSION.md's budget of tensor arguments per group (immediates do not count).
 constexpr int kMaxGroupInputs = 16;
+// Outputs per group: a multi-output group writes each value read outside it (an optimizer's θ, m, v).
+constexpr int kMaxGroupOutputs = 8;
 constexpr int kMaxGroupRegisters = 64;
 // The int64 fields of one instruction as JS sends them: op | fn << 8, dst, a, b, c, imm (float32 bits).
 constexpr size_t kGroupInstrFields = 6;
@@ -37,8 +47,18 @@ constexpr size_t kGroupInstrFields = 6;
 //   Where     dst ← a != 0 ? b : c
 //   Unary     dst ← fn(a), imm pow's exponent
 //   UnaryGrad dst ← c · fn'(a, b) (x = a, y = fn(x) = b, dy = c), imm pow's exponent
-enum class GroupOp : uint8_t { Load, Imm, Add, Sub, Mul, Div, MulAdd, MulSub, NegMulAdd, Where, Unary, UnaryGrad };
-constexpr int kNumGroupOps = 12;
+//   Reduce    dst ← the reduction of a over each row (at most one; it ends the prologue)
+enum class GroupOp : uint8_t { Load, Imm, Add, Sub, Mul, Div, MulAdd, MulSub, NegMulAdd, Where, Unary, UnaryGrad, Reduce };
+constexpr int kNumGroupOps = 13;
+
+// A group's reduction: each output element reduces `rows` consecutive elements of the iteration
+// space (the reduced axes are its innermost ones; all of them for a reduction to a scalar).
+struct GroupReduction {
+  RedOp op = RedOp::Sum;
+  bool mean = false;  // a Sum divided by rows
+  int64_t rows = 0;
+  Shape shape;        // the reduction's output shape, the epilogue's iteration shape
+};
 
 struct GroupInstr {
   GroupOp op = GroupOp::Load;
@@ -53,33 +73,55 @@ struct GroupProgram {
   int32_t registers = 0;
   int32_t inputs = 0;
   std::vector<int32_t> outputs;  // the register of each output
-  Shape shape;                   // the iteration shape: every output's
+  std::vector<bool> output_reduced;  // per output: written by the epilogue (the reduction's shape)
+  Shape shape;                   // the iteration shape: the prologue's (every output's without a reduction)
   DType dtype = DType::Float32;  // every output's, and every floating input's
+  int32_t reduce_at = -1;        // the Reduce instruction's index, or -1
+  GroupReduction reduction;
+  std::vector<uint8_t> input_loads;  // per input: 1 loaded by the prologue, 2 by the epilogue
+
+  // The shape of output k.
+  const Shape& output_shape(size_t k) const { return output_reduced[k] ? reduction.shape : shape; }
 };
 
 inline const char* group_op_name(GroupOp op) {
   static const char* names[kNumGroupOps] = {"load", "imm", "add", "sub", "mul", "div", "muladd", "mulsub", "negmuladd",
-                                            "where", "unary", "unary_grad"};
+                                            "where", "unary", "unary_grad", "reduce"};
   return names[(int)op];
 }
 
 // Validates a group program as JS sends it (code: kGroupInstrFields integers per instruction), so
 // that the interpreter needs no checks of its own: registers in range and written before they are
-// read, operands present where the op needs them, inputs in the table, outputs written.
+// read (the epilogue reads no register of the prologue but the Reduce's), operands present where
+// the op needs them, inputs in the table, outputs written; with `reduction` (else null), exactly
+// one Reduce, and the iteration shape `rows` times the reduction's.
 inline GroupProgram group_program(const std::vector<int64_t>& code, int64_t inputs, const std::vector<int64_t>& outputs,
-                                  const Shape& shape, DType dtype) {
+                                  const Shape& shape, DType dtype, const GroupReduction* reduction) {
   KX_CHECK(is_floating(dtype), DType, "fused group: outputs must be floating, got ", dtype_name(dtype));
   KX_CHECK(inputs >= 0 && inputs <= kMaxGroupInputs, Arg, "fused group: ", inputs, " inputs (at most ",
            kMaxGroupInputs, ")");
   KX_CHECK(!code.empty() && code.size() % kGroupInstrFields == 0, Arg, "fused group: code must hold ",
            kGroupInstrFields, " integers per instruction");
-  KX_CHECK(!outputs.empty(), Arg, "fused group: no outputs");
+  KX_CHECK(!outputs.empty() && outputs.size() <= (size_t)kMaxGroupOutputs, Arg, "fused group: ", outputs.size(),
+           " outputs (1 to ", kMaxGroupOutputs, ")");
   for (int64_t d : shape) KX_CHECK(d >= 0, Arg, "fused group: negative dimension in ", shape_str(shape));
   GroupProgram p;
   p.inputs = (int32_t)inputs;
   p.shape = shape;
   p.dtype = dtype;
+  p.input_loads.assign((size_t)inputs, 0);
+  if (reduction) {
+    for (int64_t d : reduction->shape)
+      KX_CHECK(d >= 0, Arg, "fused group: negative dimension in ", shape_str(reduction->shape));
+    KX_CHECK(reduction->rows >= 0 && numel_of(reduction->shape) * reduction->rows == numel_of(shape), Shape,
+             "fused group: reducing rows of ", reduction->rows, " of ", shape_str(shape), " does not give ",
+             shape_str(reduction->shape));
+    KX_CHECK(reduction->op != RedOp::Max || reduction->rows > 0 || numel_of(reduction->shape) == 0, Arg,
+             "fused group: max over empty rows (max has no identity)");
+    p.reduction = *reduction;
+  }
   std::vector<bool> written(kMaxGroupRegisters, false);
+  std::vector<bool> written_by_epilogue(kMaxGroupRegisters, false);
   const auto reg = [&](int64_t r, bool may_be_imm, const char* what, size_t at) -> int32_t {
     if (may_be_imm && r == -1) return -1;
     KX_CHECK(r >= 0 && r < kMaxGroupRegisters, Arg, "fused group: instruction ", at, ": register ", what, " = ", r,
@@ -100,6 +142,15 @@ inline GroupProgram group_program(const std::vector<int64_t>& code, int64_t inpu
       case GroupOp::Load:
         KX_CHECK(f[2] >= 0 && f[2] < inputs, Arg, "fused group: instruction ", at, " loads input ", f[2], " of ", inputs);
         ins.a = (int32_t)f[2];
+        p.input_loads[(size_t)ins.a] |= p.reduce_at < 0 ? 1 : 2;
+        break;
+      case GroupOp::Reduce:
+        KX_CHECK(reduction && p.reduce_at < 0, Arg, "fused group: instruction ", at, ": ",
+                 reduction ? "a second reduction" : "a reduction in a group without one");
+        ins.a = reg(f[2], false, "a", at);
+        // The epilogue starts with no register written but the Reduce's.
+        std::fill(written.begin(), written.end(), false);
+        p.reduce_at = (int32_t)at;
         break;
       case GroupOp::Imm:
         break;
@@ -133,14 +184,20 @@ inline GroupProgram group_program(const std::vector<int64_t>& code, int64_t inpu
              " out of range");
     ins.dst = (int32_t)f[1];
     written[(size_t)ins.dst] = true;
+    written_by_epilogue[(size_t)ins.dst] = p.reduce_at >= 0;
     p.registers = std::max(p.registers, ins.dst + 1);
     p.code.push_back(ins);
   }
+  KX_CHECK(!reduction || p.reduce_at >= 0, Arg, "fused group: a reduction without a Reduce instruction");
   for (size_t k = 0; k < outputs.size(); ++k) {
     const int64_t r = outputs[k];
-    KX_CHECK(r >= 0 && r < kMaxGroupRegisters && written[(size_t)r], Arg, "fused group: output ", k, " reads register ",
-             r, ", which no instruction writes");
+    // (a register the prologue last wrote is an output even though the epilogue cannot read it)
+    bool any = false;
+    for (const GroupInstr& ins : p.code) any = any || ins.dst == r;
+    KX_CHECK(r >= 0 && r < kMaxGroupRegisters && any, Arg, "fused group: output ", k, " reads register ", r,
+             ", which no instruction writes");
     p.outputs.push_back((int32_t)r);
+    p.output_reduced.push_back(written_by_epilogue[(size_t)r]);
     // The last write of its register stores straight into the output.
     for (size_t at = p.code.size(); at-- > 0;) {
       if (p.code[at].dst != r) continue;
@@ -153,7 +210,7 @@ inline GroupProgram group_program(const std::vector<int64_t>& code, int64_t inpu
 }
 
 // A run's inputs: as many as the table, each on the CPU, floating of the group's dtype or a uint8
-// mask, and broadcasting to the iteration shape.
+// mask, and broadcasting to the iteration shape of each part (prologue, epilogue) that loads it.
 inline void check_group_inputs(const GroupProgram& p, const Inputs& in) {
   KX_CHECK((int64_t)in.size() == p.inputs, Arg, "fused group: expected ", p.inputs, " inputs, got ", in.size());
   for (size_t k = 0; k < in.size(); ++k) {
@@ -161,8 +218,11 @@ inline void check_group_inputs(const GroupProgram& p, const Inputs& in) {
     KX_CHECK(t.defined(), Arg, "fused group: input ", k, " is missing");
     KX_CHECK(t.dtype == p.dtype || t.dtype == DType::UInt8, DType, "fused group: input ", k, " is ", dtype_name(t.dtype),
              ", the group computes ", dtype_name(p.dtype));
-    KX_CHECK(broadcasts_to(t.shape, p.shape), Shape, "fused group: input ", k, " ", shape_str(t.shape),
-             " does not broadcast to ", shape_str(p.shape));
+    for (const Shape* to : {&p.shape, &p.reduction.shape}) {
+      if (!(p.input_loads[k] & (to == &p.shape ? 1 : 2))) continue;
+      KX_CHECK(broadcasts_to(t.shape, *to), Shape, "fused group: input ", k, " ", shape_str(t.shape),
+               " does not broadcast to ", shape_str(*to));
+    }
   }
 }
 
