@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check: the one script run on the lent GPU machine (docs/DESIGN.md, "CUDA runtime"). First,
-# here: `bash scripts/gpu-pack.sh` (Node, node_modules and the addon's native libraries, oneDNN and
-# Highway, into the ignored .gpu-carry/).
+# here: `bash scripts/gpu-pack.sh` (Node, node_modules and the addon's native libraries, oneDNN,
+# Highway and OpenBLAS, into the ignored .gpu-carry/).
 # Then one device call from the repository root:
 #   run(command: "bash scripts/gpu-check.sh", carry: [".gpu-carry"], timeout_s: 540)
 # Stages, each under its own timeout and all within KEXUE_GPU_BUDGET_S (default 470 s, the issue's

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Packs what scripts/gpu-check.sh needs on the lent GPU machine and that its image lacks (it has
-# nvcc, CMake, g++ and PyTorch, but no Node.js, no oneDNN or Highway and no network) into .gpu-carry/,
+# nvcc, CMake, g++ and PyTorch, but no Node.js, no oneDNN, Highway or OpenBLAS and no network) into .gpu-carry/,
 # an ignored folder that the device call names in `carry`:
 #   node.xz             this machine's Node binary (official builds link only glibc and libstdc++)
 #   node_modules.tar.xz the workspace's node_modules (pnpm's symlinked layout, TypeScript left out:
 #                       vitest, vite, tsx, cmake-js, node-addon-api, node-api-headers, ...)
 #   native-deps.tar.xz  native/{include,lib}: oneDNN's and Highway's headers and libraries (with the
 #                       .so links the linker wants) and libOpenCL.so.1, which libdnnl loads;
+#                       OpenBLAS's library (kx.linalg's LAPACK) with its libgfortran and libquadmath;
 #                       native/gomp/{include,lib}: omp.h and libgomp, used only where g++ lacks them
 # Run it here, from anywhere in the repository, after `pnpm install`. The device tool carries at most
 # 64 MiB (working tree included), so the script fails when the pack exceeds KEXUE_CARRY_LIMIT_MB
@@ -65,10 +66,10 @@ soname_path() { ldconfig -p | awk -v n="$1" '$1 == n && /x86-64/ && !found {prin
 # What every machine with g++ has (glibc, the C++ runtime), never carried; libgomp is g++'s too but
 # gets the fallback copy below.
 base='^(linux-vdso|ld-linux-x86-64|libc|libm|libdl|libpthread|librt|libstdc\+\+|libgcc_s|libgomp)\.so'
-# The two libraries the build links (each with the unversioned name the linker looks for), then,
+# The three libraries the build links (each with the unversioned name the linker looks for), then,
 # breadth first, every library they load outside that base.
 queue=()
-for pair in libdnnl.so.2:libdnnl-dev libhwy.so.1:libhwy-dev; do
+for pair in libdnnl.so.2:libdnnl-dev libhwy.so.1:libhwy-dev libopenblas.so.0:libopenblas-dev; do
   soname=${pair%%:*} pkg=${pair#*:}
   path="$(soname_path "$soname")"
   [ -n "$path" ] || die "$soname not found by ldconfig (apt-get install $pkg)"

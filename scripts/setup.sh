@@ -10,7 +10,8 @@ missing=()
 # chromium: the report page's rendering test (headless)
 # libhwy-dev: Google Highway, the CPU vector runs and their dispatch (native/cpu/simd/)
 # libdnnl-dev: oneDNN, the CPU's matrix products (native/cpu/onednn.h, ops/matmul/)
-# libopenblas-dev: the bench's peaks program (OpenBLAS is what PyTorch multiplies with here)
+# libopenblas-dev: LAPACK for kx.linalg (ops/linalg/), and the bench's peaks program (OpenBLAS is
+# what PyTorch multiplies with here)
 for pkg in libopenblas-dev libhwy-dev libdnnl-dev cmake g++ make chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done

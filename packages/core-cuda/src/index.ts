@@ -37,3 +37,4 @@ export * from './ops/random.js';
 export * from './ops/optim.js';
 export * from './ops/global_pointer.js';
 export * as io from './io/index.js';
+export * as linalg from './ops/linalg.js';

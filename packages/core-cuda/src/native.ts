@@ -156,6 +156,12 @@ function load(): RawAddon {
   const require = createRequire(import.meta.url);
   const here = path.dirname(fileURLToPath(import.meta.url));
   const file = process.env.KEXUE_ADDON ?? path.join(here, '..', 'build', 'Release', 'kexue_core.node');
+  // OpenBLAS (kx.linalg's LAPACK) starts its worker threads as the addon loads, one per core but
+  // one, each polling ~0.15 s before it sleeps; kexue runs OpenBLAS on the calling thread
+  // (ops/linalg/linalg.cpp), so it is told to start none, unless the user set the variable. It is the
+  // process's environment: removed again once loaded, so child processes do not inherit it.
+  const openblasThreads = process.env.OPENBLAS_NUM_THREADS;
+  if (openblasThreads === undefined) process.env.OPENBLAS_NUM_THREADS = '1';
   try {
     return require(file) as RawAddon;
   } catch (err) {
@@ -163,9 +169,11 @@ function load(): RawAddon {
     if (/^E_[A-Z_]+$/.test(String((err as { code?: unknown }).code))) throw fromNativeError(err);
     throw new LoadError(
       `could not load kexue's native addon from ${file}: ${(err as Error).message}. ` +
-        'Build it with `pnpm -F @kexue/core-cuda run build:native` (needs cmake, g++, libhwy-dev and libdnnl-dev: scripts/setup.sh installs them).',
+        'Build it with `pnpm -F @kexue/core-cuda run build:native` (needs cmake, g++, libhwy-dev, libdnnl-dev and libopenblas-dev: scripts/setup.sh installs them).',
       { cause: err },
     );
+  } finally {
+    if (openblasThreads === undefined) delete process.env.OPENBLAS_NUM_THREADS;
   }
 }
 

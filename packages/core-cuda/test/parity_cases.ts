@@ -519,4 +519,37 @@ export const CASES: ParityCase[] = [
     inputs: (dt, r) => [randn(r, [300, 7], dt), randn(r, [100_001], dt), randn(r, [1], dt)],
     run: (xs) => kx.scalar(kx.globalNorm(xs)),
   },
+
+  // linalg: float32 only; CUDA copies to the host and runs the CPU's float64 path, so the bits agree
+  {
+    name: 'linalg eigh of a stack of symmetric matrices',
+    dtypes: ['float32'],
+    inputs: (dt, r) => [kx.tidy(() => {
+      const b = randn(r, [3, 40, 40], dt);
+      return kx.add(b, kx.transpose(b));
+    })],
+    run: ([a]) => {
+      const { values, vectors } = kx.linalg.eigh(a!);
+      return [values, vectors];
+    },
+  },
+  {
+    name: 'linalg svd of a tall and a wide matrix',
+    dtypes: ['float32'],
+    inputs: (dt, r) => [randn(r, [70, 12], dt), randn(r, [5, 33], dt)],
+    run: ([tall, wide]) => {
+      const t = kx.linalg.svd(tall!);
+      const w = kx.linalg.svd(wide!);
+      return [t.u, t.s, t.vh, w.u, w.s, w.vh];
+    },
+  },
+  {
+    name: 'linalg covariance (β = 0.5; two tile columns, two slabs of rows)',
+    dtypes: ['float32'],
+    inputs: (dt, r) => [randn(r, [1500, 150], dt, 2, 0.5)],
+    run: ([x]) => {
+      const { mean, cov } = kx.linalg.covariance(x!, { beta: 0.5 });
+      return [mean, cov];
+    },
+  },
 ];
