@@ -93,6 +93,13 @@ export interface NativeProgramSpec {
   outputs: number[];
 }
 
+/** New attributes for one op step of one program run: the step's index and its op's name. */
+export interface NativeAttrPatch {
+  step: number;
+  op: string;
+  attrs: Record<string, unknown>;
+}
+
 /** A native program object (an N-API External), freed when JS drops it. */
 export type NativeProgram = object & { readonly __brand?: 'NativeProgram' };
 
@@ -104,8 +111,11 @@ export interface NativeAddon {
   dispose(handle: NativeHandle): void;
   /** Builds a compiled program once (E_ARG for a malformed spec). */
   programCreate(spec: NativeProgramSpec): NativeProgram;
-  /** Runs a compiled program on its input handles: one addon call for the whole program. */
-  programRun(program: NativeProgram, inputs: readonly NativeHandle[]): NativeTensor[];
+  /**
+   * Runs a compiled program on its input handles: one addon call for the whole program. `patches`
+   * give the op steps they name new attributes for this run (checked against the op `op` declares).
+   */
+  programRun(program: NativeProgram, inputs: readonly NativeHandle[], patches?: readonly NativeAttrPatch[]): NativeTensor[];
   /** A zero-filled tensor made on its device (CUDA: a memset on the device's stream, no host copy). */
   zeros(shape: number[], dtype: string, device: string): NativeTensor;
   memoryStats(): {
@@ -147,7 +157,7 @@ interface RawAddon extends Omit<NativeAddon, 'fromData' | 'toDevice' | 'run' | '
   /** The spec with each op step's `op` as its position in buildInfo().ops. */
   programCreate(spec: unknown): NativeProgram;
   /** As run: the n input handles are info's first numbers; returns the number of outputs. */
-  programRun(program: NativeProgram, n: number, info: Float64Array): number;
+  programRun(program: NativeProgram, n: number, info: Float64Array, patches?: { step: number; attrs: Record<string, unknown> | undefined }[]): number;
   /** DType names by the native enum's value. */
   dtypeNames: string[];
 }
@@ -223,10 +233,11 @@ export const native: NativeAddon = {
       ...spec,
       steps: spec.steps.map((s) => ('op' in s ? { ...s, op: opDef(s.op).index, attrs: checkedAttrs(opDef(s.op), s.attrs) } : s)),
     }),
-  programRun: (program, inputs) => {
+  programRun: (program, inputs, patches) => {
     if (inputs.length > info.length) throw Object.assign(new Error(`compiled function: too many inputs (${inputs.length})`), { code: 'E_ARG' });
+    const checked = patches?.map((p) => ({ step: p.step, attrs: checkedAttrs(opDef(p.op), p.attrs) }));
     for (let i = 0; i < inputs.length; i++) info[i] = inputs[i]!;
-    return described(raw.programRun(program, inputs.length, info));
+    return described(checked ? raw.programRun(program, inputs.length, info, checked) : raw.programRun(program, inputs.length, info));
   },
 };
 

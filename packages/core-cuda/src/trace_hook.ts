@@ -14,6 +14,8 @@ export interface OpObserver {
   willRun(op: string, inputs: readonly (Tensor | null | undefined)[]): void;
   /** After the op ran, with its outputs. */
   didRun(op: string, inputs: readonly (Tensor | null | undefined)[], outputs: readonly Tensor[], attrs: Attrs): void;
+  /** The next `count` ops' attributes are recomputed by `compute` at every replay (dynamicAttrs). */
+  dynamicAttrs(count: number, compute: () => Attrs[]): void;
 }
 
 let current: OpObserver | null = null;
@@ -21,6 +23,11 @@ let current: OpObserver | null = null;
 /** The trace in progress, or null (the common case: one variable read per op). */
 export function activeTrace(): OpObserver | null {
   return current;
+}
+
+/** Whether kx.compile is tracing a function now (code that cannot be replayed may refuse to run). */
+export function tracing(): boolean {
+  return current !== null;
 }
 
 /** @internal Starts (or, with null, ends) a trace. */
@@ -38,4 +45,17 @@ export function refuseHostRead(what: string, t: Tensor): void {
     `${what}: cannot read the value of ${t.describe()} while kx.compile traces a function (a replay would not read it again); ` +
       'make the value a static argument (a number passed to the compiled function) or move the read out of the compiled function',
   );
+}
+
+/**
+ * For code whose ops take attributes that change from call to call (an optimizer's step count and
+ * learning rate): while kx.compile traces, the attributes of the next `count` ops this code runs
+ * are recomputed at every replay by `compute`, called once per replay before the program runs
+ * (in the order the trace met them), which may advance host state (a step counter) and must
+ * return `count` attribute sets for those ops in order; throwing from it fails that call and
+ * skips the program. Outside a trace it does nothing (the code runs its ops with the attributes it
+ * computed itself).
+ */
+export function dynamicAttrs(count: number, compute: () => Attrs[]): void {
+  current?.dynamicAttrs(count, compute);
 }

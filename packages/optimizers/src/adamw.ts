@@ -1,8 +1,8 @@
 /** AdamW as torch.optim.AdamW (non-amsgrad): two float32 states per parameter. */
-import { adamwUpdateGroup } from '@kexue/core-cuda';
+import { adamwAttrs, adamwUpdateGroup, type AdamWUpdateOptions } from '@kexue/core-cuda';
 
 import { checkKeys, frozenDefaults, numberOf } from './options.js';
-import { Optimizer, optionKeys, type CommonOptions, type OptionsOf, type ParamUpdate } from './optimizer.js';
+import { Optimizer, optionKeys, type CommonOptions, type OptionsOf, type ParamUpdate, type ReplayCall, type UpdateNumbers } from './optimizer.js';
 
 /** AdamW's options: the common ones and those of AdamW.defaults. */
 export interface AdamWOptions extends CommonOptions, OptionsOf<typeof AdamW.defaults> {}
@@ -47,20 +47,33 @@ export class AdamW extends Optimizer {
    * and without weight decay), not one per parameter: a GPU step's ~200 updates cost the host once.
    */
   protected updateGroup(us: readonly ParamUpdate[]): boolean[] {
-    const sets = new Map<string, ParamUpdate[]>();
+    for (const set of this.#sets(us)) {
+      adamwUpdateGroup(
+        set.map((x) => ({ param: x.param, grad: x.grad, m: x.slots.m!, v: x.slots.v! })),
+        this.#options(set[0]!),
+      );
+    }
+    return us.map(() => true);
+  }
+
+  /** Its updates always apply, so a compiled step replays them with each step's numbers. */
+  protected override replayCalls(us: readonly UpdateNumbers[]): ReplayCall[] {
+    return this.#sets(us).map((set) => ({ names: set.map((u) => u.name), attrs: adamwAttrs('AdamW.step', this.#options(set[0]!)) }));
+  }
+
+  /** The updates grouped by the options they run with, in first-seen order. */
+  #sets<U extends UpdateNumbers>(us: readonly U[]): U[][] {
+    const sets = new Map<string, U[]>();
     for (const u of us) {
-      const key = `${u.learningRate}|${u.weightDecay}|${u.paramStep}|${u.gradScale}|${u.param.device}`;
+      const key = `${u.learningRate}|${u.weightDecay}|${u.paramStep}|${u.gradScale}|${u.device}`;
       const set = sets.get(key);
       if (set) set.push(u);
       else sets.set(key, [u]);
     }
-    for (const set of sets.values()) {
-      const u = set[0]!;
-      adamwUpdateGroup(
-        set.map((x) => ({ param: x.param, grad: x.grad, m: x.slots.m!, v: x.slots.v! })),
-        { lr: u.learningRate, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: u.weightDecay, step: u.paramStep + 1, gradScale: u.gradScale },
-      );
-    }
-    return us.map(() => true);
+    return [...sets.values()];
+  }
+
+  #options(u: UpdateNumbers): AdamWUpdateOptions {
+    return { lr: u.learningRate, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: u.weightDecay, step: u.paramStep + 1, gradScale: u.gradScale };
   }
 }

@@ -90,13 +90,11 @@ export interface OptimizerMeta {
   paramSteps: Record<string, number>;
 }
 
-/** What an optimizer's update of one parameter gets. */
-export interface ParamUpdate {
+/** The numbers of one parameter's update (what a replayed step recomputes). */
+export interface UpdateNumbers {
   name: string;
-  param: Tensor;
-  grad: Tensor;
-  /** The parameter's state tensors by slot name (float32, its shape). */
-  slots: Record<string, Tensor>;
+  /** The parameter's device. */
+  device: string;
   /** The group's learning rate times the schedule's multiplier. */
   learningRate: number;
   /** The group's weight decay. */
@@ -106,6 +104,20 @@ export interface ParamUpdate {
   step: number;
   /** How many times this parameter was updated before (0 on its first update). */
   paramStep: number;
+}
+
+/** What an optimizer's update of one parameter gets. */
+export interface ParamUpdate extends UpdateNumbers {
+  param: Tensor;
+  grad: Tensor;
+  /** The parameter's state tensors by slot name (float32, its shape). */
+  slots: Record<string, Tensor>;
+}
+
+/** One native call of a step: the parameters it updates, in order, and its attributes. */
+export interface ReplayCall {
+  names: string[];
+  attrs: kx.Attrs;
 }
 
 interface ResolvedGroup {
@@ -197,9 +209,10 @@ export abstract class Optimizer {
     const where = `${this.kind}.step`;
     const names = this.#checkParams(params, grads, where);
     const o = checkKeys(options, ['gradScale', 'gradNorm'], where);
-    let gradScale = numberOption(o.gradScale, 1, 'gradScale', where, { min: 0, minExclusive: true });
+    const baseScale = numberOption(o.gradScale, 1, 'gradScale', where, { min: 0, minExclusive: true });
     const slots = names.map((n) => this.#slotsFor(n, params[n]!, where));
 
+    let gradScale = baseScale;
     let gradNorm: number | null = null;
     let clipped = false;
     if (o.gradNorm !== undefined) {
@@ -217,23 +230,16 @@ export abstract class Optimizer {
     }
 
     const t = this.#step;
-    const mult = this.schedule(t);
-    if (!Number.isFinite(mult) || mult < 0) throw new ArgumentError(`${where}: the schedule gave ${mult} at step ${t}`);
+    const mult = this.#multiplier(t, where);
     this.#settle(); // the previous step's flags: its updates ran long ago
-    const updates = names.map((name, i): ParamUpdate => {
-      const group = this.#groupOf(name);
-      return {
-        name,
-        param: params[name]!,
-        grad: grads[name]!,
-        slots: slots[i]!,
-        learningRate: (group?.learningRate ?? this.learningRate) * mult,
-        weightDecay: group?.weightDecay ?? this.weightDecay,
-        gradScale,
-        step: t,
-        paramStep: this.#paramSteps.get(name) ?? 0,
-      };
-    });
+    const devices = names.map((n) => params[n]!.device);
+    const updates = this.#updates(names, devices, gradScale, t, mult).map(
+      (u, i): ParamUpdate => ({ ...u, param: params[u.name]!, grad: grads[u.name]!, slots: slots[i]! }),
+    );
+    // Under kx.compile, the step's numbers are recomputed and the counters advanced at every replay.
+    const traced = this.replayCalls(updates);
+    if (traced) kx.dynamicAttrs(traced.length, () => this.#replay(names, devices, gradScale, traced, where));
+    else if (kx.tracing()) throw new ArgumentError(`${where} cannot run inside kx.compile yet: a replay would repeat this step's learning rate and counters (AdamW can); call step() outside the compiled function`);
     const verdicts = new StepVerdicts(names, this.updateGroup(updates), (name) => this.#paramSteps.set(name, (this.#paramSteps.get(name) ?? 0) + 1));
     this.#step = t + 1;
     if (verdicts.settled) return { step: t, scheduleMultiplier: mult, gradNorm, clipped, skipped: verdicts.skipped };
@@ -249,6 +255,53 @@ export abstract class Optimizer {
       },
     });
     return result;
+  }
+
+  /**
+   * The native calls updateGroup makes for these updates, in order (the parameters each updates and
+   * its attributes), for a step that kx.compile replays; null (the default) where an optimizer's
+   * updates cannot be replayed, such as those whose outcome is read back (Tiger's guard flags).
+   */
+  protected replayCalls(_us: readonly UpdateNumbers[]): ReplayCall[] | null {
+    return null;
+  }
+
+  /** The schedule's multiplier at step t (E_ARG for a negative or non-finite one). */
+  #multiplier(t: number, where: string): number {
+    const mult = this.schedule(t);
+    if (!Number.isFinite(mult) || mult < 0) throw new ArgumentError(`${where}: the schedule gave ${mult} at step ${t}`);
+    return mult;
+  }
+
+  /** The numbers of each parameter's update at step t from the counters as they are. */
+  #updates(names: readonly string[], devices: readonly string[], gradScale: number, t: number, mult: number): UpdateNumbers[] {
+    return names.map((name, i) => {
+      const group = this.#groupOf(name);
+      return {
+        name,
+        device: devices[i]!,
+        learningRate: (group?.learningRate ?? this.learningRate) * mult,
+        weightDecay: group?.weightDecay ?? this.weightDecay,
+        gradScale,
+        step: t,
+        paramStep: this.#paramSteps.get(name) ?? 0,
+      };
+    });
+  }
+
+  /**
+   * A replayed step (kx.compile): the host part of step() from the counters as they are now. The
+   * calls must update the same parameters as the traced ones (E_ARG otherwise, before anything
+   * moves: the program's calls are fixed); then every parameter counts as updated.
+   */
+  #replay(names: readonly string[], devices: readonly string[], gradScale: number, traced: readonly ReplayCall[], where: string): kx.Attrs[] {
+    const t = this.#step;
+    const calls = this.replayCalls(this.#updates(names, devices, gradScale, t, this.#multiplier(t, where)))!;
+    const same = calls.length === traced.length && calls.every((c, i) => c.names.join('\n') === traced[i]!.names.join('\n'));
+    if (!same) throw new ArgumentError(`${where}: the parameters' update calls differ from the compiled step's (parameters with different step counts or options); call step() outside kx.compile`);
+    for (const name of names) this.#paramSteps.set(name, (this.#paramSteps.get(name) ?? 0) + 1);
+    this.#step = t + 1;
+    return calls.map((c) => c.attrs);
   }
 
   /** Reads the last step's pending GPU verdicts, if any (StepVerdicts.settle), counting the applied updates. */

@@ -350,6 +350,18 @@ kx::GroupReduction parse_group_reduction(const Napi::Value& v) {
   return r;
 }
 
+// The attributes `op` declares, read from a JS object (absent ones left to the op's defaults).
+kx::Attrs parse_op_attrs(const kx::OpDef& op, const Napi::Value& v) {
+  kx::Attrs attrs;
+  if (!v.IsObject()) return attrs;
+  Napi::Object o = v.As<Napi::Object>();
+  for (const std::string& name : op.attrs) {
+    Napi::Value a = o.Get(name);
+    if (!a.IsUndefined() && !a.IsNull()) attrs.values[name] = parse_attr(name, a);
+  }
+  return attrs;
+}
+
 // One step of a program spec: {op: index in buildInfo().ops, attrs?, inputs, outputs} or
 // {group: {code, inputs, outputs, shape, dtype, reduce?}, inputs, outputs}.
 kx::ProgramStep parse_step(const Napi::Object& o) {
@@ -369,13 +381,7 @@ kx::ProgramStep parse_step(const Napi::Object& o) {
   }
   step.op = kx::op_at(o.Get("op").IsNumber() ? o.Get("op").As<Napi::Number>().DoubleValue() : -1.0);
   KX_CHECK(step.op, Arg, "program step: unknown op");
-  if (o.Get("attrs").IsObject()) {
-    Napi::Object attrs = o.Get("attrs").As<Napi::Object>();
-    for (const std::string& name : step.op->attrs) {
-      Napi::Value v = attrs.Get(name);
-      if (!v.IsUndefined() && !v.IsNull()) step.attrs.values[name] = parse_attr(name, v);
-    }
-  }
+  step.attrs = parse_op_attrs(*step.op, o.Get("attrs"));
   return step;
 }
 
@@ -403,18 +409,31 @@ Napi::Value ProgramCreate(const Napi::CallbackInfo& info) {
   });
 }
 
-// programRun(program, n, info) -> the number of outputs: the n input handles are info's first
-// numbers, and the outputs' records replace them, as run() does.
+// programRun(program, n, info, patches?) -> the number of outputs: the n input handles are info's
+// first numbers, the outputs are written to info as run's; patches, [{step, attrs}], give op steps
+// new attributes for this run.
 Napi::Value ProgramRun(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    KX_CHECK(info.Length() == 3 && info[0].IsExternal() && info[1].IsNumber(), Arg, "programRun(program, n, info)");
+    KX_CHECK((info.Length() == 3 || info.Length() == 4) && info[0].IsExternal() && info[1].IsNumber(), Arg,
+             "programRun(program, n, info, patches?)");
     InfoWriter w = info_writer(info, 2);
     const kx::Program* program = info[0].As<Napi::External<kx::Program>>().Data();
     const double n = info[1].As<Napi::Number>().DoubleValue();
     KX_CHECK(n >= 0 && n <= (double)w.length && n == (double)(size_t)n, Arg, "programRun: bad input count ", n);
     std::vector<kx::Tensor> inputs((size_t)n);
     for (size_t i = 0; i < inputs.size(); ++i) inputs[i] = handles().get(w.data[i], "compiled function input");
-    std::vector<kx::Tensor> outs = program->run(inputs);
+    std::vector<kx::AttrPatch> patches;
+    if (info.Length() == 4 && !info[3].IsUndefined()) {
+      KX_CHECK(info[3].IsArray(), Arg, "programRun: patches must be an array");
+      Napi::Array list = info[3].As<Napi::Array>();
+      for (uint32_t i = 0; i < list.Length(); ++i) {
+        KX_CHECK(list.Get(i).IsObject(), Arg, "programRun: patch ", i, " must be an object");
+        Napi::Object p = list.Get(i).As<Napi::Object>();
+        const int64_t step = int_of(p.Get("step"), "patch step");
+        patches.push_back({step, parse_op_attrs(program->patchable_op(step), p.Get("attrs"))});
+      }
+    }
+    std::vector<kx::Tensor> outs = program->run(inputs, patches);
     for (kx::Tensor& t : outs) wrap(std::move(t), w);
     return Napi::Number::New(env, (double)outs.size());
   });

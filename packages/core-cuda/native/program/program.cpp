@@ -40,8 +40,20 @@ Program::Program(int32_t inputs, std::vector<Tensor> constants, std::vector<Prog
   }
 }
 
-std::vector<Tensor> Program::run(const std::vector<Tensor>& inputs) const {
+const OpDef& Program::patchable_op(int64_t step) const {
+  KX_CHECK(step >= 0 && step < (int64_t)steps_.size(), Arg, "program: no step ", step, " (", steps_.size(), " steps)");
+  const OpDef* op = steps_[(size_t)step].op;
+  KX_CHECK(op != nullptr, Arg, "program: step ", step, " is a fused group, whose attributes cannot change");
+  return *op;
+}
+
+std::vector<Tensor> Program::run(const std::vector<Tensor>& inputs, const std::vector<AttrPatch>& patches) const {
   KX_CHECK((int32_t)inputs.size() == inputs_, Arg, "program: expected ", inputs_, " inputs, got ", inputs.size());
+  std::vector<const Attrs*> attrs(steps_.size(), nullptr);
+  for (const AttrPatch& p : patches) {
+    patchable_op(p.step);
+    attrs[(size_t)p.step] = &p.attrs;
+  }
   std::vector<Tensor> values((size_t)values_);
   std::copy(inputs.begin(), inputs.end(), values.begin());
   std::copy(constants_.begin(), constants_.end(), values.begin() + inputs_);
@@ -51,7 +63,8 @@ std::vector<Tensor> Program::run(const std::vector<Tensor>& inputs) const {
     in.assign(step.inputs.size(), Tensor{});
     for (size_t i = 0; i < step.inputs.size(); ++i)
       if (step.inputs[i] >= 0) in[i] = values[(size_t)step.inputs[i]];
-    std::vector<Tensor> outs = step.op ? kx::run(*step.op, in, step.attrs) : run_fused_group_cpu(*step.group, in);
+    std::vector<Tensor> outs =
+        step.op ? kx::run(*step.op, in, attrs[s] ? *attrs[s] : step.attrs) : run_fused_group_cpu(*step.group, in);
     KX_CHECK((int32_t)outs.size() == step.outputs, Internal, "program: step ", s, " (",
              step.op ? step.op->name : std::string("fused group"), ") made ", outs.size(), " outputs, the trace ",
              step.outputs);

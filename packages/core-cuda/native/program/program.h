@@ -25,6 +25,12 @@ struct ProgramStep {
   int32_t outputs = 0;                         // how many values the step makes
 };
 
+// New attributes for one op step of one run.
+struct AttrPatch {
+  int64_t step;
+  Attrs attrs;
+};
+
 class Program {
  public:
   // E_ARG when a step reads a value not yet made, or an output names no value.
@@ -32,9 +38,15 @@ class Program {
 
   int32_t inputs() const { return inputs_; }
 
+  // The op a step runs, whose attributes a patch may replace: E_ARG for a step that does not exist
+  // or is a fused group.
+  const OpDef& patchable_op(int64_t step) const;
+
   // Runs every step on these inputs (E_ARG on a count that is not inputs()); returns the outputs.
+  // `patches` replace the attributes of the op steps they name for this run only (the attributes a
+  // trace marked as recomputed at every call: an optimizer's step count and learning rate).
   // Safe to call from several threads at once: a run's values are its own.
-  std::vector<Tensor> run(const std::vector<Tensor>& inputs) const;
+  std::vector<Tensor> run(const std::vector<Tensor>& inputs, const std::vector<AttrPatch>& patches = {}) const;
 
  private:
   int32_t inputs_;

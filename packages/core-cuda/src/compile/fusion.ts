@@ -64,7 +64,7 @@ const REDUCE_OPS = new Set(['sum', 'mean', 'max']);
 
 /** Whether a node computes elementwise (or broadcasts) on the CPU in a floating dtype (masks broadcast too). */
 function fusible(n: TraceNode, values: readonly Value[]): boolean {
-  if (n.outputs.length !== 1) return false;
+  if (n.outputs.length !== 1 || n.dynamic) return false;
   const out = values[n.outputs[0]!]!;
   if (out.device !== 'cpu') return false;
   if (ELEMENTWISE.has(n.op)) return isFloating(out.dtype);

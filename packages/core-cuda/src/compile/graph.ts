@@ -43,6 +43,8 @@ export interface TraceNode {
   kind: NodeKind;
   /** The op updates some of its inputs in place (an optimizer update): never dropped or moved across. */
   inPlace: boolean;
+  /** Its attributes are recomputed at every replay (dynamicAttrs): it stays a step of its own. */
+  dynamic: boolean;
 }
 
 const KINDS: Record<string, NodeKind> = {

@@ -13,7 +13,7 @@ import { nextTensorId, Tensor } from '../tensor.js';
 import { activeTrace, setActiveTrace } from '../trace_hook.js';
 import { buildResult, flattenArgs, resultTemplate, type ResultTemplate } from './args.js';
 import { formatPlan } from './dump.js';
-import { lower, type CompiledPlan, type LeafSource } from './plan.js';
+import { lower, type CompiledPlan, type DynamicSteps, type LeafSource } from './plan.js';
 import { Recorder } from './recorder.js';
 
 export type { CompiledPlan, PlannedGroup, LeafSource } from './plan.js';
@@ -50,6 +50,7 @@ interface Entry {
   template: ResultTemplate;
   leaves: LeafSource[];
   plan: CompiledPlan;
+  dynamic: DynamicSteps[];
 }
 
 /**
@@ -66,7 +67,9 @@ interface Entry {
  * `item`, `toFloat32Array`, `data`, `to`) and ops that draw random numbers (dropout) are E_ARG.
  * A compiled function cannot run inside valueAndGrad (its replays record nothing); call valueAndGrad
  * inside it instead. Called while another compiled function traces, fn simply runs (and is traced
- * as part of the outer one). A signature whose captured tensors were disposed is traced again.
+ * as part of the outer one). A signature whose captured tensors were disposed is traced again. Ops
+ * whose attributes change from call to call (an optimizer's step and learning rate) are announced
+ * with `kx.dynamicAttrs`, whose compute runs before each replay; AdamW does so in its step().
  *
  * `KX_DUMP=1` prints each new plan (nodes, groups, their programs) to stderr.
  */
@@ -90,8 +93,9 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, options: 
       } finally {
         setActiveTrace(null);
       }
+      recorder.finish();
       const { template, leaves } = resultTemplate(result);
-      const { plan, spec, leaves: sources } = lower(recorder, leaves.map((t) => recorder.valueOf(t)), fuse);
+      const { plan, spec, leaves: sources, dynamic } = lower(recorder, leaves.map((t) => recorder.valueOf(t)), fuse);
       let program: NativeProgram;
       try {
         program = native.programCreate(spec);
@@ -105,7 +109,7 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, options: 
       recorder.captures.forEach((t, i) => {
         if (t.version !== recorder.captureVersions[i]) mutated.push({ from: 'capture', index: i, delta: t.version - recorder.captureVersions[i]! });
       });
-      cache.set(key, { program, captures: recorder.captures, mutated, template, leaves: sources, plan });
+      cache.set(key, { program, captures: recorder.captures, mutated, template, leaves: sources, plan, dynamic });
       stats.traces++;
       if (process.env.KX_DUMP === '1') process.stderr.write(formatPlan(plan, `${name} (${key})`));
       return result;
@@ -115,9 +119,16 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, options: 
   };
 
   const replay = (entry: Entry, tensors: Tensor[]): R => {
+    const patches = entry.dynamic.flatMap((d) => {
+      const attrs = d.compute();
+      if (!Array.isArray(attrs) || attrs.length !== d.steps.length) {
+        throw new ArgumentError(`kx.compile: a dynamicAttrs compute gave ${Array.isArray(attrs) ? attrs.length : 'no'} attribute sets for the ${d.steps.length} ops it announced`);
+      }
+      return d.steps.flatMap((step, i) => (step < 0 ? [] : [{ step, op: d.ops[i]!, attrs: attrs[i]! }]));
+    });
     let raw;
     try {
-      raw = native.programRun(entry.program, [...tensors.map((t) => t.handle), ...entry.captures.map((t) => t.handle)]);
+      raw = native.programRun(entry.program, [...tensors.map((t) => t.handle), ...entry.captures.map((t) => t.handle)], patches.length ? patches : undefined);
     } catch (err) {
       throw fromNativeError(err);
     }

@@ -4,6 +4,7 @@
  * arguments, then the captures), constants, then each step's outputs.
  */
 import type { NativeProgramSpec, NativeStepSpec } from '../native.js';
+import type { Attrs } from '../tape.js';
 import { compileGroup, type GroupCode } from './group_program.js';
 import { planGroups, type FusionGroup } from './fusion.js';
 import type { TraceNode, Value } from './graph.js';
@@ -32,10 +33,18 @@ export interface CompiledPlan {
   tracedOps: number;
 }
 
+/** Program steps whose attributes a dynamicAttrs `compute` gives at each replay (-1: a dropped op). */
+export interface DynamicSteps {
+  steps: number[];
+  ops: string[];
+  compute: () => Attrs[];
+}
+
 export interface Lowered {
   plan: CompiledPlan;
   spec: NativeProgramSpec;
   leaves: LeafSource[];
+  dynamic: DynamicSteps[];
 }
 
 /** The live nodes: those whose outputs are results or feed live nodes, and every in-place update. */
@@ -124,9 +133,15 @@ export function lower(rec: Recorder, results: readonly number[], fuse: boolean):
     const k = programOutputs.indexOf(id);
     return { from: 'program', index: k >= 0 ? k : programOutputs.push(id) - 1 };
   });
+  const stepOf = new Map<number, number>();
+  steps.forEach((s, i) => {
+    if (!s.group) stepOf.set(s.node.id, i);
+  });
+  const dynamic = rec.dynamic.map((d) => ({ steps: d.nodes.map((id) => stepOf.get(id) ?? -1), ops: d.nodes.map((id) => rec.nodes[id]!.op), compute: d.compute }));
   return {
     plan: { nodes, values, groups, steps: specSteps.length, nativeCallsPerReplay: 1, tracedOps: rec.nodes.length },
     spec: { inputs, constants, steps: specSteps, outputs: programOutputs },
     leaves,
+    dynamic,
   };
 }

@@ -28,6 +28,9 @@ export class Recorder implements OpObserver {
   readonly captureVersions: number[] = [];
   /** Handles of the constants' storage, held here until the program holds it (release()). */
   readonly constants: NativeHandle[] = [];
+  /** Ops whose attributes are recomputed at each replay (dynamicAttrs): node ids and how. */
+  readonly dynamic: { nodes: number[]; compute: () => Attrs[] }[] = [];
+  private pending: { count: number; nodes: number[]; compute: () => Attrs[] } | null = null;
   private readonly ids = new Map<Tensor, number>();
 
   /**
@@ -63,13 +66,35 @@ export class Recorder implements OpObserver {
       outputs: [],
       kind: kindOf(op),
       inPlace: isInPlace(op),
+      dynamic: this.pending !== null,
     };
+    if (this.pending) {
+      this.pending.nodes.push(node.id);
+      if (this.pending.nodes.length === this.pending.count) this.#settleDynamic();
+    }
     outputs.forEach((t, k) => {
       const id = this.add('node', node.id, k, t);
       this.ids.set(t, id);
       node.outputs.push(id);
     });
     this.nodes.push(node);
+  }
+
+  dynamicAttrs(count: number, compute: () => Attrs[]): void {
+    if (this.pending) throw new ArgumentError(`dynamicAttrs: the previous call's ${this.pending.count} ops have not all run (${this.pending.nodes.length} did)`);
+    if (!Number.isInteger(count) || count < 0) throw new ArgumentError(`dynamicAttrs: count must be an integer >= 0, got ${String(count)}`);
+    this.pending = { count, nodes: [], compute };
+    if (count === 0) this.#settleDynamic();
+  }
+
+  /** E_ARG when the function ended before the ops a dynamicAttrs call announced had run. */
+  finish(): void {
+    if (this.pending) throw new ArgumentError(`dynamicAttrs: announced ${this.pending.count} ops, the traced function ran ${this.pending.nodes.length} of them`);
+  }
+
+  #settleDynamic(): void {
+    this.dynamic.push({ nodes: this.pending!.nodes, compute: this.pending!.compute });
+    this.pending = null;
   }
 
   /** The value of a tensor, classifying one seen for the first time as a capture or a constant. */

@@ -146,7 +146,12 @@ export function adamwUpdate(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, o
   update('optim_adamw', [param, grad, m, v], [param], adamwAttrs(op, o));
 }
 
-function adamwAttrs(op: string, o: AdamWUpdateOptions): Attrs {
+/**
+ * The attributes optim_adamw / optim_adamw_group run with for these options (E_ARG for a
+ * non-finite one): what an optimizer hands kx.dynamicAttrs to recompute a traced update's options at
+ * each replay of a compiled step.
+ */
+export function adamwAttrs(op: string, o: AdamWUpdateOptions): Attrs {
   return {
     lr: finite(op, 'lr', o.lr),
     beta1: finite(op, 'beta1', o.beta1),
