@@ -286,15 +286,19 @@ save("t5_pegasus", model, inputs, args, {"name": "t5_pegasus", "config": cfg})
 # A checkpoint directory as the published T5 PEGASUS weights come (config.json + pytorch_model.bin, a
 # torch.save zip of transformers' state dict, whose stacks hold the shared table again as
 # embed_tokens): T5ForConditionalGeneration.fromPretrained must load it with one call.
-ckpt = os.path.join(OUT, "t5_pegasus_checkpoint")
-os.makedirs(ckpt, exist_ok=True)
-state = {k: v.detach().clone() for k, v in pegasus.state_dict().items()}
-state["encoder.embed_tokens.weight"] = state["shared.weight"]
-state["decoder.embed_tokens.weight"] = state["shared.weight"]
-torch.save(state, os.path.join(ckpt, "pytorch_model.bin"))
-with open(os.path.join(ckpt, "config.json"), "w") as f:
-    json.dump(dict(BASE, architectures=["T5ForConditionalGeneration"]), f, indent=1)
-    f.write("\n")
+def save_release_layout(folder, m, config, **dump):
+    """config.json and pytorch_model.bin (transformers' state dict with its embed_tokens copies)."""
+    os.makedirs(folder, exist_ok=True)
+    state = {k: v.detach().clone() for k, v in m.state_dict().items()}
+    state["encoder.embed_tokens.weight"] = state["shared.weight"]
+    state["decoder.embed_tokens.weight"] = state["shared.weight"]
+    torch.save(state, os.path.join(folder, "pytorch_model.bin"))
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump(config, f, **dump)
+        f.write("\n")
+
+
+save_release_layout(os.path.join(OUT, "t5_pegasus_checkpoint"), pegasus, dict(BASE, architectures=["T5ForConditionalGeneration"]), indent=1)
 
 # Hugging Face mT5: the same weights and inputs, no cross bias, no scale
 cfg = dict(BASE, cross_position_bias=False, scale_logits=False)
@@ -333,14 +337,7 @@ def write_scaled(size, sizes, seed):
     dec_ids = torch.randint(2, cfg["vocab_size"], (2, td), generator=g).masked_fill(~dec_mask, 0)
     _, outs = m(ids, mask, dec_ids, dec_mask, dec_ids.long())
     folder = os.path.join(OUT, f"t5_pegasus_{size}_scaled")
-    os.makedirs(folder, exist_ok=True)
-    state = {k: v.detach().clone() for k, v in m.state_dict().items()}
-    state["encoder.embed_tokens.weight"] = state["shared.weight"]
-    state["decoder.embed_tokens.weight"] = state["shared.weight"]
-    torch.save(state, os.path.join(folder, "pytorch_model.bin"))
-    with open(os.path.join(folder, "config.json"), "w") as f:
-        json.dump(release, f, indent=2, sort_keys=True)
-        f.write("\n")
+    save_release_layout(folder, m, release, indent=2, sort_keys=True)
     size_b = common.write_safetensors(os.path.join(folder, "expected.safetensors"), {
         "ids": ids.int(), "mask": mask.to(torch.uint8), "decoder_ids": dec_ids.int(), "decoder_mask": dec_mask.to(torch.uint8),
         "logits": outs["logits"], "encoder": outs["encoder"]})

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 
+#include "kx/axis_view.h"
 #include "kx/error.h"
 #include "kx/registry.h"
 #include "kx/tensor.h"
@@ -15,16 +16,8 @@ struct SoftmaxLayout {
 };
 
 inline SoftmaxLayout softmax_layout(const char* op, const Tensor& x, const Attrs& attrs) {
-  const int64_t rank = x.dim();
-  const int64_t axis = attrs.int_("axis", -1);
-  KX_CHECK(rank > 0, Arg, op, ": needs at least one dimension, got a scalar");
-  KX_CHECK(axis >= -rank && axis < rank, Arg, op, ": axis ", axis, " is out of range for rank ", rank);
-  const int64_t a = axis < 0 ? axis + rank : axis;
-  SoftmaxLayout l;
-  for (int64_t d = 0; d < a; ++d) l.outer *= x.shape[d];
-  l.C = x.shape[a];
-  for (int64_t d = a + 1; d < rank; ++d) l.inner *= x.shape[d];
-  return l;
+  const AxisView v = axis_view(op, x, attrs);
+  return {v.outer, v.len, v.inner};
 }
 
 // softmax_backward(y, dy; axis): y and dy alike.

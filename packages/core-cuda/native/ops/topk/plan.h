@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <limits>
 
+#include "kx/axis_view.h"
 #include "kx/error.h"
 #include "kx/registry.h"
 #include "kx/tensor.h"
@@ -22,17 +23,13 @@ struct TopkLayout {
 
 // The [outer, in_len, inner] view of `t` around the axis attribute, with out_len still unset.
 inline TopkLayout topk_view(const char* op, const Tensor& t, const Attrs& attrs, int64_t* axis_out) {
-  const int64_t rank = t.dim();
-  const int64_t axis = attrs.int_("axis", -1);
-  KX_CHECK(rank > 0, Arg, op, ": needs at least one dimension, got a scalar");
-  KX_CHECK(axis >= -rank && axis < rank, Arg, op, ": axis ", axis, " is out of range for rank ", rank);
-  const int64_t a = axis < 0 ? axis + rank : axis;
+  const AxisView v = axis_view(op, t, attrs);
   TopkLayout l;
-  for (int64_t d = 0; d < a; ++d) l.outer *= t.shape[d];
-  l.in_len = t.shape[a];
-  for (int64_t d = a + 1; d < rank; ++d) l.inner *= t.shape[d];
+  l.outer = v.outer;
+  l.in_len = v.len;
+  l.inner = v.inner;
   l.out_shape = t.shape;
-  *axis_out = a;
+  *axis_out = v.axis;
   return l;
 }
 
