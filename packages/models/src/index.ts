@@ -10,4 +10,5 @@ export * from './metrics/index.js';
 export * from './checkpoint/index.js';
 export * from './train/index.js';
 export * from './tasks/index.js';
+export * from './sentence/index.js';
 export { editDistance, suggest } from './suggest.js';

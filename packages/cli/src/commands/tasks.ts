@@ -6,7 +6,7 @@
 import { constants } from 'node:os';
 import path from 'node:path';
 
-import type { Key, RequestError as ModelRequestError, Task, TaskCommand } from '@kexue/models';
+import type { CommandPositional, EvaluationCommand, Key, RequestError as ModelRequestError, Task, TaskCommand } from '@kexue/models';
 
 import { readConfigFile } from '../config_file.js';
 import type { Command, CommandContext, CommandGroup, LeafCommand } from '../framework/command.js';
@@ -146,16 +146,19 @@ function progressTerminal(ctx: CommandContext): { terminal?: { columns: number }
   return ctx.terminal ? { terminal: ctx.terminal } : {};
 }
 
-function runDirCommand(verb: 'eval' | 'predict', task: Task, c: TaskCommand, m: Models): LeafCommand {
-  const name = `${verb} ${task.name}`;
+const RUN_DIR: CommandPositional = { name: 'run-dir', description: 'the run directory', required: true };
+
+/** `kexue eval|predict <name> TARGET …`: a task's command on its runs (TARGET the run directory), or an evaluation on its model. */
+function runDirCommand(verb: 'eval' | 'predict', member: string, c: TaskCommand, m: Models, target: CommandPositional = RUN_DIR): LeafCommand {
+  const name = `${verb} ${member}`;
   return {
     name,
     summary: `${c.summary[0]!.toUpperCase()}${c.summary.slice(1)}.`,
     ...(c.details ? { details: c.details.join('\n') } : {}),
     options: [...c.options],
-    positionals: [{ name: 'run-dir', description: 'the run directory', required: true }, ...(c.positionals ?? [])],
+    positionals: [target, ...(c.positionals ?? [])],
     async run(args, ctx) {
-      const runDir = path.resolve(ctx.cwd, args.positionals['run-dir'] as string);
+      const runDir = path.resolve(ctx.cwd, args.positionals[target.name] as string);
       await asUsage(name, m.RequestError, () => c.run(runDir, args, { cwd: ctx.cwd, write: ctx.stdout, warn: (message) => ctx.stderr(`${message}\n`), readStdin: ctx.readStdin }));
     },
   };
@@ -163,12 +166,13 @@ function runDirCommand(verb: 'eval' | 'predict', task: Task, c: TaskCommand, m: 
 
 /**
  * `kexue train`, `kexue eval` and `kexue predict`: one member per task that has the command, from
- * the registry (or the tasks given: a program may offer its own).
+ * the registry (or the tasks given: a program may offer its own); `kexue eval` also has the
+ * registry's evaluations that belong to no task (or those given).
  */
-export function taskGroup(verb: 'train' | 'eval' | 'predict', tasks?: () => readonly Task[]): CommandGroup {
+export function taskGroup(verb: 'train' | 'eval' | 'predict', tasks?: () => readonly Task[], evaluations?: () => readonly EvaluationCommand[]): CommandGroup {
   const summaries = {
     train: 'Train a model for a task (kexue train <task> --help lists its keys).',
-    eval: 'Evaluate a trained run on held-out data.',
+    eval: 'Evaluate a trained run on held-out data, or a sentence encoder on the STS sets (sts).',
     predict: "Run a trained model on new inputs; prints JSON lines.",
   };
   return {
@@ -177,11 +181,14 @@ export function taskGroup(verb: 'train' | 'eval' | 'predict', tasks?: () => read
     member: 'task',
     async subcommands(): Promise<readonly Command[]> {
       const m = await models();
-      return (tasks ? tasks() : m.TASKS).flatMap((task): Command[] => {
+      const members = (tasks ? tasks() : m.TASKS).flatMap((task): Command[] => {
         if (verb === 'train') return [trainCommand(task, m)];
         const c = task.commands[verb];
-        return c ? [runDirCommand(verb, task, c, m)] : [];
+        return c ? [runDirCommand(verb, task.name, c, m)] : [];
       });
+      if (verb !== 'eval') return members;
+      const extra = evaluations ? evaluations() : tasks ? [] : m.EVALUATIONS;
+      return [...members, ...extra.map((e) => runDirCommand(verb, e.name, e, m, e.model))];
     },
   };
 }

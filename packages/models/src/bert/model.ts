@@ -25,7 +25,7 @@ import {
   type Tensor,
 } from '@kexue/core-cuda';
 
-import { readWeightsFile } from '../checkpoint/weights.js';
+import { modernNormNames, readWeightsFile } from '../checkpoint/weights.js';
 import { activation, geluApproximate } from '../nn/activations.js';
 import { MultiHeadAttention } from '../nn/attention.js';
 import { truncatedNormal, zerosInit } from '../nn/init.js';
@@ -274,8 +274,9 @@ const WORD_EMBEDDINGS = 'word_embeddings.weight';
 
 /**
  * What both fromPretrained loaders do: the config (the checkpoint's, then the loader's defaults,
- * then options.config), the weights read onto the device, the model built from them by loadModule
- * (no initialiser runs; the weights become the parameters), in eval mode.
+ * then options.config), the weights read onto the device (LayerNorm.gamma / .beta read as .weight /
+ * .bias), the model built from them by loadModule (no initialiser runs; the weights become the
+ * parameters), in eval mode.
  */
 function buildPretrained<M extends Module>(
   source: PretrainedSource,
@@ -284,7 +285,7 @@ function buildPretrained<M extends Module>(
   defaults: { config?: Partial<BertConfig>; prefix: (weights: Record<string, Tensor>, kind: BertConfig['kind']) => string },
 ): M {
   const { config, weightsFile } = resolvePretrained(source, { ...defaults.config, ...options.config });
-  const weights = readWeightsFile(weightsFile, options.device);
+  const weights = modernNormNames(readWeightsFile(weightsFile, options.device));
   const prefix = options.prefix ?? defaults.prefix(weights, config.kind);
   const seeds = options.dropoutRng ? { dropoutRng: options.dropoutRng } : {};
   return loadModule(() => build(config, seeds), weights, { prefix, partial: options.partial ?? prefix !== '', source: weightsFile }).eval();

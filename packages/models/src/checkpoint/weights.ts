@@ -27,3 +27,15 @@ export function findWeightsFile(dir: string): string {
 export function readWeightsFile(file: string, device = 'cpu'): Record<string, Tensor> {
   return file.endsWith('.safetensors') ? io.loadSafetensors(file, { device }) : io.loadTorch(file, { device });
 }
+
+/**
+ * The tensors under the names of today's Hugging Face models: checkpoints converted from
+ * TensorFlow early on (bert-base-chinese's pytorch_model.bin among them) call LayerNorm's scale
+ * and shift `LayerNorm.gamma` and `LayerNorm.beta`, which transformers renames to `.weight` and
+ * `.bias` as it loads them; so does this (other names are kept).
+ */
+export function modernNormNames(weights: Record<string, Tensor>): Record<string, Tensor> {
+  const renamed: Record<string, Tensor> = {};
+  for (const [name, t] of Object.entries(weights)) renamed[name.replace(/(LayerNorm)\.gamma$/, '$1.weight').replace(/(LayerNorm)\.beta$/, '$1.bias')] = t;
+  return renamed;
+}

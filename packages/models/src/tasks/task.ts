@@ -103,6 +103,15 @@ export interface TaskCommand {
   run(runDir: string, args: CommandArgs, io: CommandIO): Promise<void>;
 }
 
+/**
+ * `kexue eval <name> MODEL …`: an evaluation that belongs to no training task, of a model that
+ * `model` describes (a run directory, a checkpoint directory); run() gets its absolute path.
+ */
+export interface EvaluationCommand extends TaskCommand {
+  name: string;
+  model: CommandPositional;
+}
+
 /** The last checkpoint of a run being resumed, read before anything is written. */
 export interface ResumePoint {
   dir: string;
