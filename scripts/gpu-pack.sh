@@ -2,7 +2,8 @@
 # Packs what scripts/gpu-check.sh needs on the lent GPU machine and that its image lacks (it has
 # nvcc, CMake, g++ and PyTorch, but no Node.js, no oneDNN, Highway or OpenBLAS and no network) into .gpu-carry/,
 # an ignored folder that the device call names in `carry`:
-#   node.xz             this machine's Node binary (official builds link only glibc and libstdc++)
+#   node.xz             this machine's Node binary, stripped of its debug symbols (official builds
+#                       link only glibc and libstdc++)
 #   node_modules.tar.xz the workspace's node_modules (pnpm's symlinked layout, TypeScript left out:
 #                       vitest, vite, tsx, cmake-js, node-addon-api, node-api-headers, ...)
 #   native-deps.tar.xz  native/{include,lib}: oneDNN's and Highway's headers and libraries (with the
@@ -10,32 +11,36 @@
 #                       OpenBLAS's library (kx.linalg's LAPACK) with its libgfortran and libquadmath;
 #                       native/gomp/{include,lib}: omp.h and libgomp, used only where g++ lacks them
 # Run it here, from anywhere in the repository, after `pnpm install`. The device tool carries at most
-# 64 MiB (working tree included), so the script fails when the pack exceeds KEXUE_CARRY_LIMIT_MB
-# (default 46, leaving room for a ~16 MiB tree).
+# 64 MiB in all, the working tree (tracked and untracked-not-ignored files) included, so the script
+# fails when the pack exceeds what the tree leaves (less 1 MiB), or KEXUE_CARRY_LIMIT_MB if set.
 # Output: .gpu-carry/{node.xz,node_modules.tar.xz,native-deps.tar.xz,node-version.txt}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=.gpu-carry
-limit_mb="${KEXUE_CARRY_LIMIT_MB:-46}"
+tree_kb=$({ git ls-files -z; git ls-files -z --others --exclude-standard; } | du -ck --files0-from=- 2>/dev/null | tail -1 | cut -f1)
+limit_mb="${KEXUE_CARRY_LIMIT_MB:-$(((64 * 1024 - tree_kb) / 1024 - 1))}"
 mkdir -p "$dest"
 
 # The Node binary changes rarely and takes longest to compress: kept when already packed.
 node_bin="$(command -v node)"
 if [ ! -s "$dest/node.xz" ] || [ "$node_bin" -nt "$dest/node.xz" ]; then
-  xz -T0 -9 -c "$node_bin" >"$dest/node.xz.part"
+  strip -o "$dest/node.part" "$node_bin"  # its debug symbols: 2 MB of the packed size
+  xz -T0 --x86 --lzma2=preset=9e -c "$dest/node.part" >"$dest/node.xz.part"  # the x86 filter: 0.8 MB less
+  rm "$dest/node.part"
   mv "$dest/node.xz.part" "$dest/node.xz"
 fi
 
 # Every node_modules folder of the workspace, with pnpm's relative links kept as links. Left out,
-# for size: TypeScript and type declarations (never loaded to run), lightningcss (vite loads it
-# only to process CSS), onnxruntime-node (bench's CPU comparison, not the GPU check's) and
-# node_modules/.cache (build outputs and the bench's generated models, remade on demand).
+# for size: TypeScript, type declarations, source maps and Markdown (never loaded to run),
+# lightningcss (vite loads it only to process CSS), onnxruntime-node (bench's CPU comparison, not
+# the GPU check's) and node_modules/.cache (build outputs and the bench's generated models, remade
+# on demand).
 module_dirs=()
 for d in node_modules packages/*/node_modules bench/node_modules; do [ -d "$d" ] && module_dirs+=("$d"); done
 tar -cf - --exclude='node_modules/.pnpm/typescript@*' --exclude='node_modules/typescript' \
   --exclude='node_modules/.pnpm/@types+*' --exclude='node_modules/@types' \
   --exclude='node_modules/.pnpm/lightningcss*' --exclude='node_modules/.pnpm/onnxruntime-node@*' \
-  --exclude='node_modules/.cache' \
+  --exclude='node_modules/.cache' --exclude='*.d.ts' --exclude='*.d.cts' --exclude='*.d.mts' --exclude='*.map' --exclude='*.md' \
   --exclude='node_modules/.bin/tsc' --exclude='node_modules/.bin/tsserver' "${module_dirs[@]}" | xz -T0 -9 >"$dest/node_modules.tar.xz"
 
 # The addon's native libraries, staged as native/{include,lib} (the build's CMAKE_PREFIX_PATH there):
@@ -117,7 +122,7 @@ rm -f "$dest/openblas.tar.xz"  # the OpenBLAS pack of earlier versions, no longe
 node --version >"$dest/node-version.txt"
 total_kb=$(du -sk "$dest" | cut -f1)
 ls -l "$dest"
-echo "gpu-pack: $dest holds $((total_kb / 1024)) MiB (limit ${limit_mb} MiB)"
+echo "gpu-pack: $dest holds $((total_kb / 1024)) MiB (limit ${limit_mb} MiB: 64 less the working tree's $((tree_kb / 1024)) MiB, less 1)"
 if [ "$total_kb" -gt $((limit_mb * 1024)) ]; then
   echo "gpu-pack: too big for the device tool's carry" >&2
   exit 1
