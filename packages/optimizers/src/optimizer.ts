@@ -237,9 +237,11 @@ export abstract class Optimizer {
       (u, i): ParamUpdate => ({ ...u, param: params[u.name]!, grad: grads[u.name]!, slots: slots[i]! }),
     );
     // Under kx.compile, the step's numbers are recomputed and the counters advanced at every replay.
-    const traced = this.replayCalls(updates);
-    if (traced) kx.dynamicAttrs(traced.length, () => this.#replay(names, devices, gradScale, traced, where));
-    else if (kx.tracing()) throw new ArgumentError(`${where} cannot run inside kx.compile yet: a replay would repeat this step's learning rate and counters (AdamW can); call step() outside the compiled function`);
+    if (kx.tracing()) {
+      const traced = this.replayCalls(updates);
+      if (!traced) throw new ArgumentError(`${where} cannot run inside kx.compile yet: a replay would repeat this step's learning rate and counters (AdamW can); call step() outside the compiled function`);
+      kx.dynamicAttrs(traced.length, () => this.#replay(names, devices, gradScale, traced, where));
+    }
     const verdicts = new StepVerdicts(names, this.updateGroup(updates), (name) => this.#paramSteps.set(name, (this.#paramSteps.get(name) ?? 0) + 1));
     this.#step = t + 1;
     if (verdicts.settled) return { step: t, scheduleMultiplier: mult, gradNorm, clipped, skipped: verdicts.skipped };

@@ -17,7 +17,7 @@ import { BertModel } from '../bert/model.js';
 import { pool, type PoolingMode } from '../heads/pooling.js';
 import { encoderArch, encoderConfig, loadTokenizer, type ModelConfig } from '../tasks/sections.js';
 import type { BertTokenizer } from '../tokenizers/bert.js';
-import { checkArchitecture, checkpointDir, loadWeights, MODEL_FILE, readModelHeader } from '../train/checkpoint.js';
+import { checkArchitecture, loadWeights, openRunCheckpoint } from '../train/checkpoint.js';
 import { readJson } from '../train/files.js';
 import { INDEX_FILE } from '../train/run_dir.js';
 
@@ -76,9 +76,7 @@ export class SentenceEncoder {
    * a missing or damaged run, E_FORMAT for a run of another kind of model (a T5).
    */
   static fromRun(runDir: string, options: SentenceModelOptions = {}): SentenceEncoder {
-    const dir = checkpointDir(runDir, options.checkpoint ?? 'best', options.warn);
-    const file = path.join(dir, MODEL_FILE);
-    const { task, arch } = readModelHeader(file);
+    const { dir, file, task, arch } = openRunCheckpoint(runDir, options.checkpoint ?? 'best', null, options.warn);
     const kind = arch['model.kind'];
     if (kind !== 'bert' && kind !== 'roformer') throw new FormatError(`${runDir} is a ${task} run: its model is not a BERT/RoFormer encoder`);
     const model = (readJson(path.join(dir, 'config.json'), 'checkpoint config') as { model: ModelConfig }).model;

@@ -230,15 +230,21 @@ export function checkpointDir(runDir: string, which: 'last' | 'best', warn?: (me
 }
 
 /**
- * The best or last checkpoint of a run of `task`, for a predictor or an evaluation: its directory,
- * its model file and the architecture recorded there (E_FORMAT when the run is another task's).
+ * The best or last checkpoint of a run, for a predictor or an evaluation: its directory, its model
+ * file, and the task and architecture recorded there (E_FORMAT when `task` is given and the run is
+ * another task's; null takes a run of any task).
  */
-export function openRunCheckpoint(runDir: string, which: 'last' | 'best', task: string, warn?: (message: string) => void): { dir: string; file: string; arch: Architecture } {
+export function openRunCheckpoint(
+  runDir: string,
+  which: 'last' | 'best',
+  task: string | null,
+  warn?: (message: string) => void,
+): { dir: string; file: string; task: string; arch: Architecture } {
   const dir = checkpointDir(runDir, which, warn);
   const file = path.join(dir, MODEL_FILE);
   const header = readModelHeader(file);
-  if (header.task !== task) throw new FormatError(`${runDir} is a ${header.task} run, not a ${task} run`);
-  return { dir, file, arch: header.arch };
+  if (task !== null && header.task !== task) throw new FormatError(`${runDir} is a ${header.task} run, not a ${task} run`);
+  return { dir, file, ...header };
 }
 
 /**
