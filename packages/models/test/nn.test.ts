@@ -93,6 +93,16 @@ describe('layers', () => {
     x.dispose();
   });
 
+  it("a module's dispose runs each descendant's own dispose: nothing an eval forward packed outlives it", () => {
+    const ff = new FeedForward({ hidden: 32, inner: 64, rng: new InitRng(2) });
+    const before = kx.memory().storages - ff.parameters().length;
+    ff.eval();
+    kx.tidy(() => void ff.forward(kx.ones([3, 32])).dataSync());
+    expect(kx.memory().storages).toBe(before + ff.parameters().length + 2); // wi's and wo's packed copies
+    ff.dispose();
+    expect(kx.memory().storages).toBe(before);
+  });
+
   it('Dropout is active in training mode only, repeatable from its Philox seed', () => {
     const x = kx.ones([1000]);
     const d = new Dropout(0.5, new kx.Philox(3));

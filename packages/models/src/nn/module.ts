@@ -344,9 +344,13 @@ export abstract class Module {
     return this.parameters()[0]?.device ?? 'cpu';
   }
 
-  /** Disposes every parameter. The module must not be used afterwards. */
+  /**
+   * Disposes every parameter, and whatever each module below holds besides (a subclass's own
+   * dispose runs: a Linear's packed weight). The module must not be used afterwards.
+   */
   dispose(): void {
-    dispose(this.#slots().flatMap(([, t]) => (t instanceof Tensor ? [t] : [])));
+    dispose([...this.#params.values()].filter((t): t is Tensor => t instanceof Tensor));
+    for (const child of this.#children.values()) child.dispose();
   }
 
   #resolve(path: string): { owner: Module; local: string } {
