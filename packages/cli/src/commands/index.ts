@@ -10,5 +10,6 @@ import { taskGroup } from './tasks.js';
 import { bench } from './bench.js';
 import { report } from './report.js';
 import { generateGroup } from './generate.js';
+import { jl } from './jl.js';
 
-export const commands: readonly Command[] = [tokenize, info, taskGroup('train'), taskGroup('eval'), taskGroup('predict'), generateGroup, report, bench];
+export const commands: readonly Command[] = [tokenize, info, taskGroup('train'), taskGroup('eval'), taskGroup('predict'), generateGroup, jl, report, bench];
