@@ -3,11 +3,13 @@
 
 Requests (one JSON object a line):
   {"cmd": "hello", "threads": T}            -> {"ok": true, "torch": "1.13.1", "threads": T}
-  {"cmd": "setup", "case": NAME, "args": {...}} -> {"ok": true} (builds tensors / models for the case)
+  {"cmd": "setup", "case": NAME, "args": {...}} -> {"ok": true} (builds tensors / models for the case;
+      the cases given kexue's output to compare add "max_abs_diff", and fail beyond AGREEMENT_TOLERANCE)
   {"cmd": "run", "iters": N}               -> {"ok": true, "ms": [per-iteration ms ...]}
   {"cmd": "quit"}
-Every case mirrors one in bench/src/cases.ts: same shapes, float32, same thread count. Errors are
-answered {"ok": false, "error": "..."} so the driver can report them instead of faking a number.
+Every case mirrors one in bench/src/cases.ts (or sentence_cases.ts): same shapes, float32, same
+thread count. Errors are answered {"ok": false, "error": "..."} so the driver can report them
+instead of faking a number.
 
 Two more commands for the BERT inference cases (bench/src/bert_infer.ts), one JSON argument each,
 one JSON line out:
@@ -147,14 +149,20 @@ class BertModel(nn.Module):
             self.pooler.dense = nn.Linear(h, h)
         self.cos_sin = rope_tables(c['seq'], h // c['heads']) if rope_on else None
 
-    def forward(self, ids, mask=None, types=None):
-        """ids [B, T]; mask [B, T] (1 or True = real token) or None → (last hidden state, pooled or None)."""
+    def blocks(self, ids, mask=None, types=None):
+        """Each block's output [B, T, H] in turn; ids [B, T]; mask [B, T] (1 or True = real token) or None."""
         x = self.embeddings(ids, torch.zeros_like(ids) if types is None else types)
         add_mask = None
         if mask is not None:  # HF's extended mask: 0 where real, the float minimum where padded
             add_mask = (1.0 - mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
         for layer in self.encoder.layer:
             x = layer(x, add_mask, self.cos_sin)
+            yield x
+
+    def forward(self, ids, mask=None, types=None):
+        """(last hidden state, pooled or None); arguments as blocks()."""
+        for x in self.blocks(ids, mask, types):
+            pass  # only the last block's output is kept, so each block's activations are freed as the next runs
         pooled = torch.tanh(self.pooler.dense(x[:, 0])) if hasattr(self, 'pooler') else None
         return x, pooled
 
@@ -496,6 +504,54 @@ def footprint(req):
     return {'ok': True, 'load_ms': load_ms, 'base_rss_bytes': base, 'peak_rss_bytes': vm_bytes('VmHWM')}
 
 
+def sentence_vectors(model, ids, pad, batch):
+    """SentenceEncoder.encode's work on token ids (lists, [CLS] and [SEP] included): rows sorted longest
+    first (ties in input order), batches of `batch` padded with `pad`, first-last-avg (the means over
+    real tokens of block 0's output and of the last block's, averaged); float32 [N, H] in input order."""
+    order = sorted(range(len(ids)), key=lambda i: (-len(ids[i]), i))
+    with torch.inference_mode():
+        out = torch.empty(len(ids), model.embeddings.word_embeddings.embedding_dim)
+        for start in range(0, len(order), batch):
+            rows = order[start:start + batch]
+            width = len(ids[rows[0]])
+            lengths = torch.tensor([len(ids[r]) for r in rows])
+            padded = torch.tensor([ids[r] + [pad] * (width - len(ids[r])) for r in rows])
+            mask = torch.arange(width)[None, :] < lengths[:, None]
+            first = None
+            for x in model.blocks(padded, mask):
+                first = x if first is None else first
+            real = mask[..., None].to(x.dtype)
+            out[rows] = ((first * real).sum(1) + (x * real).sum(1)) / (2 * lengths[:, None])
+    return out
+
+
+def whitening_fit(x, beta, gamma, k):
+    """Whitening.fit's math: μ and Σ_β = (x − βμ)ᵀ(x − βμ)/N in float64, its eigendecomposition, the
+    kernel UΛ^(−γ/2) (largest eigenvalues first, k columns) and bias −βμ·kernel, both float32; k may
+    not exceed the numerical rank of Σ_β (eigenvalues above D·2⁻²³·λ_max)."""
+    x = x.double()
+    mean = x.mean(0)
+    centred = x - beta * mean
+    values, vectors = torch.linalg.eigh(centred.T @ centred / x.shape[0])
+    rank = int((values > values[-1] * x.shape[1] * 2.0 ** -23).sum())
+    if k > rank:
+        raise ValueError(f'k = {k} exceeds the numerical rank {rank} of the covariance')
+    kernel = vectors[:, -k:].flip(1) * values[-k:].flip(0) ** (-gamma / 2)
+    return kernel.float(), (-beta * mean @ kernel).float()
+
+
+# PyTorch's output against kexue's beyond this (max |difference|) fails the case's setup: not the same computation.
+AGREEMENT_TOLERANCE = 1e-4
+
+
+def checked(run, difference):
+    """The case's iteration, carrying PyTorch's output against kexue's (max |difference|) for setup's reply."""
+    if not difference <= AGREEMENT_TOLERANCE:
+        raise ValueError(f'PyTorch and kexue disagree: max |difference| {difference:.3g} > {AGREEMENT_TOLERANCE}')
+    run.max_abs_diff = difference
+    return run
+
+
 def randn(*shape):
     return torch.randn(*shape, dtype=torch.float32)
 
@@ -510,6 +566,19 @@ def setup(name, args):
             with torch.no_grad():
                 model(ids, mask)
         return infer
+    if name == 'sentence-encode-10k':
+        model = inference_bert(args['config'], args['weights'])
+        ids, pad, batch = args['ids'], int(args['pad']), int(args['batch'])
+        expected = read_safetensors(args['expected'])['vectors']
+        difference = (sentence_vectors(model, ids, pad, batch) - expected).abs().max().item()
+        return checked(lambda: sentence_vectors(model, ids, pad, batch), difference)
+    if name.startswith('whitening-fit-'):
+        data = read_safetensors(args['data'])
+        x, beta, gamma, k = data['x'], float(args['beta']), float(args['gamma']), int(args['k'])
+        kernel, bias = whitening_fit(x, beta, gamma, k)
+        sign = torch.sign((kernel * data['kernel']).sum(0))  # an eigenvector's sign is arbitrary
+        difference = max((kernel * sign - data['kernel']).abs().max().item(), (bias * sign - data['bias']).abs().max().item())
+        return checked(lambda: whitening_fit(x, beta, gamma, k), difference)
     if name == 'idle-neighbour':
         n = int(args['n'])
         a, b = randn(n, n), randn(n, n)
@@ -571,7 +640,7 @@ def setup(name, args):
         p.grad = randn(10_000_000) * 1e-3
         opt = torch.optim.AdamW([p], lr=1e-3)
         return opt.step
-    if name == 'bert-small-train-step':
+    if name in ('bert-small-train-step', 'bert-small-train-step-compiled'):
         model = BertMLM(BERT).train()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
         g = torch.Generator().manual_seed(1)
@@ -584,7 +653,7 @@ def setup(name, args):
             F.cross_entropy(logits.reshape(-1, BERT['vocab']), labels.reshape(-1)).backward()
             opt.step()
         return step
-    if name == 'roformer-gp-train-step':
+    if name in ('roformer-gp-train-step', 'roformer-gp-train-step-compiled'):
         c = NER
         model = RoFormerEGP(c).train()
         opt = torch.optim.AdamW(model.parameters(), lr=2e-5)
@@ -645,6 +714,8 @@ def main():
                 fn = None
                 fn = setup(req['case'], req.get('args', {}))
                 out = {'ok': True}
+                if hasattr(fn, 'max_abs_diff'):
+                    out['max_abs_diff'] = fn.max_abs_diff
             elif cmd == 'run':
                 ms = []
                 with torch.enable_grad():

@@ -12,7 +12,9 @@ missing=()
 # libdnnl-dev: oneDNN, the CPU's matrix products (native/cpu/onednn.h, ops/matmul/)
 # libopenblas-dev: LAPACK for kx.linalg (ops/linalg/), and the bench's peaks program (OpenBLAS is
 # what PyTorch multiplies with here)
-for pkg in libopenblas-dev libhwy-dev libdnnl-dev cmake g++ make chromium; do
+# libxbyak-dev: Xbyak (header-only), the x86-64 emitter of kx.compile's fused groups
+# (ops/fused_group/emitter.cpp); without it every fused group runs in the block interpreter
+for pkg in libopenblas-dev libhwy-dev libdnnl-dev libxbyak-dev cmake g++ make chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,7 +1,8 @@
 /**
  * The benchmark harness's logic that needs no timing: /proc parsing and the load decision, the
  * machine's ISA, the PyTorch settings and their environments, medians and the fastest setting, the
- * Markdown and results.json, and the safetensors files the BERT inference cases share with PyTorch.
+ * Markdown and results.json, the safetensors files the BERT inference cases share with PyTorch, and
+ * PyTorch's side of the sentence-encoding and whitening cases against kexue's output.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,21 +10,43 @@ import os from 'node:os';
 import path from 'node:path';
 
 import * as kx from '@kexue/core-cuda';
+import { BertTokenizer, BUNDLED_VOCABS, SentenceEncoder, Whitening } from '@kexue/models';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { bertFilesDir, bertForwardFlops, INFER_MODELS, maxAbsDiff } from '../bench/src/bert_files.js';
+import { loadKexueBert } from '../bench/src/bert_kexue.js';
 import { summarizeLoad, type CheckedBlock } from '../bench/src/blocks.js';
 import { vmBytes } from '../bench/src/footprint.js';
 import { isaFromCpuinfo } from '../bench/src/machine.js';
 import { blockLoad, DEFAULT_LOAD_LIMIT, isLoaded, parsePidStatTicks, parseProcStat, type CpuSnapshot } from '../bench/src/proc.js';
 import { readReport, toMarkdown, writeReport } from '../bench/src/report.js';
 import { hasOpenblasOverrides } from '../bench/src/peaks.js';
+import { rand } from '../bench/src/random.js';
 import { torchFields, type BenchReport, type CaseResult, type SideKey } from '../bench/src/result.js';
 import { fillTimes } from '../bench/src/run.js';
 import { benchPython, TORCH_SCRIPT, torchEnv, torchSettings, type TorchSetting, type TorchSettingName } from '../bench/src/torch.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kexue-bench-test-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const hasTorch = (() => {
+  try {
+    execFileSync(benchPython(), ['-c', 'import torch'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/** Runs Python lines after `import torch_bench`; the last line of its output. */
+function torchBench(lines: string[]): string {
+  const script = ['import sys, json, torch', `sys.path.insert(0, ${JSON.stringify(path.dirname(TORCH_SCRIPT))})`, 'import torch_bench', ...lines].join('\n');
+  // -B: no __pycache__ beside torch_bench.py
+  return execFileSync(benchPython(), ['-B', '-c', script], { encoding: 'utf8' }).trim().split('\n').pop()!;
+}
+
+/** A Python expression for a JSON value (through json.loads, so that true, false and null read back). */
+const pyJson = (value: unknown) => `json.loads(${JSON.stringify(JSON.stringify(value))})`;
 
 describe('/proc parsing', () => {
   it('reads the aggregate cpu line of /proc/stat', () => {
@@ -270,30 +293,17 @@ describe('the BERT inference files', () => {
     expect(maxAbsDiff(new Float32Array([1, 2]), new Float32Array([1.5, 1]))).toBe(1);
   });
 
-  const hasTorch = (() => {
-    try {
-      execFileSync(benchPython(), ['-c', 'import torch'], { stdio: 'ignore' });
-      return true;
-    } catch {
-      return false;
-    }
-  })();
-
   it.skipIf(!hasTorch)('a safetensors file written by the PyTorch side reads back in kexue, and kexue\'s in PyTorch', () => {
     const fromPython = path.join(tmp, 'py.safetensors');
     const fromKexue = path.join(tmp, 'kx.safetensors');
     writeFileSync(fromKexue, kx.io.serializeSafetensors({ 'encoder.layer.0.w': kx.tensor(new Float32Array([0.5, -1, 2, 3.25, 1e-8, -7]), [2, 3]) }));
-    const script = [
-      'import sys, json, torch',
-      `sys.path.insert(0, ${JSON.stringify(path.dirname(TORCH_SCRIPT))})`,
-      'import torch_bench',
+    const out = torchBench([
       'w = torch.arange(12, dtype=torch.float32).reshape(3, 4) / 8 - 0.5',
       `torch_bench.write_safetensors(${JSON.stringify(fromPython)}, {"embeddings.word_embeddings.weight": w, "b": torch.tensor([1.5, -2.0])})`,
       `back = torch_bench.read_safetensors(${JSON.stringify(fromKexue)})`,
       'print(json.dumps({k: v.flatten().tolist() for k, v in back.items()}))',
-    ].join('\n');
-    const out = execFileSync(benchPython(), ['-c', script], { encoding: 'utf8' });
-    expect(JSON.parse(out.trim().split('\n').pop()!)).toEqual({ 'encoder.layer.0.w': [...new Float32Array([0.5, -1, 2, 3.25, 1e-8, -7])] });
+    ]);
+    expect(JSON.parse(out)).toEqual({ 'encoder.layer.0.w': [...new Float32Array([0.5, -1, 2, 3.25, 1e-8, -7])] });
     const read = kx.io.loadSafetensors(fromPython);
     try {
       expect(Object.keys(read).sort()).toEqual(['b', 'embeddings.word_embeddings.weight']);
@@ -302,6 +312,51 @@ describe('the BERT inference files', () => {
       expect([...read.b!.toFloat32Array()]).toEqual([1.5, -2]);
     } finally {
       kx.dispose(Object.values(read));
+    }
+  });
+});
+
+describe("issue 19's cases: PyTorch's side is checked against kexue's output", () => {
+  it.skipIf(!hasTorch)("PyTorch's whitening is kexue's (columns sign-aligned), and a setup handed another kernel fails", () => {
+    const fit = { beta: 1, gamma: 1, k: 6 };
+    const x = rand([400, 12], 7);
+    const w = Whitening.fit(x, fit);
+    const data = path.join(tmp, 'whitening.safetensors');
+    const wrong = path.join(tmp, 'whitening-wrong.safetensors');
+    const doubled = kx.mul(w.kernel, 2);
+    try {
+      writeFileSync(data, kx.io.serializeSafetensors({ x, kernel: w.kernel, bias: w.bias }));
+      writeFileSync(wrong, kx.io.serializeSafetensors({ x, kernel: doubled, bias: w.bias }));
+    } finally {
+      kx.dispose([x, doubled]);
+      w.dispose();
+    }
+    const setup = (file: string) => `torch_bench.setup('whitening-fit-10000x768', ${pyJson({ data: file, ...fit })})`;
+    expect(Number(torchBench([`print(${setup(data)}.max_abs_diff)`]))).toBeLessThan(1e-5);
+    expect(torchBench(['try:', `    ${setup(wrong)}`, 'except ValueError as e:', '    print(e)'])).toMatch(/disagree/);
+  });
+
+  it.skipIf(!hasTorch)("PyTorch's sentence vectors are SentenceEncoder's: length-sorted batches, padding, first-last-avg, input order", () => {
+    const sizes = { vocab: 21128, hidden: 16, layers: 2, heads: 2, ffn: 32 };
+    const weights = path.join(tmp, 'sentence-bert.safetensors');
+    torchBench([
+      `model = torch_bench.BertModel(${pyJson(sizes)}, pooler=True)`,
+      'torch_bench.hf_init(model, 3)',
+      `torch_bench.write_safetensors(${JSON.stringify(weights)}, {k: v.contiguous() for k, v in model.state_dict().items()})`,
+    ]);
+    const maxLength = 8;
+    const encoder = new SentenceEncoder(loadKexueBert(sizes, weights), BertTokenizer.fromVocab(BUNDLED_VOCABS.bertBaseChinese), { pooling: 'first-last-avg', batchSize: 2, maxLength });
+    const texts = ['花呗', '为什么我已经推过了蚂蚁花呗上面还是有金额产生', '分期', '花呗只能使用分期付款吗', '退款了'];
+    const expected = path.join(tmp, 'sentence-vectors.safetensors');
+    try {
+      const vectors = encoder.encode(texts);
+      writeFileSync(expected, kx.io.serializeSafetensors({ vectors }));
+      vectors.dispose();
+      const ids = texts.map((t) => encoder.tokenizer.encode(t, { maxLength }).ids);
+      const args = { config: sizes, weights, ids, pad: encoder.tokenizer.padId, batch: 2, expected };
+      expect(Number(torchBench([`print(torch_bench.setup('sentence-encode-10k', ${pyJson(args)}).max_abs_diff)`]))).toBeLessThan(1e-5);
+    } finally {
+      encoder.dispose();
     }
   });
 });

@@ -1,4 +1,4 @@
-/** kexue's side of the BERT inference cases. */
+/** kexue's BERT of the bench's cases that load the shared weights (inference, sentence encoding). */
 import * as kx from '@kexue/core-cuda';
 import { BertModel } from '@kexue/models';
 
@@ -12,16 +12,22 @@ export interface KexueBert {
 }
 
 /**
- * kexue's side, construction and forward in one place, as a user serving a checkpoint writes it:
- * BertModel.fromPretrained (no random initialisation: the file's tensors become the parameters,
- * eval mode), and each forward in a tidy scope with `hiddenStates: false`, so that every block's
- * activations are freed once the next block has used them.
+ * The bench's BERT of these sizes as a user serving a checkpoint builds it: BertModel.fromPretrained
+ * (no random initialisation: the file's tensors become the parameters, eval mode).
  */
-export function kexueBert(sizes: BertSizes, weights: string): KexueBert {
-  const model = BertModel.fromPretrained({
+export function loadKexueBert(sizes: BertSizes, weights: string): BertModel {
+  return BertModel.fromPretrained({
     config: { kind: 'bert', vocabSize: sizes.vocab, hiddenSize: sizes.hidden, numLayers: sizes.layers, numHeads: sizes.heads, intermediateSize: sizes.ffn },
     weights,
   });
+}
+
+/**
+ * kexue's side of the inference cases: loadKexueBert, and each forward in a tidy scope with
+ * `hiddenStates: false`, so that every block's activations are freed once the next block has used them.
+ */
+export function kexueBert(sizes: BertSizes, weights: string): KexueBert {
+  const model = loadKexueBert(sizes, weights);
   const forward = (x: BertInputs) => {
     const ids = kx.tensor(x.ids, [x.batch, x.seq], { dtype: 'int32' });
     const mask = kx.ones([x.batch, x.seq], { dtype: 'uint8' });

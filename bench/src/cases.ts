@@ -16,6 +16,7 @@ import { measureLoadCase } from './footprint.js';
 import { measureIdleNeighbour } from './neighbour.js';
 import { rand, randInt } from './random.js';
 import type { CaseResult } from './result.js';
+import { sentenceEncodeCase, whiteningFitCase } from './sentence_cases.js';
 import type { TorchSide } from './torch.js';
 
 /** One built case: run() is one timed iteration. */
@@ -30,6 +31,8 @@ export interface CaseInstance {
   torchArgs?: Record<string, unknown>;
   /** kexue's output against ONNX Runtime's on the case's input, max |difference|. */
   maxAbsDiffVsOrt?: number;
+  /** What one iteration costs besides time (the train steps: addon calls, kernels, fused groups). */
+  counts?: Record<string, number>;
 }
 
 /** What every case has. */
@@ -240,18 +243,96 @@ function adamwPlainCase(mode: 'eager' | 'compiled', size: string, n: number): Ti
   };
 }
 
-function trainStep(build: () => { params: Record<string, kx.Tensor>; loss: () => kx.Tensor; opt: AdamW; inputs: kx.Tensor[]; free: () => void }): CaseInstance {
+/** What a train-step case builds: the parameters, the loss of its fixed batch, the optimizer. */
+interface TrainStepParts {
+  params: Record<string, kx.Tensor>;
+  loss: () => kx.Tensor;
+  opt: AdamW;
+  inputs: kx.Tensor[];
+  free: () => void;
+}
+
+/** A train step (loss, gradients, optimizer step), run eagerly or as one kx.compile replay. */
+function trainStep(build: () => TrainStepParts, mode: 'eager' | 'compiled' = 'eager'): CaseInstance {
   const { params, loss, opt, inputs, free } = build();
+  const eagerStep = () => {
+    const { value, grads } = kx.valueAndGrad(() => loss(), params);
+    opt.step(params, grads);
+    kx.dispose(Object.values(grads));
+    return value;
+  };
+  const step = mode === 'eager' ? eagerStep : kx.compile(eagerStep, { name: 'train-step' });
+  const run = () => kx.tidy(() => void step());
+  run(); // a compiled step traces here, not in the timed runs
   return {
-    run() {
-      const { value, grads } = kx.valueAndGrad(() => loss(), params);
-      opt.step(params, grads);
-      kx.dispose([value, grads]);
-    },
+    run,
+    counts: stepCounts(run, mode === 'eager' ? undefined : (step as kx.CompiledFunction<[], kx.Tensor>).plan()),
     dispose() {
       kx.dispose(inputs);
       opt.dispose();
       free();
+    },
+  };
+}
+
+/**
+ * What one step costs besides time: addon calls (the profiler's count), the kernels it runs (eager:
+ * one per op; compiled: the program's steps, ops and fused groups) and its fused groups.
+ */
+function stepCounts(run: () => void, plan: kx.CompiledPlan | undefined): Record<string, number> {
+  kx.profiler.reset();
+  kx.profiler.enable();
+  try {
+    run();
+  } finally {
+    kx.profiler.disable();
+  }
+  const rows = kx.profiler.rows();
+  kx.profiler.reset();
+  const total = (kind: 'op' | 'call') => rows.filter((r) => r.kind === kind).reduce((n, r) => n + r.calls, 0);
+  return { native_calls: total('call'), kernels: plan ? plan.steps : total('op'), fused_groups: plan ? plan.groups.length : 0 };
+}
+
+/** BERT-small's MLM train step on a random batch (the bert-small-train-step cases). */
+function bertSmallTrain(): TrainStepParts {
+  const c = BERT_SMALL;
+  const model = new BertForMaskedLM(
+    { kind: 'bert', vocabSize: c.vocab, hiddenSize: c.hidden, numLayers: c.layers, numHeads: c.heads, intermediateSize: c.ffn },
+    { seed: 0 },
+  ).train();
+  const ids = kx.tensor(randInt(c.batch * c.seq, c.vocab, 19), [c.batch, c.seq], { dtype: 'int32' });
+  const labels = kx.tensor(randInt(c.batch * c.seq, c.vocab, 20), [c.batch * c.seq], { dtype: 'int32' });
+  const loss = () => kx.crossEntropy(kx.reshape(model.forward(ids).logits, [c.batch * c.seq, c.vocab]), labels);
+  return { params: model.namedParameters(), loss, opt: new AdamW({ learningRate: 1e-4 }), inputs: [ids, labels], free: () => model.dispose() };
+}
+
+/** RoFormer + Efficient GlobalPointer's NER train step on a CLUENER-shaped batch (the roformer-gp-train-step cases). */
+function roformerGpTrain(): TrainStepParts {
+  const c = CLUENER;
+  const encoder = new BertModel(
+    { kind: 'roformer', vocabSize: c.vocab, hiddenSize: c.hidden, numLayers: c.layers, numHeads: c.heads, intermediateSize: c.ffn },
+    { seed: 0 },
+  ).train();
+  const head = new EfficientGlobalPointer({ hidden: c.hidden, heads: c.types, headSize: c.headSize, rng: 1 });
+  const { batch: B, seq: T } = c;
+  const ids = kx.tensor(randInt(B * T, c.vocab, 21), [B, T], { dtype: 'int32' });
+  const lens = randInt(B, T / 2 + 1, 22).map((l) => l + T / 2);
+  const maskData = new Uint8Array(B * T);
+  for (let b = 0; b < B; b++) for (let t = 0; t < lens[b]!; t++) maskData[b * T + t] = 1;
+  const mask = kx.tensor(maskData, [B, T], { dtype: 'uint8' });
+  const labelData = new Float32Array(B * c.types * T * T);
+  randInt(labelData.length, 500, 23).forEach((r, i) => (labelData[i] = r === 0 ? 1 : 0));
+  const labels = kx.tensor(labelData, [B, c.types, T, T]);
+  const params = { ...encoder.namedParameters('encoder.'), ...head.namedParameters('head.') };
+  const loss = () => globalPointerLoss(head.forward(encoder.forward(ids, { attentionMask: mask }).lastHiddenState, mask), labels);
+  return {
+    params,
+    loss,
+    opt: new AdamW({ learningRate: 2e-5 }),
+    inputs: [ids, mask, labels],
+    free: () => {
+      encoder.dispose();
+      head.dispose();
     },
   };
 }
@@ -382,55 +463,25 @@ export const CASES: BenchCase[] = [
     name: 'bert-small-train-step',
     what: 'BERT-small MLM train step (vocab 21128, hidden 256, 4 layers, 4 heads, FFN 1024, seq 128, batch 16, CE over the full vocab, AdamW)',
     heavy: true,
-    setup() {
-      const c = BERT_SMALL;
-      return trainStep(() => {
-        const model = new BertForMaskedLM(
-          { kind: 'bert', vocabSize: c.vocab, hiddenSize: c.hidden, numLayers: c.layers, numHeads: c.heads, intermediateSize: c.ffn },
-          { seed: 0 },
-        ).train();
-        const ids = kx.tensor(randInt(c.batch * c.seq, c.vocab, 19), [c.batch, c.seq], { dtype: 'int32' });
-        const labels = kx.tensor(randInt(c.batch * c.seq, c.vocab, 20), [c.batch * c.seq], { dtype: 'int32' });
-        const loss = () => kx.crossEntropy(kx.reshape(model.forward(ids).logits, [c.batch * c.seq, c.vocab]), labels);
-        return { params: model.namedParameters(), loss, opt: new AdamW({ learningRate: 1e-4 }), inputs: [ids, labels], free: () => model.dispose() };
-      });
-    },
+    setup: () => trainStep(bertSmallTrain),
+  },
+  {
+    name: 'bert-small-train-step-compiled',
+    what: 'bert-small-train-step as one kx.compile replay (forward + backward + AdamW traced once; PyTorch: the same eager step)',
+    heavy: true,
+    setup: () => trainStep(bertSmallTrain, 'compiled'),
   },
   {
     name: 'roformer-gp-train-step',
     what: 'RoFormer (BERT-small sizes) + Efficient GlobalPointer (10 types, d 64) train step on CLUENER-shaped batches (batch 16, seq 64, padded), multilabel GP loss, AdamW',
     heavy: true,
-    setup() {
-      const c = CLUENER;
-      return trainStep(() => {
-        const encoder = new BertModel(
-          { kind: 'roformer', vocabSize: c.vocab, hiddenSize: c.hidden, numLayers: c.layers, numHeads: c.heads, intermediateSize: c.ffn },
-          { seed: 0 },
-        ).train();
-        const head = new EfficientGlobalPointer({ hidden: c.hidden, heads: c.types, headSize: c.headSize, rng: 1 });
-        const { batch: B, seq: T } = c;
-        const ids = kx.tensor(randInt(B * T, c.vocab, 21), [B, T], { dtype: 'int32' });
-        const lens = randInt(B, T / 2 + 1, 22).map((l) => l + T / 2);
-        const maskData = new Uint8Array(B * T);
-        for (let b = 0; b < B; b++) for (let t = 0; t < lens[b]!; t++) maskData[b * T + t] = 1;
-        const mask = kx.tensor(maskData, [B, T], { dtype: 'uint8' });
-        const labelData = new Float32Array(B * c.types * T * T);
-        randInt(labelData.length, 500, 23).forEach((r, i) => (labelData[i] = r === 0 ? 1 : 0));
-        const labels = kx.tensor(labelData, [B, c.types, T, T]);
-        const params = { ...encoder.namedParameters('encoder.'), ...head.namedParameters('head.') };
-        const loss = () => globalPointerLoss(head.forward(encoder.forward(ids, { attentionMask: mask }).lastHiddenState, mask), labels);
-        return {
-          params,
-          loss,
-          opt: new AdamW({ learningRate: 2e-5 }),
-          inputs: [ids, mask, labels],
-          free: () => {
-            encoder.dispose();
-            head.dispose();
-          },
-        };
-      });
-    },
+    setup: () => trainStep(roformerGpTrain),
+  },
+  {
+    name: 'roformer-gp-train-step-compiled',
+    what: 'roformer-gp-train-step as one kx.compile replay (forward + backward + AdamW traced once; PyTorch: the same eager step)',
+    heavy: true,
+    setup: () => trainStep(roformerGpTrain, 'compiled'),
   },
   {
     name: 't5-small-train-step',
@@ -469,6 +520,8 @@ export const CASES: BenchCase[] = [
       measure: (ctx) => measureLoadCase(m, ctx),
     }),
   ),
+  sentenceEncodeCase(),
+  whiteningFitCase(),
 ];
 
 /** The case of that name, or undefined. */

@@ -117,13 +117,18 @@ export function toMarkdown(rep: BenchReport): string {
   const timed = rep.results.filter((r) => !r.footprint && !r.neighbour);
   for (const r of timed) {
     lines.push(
-      `| ${r.case} | ${n(r.kexue_ms)} | ${torchCell(r)} | ${ratioCell(r.ratio, r)} | ${n(r.ort_ms)} | ${ratioCell(r.ratio_ort, r)} | ${rate(r)} | ${torchRate(r)} | ${loadCell(r)} | ${r.what}${r.error ? ` — error: ${r.error}` : ''} |`,
+      `| ${r.case} | ${n(r.kexue_ms)} | ${torchCell(r)} | ${ratioCell(r.ratio, r)} | ${n(r.ort_ms)} | ${ratioCell(r.ratio_ort, r)} | ${rate(r)} | ${torchRate(r)} | ${loadCell(r)} | ${r.what}${countsCell(r)}${r.error ? ` — error: ${r.error}` : ''} |`,
     );
   }
   for (const r of rep.results.filter((x) => x.neighbour)) lines.push(...neighbourLines(r));
   lines.push(...footprintLines(rep.results.filter((r) => r.footprint)));
   for (const r of rep.results.filter((x) => (x.footprint || x.neighbour) && x.error)) lines.push('', `${r.case} — error: ${r.error}`);
   return `${lines.join('\n')}\n`;
+}
+
+/** A case's per-iteration counts after its description: " (per iteration: native_calls 1, …)". */
+function countsCell(r: CaseResult): string {
+  return r.counts ? ` (per iteration: ${Object.entries(r.counts).map(([k, v]) => `${k} ${v}`).join(', ')})` : '';
 }
 
 /** Reads a previous results.json (null when absent or unreadable). */

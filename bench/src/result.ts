@@ -75,6 +75,10 @@ export interface CaseResult extends TorchSettingFields {
   kexue_of_copy_peak?: number;
   /** kexue's last hidden state against ONNX Runtime's on the case's input, max |difference|. */
   max_abs_diff_vs_ort?: number;
+  /** PyTorch's output against kexue's on the case's input, max |difference| over the settings (the cases that hand theirs over). */
+  max_abs_diff_vs_torch?: number;
+  /** What one iteration costs besides time, where the case counts it (train steps: native_calls, kernels, fused_groups). */
+  counts?: Record<string, number>;
   /** What other processes used during the kept blocks; null where /proc was not read. */
   load: CaseLoad | null;
   /** True when some kept block was still taken under load after its retries: not a clean number. */

@@ -83,14 +83,18 @@ interface TimedSide {
 /** The largest number of iterations in one block. */
 const MAX_BLOCK_ITERS = 200;
 
-/** The sides of a set-up case; PyTorch's that fail their setup are left out with the reason in `errors`. */
-async function timedSides(c: TimedCase, inst: CaseInstance, torch: TorchSide[], errors: string[]): Promise<TimedSide[]> {
+/**
+ * The sides of a set-up case; PyTorch's that fail their setup are left out with the reason in
+ * `errors`. PyTorch's agreement with kexue, where its setup checks it, goes into `r`.
+ */
+async function timedSides(c: TimedCase, inst: CaseInstance, torch: TorchSide[], r: CaseResult, errors: string[]): Promise<TimedSide[]> {
   const sides: TimedSide[] = [{ key: 'kexue', pids: [process.pid], run: async (n) => timeIterations(inst.run, n) }];
   if (inst.ort) sides.push({ key: 'ort', pids: [process.pid], run: (n) => timeAsyncIterations(inst.ort!, n) });
   if (inst.ortError) errors.push(inst.ortError);
   for (const t of torch) {
     try {
-      await t.setup(c.name, inst.torchArgs);
+      const diff = await t.setup(c.name, inst.torchArgs);
+      if (diff !== undefined) r.max_abs_diff_vs_torch = Math.max(r.max_abs_diff_vs_torch ?? 0, diff);
       sides.push({ key: `torch_${t.setting.name}`, pids: [t.pid], run: (n) => t.run(n) });
     } catch (e) {
       errors.push(`${(e as Error).message} (PyTorch setting ${t.setting.name})`);
@@ -108,7 +112,8 @@ async function runTimedCase(c: TimedCase, torch: TorchSide[], o: { blockMs: numb
   try {
     inst = await c.setup({ threads: o.threads });
     if (inst.maxAbsDiffVsOrt !== undefined) r.max_abs_diff_vs_ort = inst.maxAbsDiffVsOrt;
-    const sides = await timedSides(c, inst, torch, errors);
+    if (inst.counts) r.counts = inst.counts;
+    const sides = await timedSides(c, inst, torch, r, errors);
     const allPids = [...new Set(sides.flatMap((s) => s.pids))];
     const rounds = c.heavy ? Math.min(o.rounds, 3) : o.rounds;
     // warm-up, and the iterations per block from the warm-up's last time

@@ -78,6 +78,7 @@ interface Reply {
   ms?: number[];
   torch?: string;
   threads?: number;
+  max_abs_diff?: number;
 }
 
 /** A running torch_bench.py. open() rejects with the reason when PyTorch cannot start. */
@@ -127,10 +128,15 @@ export class TorchSide {
     return JSON.parse(next.value) as Reply;
   }
 
-  /** Builds a case's tensors (`args`: what the case needs besides its name); rejects with PyTorch's error message. */
-  async setup(name: string, args?: Record<string, unknown>): Promise<void> {
+  /**
+   * Builds a case's tensors (`args`: what the case needs besides its name); rejects with PyTorch's
+   * error message. Resolves to PyTorch's output against kexue's, max |difference|, for the cases
+   * whose args hand kexue's output over (undefined for the others).
+   */
+  async setup(name: string, args?: Record<string, unknown>): Promise<number | undefined> {
     const r = await this.#ask({ cmd: 'setup', case: name, ...(args ? { args } : {}) });
     if (!r.ok) throw new Error(`PyTorch setup ${name}: ${r.error}`);
+    return r.max_abs_diff;
   }
 
   /** Runs the set-up case `iters` times; per-iteration milliseconds. */

@@ -18,7 +18,7 @@ export { philox4x32, PhiloxStream } from './random.js';
 export { registerGradient, type Attrs, type GradientRule, type OpRecord } from './tape.js';
 export { runKernel } from './kernel.js';
 export { profiler, type ProfileOptions, type ProfileRow } from './profile.js';
-export { dynamicAttrs, tracing } from './trace_hook.js';
+export { dynamicAttrs, replayOutput, tracing } from './trace_hook.js';
 export { compile, type CompileOptions, type CompiledFunction, type CompiledPlan, type CompileStats, type PlannedGroup } from './compile/index.js';
 export * from './ops/cast.js';
 export * from './ops/shape.js';

@@ -116,6 +116,12 @@ export interface NativeAddon {
    * give the op steps they name new attributes for this run (checked against the op `op` declares).
    */
   programRun(program: NativeProgram, inputs: readonly NativeHandle[], patches?: readonly NativeAttrPatch[]): NativeTensor[];
+  /**
+   * The CPU's fused-group executors (ops/fused_group/executor.h): the code the emitter writes
+   * ('interp' where it writes none: KEXUE_FUSION=interp, no Xbyak in the build, a CPU without
+   * AVX2), the groups run so far by the emitter and by the interpreter, and the kernels emitted.
+   */
+  fusionStats(): { executor: 'avx512' | 'avx2' | 'interp'; emitted: number; interpreted: number; kernels: number };
   /** A zero-filled tensor made on its device (CUDA: a memset on the device's stream, no host copy). */
   zeros(shape: number[], dtype: string, device: string): NativeTensor;
   memoryStats(): {

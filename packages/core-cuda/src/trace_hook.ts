@@ -16,6 +16,8 @@ export interface OpObserver {
   didRun(op: string, inputs: readonly (Tensor | null | undefined)[], outputs: readonly Tensor[], attrs: Attrs): void;
   /** The next `count` ops' attributes are recomputed by `compute` at every replay (dynamicAttrs). */
   dynamicAttrs(count: number, compute: () => Attrs[]): void;
+  /** `t` is also handed to `receive` by every replay (replayOutput). */
+  replayOutput(t: Tensor, receive: (t: Tensor) => void): void;
 }
 
 let current: OpObserver | null = null;
@@ -58,4 +60,15 @@ export function refuseHostRead(what: string, t: Tensor): void {
  */
 export function dynamicAttrs(count: number, compute: () => Attrs[]): void {
   current?.dynamicAttrs(count, compute);
+}
+
+/**
+ * For code that reads a tensor it made after the traced function returned (an optimizer's guard
+ * flags, read at a later step): while kx.compile traces, `t` (made by an op of the traced function)
+ * becomes an extra output of the program, and every replay hands that replay's tensor to `receive`
+ * once the program has run (the receiver owns it: dispose or keep it). The traced call itself hands
+ * nothing (the code has `t`). Outside a trace it does nothing.
+ */
+export function replayOutput(t: Tensor, receive: (t: Tensor) => void): void {
+  current?.replayOutput(t, receive);
 }

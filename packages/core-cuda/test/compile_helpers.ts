@@ -42,8 +42,10 @@ export type Graph = (...xs: kx.Tensor[]) => kx.Tensor[];
  * 3 to 14 ops drawn from the binary ops (with tensor or number operands), the unary functions,
  * where and broadcastTo, with domains kept safe (divisors in [1, 2], exponentials of tanh), and one
  * to three of the values returned (some used by later ops too: extra outputs of a fused group).
+ * `ops: 'arithmetic'` draws only what the CPU's emitter writes (no transcendental: relu, neg, sqrt
+ * and rsqrt in their place), so that every group runs as machine code.
  */
-export function randomGraph(seed: number, shape: number[], floats: number, masks: number): Graph {
+export function randomGraph(seed: number, shape: number[], floats: number, masks: number, ops: 'all' | 'arithmetic' = 'all'): Graph {
   return (...xs: kx.Tensor[]) => {
     const rng = new Rng(seed);
     const pool = xs.slice(0, floats);
@@ -56,10 +58,11 @@ export function randomGraph(seed: number, shape: number[], floats: number, masks
       const b = any();
       const k = rng.uniform();
       let y: kx.Tensor;
-      if (k < 0.12) y = kx.add(a, b);
+      if (ops === 'arithmetic' && k >= 0.56 && k < 0.86) y = arithmeticUnary(a, (k - 0.56) / 0.3);
+      else if (k < 0.12) y = kx.add(a, b);
       else if (k < 0.22) y = kx.sub(a, b);
       else if (k < 0.34) y = kx.mul(a, b);
-      else if (k < 0.4) y = kx.div(a, kx.add(kx.sigmoid(b), 1));
+      else if (k < 0.4) y = kx.div(a, kx.add(ops === 'all' ? kx.sigmoid(b) : kx.mul(b, b), 1));
       else if (k < 0.48) y = kx.mul(a, rng.int(1, 7) / 4);
       else if (k < 0.52) y = kx.sub(0.5, a);
       else if (k < 0.56) y = kx.add(a, 0.25);
@@ -81,6 +84,14 @@ export function randomGraph(seed: number, shape: number[], floats: number, masks
     for (let extra = rng.int(0, 3); extra > 0; extra--) outs.push(pool[rng.int(floats, pool.length)]!);
     return outs;
   };
+}
+
+/** A unary function the emitter writes, chosen by u in [0, 1), on a safe domain. */
+function arithmeticUnary(a: kx.Tensor, u: number): kx.Tensor {
+  if (u < 0.25) return kx.relu(a);
+  if (u < 0.5) return kx.neg(a);
+  if (u < 0.75) return kx.sqrt(kx.add(kx.mul(a, a), 1));
+  return kx.rsqrt(kx.add(kx.mul(a, a), 0.5));
 }
 
 /** Shapes that broadcast to `shape`: itself, trailing parts, ones in places, a scalar. */

@@ -8,7 +8,7 @@
  *   const { value, grads } = kx.valueAndGrad(loss, params);
  *   opt.step(params, grads);   // params updated in place
  */
-export { Optimizer, type NamedTensors, type ParamGroup, type CommonOptions, type OptionsOf, type StepOptions, type StepResult, type OptimizerState, type OptimizerMeta } from './optimizer.js';
+export { Optimizer, type NamedTensors, type ParamGroup, type CommonOptions, type OptionsOf, type StepOptions, type StepResult, type OptimizerState, type OptimizerMeta, type UpdateNumbers, type ParamUpdate, type ReplayUpdate, type ReplayCall } from './optimizer.js';
 export type { UpdateVerdict, DeviceVerdict } from './verdicts.js';
 export { Tiger, type TigerOptions } from './tiger.js';
 export { tigerParamClass, hfParamClass, TIGER_PARAM_CLASSES, type TigerParamClass, type ParamClassOption } from './param-class.js';

@@ -1,8 +1,8 @@
 /** Lion (ALGORITHMS.md §1.9): the sign of an interpolated momentum; one float32 state per parameter. */
-import { lionUpdate } from '@kexue/core-cuda';
+import { lionAttrs, lionUpdate, type LionUpdateOptions } from '@kexue/core-cuda';
 
 import { checkKeys, frozenDefaults, numberOf } from './options.js';
-import { Optimizer, optionKeys, type CommonOptions, type OptionsOf, type ParamUpdate } from './optimizer.js';
+import { Optimizer, optionKeys, type CommonOptions, type OptionsOf, type ParamUpdate, type ReplayCall, type UpdateNumbers } from './optimizer.js';
 
 /** bert4keras LionV2's defaults, Lion's own (Lion.defaults); each entry's comment says what the option is. */
 export const LION_V2_DEFAULTS = frozenDefaults({
@@ -47,14 +47,17 @@ export class Lion extends Optimizer {
   /** One native call per parameter (core-cuda has no group op for Lion); every update is applied. */
   protected updateGroup(us: readonly ParamUpdate[]): boolean[] {
     return us.map((u) => {
-      lionUpdate(u.param, u.grad, u.slots.m!, {
-        lr: u.learningRate,
-        beta1: this.beta1,
-        beta2: this.beta2,
-        weightDecay: u.weightDecay,
-        gradScale: u.gradScale,
-      });
+      lionUpdate(u.param, u.grad, u.slots.m!, this.#options(u));
       return true;
     });
+  }
+
+  /** Its updates always apply, so a compiled step replays them with each step's learning rate. */
+  protected override replayCalls(us: readonly UpdateNumbers[]): ReplayCall[] {
+    return us.map((u) => ({ names: [u.name], attrs: lionAttrs('Lion.step', this.#options(u)) }));
+  }
+
+  #options(u: UpdateNumbers): LionUpdateOptions {
+    return { lr: u.learningRate, beta1: this.beta1, beta2: this.beta2, weightDecay: u.weightDecay, gradScale: u.gradScale };
   }
 }

@@ -53,8 +53,12 @@ export function optionKeys(defaults: BaseDefaults, extra: readonly string[] = []
 export interface StepOptions {
   /** Multiplies every gradient before use (1/lossScale to unscale); default 1. */
   gradScale?: number;
-  /** The global norm of the gradients as given (before gradScale), when the caller has it already. */
-  gradNorm?: number;
+  /**
+   * The global norm of the gradients as given (before gradScale), when the caller has it already:
+   * a number, or a one-element tensor (kx.globalNormTensor), which a step inside kx.compile needs
+   * (a number would be repeated at every replay: E_ARG there).
+   */
+  gradNorm?: number | Tensor;
 }
 
 /** What a step did. */
@@ -63,9 +67,12 @@ export interface StepResult {
   step: number;
   /** The schedule's multiplier at that step. */
   scheduleMultiplier: number;
-  /** The global gradient norm after gradScale (computed only when clipping or given). */
+  /**
+   * The global gradient norm after gradScale (computed only when clipping or given); null inside
+   * kx.compile, where the norm stays on the device.
+   */
   gradNorm: number | null;
-  /** Whether clipping scaled the gradients down. */
+  /** Whether clipping scaled the gradients down (false inside kx.compile: the device decides). */
   clipped: boolean;
   /**
    * Parameters whose update was skipped for a non-finite gradient (Tiger's guard). For parameters
@@ -112,6 +119,11 @@ export interface ParamUpdate extends UpdateNumbers {
   grad: Tensor;
   /** The parameter's state tensors by slot name (float32, its shape). */
   slots: Record<string, Tensor>;
+}
+
+/** The numbers of one parameter's update and the parameter (an optimizer's options may depend on it). */
+export interface ReplayUpdate extends UpdateNumbers {
+  param: Tensor;
 }
 
 /** One native call of a step: the parameters it updates, in order, and its attributes. */
@@ -168,8 +180,8 @@ export abstract class Optimizer {
   readonly #paramSteps = new Map<string, number>();
   readonly #groupCache = new Map<string, ResolvedGroup | undefined>();
   #step = 0;
-  /** The last step's verdicts while GPU flags of theirs are not read yet (see #settle). */
-  #pending: StepVerdicts | null = null;
+  /** Steps' verdicts whose flags are not read yet: GPU steps', and compiled steps' (see #settle). */
+  #pending: StepVerdicts[] = [];
 
   /** `opts`: the options as given, keys checked; without a schedule the multiplier is 1 throughout. */
   protected constructor(opts: Record<string, unknown>, defaults: BaseDefaults, where: string) {
@@ -210,50 +222,74 @@ export abstract class Optimizer {
     const names = this.#checkParams(params, grads, where);
     const o = checkKeys(options, ['gradScale', 'gradNorm'], where);
     const baseScale = numberOption(o.gradScale, 1, 'gradScale', where, { min: 0, minExclusive: true });
+    const givenNorm = o.gradNorm;
+    if (givenNorm !== undefined && typeof givenNorm !== 'number' && !(givenNorm instanceof kx.Tensor)) throw new ArgumentError(`${where}: gradNorm must be a number or a tensor`);
     const slots = names.map((n) => this.#slotsFor(n, params[n]!, where));
+    const tracing = kx.tracing();
 
     let gradScale = baseScale;
     let gradNorm: number | null = null;
     let clipped = false;
-    if (o.gradNorm !== undefined) {
-      if (typeof o.gradNorm !== 'number') throw new ArgumentError(`${where}: gradNorm must be a number`);
-      gradNorm = o.gradNorm * gradScale;
-    }
-    if (this.clipNorm !== null) {
-      if (gradNorm === null) gradNorm = kx.globalNorm(names.map((n) => grads[n]!)) * gradScale;
-      // A non-finite norm is left to the update (Tiger's guard skips those parameters).
-      const coef = this.clipNorm / (gradNorm + 1e-6);
-      if (Number.isFinite(gradNorm) && coef < 1) {
-        gradScale *= coef;
-        clipped = true;
+    // Inside kx.compile the norm is never read: clipping multiplies the gradients by a factor
+    // computed on the device (the same rule), and a replay recomputes it.
+    let stepGrads = grads;
+    if (tracing) {
+      if (typeof givenNorm === 'number') {
+        throw new ArgumentError(`${where}: gradNorm is a number, which every replay of kx.compile would repeat; pass it as a tensor (kx.globalNormTensor) or leave it out`);
       }
+      if (this.clipNorm !== null) stepGrads = this.#clipOnDevice(names, grads, givenNorm, baseScale);
+      // Earlier steps' flags stay pending (reading is refused while tracing): only Tiger's updates
+      // have flags, and its options do not depend on the counts those flags settle.
+    } else {
+      if (givenNorm !== undefined) gradNorm = (typeof givenNorm === 'number' ? givenNorm : givenNorm.item()) * gradScale;
+      if (this.clipNorm !== null) {
+        if (gradNorm === null) gradNorm = kx.globalNorm(names.map((n) => grads[n]!)) * gradScale;
+        // A non-finite norm is left to the update (Tiger's guard skips those parameters).
+        const coef = this.clipNorm / (gradNorm + 1e-6);
+        if (Number.isFinite(gradNorm) && coef < 1) {
+          gradScale *= coef;
+          clipped = true;
+        }
+      }
+      this.#settle(); // the previous step's flags: its updates ran long ago
     }
 
     const t = this.#step;
     const mult = this.#multiplier(t, where);
-    this.#settle(); // the previous step's flags: its updates ran long ago
     const devices = names.map((n) => params[n]!.device);
     const updates = this.#updates(names, devices, gradScale, t, mult).map(
-      (u, i): ParamUpdate => ({ ...u, param: params[u.name]!, grad: grads[u.name]!, slots: slots[i]! }),
+      (u, i): ParamUpdate => ({ ...u, param: params[u.name]!, grad: stepGrads[u.name]!, slots: slots[i]! }),
     );
-    // Under kx.compile, the step's numbers are recomputed and the counters advanced at every replay.
-    if (kx.tracing()) {
-      const traced = this.replayCalls(updates);
-      if (!traced) throw new ArgumentError(`${where} cannot run inside kx.compile yet: a replay would repeat this step's learning rate and counters (AdamW can); call step() outside the compiled function`);
-      kx.dynamicAttrs(traced.length, () => this.#replay(names, devices, gradScale, traced, where));
+    const onApplied = (name: string) => this.#paramSteps.set(name, (this.#paramSteps.get(name) ?? 0) + 1);
+    let verdicts: UpdateVerdict[];
+    try {
+      if (!tracing) verdicts = this.updateGroup(updates);
+      else {
+        // A replay recomputes the step's numbers and advances the counters before the program runs,
+        // and hands over its guard flags after it (read later, as a GPU step's).
+        const traced = this.replayCalls(updates);
+        if (!traced) throw new ArgumentError(`${where} cannot run inside kx.compile: a replay would repeat this step's learning rate and counters; call step() outside the compiled function`);
+        let layout: UpdateVerdict[] = [];
+        const paramList = names.map((n) => params[n]!);
+        kx.dynamicAttrs(traced.length, () => this.#replay(names, devices, paramList, baseScale, traced, layout, where));
+        verdicts = layout = this.updateGroup(updates);
+        this.#receiveReplayFlags(names, layout, onApplied);
+      }
+    } finally {
+      if (stepGrads !== grads) kx.dispose(Object.values(stepGrads));
     }
-    const verdicts = new StepVerdicts(names, this.updateGroup(updates), (name) => this.#paramSteps.set(name, (this.#paramSteps.get(name) ?? 0) + 1));
+    const stepVerdicts = new StepVerdicts(names, verdicts, onApplied, tracing);
     this.#step = t + 1;
-    if (verdicts.settled) return { step: t, scheduleMultiplier: mult, gradNorm, clipped, skipped: verdicts.skipped };
-    // GPU flags: skipped is read from them when asked for (or at the next step, state(),
-    // zeroState()), once the device has got there.
-    this.#pending = verdicts;
+    if (stepVerdicts.settled) return { step: t, scheduleMultiplier: mult, gradNorm, clipped, skipped: stepVerdicts.skipped };
+    // GPU or traced flags: skipped is read from them when asked for (or at the next step, state(),
+    // zeroState()), once the device has got there (and the trace has ended).
+    this.#pending.push(stepVerdicts);
     const result = { step: t, scheduleMultiplier: mult, gradNorm, clipped } as StepResult;
     Object.defineProperty(result, 'skipped', {
       enumerable: true,
       get: () => {
-        verdicts.settle();
-        return verdicts.skipped;
+        stepVerdicts.settle();
+        return stepVerdicts.skipped;
       },
     });
     return result;
@@ -262,10 +298,38 @@ export abstract class Optimizer {
   /**
    * The native calls updateGroup makes for these updates, in order (the parameters each updates and
    * its attributes), for a step that kx.compile replays; null (the default) where an optimizer's
-   * updates cannot be replayed, such as those whose outcome is read back (Tiger's guard flags).
+   * updates cannot be replayed.
    */
-  protected replayCalls(_us: readonly UpdateNumbers[]): ReplayCall[] | null {
+  protected replayCalls(_us: readonly ReplayUpdate[]): ReplayCall[] | null {
     return null;
+  }
+
+  /** The gradients times global-norm clipping's factor, computed on the device (new tensors). */
+  #clipOnDevice(names: readonly string[], grads: NamedTensors, givenNorm: Tensor | undefined, gradScale: number): NamedTensors {
+    return kx.tidy(() => {
+      const factor = kx.clipFactor(givenNorm ?? kx.globalNormTensor(names.map((n) => grads[n]!)), this.clipNorm!, gradScale);
+      return Object.fromEntries(names.map((n) => [n, kx.keep(kx.mul(grads[n]!, factor))]));
+    });
+  }
+
+  /**
+   * A traced step's guard flags (Tiger's): every replay hands over its own flags tensors
+   * (kx.replayOutput), whose verdicts are then read as a GPU step's are, later.
+   */
+  #receiveReplayFlags(names: readonly string[], traced: readonly UpdateVerdict[], onApplied: (name: string) => void): void {
+    const flags = [...new Set(traced.flatMap((v) => (typeof v === 'boolean' ? [] : [v.flags])))];
+    const flagged = names.filter((_, i) => typeof traced[i] !== 'boolean');
+    let received: kx.Tensor[] = [];
+    for (const f of flags) {
+      kx.replayOutput(f, (t) => {
+        received.push(t);
+        if (received.length < flags.length) return;
+        const fresh = received;
+        received = [];
+        const verdicts = traced.flatMap((v) => (typeof v === 'boolean' ? [] : [{ flags: fresh[flags.indexOf(v.flags)]!, index: v.index }]));
+        this.#pending.push(new StepVerdicts(flagged, verdicts, onApplied, true));
+      });
+    }
   }
 
   /** The schedule's multiplier at step t (E_ARG for a negative or non-finite one). */
@@ -294,22 +358,36 @@ export abstract class Optimizer {
   /**
    * A replayed step (kx.compile): the host part of step() from the counters as they are now. The
    * calls must update the same parameters as the traced ones (E_ARG otherwise, before anything
-   * moves: the program's calls are fixed); then every parameter counts as updated.
+   * moves: the program's calls are fixed); then the parameters whose traced verdict was a boolean
+   * count as updated (those with guard flags count when their flags are read).
    */
-  #replay(names: readonly string[], devices: readonly string[], gradScale: number, traced: readonly ReplayCall[], where: string): kx.Attrs[] {
+  #replay(
+    names: readonly string[],
+    devices: readonly string[],
+    params: readonly Tensor[],
+    gradScale: number,
+    traced: readonly ReplayCall[],
+    layout: readonly UpdateVerdict[],
+    where: string,
+  ): kx.Attrs[] {
+    this.#settle();
     const t = this.#step;
-    const calls = this.replayCalls(this.#updates(names, devices, gradScale, t, this.#multiplier(t, where)))!;
+    const numbers = this.#updates(names, devices, gradScale, t, this.#multiplier(t, where));
+    const calls = this.replayCalls(numbers.map((u, i) => ({ ...u, param: params[i]! })))!;
     const same = calls.length === traced.length && calls.every((c, i) => c.names.join('\n') === traced[i]!.names.join('\n'));
     if (!same) throw new ArgumentError(`${where}: the parameters' update calls differ from the compiled step's (parameters with different step counts or options); call step() outside kx.compile`);
-    for (const name of names) this.#paramSteps.set(name, (this.#paramSteps.get(name) ?? 0) + 1);
+    names.forEach((name, i) => {
+      if (layout[i] === true) this.#paramSteps.set(name, (this.#paramSteps.get(name) ?? 0) + 1);
+    });
     this.#step = t + 1;
     return calls.map((c) => c.attrs);
   }
 
-  /** Reads the last step's pending GPU verdicts, if any (StepVerdicts.settle), counting the applied updates. */
+  /** Reads the pending verdicts, if any (StepVerdicts.settle), counting the applied updates. */
   #settle(): void {
-    this.#pending?.settle();
-    this.#pending = null;
+    const pending = this.#pending;
+    this.#pending = [];
+    for (const v of pending) v.settle();
   }
 
   /** A copy of the state: tensors "<param>.<slot>" (float32) and the counters. Dispose it when done. */

@@ -1,8 +1,8 @@
 /** SGD as torch.optim.SGD: momentum (with dampening), Nesterov, coupled weight decay. */
-import { ArgumentError, sgdUpdate } from '@kexue/core-cuda';
+import { ArgumentError, sgdAttrs, sgdUpdate, type SgdUpdateOptions } from '@kexue/core-cuda';
 
 import { booleanOption, checkKeys, frozenDefaults, numberOf } from './options.js';
-import { Optimizer, optionKeys, type CommonOptions, type OptionsOf, type ParamUpdate } from './optimizer.js';
+import { Optimizer, optionKeys, type CommonOptions, type OptionsOf, type ParamUpdate, type ReplayCall, type UpdateNumbers } from './optimizer.js';
 
 /** SGD's options: the common ones and those of SGD.defaults. */
 export interface SGDOptions extends CommonOptions, OptionsOf<typeof SGD.defaults> {}
@@ -48,16 +48,25 @@ export class SGD extends Optimizer {
   /** One native call per parameter (core-cuda has no group op for SGD); every update is applied. */
   protected updateGroup(us: readonly ParamUpdate[]): boolean[] {
     return us.map((u) => {
-      sgdUpdate(u.param, u.grad, u.slots.momentum ?? null, {
-        lr: u.learningRate,
-        momentum: this.momentum,
-        dampening: this.dampening,
-        nesterov: this.nesterov,
-        weightDecay: u.weightDecay,
-        first: u.paramStep === 0,
-        gradScale: u.gradScale,
-      });
+      sgdUpdate(u.param, u.grad, u.slots.momentum ?? null, this.#options(u));
       return true;
     });
+  }
+
+  /** Its updates always apply, so a compiled step replays them with each step's learning rate and first-step rule. */
+  protected override replayCalls(us: readonly UpdateNumbers[]): ReplayCall[] {
+    return us.map((u) => ({ names: [u.name], attrs: sgdAttrs('SGD.step', this.#options(u)) }));
+  }
+
+  #options(u: UpdateNumbers): SgdUpdateOptions {
+    return {
+      lr: u.learningRate,
+      momentum: this.momentum,
+      dampening: this.dampening,
+      nesterov: this.nesterov,
+      weightDecay: u.weightDecay,
+      first: u.paramStep === 0,
+      gradScale: u.gradScale,
+    };
   }
 }

@@ -4,10 +4,10 @@
  * rates, and the non-finite guard. One fused native call per micro-step and set of parameters that
  * share their options.
  */
-import { ArgumentError, tigerUpdateGroup, type Tensor, type TigerUpdateOptions } from '@kexue/core-cuda';
+import { ArgumentError, tigerAttrs, tigerUpdateGroup, type Tensor, type TigerUpdateOptions } from '@kexue/core-cuda';
 
 import { checkKeys, frozenDefaults, numberOf } from './options.js';
-import { Optimizer, optionKeys, type CommonOptions, type OptionsOf, type ParamUpdate } from './optimizer.js';
+import { Optimizer, optionKeys, type CommonOptions, type OptionsOf, type ParamUpdate, type ReplayCall, type ReplayUpdate } from './optimizer.js';
 import { TIGER_PARAM_CLASSES, tigerParamClass, type ParamClassOption, type TigerParamClass } from './param-class.js';
 import type { UpdateVerdict } from './verdicts.js';
 
@@ -70,7 +70,7 @@ export class Tiger extends Optimizer {
   }
 
   /** The native options of one parameter's micro-step (its class sets lr, rms, decay, centre). */
-  #options(u: ParamUpdate): TigerUpdateOptions {
+  #options(u: ReplayUpdate): TigerUpdateOptions {
     const k = this.gradAccumSteps;
     const cls = this.classOf(u.name, u.param);
     const elementwise = cls === 'bias' || cls === 'scale';
@@ -94,17 +94,8 @@ export class Tiger extends Optimizer {
    * which step() reads (StepVerdicts says when).
    */
   protected updateGroup(us: readonly ParamUpdate[]): UpdateVerdict[] {
-    const sets = new Map<string, { options: TigerUpdateOptions; at: number[] }>();
-    us.forEach((u, i) => {
-      const o = this.#options(u);
-      // the rest of the options are the step's, the same for every parameter
-      const key = `${o.lr}|${o.rms}|${o.weightDecay}|${o.centre}|${u.param.device}`;
-      const set = sets.get(key);
-      if (set) set.at.push(i);
-      else sets.set(key, { options: o, at: [i] });
-    });
     const verdicts = new Array<UpdateVerdict>(us.length);
-    for (const { options, at } of sets.values()) {
+    for (const { options, at } of this.#sets(us)) {
       const flags = tigerUpdateGroup(
         at.map((i) => ({ param: us[i]!.param, grad: us[i]!.grad, m: us[i]!.slots.m! })),
         options,
@@ -112,6 +103,29 @@ export class Tiger extends Optimizer {
       at.forEach((i, j) => (verdicts[i] = { flags, index: j }));
     }
     return verdicts;
+  }
+
+  /**
+   * A compiled step replays the same calls with each micro-step's options (learning rate, the
+   * accumulation group's first and last micro-step); the guard runs natively, and its flags reach
+   * the step's verdicts after each replay.
+   */
+  protected override replayCalls(us: readonly ReplayUpdate[]): ReplayCall[] {
+    return this.#sets(us).map(({ options, at }) => ({ names: at.map((i) => us[i]!.name), attrs: tigerAttrs('Tiger.step', options) }));
+  }
+
+  /** The updates (their indices) grouped by the options they run with, in first-seen order. */
+  #sets(us: readonly ReplayUpdate[]): { options: TigerUpdateOptions; at: number[] }[] {
+    const sets = new Map<string, { options: TigerUpdateOptions; at: number[] }>();
+    us.forEach((u, i) => {
+      const o = this.#options(u);
+      // the rest of the options are the step's, the same for every parameter
+      const key = `${o.lr}|${o.rms}|${o.weightDecay}|${o.centre}|${u.device}`;
+      const set = sets.get(key);
+      if (set) set.at.push(i);
+      else sets.set(key, { options: o, at: [i] });
+    });
+    return [...sets.values()];
   }
 }
 

@@ -30,6 +30,9 @@ export type UpdateVerdict = boolean | DeviceVerdict;
  *   the host) and frees them. That read waits until the device has run the updates that wrote
  *   them. Later settle() calls read nothing.
  *
+ * - Flags of a step traced by kx.compile (`deferred`), on any device, are read as GPU ones are:
+ *   reading is refused while the trace runs.
+ *
  * Booleans read nothing. So `skipped` is complete at once unless `settled` is false.
  */
 export class StepVerdicts {
@@ -39,8 +42,8 @@ export class StepVerdicts {
   /** The names whose verdicts are on a GPU, not read yet, with their verdicts. */
   #pending: { names: string[]; verdicts: DeviceVerdict[] } | null = null;
 
-  /** names[i]'s verdict is verdicts[i]. */
-  constructor(names: readonly string[], verdicts: readonly UpdateVerdict[], onApplied: (name: string) => void) {
+  /** names[i]'s verdict is verdicts[i]; `deferred`: read CPU flags at settle() too. */
+  constructor(names: readonly string[], verdicts: readonly UpdateVerdict[], onApplied: (name: string) => void, deferred = false) {
     this.#onApplied = onApplied;
     const onCpu = new Map<Tensor, ArrayLike<number>>();
     const pending = { names: [] as string[], verdicts: [] as DeviceVerdict[] };
@@ -48,7 +51,7 @@ export class StepVerdicts {
       verdicts.forEach((v, i) => {
         const name = names[i]!;
         if (typeof v === 'boolean') return this.#record(name, v);
-        if (v.flags.device !== 'cpu') {
+        if (v.flags.device !== 'cpu' || deferred) {
           pending.names.push(name);
           pending.verdicts.push(v);
           if (!v.flags.kept) kx.keep(v.flags);

@@ -11,6 +11,7 @@
 #include "kx/registry.h"
 #include "kx/simd.h"
 #include "kx/tensor.h"
+#include "ops/fused_group/executor.h"
 #include "program/program.h"
 #include "runtime/runtime.h"
 
@@ -439,6 +440,20 @@ Napi::Value ProgramRun(const Napi::CallbackInfo& info) {
   });
 }
 
+// fusionStats() -> {executor, emitted, interpreted, kernels}: the code the CPU's fused-group emitter
+// writes ("avx512", "avx2", or "interp" for none), the groups each executor ran, the kernels emitted.
+Napi::Value FusionStatsOf(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    const kx::FusionStats s = kx::fusion_stats();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("executor", kx::fusion_executor_name());
+    o.Set("emitted", (double)s.emitted);
+    o.Set("interpreted", (double)s.interpreted);
+    o.Set("kernels", (double)s.kernels);
+    return o;
+  });
+}
+
 Napi::Value Dispose(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     if (info.Length() > 0 && info[0].IsNumber()) handles().remove(info[0].As<Napi::Number>().DoubleValue());
@@ -585,6 +600,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("dispose", Napi::Function::New(env, Dispose));
   exports.Set("programCreate", Napi::Function::New(env, ProgramCreate));
   exports.Set("programRun", Napi::Function::New(env, ProgramRun));
+  exports.Set("fusionStats", Napi::Function::New(env, FusionStatsOf));
   Napi::Array dtype_names = Napi::Array::New(env, kx::kNumDTypes);
   for (int i = 0; i < kx::kNumDTypes; ++i) dtype_names.Set((uint32_t)i, kx::dtype_name((kx::DType)i));
   exports.Set("dtypeNames", dtype_names);

@@ -73,9 +73,6 @@ export function kindOf(op: string): NodeKind {
   return KINDS[op] ?? 'opaque';
 }
 
-/** Ops that draw random numbers (native/ops/random/): a replay would repeat the traced draw. */
-export const RANDOM_OPS: ReadonlySet<string> = new Set(['dropout']);
-
 /** The size of a shape. */
 export function sizeOf(shape: readonly number[]): number {
   let n = 1;

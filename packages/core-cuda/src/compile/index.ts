@@ -51,6 +51,8 @@ interface Entry {
   leaves: LeafSource[];
   plan: CompiledPlan;
   dynamic: DynamicSteps[];
+  /** Receivers of the program's outputs after the result's leaves (replayOutput), in order. */
+  receivers: ((t: Tensor) => void)[];
 }
 
 /**
@@ -64,12 +66,14 @@ interface Entry {
  * optimizer ops) happen again at each replay. Tensors fn makes without an op (scalar operands,
  * `kx.zeros`) are constants, fixed at the trace. Later calls with a known signature replay the
  * program natively in one addon call. While tracing, reading a value on the host (`dataSync`,
- * `item`, `toFloat32Array`, `data`, `to`) and ops that draw random numbers (dropout) are E_ARG.
+ * `item`, `toFloat32Array`, `data`, `to`) is E_ARG. Dropout from a Philox generator draws fresh
+ * masks at each replay (its key is a per-replay attribute), the masks eager steps would draw.
  * A compiled function cannot run inside valueAndGrad (its replays record nothing); call valueAndGrad
  * inside it instead. Called while another compiled function traces, fn simply runs (and is traced
  * as part of the outer one). A signature whose captured tensors were disposed is traced again. Ops
  * whose attributes change from call to call (an optimizer's step and learning rate) are announced
- * with `kx.dynamicAttrs`, whose compute runs before each replay; AdamW does so in its step().
+ * with `kx.dynamicAttrs`, whose compute runs before each replay (the optimizers' step() and dropout
+ * do); tensors the code reads back later are handed over by each replay through `kx.replayOutput`.
  *
  * `KX_DUMP=1` prints each new plan (nodes, groups, their programs) to stderr.
  */
@@ -95,7 +99,8 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, options: 
       }
       recorder.finish();
       const { template, leaves } = resultTemplate(result);
-      const { plan, spec, leaves: sources, dynamic } = lower(recorder, leaves.map((t) => recorder.valueOf(t)), fuse);
+      const extra = recorder.replayOutputs;
+      const { plan, spec, leaves: sources, dynamic } = lower(recorder, [...leaves, ...extra.map((o) => o.tensor)].map((t) => recorder.valueOf(t)), fuse);
       let program: NativeProgram;
       try {
         program = native.programCreate(spec);
@@ -109,7 +114,7 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, options: 
       recorder.captures.forEach((t, i) => {
         if (t.version !== recorder.captureVersions[i]) mutated.push({ from: 'capture', index: i, delta: t.version - recorder.captureVersions[i]! });
       });
-      cache.set(key, { program, captures: recorder.captures, mutated, template, leaves: sources, plan, dynamic });
+      cache.set(key, { program, captures: recorder.captures, mutated, template, leaves: sources, plan, dynamic, receivers: extra.map((o) => o.receive) });
       stats.traces++;
       if (process.env.KX_DUMP === '1') process.stderr.write(formatPlan(plan, `${name} (${key})`));
       return result;
@@ -136,7 +141,9 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, options: 
     for (const m of entry.mutated) (m.from === 'arg' ? tensors : entry.captures)[m.index]!.version += m.delta;
     const leaves = entry.leaves.map((s) => (s.from === 'arg' ? tensors : s.from === 'capture' ? entry.captures : outs)[s.index]!);
     stats.replays++;
-    return buildResult(entry.template, leaves) as R;
+    const results = leaves.length - entry.receivers.length;
+    entry.receivers.forEach((receive, i) => receive(leaves[results + i]!));
+    return buildResult(entry.template, leaves.slice(0, results)) as R;
   };
 
   const compiled = (...args: A): R => {

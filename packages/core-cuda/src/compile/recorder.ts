@@ -8,7 +8,7 @@ import { native, type NativeHandle } from '../native.js';
 import type { Attrs } from '../tape.js';
 import type { Tensor } from '../tensor.js';
 import type { OpObserver } from '../trace_hook.js';
-import { kindOf, RANDOM_OPS, type TraceNode, type Value, type ValueOrigin } from './graph.js';
+import { kindOf, type TraceNode, type Value, type ValueOrigin } from './graph.js';
 
 let inPlaceOps: Set<string> | null = null;
 
@@ -30,6 +30,8 @@ export class Recorder implements OpObserver {
   readonly constants: NativeHandle[] = [];
   /** Ops whose attributes are recomputed at each replay (dynamicAttrs): node ids and how. */
   readonly dynamic: { nodes: number[]; compute: () => Attrs[] }[] = [];
+  /** Tensors every replay hands to a receiver besides the function's results (replayOutput). */
+  readonly replayOutputs: { tensor: Tensor; receive: (t: Tensor) => void }[] = [];
   private pending: { count: number; nodes: number[]; compute: () => Attrs[] } | null = null;
   private readonly ids = new Map<Tensor, number>();
 
@@ -47,13 +49,7 @@ export class Recorder implements OpObserver {
     });
   }
 
-  willRun(op: string, inputs: readonly (Tensor | null | undefined)[]): void {
-    if (RANDOM_OPS.has(op)) {
-      throw new ArgumentError(
-        `${op}: kx.compile cannot trace ops that draw random numbers yet (a replay would draw the traced mask again); ` +
-          'run it outside the compiled function',
-      );
-    }
+  willRun(_op: string, inputs: readonly (Tensor | null | undefined)[]): void {
     for (const t of inputs) if (t) this.valueOf(t);
   }
 
@@ -85,6 +81,13 @@ export class Recorder implements OpObserver {
     if (!Number.isInteger(count) || count < 0) throw new ArgumentError(`dynamicAttrs: count must be an integer >= 0, got ${String(count)}`);
     this.pending = { count, nodes: [], compute };
     if (count === 0) this.#settleDynamic();
+  }
+
+  replayOutput(t: Tensor, receive: (t: Tensor) => void): void {
+    if (typeof receive !== 'function') throw new ArgumentError('replayOutput: receive must be a function');
+    const v = this.values[this.valueOf(t)]!;
+    if (v.origin !== 'node') throw new ArgumentError(`replayOutput: ${t.describe()} was not made by an op of the traced function`);
+    this.replayOutputs.push({ tensor: t, receive });
   }
 
   /** E_ARG when the function ended before the ops a dynamicAttrs call announced had run. */

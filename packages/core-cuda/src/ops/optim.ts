@@ -73,7 +73,8 @@ export function tigerUpdate(param: Tensor, grad: Tensor, m: Tensor, o: TigerUpda
   return update('optim_tiger', [param, grad, m], [param], tigerAttrs(op, o))[0]!;
 }
 
-function tigerAttrs(op: string, o: TigerUpdateOptions): Attrs {
+/** The attributes optim_tiger / optim_tiger_group run with for these options (E_ARG for a non-finite one), as adamwAttrs. */
+export function tigerAttrs(op: string, o: TigerUpdateOptions): Attrs {
   return {
     lr: finite(op, 'lr', o.lr),
     beta: finite(op, 'beta', o.beta),
@@ -119,13 +120,18 @@ export interface LionUpdateOptions {
 export function lionUpdate(param: Tensor, grad: Tensor, m: Tensor, o: LionUpdateOptions): void {
   const op = 'lionUpdate';
   checkUpdate(op, param, grad, [m]);
-  update('optim_lion', [param, grad, m], [param], {
+  update('optim_lion', [param, grad, m], [param], lionAttrs(op, o));
+}
+
+/** The attributes optim_lion runs with for these options (E_ARG for a non-finite one), as adamwAttrs. */
+export function lionAttrs(op: string, o: LionUpdateOptions): Attrs {
+  return {
     lr: finite(op, 'lr', o.lr),
     beta1: finite(op, 'beta1', o.beta1),
     beta2: finite(op, 'beta2', o.beta2),
     weightDecay: finite(op, 'weightDecay', o.weightDecay),
     gradScale: finite(op, 'gradScale', o.gradScale ?? 1),
-  });
+  };
 }
 
 export interface AdamWUpdateOptions {
@@ -199,7 +205,12 @@ export function sgdUpdate(param: Tensor, grad: Tensor, buf: Tensor | null, o: Sg
   const op = 'sgdUpdate';
   checkUpdate(op, param, grad, [buf]);
   if (o.momentum !== 0 && buf === null) throw new ArgumentError(`${op}: momentum ${o.momentum} needs a buffer`);
-  update('optim_sgd', [param, grad, buf], [param], {
+  update('optim_sgd', [param, grad, buf], [param], sgdAttrs(op, o));
+}
+
+/** The attributes optim_sgd runs with for these options (E_ARG for a non-finite one), as adamwAttrs. */
+export function sgdAttrs(op: string, o: SgdUpdateOptions): Attrs {
+  return {
     lr: finite(op, 'lr', o.lr),
     momentum: finite(op, 'momentum', o.momentum),
     dampening: finite(op, 'dampening', o.dampening),
@@ -207,7 +218,7 @@ export function sgdUpdate(param: Tensor, grad: Tensor, buf: Tensor | null, o: Sg
     weightDecay: finite(op, 'weightDecay', o.weightDecay),
     first: o.first,
     gradScale: finite(op, 'gradScale', o.gradScale ?? 1),
-  });
+  };
 }
 
 /**
@@ -216,9 +227,31 @@ export function sgdUpdate(param: Tensor, grad: Tensor, buf: Tensor | null, o: Sg
  */
 export function globalNorm(xs: readonly Tensor[]): number {
   if (xs.length === 0) return 0;
-  xs.forEach((x, i) => assertFloat(x, 'globalNorm', `xs[${i}]`));
-  const out = runKernel1('optim_global_norm', [...xs]);
+  const out = globalNormTensor(xs);
   const v = out.dataSync()[0]!;
   out.dispose();
   return v;
+}
+
+/**
+ * globalNorm without reading it: a float32 scalar tensor on the tensors' device (so a step that
+ * clips stays on the device, and can run inside kx.compile). The list must not be empty (E_ARG).
+ */
+export function globalNormTensor(xs: readonly Tensor[]): Tensor {
+  if (xs.length === 0) throw new ArgumentError('globalNormTensor: no tensors');
+  xs.forEach((x, i) => assertFloat(x, 'globalNorm', `xs[${i}]`));
+  return runKernel1('optim_global_norm', [...xs]);
+}
+
+/**
+ * Global-norm clipping's factor on the device: a float32 scalar tensor, min(1, maxNorm / (n + 1e-6))
+ * where n = norm · scale (the norm of the gradients as the update will see them), and 1 when n is
+ * not finite: what Optimizer.step multiplies its gradient scale by when it reads the norm on the
+ * host. `norm` is a one-element floating tensor (E_SHAPE otherwise); maxNorm > 0 (E_ARG otherwise).
+ */
+export function clipFactor(norm: Tensor, maxNorm: number, scale = 1): Tensor {
+  assertFloat(norm, 'clipFactor', 'norm');
+  if (norm.size !== 1) throw new ShapeError(`clipFactor: norm must have one element, got ${norm.describe()}`);
+  if (!(finite('clipFactor', 'maxNorm', maxNorm) > 0)) throw new ArgumentError(`clipFactor: maxNorm must be > 0, got ${maxNorm}`);
+  return runKernel1('optim_clip_factor', [norm], { maxNorm, scale: finite('clipFactor', 'scale', scale) });
 }

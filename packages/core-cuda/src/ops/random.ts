@@ -5,8 +5,9 @@
  */
 import { ArgumentError } from '../errors.js';
 import { runKernel1 } from '../kernel.js';
-import { registerGradient } from '../tape.js';
+import { registerGradient, type Attrs } from '../tape.js';
 import { Tensor } from '../tensor.js';
+import { dynamicAttrs, tracing } from '../trace_hook.js';
 import { assertFloat } from './check.js';
 
 /** Where a draw's random numbers come from: the generator key and the index of its first number. */
@@ -59,17 +60,42 @@ export class Philox {
  * x.size numbers. p must be in [0, 1) (E_ARG otherwise); p = 0 returns a copy of x (a new tensor
  * with the same values). x must be floating (E_DTYPE); halves are computed in float32. The same
  * key on the same build gives the same mask; the gradient reuses it.
+ *
+ * Under kx.compile, a draw from a Philox generator is taken again at every replay (its key and
+ * offset are attributes recomputed by kx.dynamicAttrs, as is its gradient's), so a compiled step
+ * draws the masks an eager step would draw at that point of the generator; a draw from a fixed key
+ * repeats its mask, as eagerly.
  */
 export function dropout(x: Tensor, p: number, rng: RandomKey | Philox): Tensor {
   assertFloat(x, 'dropout', 'x');
   if (typeof p !== 'number' || !(p >= 0 && p < 1)) throw new ArgumentError(`dropout: p must be in [0, 1), got ${String(p)}`);
   if (rng === null || typeof rng !== 'object') throw new ArgumentError('dropout: rng must be { seed, offset? } or a Philox');
-  const key = rng instanceof Philox ? rng.take(x.size) : rng;
-  const seed = checkU53(key.seed, 'dropout: seed');
-  const offset = checkU53(key.offset ?? 0, 'dropout: offset');
-  checkU53(offset + x.size, 'dropout: offset + x.size');
-  return runKernel1('dropout', [x], { p, seed, offset });
+  const attrs = dropoutAttrs(p, rng instanceof Philox ? rng.take(x.size) : rng, x.size);
+  if (rng instanceof Philox && tracing()) {
+    let drawn = attrs;
+    replayedDraws.set(attrs, () => drawn);
+    dynamicAttrs(1, () => [(drawn = dropoutAttrs(p, rng.take(x.size), x.size))]);
+  }
+  return runKernel1('dropout', [x], attrs);
 }
 
+function dropoutAttrs(p: number, key: RandomKey, size: number): Attrs {
+  const seed = checkU53(key.seed, 'dropout: seed');
+  const offset = checkU53(key.offset ?? 0, 'dropout: offset');
+  checkU53(offset + size, 'dropout: offset + x.size');
+  return { p, seed, offset };
+}
+
+/**
+ * The attributes a traced draw from a Philox generator has at the current replay, by the traced
+ * forward op's attributes: its gradient, recorded later in the same trace, reuses that replay's key.
+ */
+const replayedDraws = new WeakMap<Attrs, () => Attrs>();
+
 // dy passes where x was kept, scaled alike: the same kernel with the same key.
-registerGradient('dropout', ([dy], { attrs }) => [dy ? runKernel1('dropout', [dy], attrs) : null]);
+registerGradient('dropout', ([dy], { attrs }) => {
+  if (!dy) return [null];
+  const replayed = replayedDraws.get(attrs);
+  if (replayed) dynamicAttrs(1, () => [replayed()]);
+  return [runKernel1('dropout', [dy], attrs)];
+});

@@ -1,8 +1,9 @@
-// The CPU's block interpreter of fused groups (interpreter.h), and the driver of groups without a
-// reduction: the output range is split over the thread pool in whole blocks, and each part runs the
-// group program a block at a time. The unary functions are the eager kernels' own runs
-// (ops/elementwise/unary_runs.h), so they give the eager op's bits; only the multiply-adds differ
-// from eager (one rounding where eager rounds twice).
+// The CPU's block interpreter of fused groups (interpreter.h), the entry of CPU groups (the emitter
+// first, executor.h), and the interpreter's driver of groups without a reduction: the output range
+// is split over the thread pool in whole blocks, and each part runs the group program a block at a
+// time. The unary functions are the eager kernels' own runs (ops/elementwise/unary_runs.h), so
+// they give the eager op's bits; only the multiply-adds differ from eager (one rounding where eager
+// rounds twice).
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -12,6 +13,7 @@
 #include "kx/convert.h"
 #include "kx/simd.h"
 #include "ops/elementwise/unary_runs.h"
+#include "ops/fused_group/executor.h"
 #include "ops/fused_group/interpreter.h"
 
 namespace kx {
@@ -26,17 +28,6 @@ GroupIndex group_index(const GroupProgram& p, const Shape& shape, uint8_t bit, c
   KX_CHECK((int)c.dims.size() <= kMaxIndexDims, Shape, "fused group: ", shape_str(shape), " needs more than ",
            kMaxIndexDims, " broadcast dims");
   return {std::move(c.dims), std::move(c.strides)};
-}
-
-float element_as_float(const void* base, DType t, int64_t at) {
-  switch (t) {
-    case DType::Float32: return static_cast<const float*>(base)[at];
-    case DType::Float16: return to_float(static_cast<const half_t*>(base)[at]);
-    case DType::BFloat16: return to_float(static_cast<const bfloat16_t*>(base)[at]);
-    case DType::UInt8: return (float)static_cast<const uint8_t*>(base)[at];
-    case DType::Int32: return (float)static_cast<const int32_t*>(base)[at];
-  }
-  return 0.0f;
 }
 
 // dst[i] = element at + i as float32, for i < n.
@@ -60,13 +51,21 @@ void widen_any(const void* base, DType t, int64_t at, float* dst, int64_t n) {
 
 }  // namespace
 
+float element_as_float(const void* base, DType t, int64_t at) {
+  switch (t) {
+    case DType::Float32: return static_cast<const float*>(base)[at];
+    case DType::Float16: return to_float(static_cast<const half_t*>(base)[at]);
+    case DType::BFloat16: return to_float(static_cast<const bfloat16_t*>(base)[at]);
+    case DType::UInt8: return (float)static_cast<const uint8_t*>(base)[at];
+    case DType::Int32: return (float)static_cast<const int32_t*>(base)[at];
+  }
+  return 0.0f;
+}
+
 GroupRun::GroupRun(const GroupProgram& p, const Inputs& in) : p_(p) {
-  check_group_inputs(p, in);
   index_[0] = group_index(p, p.shape, 1, in);
   if (p.reduce_at >= 0) index_[1] = group_index(p, p.reduction.shape, 2, in);
   for (const Tensor& t : in) {
-    KX_CHECK(t.device().type == DeviceType::CPU, Device, "fused group: input on ", t.device().name(),
-             " (fused groups run on the CPU only)");
     in_data_.push_back(t.raw());
     in_dtype_.push_back(t.dtype);
   }
@@ -178,6 +177,8 @@ float* thread_scratch(size_t floats) {
 }
 
 std::vector<Tensor> run_fused_group_cpu(const GroupProgram& p, const Inputs& in) {
+  check_group_inputs(p, in);
+  if (std::optional<std::vector<Tensor>> outs = run_emitted_group(p, in)) return std::move(*outs);
   GroupRun run(p, in);
   if (p.reduce_at >= 0) {
     run_fused_reduction_cpu(run);

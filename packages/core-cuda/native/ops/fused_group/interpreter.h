@@ -32,8 +32,8 @@ struct GroupIndex {
 // The two parts of a program: the prologue (the whole program when it has no reduction) and the epilogue.
 enum class GroupPart { Prologue, Epilogue };
 
-// One run of a group: its inputs' data, index maps, and outputs (allocated by the constructor,
-// which checks the inputs).
+// One run of a group: its inputs' data, index maps, and outputs (allocated by the constructor; the
+// inputs checked by the caller, check_group_inputs).
 class GroupRun {
  public:
   GroupRun(const GroupProgram& p, const Inputs& in);

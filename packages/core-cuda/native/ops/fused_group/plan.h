@@ -12,9 +12,10 @@
 // itself) the reduction's shape; inputs loaded by the epilogue broadcast to the reduction's shape.
 //
 // A group is not an op of core/ops.def: the program that holds it (native/program/) validates it
-// once, here, when the program is built, and runs it on each replay. The CPU runs it through the
-// block interpreter of fused_group.cpp (fused_reduce.cpp for a group with a reduction); there is no
-// CUDA executor yet (kx.compile replays programs on CUDA devices without fusion).
+// once, here, when the program is built, and runs it on each replay. The CPU runs it as machine
+// code of the x86-64 emitter (emitter.h, executor.h) or through the block interpreter of
+// fused_group.cpp (fused_reduce.cpp for a group with a reduction); there is no CUDA executor yet
+// (kx.compile replays programs on CUDA devices without fusion).
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -216,6 +217,8 @@ inline void check_group_inputs(const GroupProgram& p, const Inputs& in) {
   for (size_t k = 0; k < in.size(); ++k) {
     const Tensor& t = in[k];
     KX_CHECK(t.defined(), Arg, "fused group: input ", k, " is missing");
+    KX_CHECK(t.device().type == DeviceType::CPU, Device, "fused group: input on ", t.device().name(),
+             " (fused groups run on the CPU only)");
     KX_CHECK(t.dtype == p.dtype || t.dtype == DType::UInt8, DType, "fused group: input ", k, " is ", dtype_name(t.dtype),
              ", the group computes ", dtype_name(p.dtype));
     for (const Shape* to : {&p.shape, &p.reduction.shape}) {
@@ -226,7 +229,11 @@ inline void check_group_inputs(const GroupProgram& p, const Inputs& in) {
   }
 }
 
-// Runs a group on CPU tensors (fused_group.cpp): its outputs, in the order of its output table.
+// Runs a group on CPU tensors (fused_group.cpp; the emitter where it can, else the interpreter:
+// executor.h): its outputs, in the order of its output table.
 std::vector<Tensor> run_fused_group_cpu(const GroupProgram& p, const Inputs& in);
+
+// Element `at` of a CPU tensor's data as float32 (halves widened, integers converted).
+float element_as_float(const void* base, DType t, int64_t at);
 
 }  // namespace kx

@@ -199,6 +199,11 @@ static __global__ void global_norm_finish_kernel(const double* part, int64_t par
   if (threadIdx.x == 0) *out = (float)sqrt(s);
 }
 
+// *out = clip_factor(*norm), one thread.
+template <class T> static __global__ void clip_factor_kernel(const T* norm, double max_norm, double scale, float* out) {
+  *out = (float)clip_factor((double)to_float(*norm), max_norm, scale);
+}
+
 // --- launchers (on `stream`) -------------------------------------------------------------------
 
 // Scratch bytes a Tiger step needs for n elements and `rows` rows of η.

@@ -54,6 +54,15 @@ template <class A> struct SgdCoef {
   A lr, momentum, dampening, wd;
 };
 
+// Global-norm clipping's factor (torch's clip_grad_norm_, as Optimizer.step computes it on the
+// host): the gradients scaled by `scale` have norm n; × max_norm/(n + 1e-6) when that is below 1.
+// A non-finite n leaves the gradients as they are (Tiger's guard then skips those parameters).
+template <class A> KX_HD A clip_factor(A norm, A max_norm, A scale) {
+  const A n = norm * scale;
+  const A c = max_norm / (n + (A)1e-6);
+  return std::isfinite(n) && c < 1 ? c : (A)1;
+}
+
 #include "ops/optim/formulas.inc"
 
 }  // namespace kx

@@ -285,6 +285,17 @@ std::vector<Tensor> global_norm_cpu(const Inputs& in, const Attrs&) {
   return {out};
 }
 
+std::vector<Tensor> clip_factor_cpu(const Inputs& in, const Attrs& attrs) {
+  const ClipAttrs c = clip_attrs(attrs);
+  const Tensor& norm = in[0];
+  check_clip_norm(norm);
+  double n = 0;
+  KX_DISPATCH_FLOAT(norm.dtype, n = to_float(*norm.data<scalar_t>()));
+  Tensor out = empty({}, DType::Float32, norm.device());
+  *out.data<float>() = (float)clip_factor(n, c.max_norm, c.scale);
+  return {out};
+}
+
 }  // namespace
 
 KX_REGISTER_KERNEL(optim_tiger, CPU, tiger_cpu);
@@ -294,5 +305,6 @@ KX_REGISTER_KERNEL(optim_adamw, CPU, adamw_cpu);
 KX_REGISTER_KERNEL(optim_adamw_group, CPU, adamw_group_cpu);
 KX_REGISTER_KERNEL(optim_sgd, CPU, sgd_cpu);
 KX_REGISTER_KERNEL(optim_global_norm, CPU, global_norm_cpu);
+KX_REGISTER_KERNEL(optim_clip_factor, CPU, clip_factor_cpu);
 
 }  // namespace kx

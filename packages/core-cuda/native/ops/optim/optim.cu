@@ -200,6 +200,17 @@ std::vector<Tensor> global_norm_cuda(const Inputs& in, const Attrs&) {
   return {out};
 }
 
+std::vector<Tensor> clip_factor_cuda(const Inputs& in, const Attrs& attrs) {
+  const ClipAttrs c = clip_attrs(attrs);
+  const Tensor& norm = in[0];
+  check_clip_norm(norm);
+  Tensor out = empty({}, DType::Float32, norm.device());
+  cudaStream_t stream = cuda::stream(norm.device().index);
+  KX_DISPATCH_FLOAT(norm.dtype, (cuda::clip_factor_kernel<scalar_t><<<1, 1, 0, stream>>>(norm.data<scalar_t>(), c.max_norm, c.scale, out.data<float>())));
+  cuda::check_launch("optim_clip_factor");
+  return {out};
+}
+
 }  // namespace
 
 KX_REGISTER_KERNEL(optim_tiger, CUDA, tiger_cuda);
@@ -209,5 +220,6 @@ KX_REGISTER_KERNEL(optim_adamw, CUDA, adamw_cuda);
 KX_REGISTER_KERNEL(optim_adamw_group, CUDA, adamw_group_cuda);
 KX_REGISTER_KERNEL(optim_sgd, CUDA, sgd_cuda);
 KX_REGISTER_KERNEL(optim_global_norm, CUDA, global_norm_cuda);
+KX_REGISTER_KERNEL(optim_clip_factor, CUDA, clip_factor_cuda);
 
 }  // namespace kx

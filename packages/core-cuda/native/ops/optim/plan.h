@@ -47,6 +47,23 @@ inline double unit_attr(const Attrs& attrs, const char* op, const char* name, do
   return v;
 }
 
+// optim_clip_factor's attributes: the maximum norm (> 0) and the gradients' scale.
+struct ClipAttrs {
+  double max_norm, scale;
+};
+
+inline ClipAttrs clip_attrs(const Attrs& attrs) {
+  const char* op = "optim_clip_factor";
+  const double max_norm = finite_attr(attrs, op, "maxNorm", 0.0);
+  KX_CHECK(max_norm > 0, Arg, op, ": maxNorm must be > 0, got ", max_norm);
+  return {max_norm, finite_attr(attrs, op, "scale", 1.0)};
+}
+
+// optim_clip_factor's input: one element (the global norm).
+inline void check_clip_norm(const Tensor& norm) {
+  KX_CHECK(norm.numel() == 1, Shape, "optim_clip_factor: norm must have one element, got ", norm.numel());
+}
+
 // One Tiger update's (param, grad, m), at in[at..at+2].
 inline void check_tiger_triple(const char* op, const Inputs& in, size_t at) {
   check_state_like(in[at + 1], in[at], op, "grad", false);

@@ -1,0 +1,95 @@
+/**
+ * The CPU's fused-group executors (native/ops/fused_group/executor.h): the x86-64 emitter writes
+ * AVX-512 or AVX2 code, KEXUE_FUSION=interp forces the block interpreter. Each configuration runs
+ * compile_emitter_case.ts in a child process (both variables are read once per process) and must
+ * show which executor ran each group, so that a silent fallback to the interpreter fails here (as
+ * does an addon built without Xbyak, on an x86-64 CPU with AVX2).
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { describe, expect, it } from 'vitest';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const cpuFlags = (() => {
+  try {
+    return readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return '';
+  }
+})();
+const avx2 = /\bavx2\b/.test(cpuFlags) && /\bfma\b/.test(cpuFlags);
+const avx512 = /\bavx512f\b/.test(cpuFlags) && /\bavx512bw\b/.test(cpuFlags);
+
+interface CaseResult {
+  groups: number;
+  emitted: number;
+  interpreted: number;
+  error: number;
+  bits: number;
+}
+interface Report {
+  executor: string;
+  target: string;
+  cases: Record<'e1' | 'e1Float16' | 'e1BFloat16' | 'adamw' | 'select' | 'wide' | 'specialsFloat16' | 'specialsBFloat16' | 'transcendental', CaseResult>;
+}
+
+function report(env: Record<string, string>): Report {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--conditions=source', path.join(here, 'compile_emitter_case.ts')], {
+    cwd: path.join(here, '..'),
+    env: { ...process.env, KEXUE_FUSION: '', KEXUE_SIMD: '', ...env },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  expect(r.status, r.stderr).toBe(0);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as Report;
+}
+
+describe.skipIf(!avx2 || process.arch !== 'x64')('kx.compile: the CPU executors of fused groups', () => {
+  const runs = new Map<string, Report>();
+  const configs: { name: string; env: Record<string, string>; executor: string }[] = [
+    { name: 'emitter, best target', env: {}, executor: avx512 ? 'avx512' : 'avx2' },
+    { name: 'emitter, AVX2 forced (KEXUE_SIMD=avx2)', env: { KEXUE_SIMD: 'avx2' }, executor: 'avx2' },
+    { name: 'interpreter (KEXUE_FUSION=interp)', env: { KEXUE_FUSION: 'interp' }, executor: 'interp' },
+  ];
+  for (const config of configs) {
+    it(`${config.name}: each group runs in the executor it should, within 1e-6 of eager`, () => {
+      const r = report(config.env);
+      runs.set(config.name, r);
+      expect(r.executor).toBe(config.executor);
+      const emits = config.executor !== 'interp';
+      // (halves: eager rounds after each op, a group once at the end)
+      const tolerance = { e1: 1e-6, e1Float16: 2e-3, e1BFloat16: 2e-2, adamw: 1e-6, select: 1e-6, wide: 1e-6 };
+      for (const [name, tol] of Object.entries(tolerance) as [keyof Report['cases'], number][]) {
+        const c = r.cases[name];
+        expect(c.groups, name).toBe(1);
+        // two replays of one group each
+        expect([c.emitted, c.interpreted], name).toEqual(emits ? [2, 0] : [0, 2]);
+        expect(c.error, name).toBeLessThanOrEqual(tol);
+      }
+      // (NaN and infinity: compared by their bits below)
+      for (const name of ['specialsFloat16', 'specialsBFloat16'] as const) expect([r.cases[name].emitted, r.cases[name].interpreted], name).toEqual(emits ? [2, 0] : [0, 2]);
+      // tanh is not emitted: its group falls back to the interpreter
+      expect([r.cases.transcendental.emitted, r.cases.transcendental.interpreted]).toEqual([0, 2]);
+      expect(r.cases.transcendental.error).toBeLessThanOrEqual(1e-6);
+    });
+  }
+
+  it('the emitted kernels give the interpreter bits (the same IEEE operations and FMAs)', () => {
+    const [first, ...rest] = configs.map((c) => runs.get(c.name) ?? report(c.env));
+    for (const r of rest) for (const name of Object.keys(first!.cases) as (keyof Report['cases'])[]) expect(r.cases[name].bits, name).toBe(first!.cases[name].bits);
+  });
+
+  it('KEXUE_FUSION with an unknown value is E_ARG at the first group run', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--conditions=source', path.join(here, 'compile_emitter_case.ts')], {
+      cwd: path.join(here, '..'),
+      env: { ...process.env, KEXUE_FUSION: 'jit' },
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/KEXUE_FUSION=jit/);
+  });
+});
