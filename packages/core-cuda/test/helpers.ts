@@ -143,3 +143,11 @@ export function useTempDir(prefix: string): string {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
+
+/** A tensor's values on any device, read through a host copy that is freed at once. */
+export function hostValues(t: kx.Tensor): number[] {
+  const host = t.to('cpu');
+  const out = Array.from(host.toFloat32Array());
+  host.dispose();
+  return out;
+}

@@ -8,15 +8,9 @@ import { describe, expect, it } from 'vitest';
 import * as kx from '@kexue/core-cuda';
 import { Tiger } from '@kexue/optimizers';
 
-const gpu = kx.cuda.isAvailable();
+import { hostValues as values } from './helpers.js';
 
-/** A tensor's values, read through a host copy that is freed at once. */
-function values(t: kx.Tensor): number[] {
-  const host = t.to('cpu');
-  const out = Array.from(host.toFloat32Array());
-  host.dispose();
-  return out;
-}
+const gpu = kx.cuda.isAvailable();
 
 describe.skipIf(!gpu)('a compiled Tiger step on CUDA', () => {
   it('equals the eager step: clipped on the device, a non-finite step skipped, the same counters', () => {

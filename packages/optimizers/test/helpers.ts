@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 
 import * as kx from '@kexue/core-cuda';
 
-export { expectClose, expectCode, maxRelError, randomTensor } from '../../core-cuda/test/helpers.js';
+export { expectClose, expectCode, hostValues, maxRelError, randomTensor } from '../../core-cuda/test/helpers.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 

@@ -9,15 +9,9 @@ import { describe, expect, it } from 'vitest';
 import * as kx from '@kexue/core-cuda';
 import { Tiger } from '@kexue/optimizers';
 
-const gpu = kx.cuda.isAvailable();
+import { hostValues as values } from './helpers.js';
 
-/** A tensor's values, read through a host copy that is freed at once. */
-function values(t: kx.Tensor): number[] {
-  const host = t.to('cpu');
-  const out = Array.from(host.toFloat32Array());
-  host.dispose();
-  return out;
-}
+const gpu = kx.cuda.isAvailable();
 
 describe.skipIf(!gpu)('Tiger on CUDA', () => {
   it('reads the step flags later, once, with the same verdicts and counters as the CPU', () => {
