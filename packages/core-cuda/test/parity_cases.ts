@@ -480,6 +480,12 @@ export const CASES: ParityCase[] = [
     },
   },
   {
+    // global-norm clipping's factor on the device: clipped, not clipped, and the non-finite norms (factor 1)
+    name: 'clipFactor',
+    inputs: (dt) => [30, 0.5, NaN, Infinity].map((n) => kx.tensor([n], [1], { dtype: dt })),
+    run: (norms) => norms.map((n) => kx.clipFactor(n, 1, 0.25)),
+  },
+  {
     name: 'adamwUpdateGroup',
     inputs: (dt, r) => [
       randn(r, [77, 129], dt), randn(r, [77, 129], dt, 0.01), kx.zeros([77, 129]), kx.zeros([77, 129]),
