@@ -122,6 +122,11 @@ export interface NativeAddon {
    * AVX2), the groups run so far by the emitter and by the interpreter, and the kernels emitted.
    */
   fusionStats(): { executor: 'avx512' | 'avx2' | 'interp'; emitted: number; interpreted: number; kernels: number };
+  /**
+   * The PTX text of a fused group (ops/fused_group/ptx_writer.h), or null where the writer does not
+   * support it; reads[k] says how input k is read. For tests: nothing loads the text yet.
+   */
+  fusionPtx(group: NativeGroupSpec, reads: readonly ('float32' | 'uint8' | 'float32-row' | 'uint8-row' | 'scalar' | 'unused')[]): string | null;
   /** A zero-filled tensor made on its device (CUDA: a memset on the device's stream, no host copy). */
   zeros(shape: number[], dtype: string, device: string): NativeTensor;
   memoryStats(): {

@@ -3,8 +3,13 @@
 // the core (kx/) and reaches the CPU and CUDA runtimes only through their facade, runtime/runtime.h.
 #include <napi.h>
 
+#include <algorithm>
+#include <iterator>
 #include <mutex>
 #include <new>
+#include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "kx/error.h"
@@ -12,6 +17,7 @@
 #include "kx/simd.h"
 #include "kx/tensor.h"
 #include "ops/fused_group/executor.h"
+#include "ops/fused_group/ptx_writer.h"
 #include "program/program.h"
 #include "runtime/runtime.h"
 
@@ -351,6 +357,17 @@ kx::GroupReduction parse_group_reduction(const Napi::Value& v) {
   return r;
 }
 
+// A fused group as JS writes it: {code, inputs, outputs, shape, dtype, reduce?}, validated.
+kx::GroupProgram parse_group(const Napi::Value& v) {
+  KX_CHECK(v.IsObject(), Arg, "program step group must be an object");
+  Napi::Object g = v.As<Napi::Object>();
+  const bool reduces = g.Has("reduce") && !g.Get("reduce").IsUndefined();
+  const kx::GroupReduction reduction = reduces ? parse_group_reduction(g.Get("reduce")) : kx::GroupReduction{};
+  return kx::group_program(int_list(g.Get("code"), "group code"), int_of(g.Get("inputs"), "group inputs"),
+                           int_list(g.Get("outputs"), "group outputs"), parse_shape(g.Get("shape")),
+                           parse_dtype(g.Get("dtype")), reduces ? &reduction : nullptr);
+}
+
 // The attributes `op` declares, read from a JS object (absent ones left to the op's defaults).
 kx::Attrs parse_op_attrs(const kx::OpDef& op, const Napi::Value& v) {
   kx::Attrs attrs;
@@ -370,14 +387,7 @@ kx::ProgramStep parse_step(const Napi::Object& o) {
   for (int64_t id : int_list(o.Get("inputs"), "program step inputs")) step.inputs.push_back((int32_t)id);
   step.outputs = int_of(o.Get("outputs"), "program step outputs");
   if (o.Has("group")) {
-    KX_CHECK(o.Get("group").IsObject(), Arg, "program step group must be an object");
-    Napi::Object g = o.Get("group").As<Napi::Object>();
-    const bool reduces = g.Has("reduce") && !g.Get("reduce").IsUndefined();
-    const kx::GroupReduction reduction = reduces ? parse_group_reduction(g.Get("reduce")) : kx::GroupReduction{};
-    step.group = std::make_shared<const kx::GroupProgram>(kx::group_program(
-        int_list(g.Get("code"), "group code"), int_of(g.Get("inputs"), "group inputs"),
-        int_list(g.Get("outputs"), "group outputs"), parse_shape(g.Get("shape")), parse_dtype(g.Get("dtype")),
-        reduces ? &reduction : nullptr));
+    step.group = std::make_shared<const kx::GroupProgram>(parse_group(o.Get("group")));
     return step;
   }
   step.op = kx::op_at(o.Get("op").IsNumber() ? o.Get("op").As<Napi::Number>().DoubleValue() : -1.0);
@@ -451,6 +461,30 @@ Napi::Value FusionStatsOf(const Napi::CallbackInfo& info) {
     o.Set("interpreted", (double)s.interpreted);
     o.Set("kernels", (double)s.kernels);
     return o;
+  });
+}
+
+// fusionPtx(group, reads) -> the PTX text of a group (ops/fused_group/ptx_writer.h), or null where
+// the writer does not support it; reads[k], how input k is read: 'float32', 'uint8', 'float32-row',
+// 'uint8-row', 'scalar' or 'unused'. For tests (ptxas checks the text): nothing loads it yet.
+Napi::Value FusionPtx(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    KX_CHECK(info.Length() == 2 && info[1].IsArray(), Arg, "fusionPtx(group, reads)");
+    const kx::GroupProgram p = parse_group(info[0]);
+    static const std::pair<const char*, kx::PtxRead> names[] = {
+        {"float32", kx::PtxRead::Float32}, {"uint8", kx::PtxRead::UInt8}, {"float32-row", kx::PtxRead::Float32Row},
+        {"uint8-row", kx::PtxRead::UInt8Row}, {"scalar", kx::PtxRead::Scalar}, {"unused", kx::PtxRead::Unused}};
+    Napi::Array list = info[1].As<Napi::Array>();
+    std::vector<kx::PtxRead> reads;
+    for (uint32_t k = 0; k < list.Length(); ++k) {
+      const std::string name = list.Get(k).IsString() ? list.Get(k).As<Napi::String>().Utf8Value() : "";
+      const auto* it = std::find_if(std::begin(names), std::end(names), [&](const auto& n) { return name == n.first; });
+      KX_CHECK(it != std::end(names), Arg, "fusionPtx: read ", k, " must be float32, uint8, float32-row, uint8-row, "
+               "scalar or unused, got '", name, "'");
+      reads.push_back(it->second);
+    }
+    const std::optional<std::string> text = kx::group_ptx(p, reads);
+    return text ? Napi::Value(Napi::String::New(env, *text)) : env.Null();
   });
 }
 
@@ -601,6 +635,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("programCreate", Napi::Function::New(env, ProgramCreate));
   exports.Set("programRun", Napi::Function::New(env, ProgramRun));
   exports.Set("fusionStats", Napi::Function::New(env, FusionStatsOf));
+  exports.Set("fusionPtx", Napi::Function::New(env, FusionPtx));
   Napi::Array dtype_names = Napi::Array::New(env, kx::kNumDTypes);
   for (int i = 0; i < kx::kNumDTypes; ++i) dtype_names.Set((uint32_t)i, kx::dtype_name((kx::DType)i));
   exports.Set("dtypeNames", dtype_names);

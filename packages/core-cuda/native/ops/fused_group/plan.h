@@ -15,7 +15,8 @@
 // once, here, when the program is built, and runs it on each replay. The CPU runs it as machine
 // code of the x86-64 emitter (emitter.h, executor.h) or through the block interpreter of
 // fused_group.cpp (fused_reduce.cpp for a group with a reduction); there is no CUDA executor yet
-// (kx.compile replays programs on CUDA devices without fusion).
+// (kx.compile replays programs on CUDA devices without fusion; ptx_writer.h writes a group's PTX,
+// which nothing loads yet).
 #pragma once
 #include <algorithm>
 #include <cstdint>
