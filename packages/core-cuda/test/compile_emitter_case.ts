@@ -8,20 +8,14 @@
 import * as kx from '../src/index.js';
 import { native } from '../src/native.js';
 
+import { adamwPlain as adamw } from './compile_helpers.js';
+
 let seed = 7;
 const next = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
 const make = (shape: number[], lo = -1, hi = 1, dtype: kx.DType = 'float32') =>
   kx.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => lo + ((next() + 1) / 2) * (hi - lo)), shape, { dtype });
 
 const e1 = (res: kx.Tensor, m: kx.Tensor, x: kx.Tensor, bias: kx.Tensor) => kx.add(res, kx.mul(kx.mul(m, kx.add(x, bias)), 0.3));
-
-const [beta1, beta2, eps, wd] = [0.9, 0.999, 1e-8, 0.01];
-const adamw = (th: kx.Tensor, m: kx.Tensor, v: kx.Tensor, g: kx.Tensor, lr: kx.Tensor, bc1: kx.Tensor, bc2: kx.Tensor) => {
-  const m2 = kx.add(kx.mul(m, beta1), kx.mul(g, 1 - beta1));
-  const v2 = kx.add(kx.mul(v, beta2), kx.mul(kx.mul(g, g), 1 - beta2));
-  const update = kx.div(kx.div(m2, bc1), kx.add(kx.sqrt(kx.div(v2, bc2)), eps));
-  return [kx.sub(th, kx.mul(lr, kx.add(update, kx.mul(th, wd)))), m2, v2];
-};
 
 const select = (c: kx.Tensor, a: kx.Tensor, b: kx.Tensor) =>
   kx.where(c, kx.relu(kx.sub(a, b)), kx.neg(kx.rsqrt(kx.add(kx.mul(b, b), 0.5))));

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import * as kx from '../src/index.js';
 import type { CompiledPlan } from '../src/index.js';
-import { addonCalls, broadcastShape, mask, randomGraph, uniform } from './compile_helpers.js';
+import { ADAMW, adamwPlain as adamw, addonCalls, broadcastShape, mask, randomGraph, uniform } from './compile_helpers.js';
 import { maxRelError } from './helpers.js';
 import { Rng } from './parity_cases.js';
 
@@ -29,15 +29,7 @@ function replayed<A extends kx.Tensor[]>(fn: (...args: A) => kx.Tensor[], args: 
 
 // ---- AdamW in plain ops ---------------------------------------------------------------------------
 
-const [beta1, beta2, eps, wd] = [0.9, 0.999, 1e-8, 0.01];
-
-/** AdamW of θ, m, v in plain ops; lr and the bias corrections are 0-d tensors (a new step does not retrace). */
-function adamw(th: kx.Tensor, m: kx.Tensor, v: kx.Tensor, g: kx.Tensor, lr: kx.Tensor, bc1: kx.Tensor, bc2: kx.Tensor): kx.Tensor[] {
-  const m2 = kx.add(kx.mul(m, beta1), kx.mul(g, 1 - beta1));
-  const v2 = kx.add(kx.mul(v, beta2), kx.mul(kx.mul(g, g), 1 - beta2));
-  const update = kx.div(kx.div(m2, bc1), kx.add(kx.sqrt(kx.div(v2, bc2)), eps));
-  return [kx.sub(th, kx.mul(lr, kx.add(update, kx.mul(th, wd)))), m2, v2];
-}
+const { beta1, beta2 } = ADAMW;
 
 describe('kx.compile: AdamW of θ, m, v in plain ops', () => {
   it('is one fused group with three outputs, one addon call per step, within 1e-6 of eager over 6 steps', () => {

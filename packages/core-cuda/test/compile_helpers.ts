@@ -1,6 +1,7 @@
 /**
- * Shared by the kx.compile tests (compile.test.ts, compile_groups.test.ts): seeded inputs, the
- * addon calls a function makes, and random elementwise/broadcast graphs for the fuzz tests.
+ * Shared by the kx.compile tests (compile.test.ts, compile_groups.test.ts, compile_ptx.test.ts,
+ * compile_emitter_case.ts): seeded inputs, the addon calls a function makes, AdamW in plain ops,
+ * and random elementwise/broadcast graphs for the fuzz tests.
  */
 import * as kx from '../src/index.js';
 import { Rng } from './parity_cases.js';
@@ -101,4 +102,16 @@ export function broadcastShape(rng: Rng, shape: number[]): number[] {
   if (k < 0.5) return [];
   const tail = shape.slice(rng.int(0, shape.length));
   return tail.map((d) => (rng.uniform() < 0.3 ? 1 : d));
+}
+
+/** AdamW's hyper-parameters in adamwPlain. */
+export const ADAMW = { beta1: 0.9, beta2: 0.999, eps: 1e-8, wd: 0.01 } as const;
+
+/** AdamW of θ, m, v in plain ops; lr and the bias corrections are 0-d tensors (a new step does not retrace). */
+export function adamwPlain(th: kx.Tensor, m: kx.Tensor, v: kx.Tensor, g: kx.Tensor, lr: kx.Tensor, bc1: kx.Tensor, bc2: kx.Tensor): kx.Tensor[] {
+  const { beta1, beta2, eps, wd } = ADAMW;
+  const m2 = kx.add(kx.mul(m, beta1), kx.mul(g, 1 - beta1));
+  const v2 = kx.add(kx.mul(v, beta2), kx.mul(kx.mul(g, g), 1 - beta2));
+  const update = kx.div(kx.div(m2, bc1), kx.add(kx.sqrt(kx.div(v2, bc2)), eps));
+  return [kx.sub(th, kx.mul(lr, kx.add(update, kx.mul(th, wd)))), m2, v2];
 }

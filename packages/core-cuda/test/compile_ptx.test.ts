@@ -15,7 +15,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import * as kx from '../src/index.js';
 import { native } from '../src/native.js';
 
-import { mask, randomGraph, uniform } from './compile_helpers.js';
+import { adamwPlain as adamw, mask, randomGraph, uniform } from './compile_helpers.js';
 import { Rng } from './parity_cases.js';
 
 /** ptxas on PATH, else CUDA's default install; null when neither runs. */
@@ -87,14 +87,6 @@ function selectPlan(): kx.CompiledPlan {
   const plan = planOf(select, [...args]);
   kx.dispose([...args]);
   return plan;
-}
-
-const [beta1, beta2, eps, wd] = [0.9, 0.999, 1e-8, 0.01];
-function adamw(th: kx.Tensor, m: kx.Tensor, v: kx.Tensor, g: kx.Tensor, lr: kx.Tensor, bc1: kx.Tensor, bc2: kx.Tensor): kx.Tensor[] {
-  const m2 = kx.add(kx.mul(m, beta1), kx.mul(g, 1 - beta1));
-  const v2 = kx.add(kx.mul(v, beta2), kx.mul(kx.mul(g, g), 1 - beta2));
-  const update = kx.div(kx.div(m2, bc1), kx.add(kx.sqrt(kx.div(v2, bc2)), eps));
-  return [kx.sub(th, kx.mul(lr, kx.add(update, kx.mul(th, wd)))), m2, v2];
 }
 
 function adamwPlan(): kx.CompiledPlan {

@@ -24,19 +24,6 @@ namespace {
 
 using Xbyak::Xmm;
 
-bool emits(const GroupInstr& ins) {
-  switch (ins.op) {
-    case GroupOp::Load: case GroupOp::Imm: case GroupOp::Add: case GroupOp::Sub: case GroupOp::Mul:
-    case GroupOp::Div: case GroupOp::MulAdd: case GroupOp::MulSub: case GroupOp::NegMulAdd: case GroupOp::Where:
-      return true;
-    case GroupOp::Unary:
-      return ins.fn == UnaryFn::Neg || ins.fn == UnaryFn::Sqrt || ins.fn == UnaryFn::Rsqrt || ins.fn == UnaryFn::Relu;
-    case GroupOp::UnaryGrad: case GroupOp::Reduce:
-      return false;
-  }
-  return false;
-}
-
 // Vector registers 0..4 are scratch: three operands fetched from the stack or the constants, a
 // spilled destination, and a temporary (a zero, a mask); the program's registers live in the rest,
 // in order, and those beyond them in stack slots.
@@ -206,7 +193,7 @@ class GroupKernelCode final : public GroupKernel, private Xbyak::CodeGenerator {
         break;
       }
       case GroupOp::Unary: unary(ins.fn, d, operand(ins.a, at, 0)); break;
-      case GroupOp::UnaryGrad: case GroupOp::Reduce: break;  // never emitted (emits())
+      case GroupOp::UnaryGrad: case GroupOp::Reduce: break;  // never emitted (generated_instr())
     }
     if (!in_register(ins.dst)) vmovups(slot(ins.dst), d);
     if (ins.output >= 0) store(d, ins.output);
@@ -273,7 +260,7 @@ bool emitter_built() { return true; }
 std::unique_ptr<GroupKernel> emit_group_kernel(const GroupProgram& p, const KernelLayout& layout) {
   if (p.reduce_at >= 0) return nullptr;
   for (const GroupInstr& ins : p.code)
-    if (!emits(ins)) return nullptr;
+    if (!generated_instr(ins)) return nullptr;
   try {
     return std::make_unique<GroupKernelCode>(p, layout);
   } catch (const Xbyak::Error&) {  // (no executable memory, say): the interpreter runs the group

@@ -70,6 +70,21 @@ struct GroupInstr {
   int32_t output = -1;  // the output this instruction writes, when it is its register's last write
 };
 
+// Whether the code generators (the x86 emitter, the PTX writer) write this instruction: the
+// arithmetic, the selects and four unaries. A group with any other leaves it to the interpreter.
+inline bool generated_instr(const GroupInstr& ins) {
+  switch (ins.op) {
+    case GroupOp::Load: case GroupOp::Imm: case GroupOp::Add: case GroupOp::Sub: case GroupOp::Mul:
+    case GroupOp::Div: case GroupOp::MulAdd: case GroupOp::MulSub: case GroupOp::NegMulAdd: case GroupOp::Where:
+      return true;
+    case GroupOp::Unary:
+      return ins.fn == UnaryFn::Neg || ins.fn == UnaryFn::Sqrt || ins.fn == UnaryFn::Rsqrt || ins.fn == UnaryFn::Relu;
+    case GroupOp::UnaryGrad: case GroupOp::Reduce:
+      return false;
+  }
+  return false;
+}
+
 struct GroupProgram {
   std::vector<GroupInstr> code;
   int32_t registers = 0;

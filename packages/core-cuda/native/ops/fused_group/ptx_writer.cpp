@@ -12,19 +12,6 @@
 namespace kx {
 namespace {
 
-bool writes(const GroupInstr& ins) {
-  switch (ins.op) {
-    case GroupOp::Load: case GroupOp::Imm: case GroupOp::Add: case GroupOp::Sub: case GroupOp::Mul:
-    case GroupOp::Div: case GroupOp::MulAdd: case GroupOp::MulSub: case GroupOp::NegMulAdd: case GroupOp::Where:
-      return true;
-    case GroupOp::Unary:
-      return ins.fn == UnaryFn::Neg || ins.fn == UnaryFn::Sqrt || ins.fn == UnaryFn::Rsqrt || ins.fn == UnaryFn::Relu;
-    case GroupOp::UnaryGrad: case GroupOp::Reduce:
-      return false;
-  }
-  return false;
-}
-
 bool is_row(PtxRead r) { return r == PtxRead::Float32Row || r == PtxRead::UInt8Row; }
 bool is_byte(PtxRead r) { return r == PtxRead::UInt8 || r == PtxRead::UInt8Row; }
 
@@ -136,7 +123,7 @@ class Writer {
         o_ << "\tsetp.ne.f32 %q, " << a << ", 0f00000000;\n\tselp.f32 " << d << ", " << b << ", " << c << ", %q;\n";
         break;
       case GroupOp::Unary: unary(ins.fn, d, a); break;
-      case GroupOp::UnaryGrad: case GroupOp::Reduce: break;  // never written (writes())
+      case GroupOp::UnaryGrad: case GroupOp::Reduce: break;  // never written (generated_instr())
     }
     if (ins.output >= 0)
       o_ << "\tshl.b64 %a, %i, 2;\n\tadd.u64 %a, %out" << ins.output << ", %a;\n\tst.global.f32 [%a], " << d << ";\n";
@@ -168,7 +155,7 @@ std::optional<std::string> group_ptx(const GroupProgram& p, const std::vector<Pt
            " inputs");
   if (p.reduce_at >= 0 || p.dtype != DType::Float32) return std::nullopt;
   for (const GroupInstr& ins : p.code) {
-    if (!writes(ins)) return std::nullopt;
+    if (!generated_instr(ins)) return std::nullopt;
     if (ins.op == GroupOp::Load && reads[(size_t)ins.a] == PtxRead::Unused) return std::nullopt;
   }
   return Writer(p, reads).text();
