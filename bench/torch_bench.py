@@ -544,6 +544,70 @@ def whitening_fit(x, beta, gamma, k):
 AGREEMENT_TOLERANCE = 1e-4
 
 
+def linear_attention_rope(q, k, v, cos, sin, chunk):
+    """Causal linear attention, φ = elu + 1, RoPE on φ(q), φ(k) in the numerator only, in chunks
+    (bench/src/rope_cases.ts; @kexue/models' linearAttention)."""
+    B, H, T, D = q.shape
+    fq, fk = F.elu(q) + 1, F.elu(k) + 1
+    rq, rk = rope(fq, cos, sin), rope(fk, cos, sin)
+    n = T // chunk
+    tri = torch.tril(torch.ones(chunk, chunk))
+    earlier = torch.tril(torch.ones(n, n), -1)
+
+    def sums(a, b, c):
+        ac, bc, cc = (x.reshape(B, H, n, chunk, x.shape[-1]) for x in (a, b, c))
+        intra = torch.matmul(torch.matmul(ac, bc.transpose(-1, -2)) * tri, cc)
+        kv = torch.matmul(bc.transpose(-1, -2), cc).reshape(B, H, n, -1)
+        before = torch.matmul(earlier, kv).reshape(B, H, n, D, cc.shape[-1])
+        return (intra + torch.matmul(ac, before)).reshape(B, H, T, -1)
+    return sums(rq, rk, v) / sums(fq, fk, torch.ones(B, H, T, 1))
+
+
+def vmf_table(d, kappa, delta):
+    """The post's inverse-CDF table of w (ALGORITHMS.md 5.2) in float64: grid -1 + (k+1) delta < 1, its CDF."""
+    n = int(math.floor(2 / delta - 1e-9))
+    x = -1 + torch.arange(1, n + 1, dtype=torch.float64) * delta
+    y = kappa * x + (d - 3) / 2 * torch.log((1 - x) * (1 + x))
+    c = torch.cumsum(torch.exp(y - y.max()), 0)
+    return x, c / c[-1]
+
+
+def vmf_icdf(x, cdf, n):
+    """np.interp(u, cdf, x) for n uniforms: searchsorted, then the line between the grid points."""
+    u = torch.rand(n, dtype=torch.float64)
+    k = torch.searchsorted(cdf, u, right=True).clamp(1, cdf.numel() - 1)
+    c0, c1 = cdf[k - 1], cdf[k]
+    t = ((u - c0) / (c1 - c0)).clamp(0, 1)
+    return (x[k - 1] + t * (x[k] - x[k - 1])).float()
+
+
+def vmf_wood(d, kappa, n):
+    """Wood (1994), vectorised as PyTorch implementations do: Beta proposals for the rejected draws until none is left."""
+    m = d - 1
+    b = m / (math.sqrt(4 * kappa * kappa + m * m) + 2 * kappa)
+    x0 = (1 - b) / (1 + b)
+    c = kappa * x0 + m * math.log(1 - x0 * x0)
+    beta = torch.distributions.Beta(torch.tensor(m / 2, dtype=torch.float64), torch.tensor(m / 2, dtype=torch.float64))
+    w = torch.empty(n, dtype=torch.float64)
+    todo = torch.arange(n)
+    while todo.numel():
+        z = beta.sample((todo.numel(),))
+        cand = (1 - (1 + b) * z) / (1 - (1 - b) * z)
+        ok = kappa * cand + m * torch.log(1 - x0 * cand) - c >= torch.log(torch.rand(todo.numel(), dtype=torch.float64))
+        w[todo[ok]] = cand[ok]
+        todo = todo[~ok]
+    return w.float()
+
+
+def vmf_z(mu, w):
+    """z = w mu + sqrt(1 - w^2) nu, nu = the normalised part of N(0, I) noise orthogonal to mu."""
+    eps = torch.randn_like(mu)
+    t = eps - (eps * mu).sum(-1, keepdim=True) * mu
+    nu = t / t.norm(dim=-1, keepdim=True)
+    w = w[:, None]
+    return w * mu + torch.sqrt(1 - w * w) * nu
+
+
 def checked(run, difference):
     """The case's iteration, carrying PyTorch's output against kexue's (max |difference|) for setup's reply."""
     if not difference <= AGREEMENT_TOLERANCE:
@@ -635,6 +699,24 @@ def setup(name, args):
                 t.grad = None
             fwd().backward(go)
         return fb
+    if name.startswith('linear-attention-rope-') or name.startswith('causal-attention-'):
+        B, H, D, chunk = 1, 4, 64, 64  # rope_cases.ts's LONG_ATTENTION
+        T = int(name.rsplit('-', 1)[1])
+        q, k, v = (randn(B, H, T, D).requires_grad_() for _ in range(3))
+        go = randn(B, H, T, D)
+        cos, sin = rope_tables(T, D)
+        causal = torch.triu(torch.full((T, T), float('-inf')), 1)
+
+        def step():
+            for t in (q, k, v):
+                t.grad = None
+            if name.startswith('linear'):
+                out = linear_attention_rope(q, k, v, cos, sin, chunk)
+            else:
+                s = torch.matmul(q, k.transpose(-1, -2)) * (1 / math.sqrt(D)) + causal
+                out = torch.matmul(torch.softmax(s, -1), v)
+            out.backward(go)
+        return step
     if name in ('tiger-10m', 'adamw-10m'):
         p = randn(10_000_000).requires_grad_()
         p.grad = randn(10_000_000) * 1e-3
@@ -698,6 +780,19 @@ def setup(name, args):
                 else:
                     t5_beam(model, ids, mask, beams, c['new_tokens'])
         return gen
+    if name.startswith('vmf-'):
+        d, kappa, n = int(args['d']), float(args['kappa']), int(args['n'])
+        if args['method'] == 'icdf':
+            x, cdf = vmf_table(d, kappa, float(args['delta']))
+            draw_w = lambda: vmf_icdf(x, cdf, n)
+        else:
+            draw_w = lambda: vmf_wood(d, kappa, n)
+        if name.startswith('vmf-z-'):
+            g = torch.Generator().manual_seed(7)
+            mu = torch.randn(n, d, generator=g)
+            mu = mu / mu.norm(dim=-1, keepdim=True)
+            return lambda: vmf_z(mu, draw_w())
+        return draw_w
     raise KeyError(f'unknown case {name}')
 
 

@@ -97,6 +97,16 @@ find_cublaslt() {
   if [ -n "$f" ]; then export KEXUE_CUBLASLT="$f"; fi
 }
 
+# NCCL for kx.dist's CUDA path (packages/core-cuda/test/dist.cuda.test.ts, in the tests stage: one
+# process, no MPI): opened at run time like cuBLASLt; PyTorch's copy lives in site-packages/nvidia/nccl.
+find_nccl() {
+  local dirs f
+  ldconfig -p 2>/dev/null | grep -q 'libnccl\.so\.2 ' && return 0
+  dirs=$(python3 -c 'import site; print(" ".join(p + "/nvidia" for p in site.getsitepackages()))' 2>/dev/null)
+  f=$(find /usr/local/cuda/lib64 /usr/lib/x86_64-linux-gnu $dirs -name 'libnccl.so.2' 2>/dev/null | head -n 1)
+  if [ -n "$f" ]; then export KEXUE_NCCL_LIBRARY="$f"; fi
+}
+
 # What the addon found: the GPU, the build's architectures and the matrix-product library.
 info_stage() {
   node --conditions=source --import tsx --input-type=module -e "
@@ -172,6 +182,7 @@ elif stage build 200 build_stage; then
   build_ok=true
 fi
 $gpu_ok && find_cublaslt
+$gpu_ok && find_nccl
 # In order of what matters most should the budget run out: correctness, the end-to-end step against
 # PyTorch, the kernel lab, our GEMM without cuBLASLt.
 if $build_ok; then

@@ -14,7 +14,11 @@ missing=()
 # what PyTorch multiplies with here)
 # libxbyak-dev: Xbyak (header-only), the x86-64 emitter of kx.compile's fused groups
 # (ops/fused_group/emitter.cpp); without it every fused group runs in the block interpreter
-for pkg in libopenblas-dev libhwy-dev libdnnl-dev libxbyak-dev cmake g++ make chromium; do
+# dataset-fashion-mnist: Fashion-MNIST's IDX files in /usr/share/datasets/fashion-mnist, the data of
+# `kexue train vae` (ALGORITHMS.md §5.3)
+# openmpi-bin, libopenmpi-dev: Open MPI for data-parallel training (kx.dist opens libmpi at run
+# time; the addon builds without it), mpirun for its tests, mpicc for bench/allreduce.c
+for pkg in libopenblas-dev libhwy-dev libdnnl-dev libxbyak-dev cmake g++ make chromium dataset-fashion-mnist openmpi-bin libopenmpi-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -25,17 +25,17 @@ export function loadKexueBert(sizes: BertSizes, weights: string): BertModel {
 /**
  * kexue's side of the inference cases: loadKexueBert, and each forward in a tidy scope with
  * `hiddenStates: false`, so that every block's activations are freed once the next block has used them.
+ * `compiled`: the forward through kx.compile (traced at the first call of a shape, then replayed in
+ * one addon call), as a server that compiles its model's forward runs it.
  */
-export function kexueBert(sizes: BertSizes, weights: string): KexueBert {
+export function kexueBert(sizes: BertSizes, weights: string, compiled = false): KexueBert {
   const model = loadKexueBert(sizes, weights);
-  const forward = (x: BertInputs) => {
-    const ids = kx.tensor(x.ids, [x.batch, x.seq], { dtype: 'int32' });
-    const mask = kx.ones([x.batch, x.seq], { dtype: 'uint8' });
-    return model.forward(ids, { attentionMask: mask, hiddenStates: false });
-  };
+  const encode = (ids: kx.Tensor, mask: kx.Tensor) => model.forward(ids, { attentionMask: mask, hiddenStates: false }).lastHiddenState;
+  const run = compiled ? kx.compile(encode, { name: 'bert-forward' }) : encode;
+  const forward = (x: BertInputs) => run(kx.tensor(x.ids, [x.batch, x.seq], { dtype: 'int32' }), kx.ones([x.batch, x.seq], { dtype: 'uint8' }));
   return {
     run: (x) => kx.tidy(() => void forward(x)),
-    lastHiddenState: (x) => kx.tidy(() => forward(x).lastHiddenState.toFloat32Array().slice()),
+    lastHiddenState: (x) => kx.tidy(() => forward(x).toFloat32Array().slice()),
     dispose: () => model.dispose(),
   };
 }

@@ -16,7 +16,9 @@ import { measureLoadCase } from './footprint.js';
 import { measureIdleNeighbour } from './neighbour.js';
 import { rand, randInt } from './random.js';
 import type { CaseResult } from './result.js';
+import { longAttentionCases } from './rope_cases.js';
 import { sentenceEncodeCase, whiteningFitCase } from './sentence_cases.js';
+import { vmfCases } from './vmf_cases.js';
 import type { TorchSide } from './torch.js';
 
 /** One built case: run() is one timed iteration. */
@@ -337,19 +339,22 @@ function roformerGpTrain(): TrainStepParts {
   };
 }
 
-/** A BERT forward at one point on kexue, ONNX Runtime and PyTorch, the same weights on all three. */
-function bertInferCase(model: InferModel, batch: number, seq: number): TimedCase {
+/**
+ * A BERT forward at one point on kexue, ONNX Runtime and PyTorch, the same weights on all three;
+ * `compiled`: kexue's forward through kx.compile (the peers as in the eager case).
+ */
+function bertInferCase(model: InferModel, batch: number, seq: number, compiled = false): TimedCase {
   const flops = bertForwardFlops(model.sizes, batch, seq);
   const s = model.sizes;
   return {
-    name: `${model.name}-infer-${batch}x${seq}`,
-    what: `${model.name} (hidden ${s.hidden}, ${s.layers} layers, ${s.heads} heads, FFN ${s.ffn}) forward without gradients, batch ${batch} × seq ${seq}; ONNX Runtime and PyTorch on the same weights`,
+    name: `${model.name}-infer-${batch}x${seq}${compiled ? '-compiled' : ''}`,
+    what: `${model.name} (hidden ${s.hidden}, ${s.layers} layers, ${s.heads} heads, FFN ${s.ffn}) forward without gradients, batch ${batch} × seq ${seq}${compiled ? ', kexue through kx.compile (one addon call a forward)' : ''}; ONNX Runtime and PyTorch on the same weights`,
     flops,
     heavy: flops > 50e9,
     async setup({ threads }) {
       const files = ensureBertFiles(model);
       const x = bertInputs(s, batch, seq);
-      const kexue = kexueBert(s, files.weights);
+      const kexue = kexueBert(s, files.weights, compiled);
       const inst: CaseInstance = { run: () => kexue.run(x), dispose: () => kexue.dispose(), torchArgs: { config: s, weights: files.weights, batch, seq } };
       try {
         const ort = await ortBert(files.onnx, threads);
@@ -513,6 +518,7 @@ export const CASES: BenchCase[] = [
     measure: (ctx) => measureIdleNeighbour(ctx),
   },
   ...INFER_MODELS.flatMap((m) => INFER_POINTS.map(([b, t]) => bertInferCase(m, b, t))),
+  ...INFER_MODELS.flatMap((m) => INFER_POINTS.map(([b, t]) => bertInferCase(m, b, t, true))),
   ...INFER_MODELS.map(
     (m): MeasuredCase => ({
       name: `${m.name}-load`,
@@ -522,6 +528,8 @@ export const CASES: BenchCase[] = [
   ),
   sentenceEncodeCase(),
   whiteningFitCase(),
+  ...vmfCases(),
+  ...longAttentionCases(),
 ];
 
 /** The case of that name, or undefined. */

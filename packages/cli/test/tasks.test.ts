@@ -119,7 +119,7 @@ describe('commands from the task registry', () => {
     expect((await run(['predict', '--help'])).out).not.toContain('mlm');
     const bad = await run(['train', 'nre']);
     expect(bad.code).toBe(2);
-    expect(bad.err).toContain("unknown task 'nre' (did you mean 'ner'?) (tasks: ner, mlm, summarize, pegasus)");
+    expect(bad.err).toContain("unknown task 'nre' (did you mean 'ner'?) (tasks: ner, mlm, summarize, pegasus, vae)");
   });
 
   it('a task defined outside the CLI trains, resumes and evaluates through it', async () => {

@@ -23,14 +23,37 @@ function paramList(params: Params): Tensor[] {
   return list;
 }
 
-function backward(tape: Tape, value: Tensor, params: Tensor[]): Tensor[] {
+function backward(tape: Tape, value: Tensor, params: Tensor[], onGradient?: (index: number, grad: Tensor) => void): Tensor[] {
   tape.recording = false;
   tape.seed = fullLike(value, tape.outputGradient);
   const grads = new Map<Tensor, Tensor>([[value, tape.seed]]);
+  // for onGradient: the parameters whose first use is node n, whose gradients are complete once
+  // node n's rule has run (no earlier node adds to them)
+  const completeAt = new Map<number, number[]>();
+  if (onGradient) {
+    const index = new Map(params.map((p, i) => [p, i]));
+    const firstUse = new Map<number, number>();
+    tape.nodes.forEach((node, n) => {
+      for (const input of node.inputs) {
+        const i = input ? index.get(input) : undefined;
+        if (i !== undefined && !firstUse.has(i)) firstUse.set(i, n);
+      }
+    });
+    for (const [i, n] of firstUse) completeAt.set(n, [...(completeAt.get(n) ?? []), i]);
+  }
+  const announce = (n: number) => {
+    for (const i of completeAt.get(n) ?? []) {
+      const g = grads.get(params[i]!);
+      if (g) onGradient!(i, g);
+    }
+  };
   for (let n = tape.nodes.length - 1; n >= 0; n--) {
     const node = tape.nodes[n]!;
     const dys = node.outputs.map((o) => grads.get(o) ?? null);
-    if (dys.every((d) => d === null)) continue;
+    if (dys.every((d) => d === null)) {
+      announce(n);
+      continue;
+    }
     const rule = gradientRule(node.op);
     if (!rule) throw new ArgumentError(`op '${node.op}' has no gradient`);
     const dxs = rule(dys, node);
@@ -40,13 +63,18 @@ function backward(tape: Tape, value: Tensor, params: Tensor[]): Tensor[] {
       const prev = grads.get(input);
       grads.set(input, prev ? add(prev, dx) : dx);
     });
+    announce(n);
   }
   // Gradient rules may pass one tensor on to several inputs (add gives dy to both): each parameter
   // gets its own handle (a view of the same storage), so disposing one leaves the others alive.
   const seen = new Set<Tensor>();
-  return params.map((p) => {
+  return params.map((p, i) => {
     const g = grads.get(p);
-    if (!g) return zeros(p.shape, { dtype: p.dtype, device: p.device });
+    if (!g) {
+      const zero = zeros(p.shape, { dtype: p.dtype, device: p.device });
+      onGradient?.(i, zero);
+      return zero;
+    }
     if (seen.has(g)) return reshape(g, g.shape);
     seen.add(g);
     return g;
@@ -65,6 +93,15 @@ export interface ValueAndGradOptions {
    * compute their gradient in the forward (crossEntropy) do so for the scaled loss too.
    */
   outputGradient?: number;
+  /**
+   * Called during the backward pass as soon as parameter `index`'s gradient is complete (no op
+   * still to be differentiated adds to it), while the rest of the pass is still to run, so that a
+   * caller can start using it early (data-parallel training starts its all-reduce); parameters with
+   * no gradient come last, with their zeros. The tensor is the one returned in `grads`, or shares
+   * storage with it and with other gradients: it must be read, never written in place, and it is
+   * disposed with the pass's other tensors unless kept (or returned).
+   */
+  onGradient?: (index: number, grad: Tensor) => void;
 }
 
 /**
@@ -92,7 +129,7 @@ export function valueAndGrad<P extends Params>(
       if (value.size !== 1 || !isFloating(value.dtype)) {
         throw new ShapeError(`valueAndGrad: fn must return a one-element floating tensor, got ${value.describe()}`);
       }
-      return { value, grads: backward(tape, value, list) };
+      return { value, grads: backward(tape, value, list, options.onGradient) };
     });
   } finally {
     setActiveTape(null);

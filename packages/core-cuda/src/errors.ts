@@ -15,6 +15,8 @@ export type ErrorCode =
   | 'E_FORMAT'
   | 'E_LOAD'
   | 'E_DIVERGED'
+  | 'E_NO_MPI'
+  | 'E_DIST'
   | 'E_INTERNAL';
 
 export class KexueError extends Error {
@@ -66,6 +68,14 @@ export class FormatError extends KexueError {
 export class DivergedError extends KexueError {
   constructor(message: string) { super('E_DIVERGED', message); }
 }
+/** Distributed training asked for where MPI (or, on CUDA, NCCL) cannot be opened; the message names what to install. */
+export class NoMpiError extends KexueError {
+  constructor(message: string) { super('E_NO_MPI', message); }
+}
+/** A collective failed: a rank died or stopped answering within the timeout, or the ranks disagree. */
+export class DistError extends KexueError {
+  constructor(message: string) { super('E_DIST', message); }
+}
 /** The native addon could not be loaded. */
 export class LoadError extends KexueError {
   constructor(message: string, options?: { cause?: unknown }) { super('E_LOAD', message, options); }
@@ -83,6 +93,8 @@ const byCode: Record<string, new (message: string) => KexueError> = {
   E_FORMAT: FormatError,
   E_LOAD: LoadError,
   E_DIVERGED: DivergedError,
+  E_NO_MPI: NoMpiError,
+  E_DIST: DistError,
 };
 
 /** The KexueError subclass of a code (E_INTERNAL, or another unknown code, as a plain KexueError of that code). */

@@ -100,7 +100,7 @@ export interface NativeAttrPatch {
   attrs: Record<string, unknown>;
 }
 
-/** A native program object (an N-API External), freed when JS drops it. */
+/** A native program object (an N-API External), freed by programDispose or when JS drops it. */
 export type NativeProgram = object & { readonly __brand?: 'NativeProgram' };
 
 export interface NativeAddon {
@@ -116,6 +116,8 @@ export interface NativeAddon {
    * give the op steps they name new attributes for this run (checked against the op `op` declares).
    */
   programRun(program: NativeProgram, inputs: readonly NativeHandle[], patches?: readonly NativeAttrPatch[]): NativeTensor[];
+  /** Frees a program and its constants now (a later programRun is E_ARG). */
+  programDispose(program: NativeProgram): void;
   /**
    * The CPU's fused-group executors (ops/fused_group/executor.h): the code the emitter writes
    * ('interp' where it writes none: KEXUE_FUSION=interp, no Xbyak in the build, a CPU without
@@ -149,6 +151,17 @@ export interface NativeAddon {
   cudaDevices(): NativeCudaDevice[];
   cudaUnavailableReason(): string;
   setNumThreads(n: number): void;
+  /** kx.dist (dist.ts): joins the MPI job once (or, without MPI, makes a world of one); E_NO_MPI where Open MPI cannot be opened. */
+  distInit(withMpi: boolean): { rank: number; size: number; library: string };
+  /** Queues an in-place all-reduce in buckets; returns its ticket for distWait. */
+  distAllReduce(handles: NativeHandle[], op: 'sum' | 'mean', bucketBytes: number): number;
+  /** Queues an in-place broadcast from `root` in buckets; returns its ticket. */
+  distBroadcast(handles: NativeHandle[], root: number, bucketBytes: number): number;
+  distBarrier(): number;
+  /** Waits for a ticket (E_DIST after timeoutMs; negative: no limit); returns the communication thread's ms on it. */
+  distWait(ticket: number, timeoutMs: number): number;
+  /** MPI_Finalize, unless a collective failed. */
+  distFinalize(): void;
 }
 
 /**

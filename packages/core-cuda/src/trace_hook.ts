@@ -18,6 +18,8 @@ export interface OpObserver {
   dynamicAttrs(count: number, compute: () => Attrs[]): void;
   /** `t` is also handed to `receive` by every replay (replayOutput). */
   replayOutput(t: Tensor, receive: (t: Tensor) => void): void;
+  /** The program stays valid while `valid()` holds (guardTrace). */
+  guard(valid: () => boolean): void;
 }
 
 let current: OpObserver | null = null;
@@ -71,4 +73,30 @@ export function dynamicAttrs(count: number, compute: () => Attrs[]): void {
  */
 export function replayOutput(t: Tensor, receive: (t: Tensor) => void): void {
   current?.replayOutput(t, receive);
+}
+
+/**
+ * For code whose traced ops read a tensor derived from another (a weight packed for the products):
+ * while kx.compile traces, the program is replayed only while `valid()` returns true, checked before
+ * each replay; once it returns false the function is traced again (as a new signature would be).
+ * Outside a trace it does nothing.
+ */
+export function guardTrace(valid: () => boolean): void {
+  current?.guard(valid);
+}
+
+/**
+ * Runs `fn` outside any trace in progress: its ops run now and are not part of the program, so a
+ * replay reads what they made as it is (a constant of the program) instead of running them again.
+ * For work a replay must not repeat, such as packing a weight, paired with guardTrace for when the
+ * result goes stale.
+ */
+export function untraced<T>(fn: () => T): T {
+  const saved = current;
+  current = null;
+  try {
+    return fn();
+  } finally {
+    current = saved;
+  }
 }

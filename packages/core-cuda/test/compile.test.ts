@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import * as kx from '../src/index.js';
+import { fromNativeError } from '../src/errors.js';
 import { native } from '../src/native.js';
 import { addonCalls, broadcastShape, mask, maxElementRelError, randomGraph, uniform } from './compile_helpers.js';
 import { expectCode, maxRelError } from './helpers.js';
@@ -319,6 +320,66 @@ describe('kx.compile: signatures, captures, constants and errors', () => {
     expect(inner.stats).toEqual({ traces: 0, replays: 0 });
     expect(outer.plan(x)!.groups.length).toBe(1);
     kx.dispose(x);
+  });
+
+  it('untraced work is a constant of the program, and a failed guard traces the signature again', () => {
+    const x = kx.tensor([1, 2, 3], [3]);
+    const w = kx.tensor([0.5, -1, 2], [3]);
+    // a derived tensor cached outside the function, made once and refreshed when w changes
+    let derived: { t: kx.Tensor; version: number } | null = null;
+    const f = kx.compile((t: kx.Tensor) => {
+      if (derived?.version !== w.version) {
+        derived?.t.dispose();
+        derived = { t: kx.keep(kx.untraced(() => kx.exp(w))), version: w.version };
+      }
+      const d = derived;
+      kx.guardTrace(() => d.version === w.version);
+      return kx.mul(t, d.t);
+    });
+    const expected = (scale: number) => [1, 2, 3].map((v, i) => v * Math.exp([0.5, -1, 2][i]! * scale));
+    kx.tidy(() => {
+      expect(maxElementRelError(f(x).toFloat32Array(), Float32Array.from(expected(1)))).toBeLessThanOrEqual(1e-6);
+    });
+    expect(f.plan(x)!.nodes.map((n) => n.op)).toEqual(['mul']);
+    kx.tidy(() => {
+      expect(maxElementRelError(f(x).toFloat32Array(), Float32Array.from(expected(1)))).toBeLessThanOrEqual(1e-6);
+    });
+    expect(f.stats).toEqual({ traces: 1, replays: 1 });
+    // w ← 2w in place: the guard fails, so the next call traces (and refreshes the copy)
+    kx.tidy(() => kx.sgdUpdate(w, kx.mul(w, -1), null, { lr: 1, momentum: 0, dampening: 0, nesterov: false, weightDecay: 0, first: true }));
+    kx.tidy(() => {
+      expect(maxElementRelError(f(x).toFloat32Array(), Float32Array.from(expected(2)))).toBeLessThanOrEqual(1e-6);
+    });
+    expect(f.stats).toEqual({ traces: 2, replays: 1 });
+    expectCode(() => kx.compile(() => kx.guardTrace(1 as unknown as () => boolean))(), 'E_ARG');
+    // clear() frees the program (its constant: the untraced copy's storage) and traces again
+    const storages = kx.memory().storages;
+    const program = f.plan(x);
+    f.clear();
+    expect(f.plan(x)).toBeUndefined();
+    expect(program).toBeDefined();
+    derived!.t.dispose();
+    expect(kx.memory().storages).toBe(storages - 1);
+    derived = null;
+    kx.tidy(() => void f(x));
+    expect(f.stats).toEqual({ traces: 3, replays: 1 });
+    kx.dispose([x, w, derived!.t]);
+  });
+
+  it('a disposed program refuses to run', () => {
+    const x = kx.tensor([1, 2], [2]);
+    const program = native.programCreate({ inputs: 1, constants: [], steps: [], outputs: [0] });
+    const run = () => {
+      try {
+        return native.programRun(program, [x.handle]);
+      } catch (err) {
+        throw fromNativeError(err);
+      }
+    };
+    for (const out of run()) native.dispose(out.handle);
+    native.programDispose(program);
+    expectCode(run, 'E_ARG');
+    x.dispose();
   });
 
   it('splits a chain over more than 16 tensors into groups of at most 16 inputs', () => {

@@ -33,7 +33,7 @@ interface CaseResult {
 interface Report {
   executor: string;
   target: string;
-  cases: Record<'e1' | 'e1Float16' | 'e1BFloat16' | 'adamw' | 'select' | 'wide' | 'specialsFloat16' | 'specialsBFloat16' | 'transcendental', CaseResult>;
+  cases: Record<'e1' | 'e1Float16' | 'e1BFloat16' | 'adamw' | 'select' | 'wide' | 'specialsFloat16' | 'specialsBFloat16' | 'transcendental' | 'gelus' | 'gelusSpecials' | 'logarithm' | 'column' | 'column3d' | 'expFamily' | 'expSpecials', CaseResult>;
 }
 
 function report(env: Record<string, string>): Report {
@@ -61,7 +61,7 @@ describe.skipIf(!avx2 || process.arch !== 'x64')('kx.compile: the CPU executors 
       expect(r.executor).toBe(config.executor);
       const emits = config.executor !== 'interp';
       // (halves: eager rounds after each op, a group once at the end)
-      const tolerance = { e1: 1e-6, e1Float16: 2e-3, e1BFloat16: 2e-2, adamw: 1e-6, select: 1e-6, wide: 1e-6 };
+      const tolerance = { e1: 1e-6, e1Float16: 2e-3, e1BFloat16: 2e-2, adamw: 1e-6, select: 1e-6, wide: 1e-6, column: 1e-6, column3d: 1e-6, expFamily: 1e-6, transcendental: 1e-6, gelus: 1e-6 };
       for (const [name, tol] of Object.entries(tolerance) as [keyof Report['cases'], number][]) {
         const c = r.cases[name];
         expect(c.groups, name).toBe(1);
@@ -70,10 +70,10 @@ describe.skipIf(!avx2 || process.arch !== 'x64')('kx.compile: the CPU executors 
         expect(c.error, name).toBeLessThanOrEqual(tol);
       }
       // (NaN and infinity: compared by their bits below)
-      for (const name of ['specialsFloat16', 'specialsBFloat16'] as const) expect([r.cases[name].emitted, r.cases[name].interpreted], name).toEqual(emits ? [2, 0] : [0, 2]);
-      // tanh is not emitted: its group falls back to the interpreter
-      expect([r.cases.transcendental.emitted, r.cases.transcendental.interpreted]).toEqual([0, 2]);
-      expect(r.cases.transcendental.error).toBeLessThanOrEqual(1e-6);
+      for (const name of ['specialsFloat16', 'specialsBFloat16', 'expSpecials', 'gelusSpecials'] as const) expect([r.cases[name].emitted, r.cases[name].interpreted], name).toEqual(emits ? [2, 0] : [0, 2]);
+      // log is not emitted: its group falls back to the interpreter
+      expect([r.cases.logarithm.emitted, r.cases.logarithm.interpreted]).toEqual([0, 2]);
+      expect(r.cases.logarithm.error).toBeLessThanOrEqual(1e-6);
     });
   }
 

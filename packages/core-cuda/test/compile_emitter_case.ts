@@ -1,8 +1,10 @@
 // Run by compile_emitter.test.ts in a child process under one KEXUE_FUSION and KEXUE_SIMD (both
 // read once per process): compiled groups the emitter supports (E1 with a bias row and a tail, in
 // float32, float16 and bfloat16; AdamW in plain ops; select/relu/neg/rsqrt with a uint8 mask; a
-// program with more live registers than AVX2 has; NaN and overflow narrowed to halves) and one it
-// leaves to the interpreter (tanh), each against eager. Prints one JSON
+// program with more live registers than AVX2 has; NaN and overflow narrowed to halves; [rows, 1]
+// columns; the
+// exponential, sigmoid, SiLU, tanh and the GELUs, with special values) and one it leaves to the
+// interpreter (log), each against eager. Prints one JSON
 // line: the executor, per case the groups each executor ran over two replays, the worst error
 // relative to the largest eager value, and a hash of the replay's bits (equal across executors).
 import * as kx from '../src/index.js';
@@ -30,6 +32,19 @@ const wide = (...xs: kx.Tensor[]) => {
 const specials = (a: kx.Tensor, b: kx.Tensor) => kx.mul(kx.sqrt(kx.add(kx.mul(a, b), a)), 300);
 
 const transcendental = (a: kx.Tensor, b: kx.Tensor) => kx.add(kx.tanh(kx.mul(a, b)), kx.mul(a, 2));
+
+// Both GELUs, beside tanh: what the emitter writes from the exponential.
+const gelus = (a: kx.Tensor, b: kx.Tensor) => kx.add(kx.gelu(a), kx.mul(kx.gelu(b, { approximate: 'tanh' }), 0.5));
+
+// log is not emitted: its group falls back to the interpreter.
+const logarithm = (a: kx.Tensor, b: kx.Tensor) => kx.add(kx.log(kx.add(kx.mul(a, a), 1)), kx.mul(b, 2));
+
+// A row normalised by per-row statistics ([rows, 1] columns) and scaled by a [cols] row.
+const normalise = (x: kx.Tensor, mean: kx.Tensor, rstd: kx.Tensor, g: kx.Tensor) => kx.mul(kx.mul(kx.sub(x, mean), rstd), g);
+
+// The exponential's family, which the emitter writes: e^a near both clamps (subnormal results
+// included), sigmoid and SiLU of b.
+const expFamily = (a: kx.Tensor, b: kx.Tensor) => kx.add(kx.mul(kx.exp(a), 0.5), kx.add(kx.sigmoid(b), kx.silu(b)));
 
 function hash(arrays: Float32Array[]): number {
   let h = 0x811c9dc5;
@@ -64,6 +79,10 @@ function run(fn: (...xs: kx.Tensor[]) => kx.Tensor | kx.Tensor[], args: kx.Tenso
 }
 
 const [rows, cols] = [37, 100]; // rows of 100: no multiple of any vector width
+const specialValues = () => {
+  const specials = [NaN, Infinity, -Infinity, 200, -200, 89, -104, 88.7, -87.5, -0, 0, 1e-30];
+  return kx.tensor(Float32Array.from({ length: rows * cols }, (_, i) => specials[i % specials.length]! * (i % 7 === 0 ? 1 : 1 + next() * 1e-3)), [rows, cols]);
+};
 const mask = kx.tensor(Float32Array.from({ length: rows * cols }, () => (next() > 0 ? 1 : 0)), [rows, cols]);
 const cond = kx.tensor(Uint8Array.from({ length: rows * cols }, () => (next() > 0 ? 1 : 0)), [rows, cols], { dtype: 'uint8' });
 const n = 1000;
@@ -76,6 +95,15 @@ const cases = {
   wide: run(wide, Array.from({ length: 13 }, () => make([rows, cols], 0.5, 1))),
   specialsFloat16: run(specials, [make([rows, cols], -300, 300, 'float16'), make([rows, cols], -300, 300, 'float16')]),
   specialsBFloat16: run(specials, [make([rows, cols], -300, 300, 'bfloat16'), make([rows, cols], -300, 300, 'bfloat16')]),
-  transcendental: run(transcendental, [make([rows, cols]), make([rows, cols])]),
+  transcendental: run(transcendental, [make([rows, cols], -3, 3), make([rows, cols], -3, 3)]),
+  gelus: run(gelus, [make([rows, cols], -12, 12), make([rows, cols], -12, 12)]),
+  gelusSpecials: run(gelus, [specialValues(), specialValues()]),
+  logarithm: run(logarithm, [make([rows, cols]), make([rows, cols])]),
+  column: run(normalise, [make([rows, cols]), make([rows, 1]), make([rows, 1], 0.5, 2), make([cols])]),
+  // columns of two widths (a [2, 1, 1] and a [2, 3, 1] over [2, 3, 80]) and a row
+  column3d: run(normalise, [make([2, 3, 80]), make([2, 1, 1]), make([2, 3, 1], 0.5, 2), make([80])]),
+  expFamily: run(expFamily, [make([rows, cols], -103, 88), make([rows, cols], -30, 30)]),
+  // NaN, infinities and values past both clamps (compared by their bits)
+  expSpecials: run(expFamily, [specialValues(), specialValues()]),
 };
 console.log(JSON.stringify({ executor: native.fusionStats().executor, target: kx.buildInfo().simd, cases }));

@@ -298,6 +298,18 @@ export const CASES: ParityCase[] = [
     run: ([x, p]) => kx.rope(x!, { positions: p! }),
     grad: [0],
   },
+  {
+    name: 'rope rotate-half partial offset linear',
+    inputs: (dt, r) => [randn(r, [2, 3, 9, 40], dt)],
+    run: ([x]) => kx.rope(x!, { layout: 'rotate-half', rotaryDim: 24, offset: 100, scaling: { type: 'linear', factor: 4 } }),
+    grad: [0],
+  },
+  {
+    name: 'rope frequencies positions inverse',
+    inputs: (dt, r) => [randn(r, [3, 17, 33], dt), ints(r, [17], 0, 4096)],
+    run: ([x, p]) => kx.rope(x!, { positions: p!, rotaryDim: 16, frequencies: kx.tensor(Float32Array.from(kx.ropeFrequencies(16, 500)), [8], { device: x!.device }), inverse: true }),
+    grad: [0],
+  },
 
   // attention: plain, padding mask, T5-style bias, causal with Tq != Tk, Dv != D
   {
@@ -390,6 +402,32 @@ export const CASES: ParityCase[] = [
     inputs: (dt, r) => [randn(r, [8, 1025], dt)],
     run: ([x]) => kx.dropout(x!, 0.1, { seed: 1234, offset: 77 }),
     grad: [0],
+  },
+  // normal draws and the vMF samplers of w: the same Philox key gives the same numbers on every device
+  // (x only says where to draw); the vMF table is built on the CPU (vmf_cdf) and copied
+  {
+    name: 'randomNormal',
+    inputs: (dt, r) => [randn(r, [7, 1025], dt)],
+    run: ([x]) => kx.randomNormal(x!.shape, { seed: 99, offset: 5 }, { device: x!.device }),
+    dtypes: ['float32'],
+  },
+  {
+    name: 'vmf inverse-CDF draws of w',
+    inputs: (dt, r) => [randn(r, [1], dt)],
+    run: ([x]) => kx.vmf.InverseCdf.build(4, 20, { device: x!.device }).sample(4099, { seed: 5, offset: 3 }),
+    dtypes: ['float32'],
+  },
+  {
+    name: 'vmf compose z = w mu + sqrt(1 - w^2) nu',
+    inputs: (dt, r) => [randn(r, [37, 5], dt), uniform(r, [37], dt, -0.9, 0.9), randn(r, [37, 5], dt), randn(r, [3, 130], dt), uniform(r, [3], dt, -0.9, 0.9), randn(r, [3, 130], dt)],
+    run: ([m, w, e, m2, w2, e2]) => [kx.vmf.compose(m!, w!, e!), kx.vmf.compose(m2!, w2!, e2!)],
+    grad: [0, 1, 2, 3, 4, 5],
+  },
+  {
+    name: "vmf Wood's draws of w",
+    inputs: (dt, r) => [randn(r, [1], dt)],
+    run: ([x]) => [kx.vmf.sampleWood(4099, 64, 100, { seed: 6 }, { device: x!.device }), kx.vmf.sampleWood(513, 3, 0.5, { seed: 7 }, { device: x!.device })],
+    dtypes: ['float32'],
   },
 
   // GlobalPointer scoring (-inf entries must match exactly) and the multilabel losses

@@ -477,7 +477,7 @@ describe('properties: rope', () => {
             case 'rank': x = kx.zeros([[4], []][k % 2]!, { dtype: dt }); break;
             case 'positions dtype': options = { positions: kx.zeros([T], { dtype: (['float32', 'uint8'] as const)[k % 2] }) }; codes = ['E_DTYPE']; break;
             case 'positions shape': options = { positions: kx.zeros([[T + 1], [3, T], [1, 2, T]][k % 3]!, { dtype: 'int32' }) }; break;
-            case 'layout': options = { layout: ['rotate-half', null, 1][k % 3] }; codes = ['E_ARG']; break;
+            case 'layout': options = { layout: ['halves', null, 1][k % 3] }; codes = ['E_ARG']; break;
             case 'inverse': options = { inverse: [1, 'yes', null][k % 3] }; codes = ['E_ARG']; break;
             case 'options': options = [null, 2, 'x'][k % 3]; codes = ['E_ARG']; break;
             case 'integer': x = kx.zeros([T, 4], { dtype: 'int32' }); codes = ['E_DTYPE']; break;

@@ -115,7 +115,7 @@ describe('rope errors', () => {
     kx.dispose([odd, flat]);
   });
 
-  it('supports only the interleaved layout (E_ARG)', () => {
+  it('rejects an unknown layout and a non-boolean inverse (E_ARG)', () => {
     expectCode(() => kx.rope(x, { layout: 'rotate_half' as 'interleaved' }), 'E_ARG');
     expectCode(() => kx.rope(x, { inverse: 1 as unknown as boolean }), 'E_ARG');
   });

@@ -11,4 +11,5 @@ export * from './checkpoint/index.js';
 export * from './train/index.js';
 export * from './tasks/index.js';
 export * from './sentence/index.js';
+export * from './vae/index.js';
 export { editDistance, suggest } from './suggest.js';

@@ -59,7 +59,7 @@ describe('inference memory', () => {
   it("the NER model's forward (NerPredictor's) holds as many tensors after it whatever the encoder's depth", () => {
     const alive = (layers: number) => {
       const model = new NerModel(
-        { kind: 'roformer', hidden: 32, layers, heads: 2, intermediate: 64, dropout: 0.1, vocab: '', max_positions: 512 },
+        { kind: 'roformer', attention: 'softmax', hidden: 32, layers, heads: 2, intermediate: 64, dropout: 0.1, vocab: '', max_positions: 512 },
         { kind: 'egp', size: 8 },
         50,
         3,

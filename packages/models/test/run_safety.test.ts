@@ -102,6 +102,10 @@ describe('the run lock', () => {
     await nerTask.train({ values: tiny({ train: { steps: 2 } }), runDir: dir, onEvent: (e) => events.push(e) });
     expect(events.filter((e) => e.type === 'notice').map((e) => (e as { message: string }).message)).toContain(`${dir} held a run that stopped before its first checkpoint: starting it anew`);
     expect(existsSync(path.join(dir, 'checkpoints.json'))).toBe(true);
+    // a new directory (the run's own lock its only entry when it checks) gets no such notice
+    const fresh: TrainEvent[] = [];
+    await nerTask.train({ values: tiny({ train: { steps: 2 } }), runDir: path.join(tmp, 'fresh'), onEvent: (e) => fresh.push(e) });
+    expect(fresh.filter((e) => e.type === 'notice')).toEqual([]);
     // a directory with anything else in it is not taken
     const other = path.join(tmp, 'other');
     mkdirSync(other);

@@ -106,14 +106,14 @@ describe('learning rates', () => {
 });
 
 describe('the registry', () => {
-  it('holds the NER, MLM, summarization and PEGASUS tasks, each with the run keys, and names an unknown task', () => {
-    expect(TASKS.map((t) => t.name)).toEqual(['ner', 'mlm', 'summarize', 'pegasus']);
+  it('holds the NER, MLM, summarization, PEGASUS and VAE tasks, each with the run keys, and names an unknown task', () => {
+    expect(TASKS.map((t) => t.name)).toEqual(['ner', 'mlm', 'summarize', 'pegasus', 'vae']);
     for (const t of TASKS) {
       const names = t.keys.map(([n]) => n);
       for (const k of [...Object.keys(RUN_KEYS), 'optim.lr', 'train.seed']) expect(names).toContain(k);
       expect(getTask(t.name)).toBe(t);
     }
-    expect(mistake(() => getTask('nre'))).toBe("unknown task 'nre' (did you mean 'ner'?) (tasks: ner, mlm, summarize, pegasus)");
+    expect(mistake(() => getTask('nre'))).toBe("unknown task 'nre' (did you mean 'ner'?) (tasks: ner, mlm, summarize, pegasus, vae)");
     expect(nerTask.commands.eval && nerTask.commands.predict && mlmTask.commands.eval).toBeTruthy();
   });
 

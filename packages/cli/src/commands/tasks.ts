@@ -3,8 +3,10 @@
  * config keys become `key=value` overrides, config-file keys and the --help key table; its eval
  * and predict commands bring their own options. No task is named here.
  */
+import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import type { CommandPositional, EvaluationCommand, Key, RequestError as ModelRequestError, Task, TaskCommand } from '@kexue/models';
 
@@ -13,6 +15,7 @@ import type { Command, CommandContext, CommandGroup, LeafCommand } from '../fram
 import { UsageError } from '../framework/errors.js';
 import { commandHelp, table } from '../framework/help.js';
 import { clock, progressRenderer } from '../progress.js';
+import { writeGrayPng } from '../png.js';
 
 type Models = typeof import('@kexue/models');
 
@@ -66,13 +69,35 @@ function trainCommand(task: Task, m: Models): LeafCommand {
       { name: 'resume', type: 'string', valueName: 'DIR', description: 'continue the run in DIR from its last checkpoint' },
       { name: 'precision', type: 'string', valueName: 'fp32|fp16|bf16', description: 'compute dtype, the same as precision=… (mixed precision keeps float32 master weights)' },
       { name: 'device', type: 'string', valueName: 'cpu|cuda|cuda:N', description: 'where the run computes, the same as device=… (may change on --resume)' },
+      {
+        name: 'nproc',
+        type: 'integer',
+        valueName: 'N',
+        description: 'data-parallel over N processes on this machine: runs mpirun -np N for you (Open MPI; see docs/training.md for several hosts)',
+      },
     ],
     positionals: [{ name: 'overrides', description: 'key=value settings (the keys below)', variadic: true }],
     help: (argv) => `${commandHelp(cmd)}\nKeys (key, type, default, meaning):\n${keyTable(task, m.previewValues, argv.filter((a) => a.includes('=') && !a.startsWith('-')))}\n`,
     async run(args, ctx) {
-      const { config: file, runDir, resume, precision, device } = args.options as { config?: string; runDir?: string; resume?: string; precision?: string; device?: string };
+      const { config: file, runDir, resume, precision, device, nproc } = args.options as {
+        config?: string;
+        runDir?: string;
+        resume?: string;
+        precision?: string;
+        device?: string;
+        nproc?: number;
+      };
       if (resume !== undefined && runDir !== undefined) throw new UsageError('--resume DIR continues that run: drop --run-dir', cmd.name);
       if (resume !== undefined && file !== undefined) throw new UsageError("--resume uses the run's own config: drop --config", cmd.name);
+      if (nproc !== undefined) {
+        if (nproc < 1) throw new UsageError(`--nproc must be at least 1, got ${nproc}`, cmd.name);
+        if (process.env.OMPI_COMM_WORLD_SIZE !== undefined) throw new UsageError('--nproc starts mpirun itself: drop it when running under mpirun', cmd.name);
+        // the same command without --nproc, in each of N processes; a fresh run's directory is named
+        // here, so that every rank (and the user) knows it
+        const given = Object.entries({ config: file, 'run-dir': resume === undefined ? (runDir ?? m.timestampedRunDir(path.resolve(ctx.cwd, 'runs'), task.name)) : undefined, resume, precision, device });
+        const argv = ['train', task.name, ...given.flatMap(([k, v]) => (v !== undefined ? [`--${k}`, v] : [])), ...((args.positionals.overrides as string[] | undefined) ?? [])];
+        return launchMpi(nproc, argv, ctx);
+      }
       // --precision X and --device X are the overrides precision=X and device=X, given last so that they win
       const flags = Object.entries({ precision, device }).flatMap(([key, value]) => (value !== undefined ? [`${key}=${value}`] : []));
       const overrides = [...((args.positionals.overrides as string[] | undefined) ?? []), ...flags];
@@ -91,8 +116,11 @@ function trainCommand(task: Task, m: Models): LeafCommand {
           }),
         ),
       );
+      // the other ranks of a data-parallel job trained alongside rank 0, which reports
+      if (result.rank !== 0) return;
       const out: Record<string, unknown> = {
         run_dir: result.runDir,
+        ...(result.processes > 1 ? { processes: result.processes } : {}),
         step: result.step,
         stopped_early: result.stoppedEarly,
         interrupted: result.interrupted,
@@ -113,6 +141,36 @@ function trainCommand(task: Task, m: Models): LeafCommand {
     },
   };
   return cmd;
+}
+
+/** The `kexue` command's script, which mpirun starts in each process. */
+const KEXUE_BIN = fileURLToPath(new URL('../../bin/kexue.js', import.meta.url));
+
+/**
+ * `kexue train … --nproc N`: runs `mpirun -np N node kexue.js train …` from the working directory
+ * and passes its output on; returns its exit code. Threads are not bound to cores (--bind-to none:
+ * Open MPI would pin each process, and so its whole thread pool, to one core); as root, mpirun is
+ * allowed to run (it refuses otherwise); KEXUE_MPIRUN_ARGS adds mpirun options (a hostfile, MCA
+ * settings), split at spaces.
+ */
+async function launchMpi(nproc: number, argv: string[], ctx: CommandContext): Promise<number> {
+  const mpirun = ctx.env.KEXUE_MPIRUN ?? 'mpirun';
+  const extra = (ctx.env.KEXUE_MPIRUN_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const asRoot = process.getuid?.() === 0 ? ['--allow-run-as-root'] : [];
+  const command = [...asRoot, '--bind-to', 'none', '-np', String(nproc), ...extra, process.execPath, ...process.execArgv, KEXUE_BIN, ...argv];
+  const child = spawn(mpirun, command, { cwd: ctx.cwd, env: { ...process.env, ...ctx.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.setEncoding('utf8').on('data', (s: string) => ctx.stdout(s));
+  child.stderr.setEncoding('utf8').on('data', (s: string) => ctx.stderr(s));
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      child.on('error', reject);
+      child.on('close', (code, signal) => resolve(code ?? 128 + (signal ? constants.signals[signal] : 0)));
+    });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    const { NoMpiError } = await import('@kexue/core-cuda');
+    throw new NoMpiError(`--nproc needs Open MPI's ${mpirun}, which is not on PATH: apt-get install openmpi-bin libopenmpi-dev (or set KEXUE_MPIRUN to it)`);
+  }
 }
 
 /**
@@ -148,8 +206,8 @@ function progressTerminal(ctx: CommandContext): { terminal?: { columns: number }
 
 const RUN_DIR: CommandPositional = { name: 'run-dir', description: 'the run directory', required: true };
 
-/** `kexue eval|predict <name> TARGET …`: a task's command on its runs (TARGET the run directory), or an evaluation on its model. */
-function runDirCommand(verb: 'eval' | 'predict', member: string, c: TaskCommand, m: Models, target: CommandPositional = RUN_DIR): LeafCommand {
+/** `kexue eval|predict|sample <name> TARGET …`: a task's command on its runs (TARGET the run directory), or an evaluation on its model. */
+function runDirCommand(verb: 'eval' | 'predict' | 'sample', member: string, c: TaskCommand, m: Models, target: CommandPositional = RUN_DIR): LeafCommand {
   const name = `${verb} ${member}`;
   return {
     name,
@@ -159,21 +217,22 @@ function runDirCommand(verb: 'eval' | 'predict', member: string, c: TaskCommand,
     positionals: [target, ...(c.positionals ?? [])],
     async run(args, ctx) {
       const runDir = path.resolve(ctx.cwd, args.positionals[target.name] as string);
-      await asUsage(name, m.RequestError, () => c.run(runDir, args, { cwd: ctx.cwd, write: ctx.stdout, warn: (message) => ctx.stderr(`${message}\n`), readStdin: ctx.readStdin }));
+      await asUsage(name, m.RequestError, () => c.run(runDir, args, { cwd: ctx.cwd, write: ctx.stdout, warn: (message) => ctx.stderr(`${message}\n`), readStdin: ctx.readStdin, writeImage: writeGrayPng }));
     },
   };
 }
 
 /**
- * `kexue train`, `kexue eval` and `kexue predict`: one member per task that has the command, from
+ * `kexue train`, `kexue eval`, `kexue predict` and `kexue sample`: one member per task that has the command, from
  * the registry (or the tasks given: a program may offer its own); `kexue eval` also has the
  * registry's evaluations that belong to no task (or those given).
  */
-export function taskGroup(verb: 'train' | 'eval' | 'predict', tasks?: () => readonly Task[], evaluations?: () => readonly EvaluationCommand[]): CommandGroup {
+export function taskGroup(verb: 'train' | 'eval' | 'predict' | 'sample', tasks?: () => readonly Task[], evaluations?: () => readonly EvaluationCommand[]): CommandGroup {
   const summaries = {
     train: 'Train a model for a task (kexue train <task> --help lists its keys).',
     eval: 'Evaluate a trained run on held-out data, or a sentence encoder on the STS sets (sts).',
     predict: "Run a trained model on new inputs; prints JSON lines.",
+    sample: 'Write what a trained generative model makes (PNG grids of images).',
   };
   return {
     name: verb,

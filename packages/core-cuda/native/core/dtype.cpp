@@ -45,6 +45,8 @@ const char* code_name(Code c) {
     case Code::IO: return "E_IO";
     case Code::Format: return "E_FORMAT";
     case Code::Internal: return "E_INTERNAL";
+    case Code::NoMpi: return "E_NO_MPI";
+    case Code::Dist: return "E_DIST";
   }
   return "E_INTERNAL";
 }

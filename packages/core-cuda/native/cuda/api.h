@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kx/device.h"
+#include "kx/dtype.h"
 
 namespace kx::cuda {
 
@@ -34,5 +35,23 @@ void copy_to_host(void* dst, const void* src, size_t bytes, int device);
 void copy_device(void* dst, int dst_device, const void* src, int src_device, size_t bytes);
 // Waits for every device's queued work; raises the error of any kernel that failed.
 void synchronize();
+
+// NCCL, opened at run time (cuda/nccl.cu), for kx::dist's collectives on CUDA tensors: one
+// communicator per process, on one device, joined once with an id that rank 0 makes and MPI carries.
+// The collectives are queued on the device's compute stream, after the work that made the tensors.
+// A missing libnccl.so.2 is E_NO_MPI naming what to install.
+struct NcclId {
+  char bytes[128];  // ncclUniqueId
+};
+struct NcclBuffer {
+  void* data;
+  size_t count;
+  DType dtype;
+};
+NcclId nccl_unique_id();
+void nccl_init(const NcclId& id, int rank, int size, int device);
+// In place, as one NCCL group; mean divides by the number of ranks (ncclAvg).
+void nccl_all_reduce(const std::vector<NcclBuffer>& buffers, bool mean, int device);
+void nccl_broadcast(const std::vector<NcclBuffer>& buffers, int root, int device);
 
 }  // namespace kx::cuda

@@ -27,5 +27,9 @@ void copy_to_device(void*, const void*, size_t, int) { unavailable(); }
 void copy_to_host(void*, const void*, size_t, int) { unavailable(); }
 void copy_device(void*, int, const void*, int, size_t) { unavailable(); }
 void synchronize() {}
+NcclId nccl_unique_id() { unavailable(); }
+void nccl_init(const NcclId&, int, int, int) { unavailable(); }
+void nccl_all_reduce(const std::vector<NcclBuffer>&, bool, int) { unavailable(); }
+void nccl_broadcast(const std::vector<NcclBuffer>&, int, int) { unavailable(); }
 
 }  // namespace kx::cuda

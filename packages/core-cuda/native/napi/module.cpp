@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <optional>
@@ -18,6 +19,7 @@
 #include "kx/tensor.h"
 #include "ops/fused_group/executor.h"
 #include "ops/fused_group/ptx_writer.h"
+#include "collective/communicator.h"
 #include "program/program.h"
 #include "runtime/runtime.h"
 
@@ -396,8 +398,16 @@ kx::ProgramStep parse_step(const Napi::Object& o) {
   return step;
 }
 
+// What a program's External holds: the program until programDispose (or the External's finalizer)
+// frees it, so that a dropped program's constants (packed weights) go when JS says, not when V8
+// collects the External.
+struct ProgramSlot {
+  std::unique_ptr<kx::Program> program;
+};
+
 // programCreate({inputs, constants: handles, steps, outputs}) -> the program, an External (made
-// once per traced signature, so its cost does not matter; the program lives as long as JS holds it).
+// once per traced signature, so its cost does not matter; the program lives until programDispose
+// or until JS drops it).
 Napi::Value ProgramCreate(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     KX_CHECK(info.Length() == 1 && info[0].IsObject(), Arg, "programCreate(spec)");
@@ -414,9 +424,9 @@ Napi::Value ProgramCreate(const Napi::CallbackInfo& info) {
     }
     std::vector<int32_t> outputs;
     for (int64_t id : int_list(spec.Get("outputs"), "program outputs")) outputs.push_back((int32_t)id);
-    auto* program = new kx::Program(int_of(spec.Get("inputs"), "program inputs"), std::move(constants),
-                                    std::move(steps), std::move(outputs));
-    return Napi::External<kx::Program>::New(env, program, [](Napi::Env, kx::Program* p) { delete p; });
+    auto* slot = new ProgramSlot{std::make_unique<kx::Program>(int_of(spec.Get("inputs"), "program inputs"),
+                                                              std::move(constants), std::move(steps), std::move(outputs))};
+    return Napi::External<ProgramSlot>::New(env, slot, [](Napi::Env, ProgramSlot* p) { delete p; });
   });
 }
 
@@ -428,7 +438,8 @@ Napi::Value ProgramRun(const Napi::CallbackInfo& info) {
     KX_CHECK((info.Length() == 3 || info.Length() == 4) && info[0].IsExternal() && info[1].IsNumber(), Arg,
              "programRun(program, n, info, patches?)");
     InfoWriter w = info_writer(info, 2);
-    const kx::Program* program = info[0].As<Napi::External<kx::Program>>().Data();
+    const kx::Program* program = info[0].As<Napi::External<ProgramSlot>>().Data()->program.get();
+    KX_CHECK(program != nullptr, Arg, "programRun: the program was disposed");
     const double n = info[1].As<Napi::Number>().DoubleValue();
     KX_CHECK(n >= 0 && n <= (double)w.length && n == (double)(size_t)n, Arg, "programRun: bad input count ", n);
     std::vector<kx::Tensor> inputs((size_t)n);
@@ -447,6 +458,15 @@ Napi::Value ProgramRun(const Napi::CallbackInfo& info) {
     std::vector<kx::Tensor> outs = program->run(inputs, patches);
     for (kx::Tensor& t : outs) wrap(std::move(t), w);
     return Napi::Number::New(env, (double)outs.size());
+  });
+}
+
+// programDispose(program): frees the program and its constants now; a later run is E_ARG.
+Napi::Value ProgramDispose(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    KX_CHECK(info.Length() == 1 && info[0].IsExternal(), Arg, "programDispose(program)");
+    info[0].As<Napi::External<ProgramSlot>>().Data()->program.reset();
+    return env.Undefined();
   });
 }
 
@@ -617,6 +637,72 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   });
 }
 
+// kx.dist: the collectives of native/collective/. Each start returns a ticket that distWait redeems.
+Napi::Value DistInit(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    KX_CHECK(info.Length() == 1 && info[0].IsBoolean(), Arg, "distInit(withMpi)");
+    const kx::dist::World w = kx::dist::init(info[0].As<Napi::Boolean>().Value());
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("rank", Napi::Number::New(env, w.rank));
+    o.Set("size", Napi::Number::New(env, w.size));
+    o.Set("library", Napi::String::New(env, w.library));
+    return o;
+  });
+}
+
+std::vector<kx::Tensor> tensor_list(const Napi::Value& v, const char* what) {
+  KX_CHECK(v.IsArray(), Arg, what, ": expected an array of tensor handles");
+  Napi::Array arr = v.As<Napi::Array>();
+  std::vector<kx::Tensor> out;
+  for (uint32_t i = 0; i < arr.Length(); ++i) out.push_back(tensor_of(arr.Get(i), what));
+  return out;
+}
+
+size_t bucket_bytes_of(const Napi::Value& v) {
+  KX_CHECK(v.IsNumber(), Arg, "bucket size: expected a number of bytes");
+  const double b = v.As<Napi::Number>().DoubleValue();
+  KX_CHECK(b >= 1 && b <= 1e12 && b == (double)(int64_t)b, Arg, "bucket size must be a whole number of bytes in 1..1e12, got ", b);
+  return (size_t)b;
+}
+
+Napi::Value DistAllReduce(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    KX_CHECK(info.Length() == 3 && info[1].IsString(), Arg, "distAllReduce(handles, op, bucketBytes)");
+    const std::string op = info[1].As<Napi::String>().Utf8Value();
+    KX_CHECK(op == "sum" || op == "mean", Arg, "allReduce: op must be 'sum' or 'mean', got '", op, "'");
+    const uint64_t ticket = kx::dist::start_all_reduce(tensor_list(info[0], "allReduce"), op == "sum" ? kx::dist::ReduceOp::Sum : kx::dist::ReduceOp::Mean,
+                                                       bucket_bytes_of(info[2]));
+    return Napi::Number::New(env, (double)ticket);
+  });
+}
+
+Napi::Value DistBroadcast(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    KX_CHECK(info.Length() == 3 && info[1].IsNumber(), Arg, "distBroadcast(handles, root, bucketBytes)");
+    const uint64_t ticket = kx::dist::start_broadcast(tensor_list(info[0], "broadcast"), info[1].As<Napi::Number>().Int32Value(), bucket_bytes_of(info[2]));
+    return Napi::Number::New(env, (double)ticket);
+  });
+}
+
+Napi::Value DistBarrier(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, (double)kx::dist::start_barrier()); });
+}
+
+Napi::Value DistWait(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    KX_CHECK(info.Length() == 2 && info[0].IsNumber() && info[1].IsNumber(), Arg, "distWait(ticket, timeoutMs)");
+    const kx::dist::Timing t = kx::dist::wait((uint64_t)info[0].As<Napi::Number>().DoubleValue(), info[1].As<Napi::Number>().DoubleValue());
+    return Napi::Number::New(env, t.busy_ms);
+  });
+}
+
+Napi::Value DistFinalize(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    kx::dist::finalize();
+    return env.Undefined();
+  });
+}
+
 // Called once per JS thread that loads the addon (the main thread, each worker thread); the native
 // state (handles, allocators, registry, thread pool) is the process's, made once.
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -634,6 +720,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("dispose", Napi::Function::New(env, Dispose));
   exports.Set("programCreate", Napi::Function::New(env, ProgramCreate));
   exports.Set("programRun", Napi::Function::New(env, ProgramRun));
+  exports.Set("programDispose", Napi::Function::New(env, ProgramDispose));
   exports.Set("fusionStats", Napi::Function::New(env, FusionStatsOf));
   exports.Set("fusionPtx", Napi::Function::New(env, FusionPtx));
   Napi::Array dtype_names = Napi::Array::New(env, kx::kNumDTypes);
@@ -649,6 +736,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setHostCacheLimit", Napi::Function::New(env, SetHostCacheLimit));
   exports.Set("releaseCudaCache", Napi::Function::New(env, ReleaseCudaCache));
   exports.Set("cudaSynchronize", Napi::Function::New(env, CudaSynchronize));
+  exports.Set("distInit", Napi::Function::New(env, DistInit));
+  exports.Set("distAllReduce", Napi::Function::New(env, DistAllReduce));
+  exports.Set("distBroadcast", Napi::Function::New(env, DistBroadcast));
+  exports.Set("distBarrier", Napi::Function::New(env, DistBarrier));
+  exports.Set("distWait", Napi::Function::New(env, DistWait));
+  exports.Set("distFinalize", Napi::Function::New(env, DistFinalize));
   return exports;
 }
 

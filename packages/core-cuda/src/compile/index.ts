@@ -1,10 +1,11 @@
 /**
  * kx.compile (FUSION.md): a function of tensors traced once per signature by running it, then
- * replayed as a native program in one addon call, with chains of elementwise ops, and reductions
- * with their elementwise prologues and epilogues, fused into groups on the CPU.
+ * replayed as a native program in one addon call, with compositions of a hand-fused kernel replaced
+ * by it (every device), and chains of elementwise ops, and reductions with their elementwise
+ * prologues and epilogues, fused into groups on the CPU.
  *
- * On CUDA devices the program is replayed without fusion (there is no CUDA executor of fused
- * groups yet): one addon call still runs every op.
+ * On CUDA devices the groups are not formed (there is no CUDA executor of fused groups yet): one
+ * addon call still runs every op.
  */
 import { ArgumentError, fromNativeError } from '../errors.js';
 import { native, type NativeProgram } from '../native.js';
@@ -38,6 +39,12 @@ export interface CompileStats {
 export type CompiledFunction<A extends unknown[], R> = ((...args: A) => R) & {
   /** The plan for these arguments' signature, if a call has traced it (plan never traces). */
   plan(...args: A): CompiledPlan | undefined;
+  /**
+   * Drops every traced signature and frees its program now (with the constants it holds); the next
+   * call of each signature traces again. For a server done with a shape, or about to replace the
+   * model the function reads.
+   */
+  clear(): void;
   readonly stats: CompileStats;
 };
 
@@ -53,6 +60,8 @@ interface Entry {
   dynamic: DynamicSteps[];
   /** Receivers of the program's outputs after the result's leaves (replayOutput), in order. */
   receivers: ((t: Tensor) => void)[];
+  /** Conditions for replaying (guardTrace): while one fails, the function is traced again. */
+  guards: (() => boolean)[];
 }
 
 /**
@@ -114,7 +123,7 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, options: 
       recorder.captures.forEach((t, i) => {
         if (t.version !== recorder.captureVersions[i]) mutated.push({ from: 'capture', index: i, delta: t.version - recorder.captureVersions[i]! });
       });
-      cache.set(key, { program, captures: recorder.captures, mutated, template, leaves: sources, plan, dynamic, receivers: extra.map((o) => o.receive) });
+      cache.set(key, { program, captures: recorder.captures, mutated, template, leaves: sources, plan, dynamic, receivers: extra.map((o) => o.receive), guards: recorder.guards });
       stats.traces++;
       if (process.env.KX_DUMP === '1') process.stderr.write(formatPlan(plan, `${name} (${key})`));
       return result;
@@ -153,12 +162,20 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, options: 
     }
     const { tensors, key } = flattenArgs(args);
     const entry = cache.get(key);
-    if (entry && !entry.captures.some((t) => t.isDisposed)) return replay(entry, tensors);
-    cache.delete(key);
+    if (entry && !entry.captures.some((t) => t.isDisposed) && entry.guards.every((valid) => valid())) return replay(entry, tensors);
+    if (entry) drop(key, entry);
     return trace(args, tensors, key);
+  };
+  // A stale program's constants (packed weights) are freed now, not when V8 collects the program.
+  const drop = (key: string, entry: Entry) => {
+    cache.delete(key);
+    native.programDispose(entry.program);
   };
   return Object.assign(compiled, {
     plan: (...args: A) => cache.get(flattenArgs(args).key)?.plan,
+    clear: () => {
+      for (const [key, entry] of [...cache]) drop(key, entry);
+    },
     stats,
   });
 }

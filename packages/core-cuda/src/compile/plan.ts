@@ -1,12 +1,14 @@
 /**
- * From a trace to a plan: dead ops dropped, groups formed (CPU only), and the steps of the native
- * program laid out with their value numbering (native/program/program.h): inputs (the tensor
- * arguments, then the captures), constants, then each step's outputs.
+ * From a trace to a plan: dead ops dropped, compositions of a hand-fused kernel replaced by it
+ * (hand_fused.ts), groups formed (CPU only), and the steps of the native program laid out with their
+ * value numbering (native/program/program.h): inputs (the tensor arguments, then the captures),
+ * constants, then each step's outputs.
  */
 import type { NativeProgramSpec, NativeStepSpec } from '../native.js';
 import type { Attrs } from '../tape.js';
 import { compileGroup, type GroupCode } from './group_program.js';
 import { planGroups, type FusionGroup } from './fusion.js';
+import { matchHandFused } from './hand_fused.js';
 import type { TraceNode, Value } from './graph.js';
 import type { Recorder } from './recorder.js';
 
@@ -63,7 +65,9 @@ function liveNodes(nodes: readonly TraceNode[], results: readonly number[]): Tra
 /** Lays out the plan of a finished trace whose result leaves are the values `results`. */
 export function lower(rec: Recorder, results: readonly number[], fuse: boolean): Lowered {
   const { values } = rec;
-  const nodes = liveNodes(rec.nodes, results);
+  const live = liveNodes(rec.nodes, results);
+  // Rule (0) on every device, then the groups (rules 1-5) on the CPU.
+  const nodes = fuse ? matchHandFused(live, values, new Set(results)) : live;
   const groups: PlannedGroup[] = [];
   const byId = new Map(nodes.map((n) => [n.id, n]));
   if (fuse && values.every((v) => v.device === 'cpu')) {

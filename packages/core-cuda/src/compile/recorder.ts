@@ -32,6 +32,8 @@ export class Recorder implements OpObserver {
   readonly dynamic: { nodes: number[]; compute: () => Attrs[] }[] = [];
   /** Tensors every replay hands to a receiver besides the function's results (replayOutput). */
   readonly replayOutputs: { tensor: Tensor; receive: (t: Tensor) => void }[] = [];
+  /** Conditions the program's replays need (guardTrace). */
+  readonly guards: (() => boolean)[] = [];
   private pending: { count: number; nodes: number[]; compute: () => Attrs[] } | null = null;
   private readonly ids = new Map<Tensor, number>();
 
@@ -88,6 +90,11 @@ export class Recorder implements OpObserver {
     const v = this.values[this.valueOf(t)]!;
     if (v.origin !== 'node') throw new ArgumentError(`replayOutput: ${t.describe()} was not made by an op of the traced function`);
     this.replayOutputs.push({ tensor: t, receive });
+  }
+
+  guard(valid: () => boolean): void {
+    if (typeof valid !== 'function') throw new ArgumentError('guardTrace: valid must be a function');
+    this.guards.push(valid);
   }
 
   /** E_ARG when the function ended before the ops a dynamicAttrs call announced had run. */

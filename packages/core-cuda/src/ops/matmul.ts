@@ -6,6 +6,7 @@ import { ArgumentError, DeviceError, DTypeError, ShapeError } from '../errors.js
 import { runKernel1 } from '../kernel.js';
 import { broadcastShapes, fmtShape } from '../shape.js';
 import { activeTape, registerGradient } from '../tape.js';
+import { guardTrace, untraced } from '../trace_hook.js';
 import { assertTensor, booleanOption, optionsOf } from './check.js';
 import { Tensor } from '../tensor.js';
 import { sumTo } from './broadcast.js';
@@ -128,7 +129,8 @@ export function packWeight(w: Tensor, options?: { transB?: boolean }): PackedWei
   assertTensor(w, 'packWeight', 'w');
   if (activeTape()) throw new ArgumentError('packWeight: packed weights are for inference, not under valueAndGrad');
   if (w.rank !== 2) throw new ShapeError(`packWeight: the weight must be a matrix, got ${w.describe()}`);
-  const bytes = w.device === 'cpu' ? runKernel1('matmul_pack', [w], { transB }) : null;
+  // Packed once: under kx.compile the packing is not part of the program (a replay reads the copy).
+  const bytes = w.device === 'cpu' ? untraced(() => runKernel1('matmul_pack', [w], { transB })) : null;
   return new PackedWeight(w, transB, bytes);
 }
 
@@ -144,6 +146,7 @@ export function matmulPacked(a: Tensor, w: PackedWeight, options?: { bias?: Tens
   if (!(w instanceof PackedWeight)) throw new ArgumentError('matmulPacked: w must be a PackedWeight (from packWeight)');
   if (activeTape()) throw new ArgumentError('matmulPacked: not differentiable; under valueAndGrad use matmul with the weight itself');
   if (!w.isCurrent) throw new ArgumentError('matmulPacked: the weight changed (or was disposed) since it was packed; pack it again');
+  guardTrace(() => w.isCurrent); // a program reading the copy is traced again once it is stale
   if (a.dtype !== w.source.dtype) throw new DTypeError(`matmulPacked: a is ${a.dtype}, the weight ${w.source.dtype}`);
   if (a.device !== w.source.device) throw new DeviceError(`matmulPacked: a is on ${a.device}, the weight on ${w.source.device}`);
   if (a.rank < 1 || a.shape[a.rank - 1] !== w.k) {

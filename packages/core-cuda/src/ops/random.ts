@@ -3,6 +3,7 @@
  * element e of a draw depends only on (seed, offset + e). A run with a seed is repeatable on the
  * same device and build, whatever the threading.
  */
+import { zeros } from '../creation.js';
 import { ArgumentError } from '../errors.js';
 import { runKernel1 } from '../kernel.js';
 import { registerGradient, type Attrs } from '../tape.js';
@@ -84,6 +85,39 @@ function dropoutAttrs(p: number, key: RandomKey, size: number): Attrs {
   const offset = checkU53(key.offset ?? 0, 'dropout: offset');
   checkU53(offset + size, 'dropout: offset + x.size');
   return { p, seed, offset };
+}
+
+/**
+ * @internal The checked key of a draw of n random numbers: a key as given, or the next n of a
+ * Philox generator (E_ARG for a key outside [0, 2^53) or one whose numbers would run past it).
+ */
+export function drawKey(rng: RandomKey | Philox, n: number, what: string): Required<RandomKey> {
+  if (rng === null || typeof rng !== 'object') throw new ArgumentError(`${what}: rng must be { seed, offset? } or a Philox`);
+  const key = rng instanceof Philox ? rng.take(n) : rng;
+  const seed = checkU53(key.seed, `${what}: seed`);
+  const offset = checkU53(key.offset ?? 0, `${what}: offset`);
+  checkU53(offset + n, `${what}: offset + count`);
+  return { seed, offset };
+}
+
+/**
+ * Standard normal float32 numbers of the given shape on a device (default the CPU), drawn by
+ * Box–Muller from Philox: element i comes from Philox(seed, offset + i) in a stream of its own
+ * (native/include/kx/philox.h, `philox_normal`), so the same key gives the same numbers on the
+ * CPU and CUDA (to the last bit or two of the devices' log and cos). `rng` is a key or a Philox
+ * generator, which reserves one number per element (under kx.compile, afresh at every replay, as
+ * dropout's). No gradient (nothing to differentiate).
+ */
+export function randomNormal(shape: readonly number[], rng: RandomKey | Philox, options: { device?: string } = {}): Tensor {
+  const like = zeros(shape, { dtype: 'uint8', ...(options.device !== undefined ? { device: options.device } : {}) });
+  try {
+    const attrs = drawKey(rng, like.size, 'randomNormal');
+    // under kx.compile a generator's draw is taken afresh at every replay, as dropout's
+    if (rng instanceof Philox && tracing()) dynamicAttrs(1, () => [drawKey(rng, like.size, 'randomNormal')]);
+    return runKernel1('normal', [like], attrs);
+  } finally {
+    like.dispose();
+  }
 }
 
 /**

@@ -2,7 +2,7 @@
  * BERT / RoFormer configuration: sizes and options, with the Hugging Face config.json keys
  * (vocab_size, hidden_size, ...) accepted by `bertConfigFromHF`.
  */
-import { ArgumentError } from '@kexue/core-cuda';
+import { ArgumentError, type RopeLayout } from '@kexue/core-cuda';
 
 import { parseHfBertConfig, type HfBertConfig } from '../checkpoint/bert_config.js';
 import { readHfBertConfig } from '../checkpoint/config.js';
@@ -28,6 +28,16 @@ export interface BertConfig {
   initializerRange: number;
   /** BERT's pooler (dense + tanh on [CLS]); default true for bert, false for roformer. */
   pooler: boolean;
+  /**
+   * RoFormer's RoPE pair layout: 'interleaved' (bert4keras / RoFormer checkpoints, the default) or
+   * 'rotate-half' (GPT-NeoX / LLaMA; convertRopeCheckpoint moves weights between the two).
+   */
+  ropeLayout: RopeLayout;
+  /**
+   * The self-attention: 'softmax' (default) or 'linear' (φ = elu + 1 with RoPE in the numerator,
+   * ALGORITHMS.md §6.1; MultiHeadAttention's `attention`).
+   */
+  attention: 'softmax' | 'linear';
 }
 
 const DEFAULTS: Omit<BertConfig, 'kind' | 'embeddingSize' | 'pooler'> = {
@@ -42,6 +52,8 @@ const DEFAULTS: Omit<BertConfig, 'kind' | 'embeddingSize' | 'pooler'> = {
   layerNormEps: 1e-12,
   hiddenDropout: 0.1,
   initializerRange: 0.02,
+  ropeLayout: 'interleaved',
+  attention: 'softmax',
 };
 
 /** A full config from a partial one (defaults: BERT-base Chinese sizes), validated. */
@@ -60,6 +72,10 @@ export function bertConfig(partial: Partial<BertConfig> & { kind: BertConfig['ki
   if (c.kind === 'roformer' && (c.hiddenSize / c.numHeads) % 2 !== 0) throw new ArgumentError('bert config: RoFormer needs an even head size');
   if (c.kind === 'bert' && c.embeddingSize !== c.hiddenSize) throw new ArgumentError('bert config: BERT needs embeddingSize = hiddenSize');
   if (!(c.hiddenDropout >= 0 && c.hiddenDropout < 1)) throw new ArgumentError(`bert config: hiddenDropout must be in [0, 1), got ${c.hiddenDropout}`);
+  if (c.ropeLayout !== 'interleaved' && c.ropeLayout !== 'rotate-half') {
+    throw new ArgumentError(`bert config: ropeLayout must be 'interleaved' or 'rotate-half', got ${String(c.ropeLayout)}`);
+  }
+  if (c.attention !== 'softmax' && c.attention !== 'linear') throw new ArgumentError(`bert config: attention must be 'softmax' or 'linear', got ${String(c.attention)}`);
   if (!(c.layerNormEps > 0)) throw new ArgumentError(`bert config: layerNormEps must be > 0, got ${c.layerNormEps}`);
   return c;
 }

@@ -114,7 +114,7 @@ export class BertAttention extends Module {
     const { c } = ctx;
     this.self = this.addModule(
       'self',
-      new MultiHeadAttention({ hidden: c.hiddenSize, heads: c.numHeads, rope: c.kind === 'roformer', rng: ctx.rng, init: truncatedNormal(c.initializerRange) }),
+      new MultiHeadAttention({ hidden: c.hiddenSize, heads: c.numHeads, rope: c.kind === 'roformer' && { layout: c.ropeLayout }, attention: c.attention, rng: ctx.rng, init: truncatedNormal(c.initializerRange) }),
     );
     this.output = this.addModule('output', new DenseResidualNorm(ctx, c.hiddenSize));
   }

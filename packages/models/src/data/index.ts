@@ -25,3 +25,4 @@ export { groupPieces, pseudoSummary, pseudoSummaryPairs, textSegmentate, type Gr
 export { readStreamLines, readTextCorpus, type TextDocument, type TextReadOptions } from './text.js';
 export { BatchLoader, Dataset, SHUFFLE_STREAM, shuffledOrder, type Batch, type LoaderOptions, type Position } from './dataset.js';
 export { entitiesToTokens, tokensToEntities, TokenSpanMapper, type SpanMapperOptions, type TokenEntity, type TokenOffset } from './spans.js';
+export { FASHION_MNIST_DIR, parseIdx, readIdx, readImageSplit, type ImageSet } from './idx.js';

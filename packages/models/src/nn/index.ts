@@ -6,5 +6,6 @@ export { Linear, Embedding, LayerNorm, RMSNorm, Dropout, type LinearOptions } fr
 export { activation, type ActivationName } from './activations.js';
 export { MultiHeadAttention, type MultiHeadAttentionOptions, type AttentionCallOptions } from './attention.js';
 export { FeedForward, type FeedForwardOptions } from './feed_forward.js';
-export { applyRope } from './rope.js';
+export { applyRope, convertRopeCheckpoint, type LayerRopeOptions, type RopeConversionOptions } from './rope.js';
+export { eluPlusOne, linearAttention, type LinearAttentionOptions } from './linear_attention.js';
 export { WorkerModule, type ModuleFactory } from './worker_module.js';

@@ -7,4 +7,5 @@ export * from './ner.js';
 export * from './mlm.js';
 export * from './summarize.js';
 export * from './pegasus.js';
+export * from './vae.js';
 export * from './registry.js';

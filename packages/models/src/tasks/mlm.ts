@@ -166,6 +166,9 @@ export const mlmTask = defineTask({
       data: train,
       loss: (batch: Batch<number[]>) =>
         mlmLoss(model, batch.records.map((ids, k) => masked(ids, tokenizer, seed, prob, batch.indices[k]!, batch.epoch)), tokenizer.padId).loss,
+      // the loss is a mean over the chosen positions (data-parallel shares are weighted by them)
+      lossWeight: (batch: Batch<number[]>) =>
+        batch.records.reduce((n, ids, k) => n + masked(ids, tokenizer, seed, prob, batch.indices[k]!, batch.epoch).positions.length, 0),
       tokens: (records: number[][]) => records.reduce((n, r) => n + r.length, 0),
       ...(dev.length ? { evaluate: async () => scoreMlm(model, dev, tokenizer, seed, prob) } : {}),
       arch: mlmArch(config, tokenizer.vocabSize),

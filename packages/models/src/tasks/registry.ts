@@ -9,11 +9,12 @@ import { mlmTask } from './mlm.js';
 import { nerTask } from './ner.js';
 import { pegasusTask } from './pegasus.js';
 import { summarizeTask } from './summarize.js';
+import { vaeTask } from './vae.js';
 import type { EvaluationCommand, Task } from './task.js';
 import { stsEvaluation } from '../sentence/sts_command.js';
 import { suggest } from '../suggest.js';
 
-export const TASKS: readonly Task[] = [nerTask, mlmTask, summarizeTask, pegasusTask];
+export const TASKS: readonly Task[] = [nerTask, mlmTask, summarizeTask, pegasusTask, vaeTask];
 
 /** The evaluations that belong to no task (`kexue eval <name> MODEL`), offered beside the tasks' own. */
 export const EVALUATIONS: readonly EvaluationCommand[] = [stsEvaluation];

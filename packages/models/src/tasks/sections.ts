@@ -45,6 +45,7 @@ export const DEVICE_NAME = { test: (v: string) => /^(cpu|cuda(:\d+)?)$/.test(v),
 export function modelKeys(d: { hidden: number; layers: number; heads: number; intermediate: number }) {
   return {
     kind: choice(['roformer', 'bert'], 'roformer', 'encoder: RoFormer (RoPE) or BERT (absolute positions)'),
+    attention: choice(['softmax', 'linear'], 'softmax', 'self-attention: softmax, or linear (elu+1 features, RoPE in the numerator only)'),
     hidden: integer(d.hidden, 'hidden size', { min: 2 }),
     layers: integer(d.layers, 'transformer layers', { min: 1 }),
     heads: integer(d.heads, 'attention heads (must divide model.hidden)', { min: 1 }),
@@ -165,12 +166,24 @@ export function encoderConfig(c: ModelConfig, vocabSize: number): BertConfig {
     intermediateSize: c.intermediate,
     hiddenDropout: c.dropout,
     maxPositions: c.max_positions,
+    attention: c.attention,
   });
 }
 
-/** The encoder part of an architecture record (what must match to load weights). */
+/**
+ * The encoder part of an architecture record (what must match to load weights). model.attention
+ * is recorded when it is 'linear' only, so that runs from before the key (softmax) still match.
+ */
 export function encoderArch(c: ModelConfig, vocabSize: number): Record<string, unknown> {
-  return { 'model.kind': c.kind, 'model.hidden': c.hidden, 'model.layers': c.layers, 'model.heads': c.heads, 'model.intermediate': c.intermediate, vocab_size: vocabSize };
+  return {
+    'model.kind': c.kind,
+    'model.hidden': c.hidden,
+    'model.layers': c.layers,
+    'model.heads': c.heads,
+    'model.intermediate': c.intermediate,
+    ...(c.attention === 'linear' ? { 'model.attention': c.attention } : {}),
+    vocab_size: vocabSize,
+  };
 }
 
 /** The optimizer of a config for a run of `totalSteps` updates. */

@@ -117,6 +117,11 @@ function padded(rows: readonly number[][], pad: number, device: string): { ids: 
   return { ids: tensor(ids, [B, n], { dtype: 'int32', device }), mask: tensor(mask, [B, n], { dtype: 'uint8', device }) };
 }
 
+/** The target tokens a batch's summarizeLoss is a mean over (each target but its first token). */
+export function targetTokens(pairs: readonly EncodedPair[]): number {
+  return pairs.reduce((n, p) => n + p.targetIds.length - 1, 0);
+}
+
 /** The teacher-forced loss of a batch: the decoder reads target[:-1] and predicts target[1:] (padding ignored). */
 export function summarizeLoss(model: T5ForConditionalGeneration, pairs: readonly EncodedPair[], pad: number): Tensor {
   const device = model.device;
@@ -264,6 +269,7 @@ export const summarizeTask = defineTask({
       model,
       data: train,
       loss: ({ records }: Batch<EncodedPair>) => summarizeLoss(model, records, tokenizer.padId),
+      lossWeight: ({ records }: Batch<EncodedPair>) => targetTokens(records),
       tokens: pairTokens,
       ...(dev.length
         ? {

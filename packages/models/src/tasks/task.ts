@@ -9,7 +9,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 
-import { FormatError, KexueIOError, Philox, resolveDevice, setNumThreads, type Tensor } from '@kexue/core-cuda';
+import { devices, dist, FormatError, KexueIOError, Philox, resolveDevice, setNumThreads, type Tensor } from '@kexue/core-cuda';
 import { loadOptimizerState, type Optimizer } from '@kexue/optimizers';
 
 import type { Batch, Dataset } from '../data/dataset.js';
@@ -69,6 +69,8 @@ export interface CommandIO {
   /** A message for the person running the command, on standard error (one line; the newline is added). */
   warn(message: string): void;
   readStdin(): Promise<string>;
+  /** Writes an 8-bit gray image as a PNG file (the CLI's, through pngjs); absent where the program cannot. */
+  writeImage?(file: string, image: { width: number; height: number; data: Uint8Array }): Promise<void>;
 }
 
 /** The options every command on a trained run has: which checkpoint, and where the model computes. */
@@ -139,6 +141,8 @@ export interface TrainPlan<R> {
   loss(batch: Batch<R>): Tensor;
   /** Real tokens in a batch (for tokens/s). */
   tokens(records: R[]): number;
+  /** What the loss of a batch is a mean over, where not its examples (TrainTask.lossWeight). */
+  lossWeight?(batch: Batch<R>): number;
   /** Held-out evaluation; absent when the run has no dev data. */
   evaluate?(): Promise<Record<string, number>>;
   /** The architecture record checkpoints carry (checked on resume and when loading). */
@@ -146,6 +150,8 @@ export interface TrainPlan<R> {
   /** Files copied into each checkpoint, by name (tokenizer files). */
   files: Record<string, string>;
   about: Pick<StartEvent, 'model' | 'data' | 'extra'>;
+  /** Frees what the plan holds besides the model (a sampler's table), when the run ends. */
+  dispose?(): void;
 }
 
 /** What a task module declares. */
@@ -167,7 +173,15 @@ export interface TaskDefinition<S extends ConfigSpec & RunSpec, R> {
   setup(config: ConfigOf<S> & { task: string }, run: RunContext): Promise<TrainPlan<R>>;
   /** One line about an evaluation: 'dev F1 0.4805 (P 0.5381, R 0.4341)'. */
   describeEval(metrics: Record<string, number>): string;
-  commands: { eval?: TaskCommand; predict?: TaskCommand };
+  commands: TaskCommands;
+}
+
+/** A task's commands on its runs: `kexue eval|predict|sample <task> RUN_DIR …`. */
+export interface TaskCommands {
+  eval?: TaskCommand;
+  predict?: TaskCommand;
+  /** Writes what a generative model makes (image grids). */
+  sample?: TaskCommand;
 }
 
 /** How to train: where the config comes from and where the run goes. */
@@ -191,6 +205,9 @@ export interface TrainOptions<C> {
 
 export interface TrainResult extends TrainSummary {
   runDir: string;
+  /** This process's rank in a data-parallel job (0 in a single-process run), and the job's processes. */
+  rank: number;
+  processes: number;
 }
 
 /** A registered task, as the CLI and programs use it. */
@@ -201,7 +218,7 @@ export interface Task<C = Record<string, unknown>> {
   /** The config keys by dotted name, in declaration order. */
   readonly keys: readonly [string, Key][];
   readonly best: { metric: string; higherIsBetter: boolean } | null;
-  readonly commands: { eval?: TaskCommand; predict?: TaskCommand };
+  readonly commands: TaskCommands;
   /** Resolves and checks a config (RequestError naming the key for any mistake). */
   resolve(sources: ConfigSources & { values?: ConfigValues<C> }): C & { task: string };
   /** The config of an existing run of this task, checked (E_FORMAT for another task's run). */
@@ -257,27 +274,33 @@ export function defineTask<S extends ConfigSpec & RunSpec, R>(def: TaskDefinitio
     // every task's spec has the run keys (RunSpec), which TypeScript cannot see through ConfigOf<S>
     const run = config as unknown as ConfigOf<RunSpec>;
     const fresh = o.resume === undefined;
+    // a process started by mpirun is one of a data-parallel job, where rank 0 alone reports and
+    // writes the run (its directory, lock, config, metrics, checkpoints)
+    const world = dist.launchedByMpi() ? dist.init() : null;
+    const lead = !world || world.rank === 0;
     // a fresh run's directory is checked and taken once everything else is (nothing written before)
     const existed = fresh && existsSync(runDir);
     // the caller's observer, and the run's TensorBoard event files (opened at the first event)
-    const tensorboard = tensorboardObserver(runDir);
-    const caller = o.onEvent ?? ignoreEvents;
+    const tensorboard = lead ? tensorboardObserver(runDir) : null;
+    const caller = lead ? (o.onEvent ?? ignoreEvents) : ignoreEvents;
     const onEvent: TrainObserver = (e) => {
       caller(e);
-      tensorboard(e);
+      tensorboard?.(e);
     };
     const tookOver = (lock: RunLock) => {
       const t = lock.tookOver;
       if (t) onEvent({ type: 'notice', message: `took over the lock of ${runDir}${t.pid ? ` from process ${t.pid} (started ${t.started}), which is gone` : ', which no process finished writing'}` });
       return lock;
     };
-    let lock = fresh ? null : tookOver(lockRunDir(runDir));
+    let lock = fresh || !lead ? null : tookOver(lockRunDir(runDir));
     let plan: TrainPlan<R> | null = null;
     let optimizer: Optimizer | null = null;
     try {
       if (run.train.threads > 0) setNumThreads(run.train.threads);
       const precision = PrecisionPolicy.fromConfig(run);
-      const device = resolveDevice(run.device);
+      // data-parallel on GPUs: device=cuda means one GPU per process, by its rank on the machine
+      const gpus = world && run.device === 'cuda' ? devices().filter((d) => d.type === 'cuda').length : 0;
+      const device = resolveDevice(gpus > 0 ? `cuda:${dist.localRank() % gpus}` : run.device);
       const resume = fresh ? null : resumePoint(runDir);
       const dropout = new Philox(run.train.seed, resume ? resume.state.dropoutOffset : 0);
       plan = await def.setup(config, { runDir, device, resume, dropout });
@@ -289,7 +312,7 @@ export function defineTask<S extends ConfigSpec & RunSpec, R>(def: TaskDefinitio
       if (resume) loadWeights(path.join(resume.dir, MODEL_FILE), plan.model);
       plan.model.to(device);
       if (resume) loadOptimizerState(path.join(resume.dir, OPTIMIZER_FILE), optimizer, { device });
-      else {
+      else if (lead) {
         lock = tookOver(lockRunDir(runDir));
         if (checkNewRunDir(runDir)) onEvent({ type: 'notice', message: `${runDir} held a run that stopped before its first checkpoint: starting it anew` });
         createRunDir(runDir);
@@ -312,6 +335,7 @@ export function defineTask<S extends ConfigSpec & RunSpec, R>(def: TaskDefinitio
           data: plan.data,
           loss: plan.loss,
           tokens: plan.tokens,
+          ...(plan.lossWeight ? { lossWeight: plan.lossWeight } : {}),
           ...(plan.evaluate ? { evaluate: plan.evaluate, ...(def.best ? { mainMetric: { name: def.best.metric, higherIsBetter: def.best.higherIsBetter } } : {}) } : {}),
         },
         {
@@ -333,17 +357,19 @@ export function defineTask<S extends ConfigSpec & RunSpec, R>(def: TaskDefinitio
           onEvent,
           ...(resume ? { resume: resume.state } : {}),
           ...(o.stop ? { stop: o.stop } : {}),
+          ...(world ? { world } : {}),
           precision,
         },
       );
-      return { ...summary, runDir };
+      return { ...summary, runDir, rank: world?.rank ?? 0, processes: world?.size ?? 1 };
     } catch (err) {
       // a fresh run that failed before its first checkpoint leaves nothing that blocks the next
       if (fresh && lock && !existsSync(path.join(runDir, INDEX_FILE))) removeUnfinishedRun(runDir, existed);
       throw err;
     } finally {
-      tensorboard.close();
+      tensorboard?.close();
       plan?.model.dispose();
+      plan?.dispose?.();
       optimizer?.dispose();
       lock?.release();
     }

@@ -46,7 +46,8 @@ const isLeftover = (name: string) => LEFTOVERS.includes(name) || name.startsWith
 export function checkNewRunDir(dir: string): boolean {
   if (!existsSync(dir)) return false;
   if (!statSync(dir).isDirectory()) throw new ArgumentError(`run directory ${dir} exists and is not a directory`);
-  const entries = readdirSync(dir);
+  // (the lock alone is no run: this run's own, taken before this check, or a dead one's, taken over)
+  const entries = readdirSync(dir).filter((e) => e !== LOCK_FILE);
   if (entries.length === 0) return false;
   const checkpoints = path.join(dir, CHECKPOINTS_DIR);
   const abandoned =

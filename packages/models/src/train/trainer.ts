@@ -10,15 +10,21 @@
  * checkpointed with the rest.
  * The loop runs where the task's model is (the task makes its batches there); the checkpoints
  * hold host copies whatever the device.
+ * Data-parallel (`world`, the processes of an MPI job): every process walks the same global batches
+ * and computes the gradient of its contiguous share, weighted by the share's part of the batch's
+ * loss weight, so that the sum over processes (one all-reduce per update, before clipping and the
+ * optimizer) is the gradient of the whole batch; parameters start from rank 0's, every process then
+ * makes the same updates, and rank 0 alone writes metrics and checkpoints.
  */
 import path from 'node:path';
 
-import { add, dispose, DivergedError, globalNorm, keep, mul, tidy, valueAndGrad, type Philox, type Tensor } from '@kexue/core-cuda';
+import { add, dist, dispose, DivergedError, globalNorm, keep, mul, tensor, tidy, valueAndGrad, zeros, type Philox, type Tensor } from '@kexue/core-cuda';
 import type { Optimizer, StepResult } from '@kexue/optimizers';
 
 import type { Batch, Dataset } from '../data/dataset.js';
 import type { Module } from '../nn/module.js';
 import { readCheckpointIndex, writeCheckpoint, type Architecture, type TrainerState } from './checkpoint.js';
+import { GradientReducer } from './gradient_reducer.js';
 import { MetricsLog } from './metrics.js';
 import { PrecisionPolicy } from './precision.js';
 import type { TrainObserver } from './events.js';
@@ -34,6 +40,12 @@ export interface TrainTask<R> {
   loss(batch: Batch<R>): Tensor;
   /** Real tokens in a batch (for tokens/s). */
   tokens(records: R[]): number;
+  /**
+   * What the loss of a batch is a mean over (its examples by default; a task whose loss averages
+   * over tokens or chosen positions says how many a batch has). Data-parallel runs weight each
+   * process's share by it, so that their sum is the loss of the whole batch.
+   */
+  lossWeight?(batch: Batch<R>): number;
   /** Held-out evaluation (the model is in eval mode during the call). */
   evaluate?(): Promise<Record<string, number>>;
   /** The evaluation metric that picks the best checkpoint. */
@@ -75,6 +87,8 @@ export interface TrainLoopOptions {
   maxNonFinite?: number;
   /** When aborted, the loop stops after the current update with a checkpoint, as at stopAt. */
   stop?: AbortSignal;
+  /** This process's place in a data-parallel job (kx.dist.init()); absent: a single process. */
+  world?: { rank: number; size: number };
 }
 
 export interface TrainSummary {
@@ -96,17 +110,49 @@ function freshState(): TrainerState {
 
 const round = (x: number, digits: number) => Number(x.toPrecision(digits));
 
+/**
+ * The all-reduce time since `from` (a kx.dist.stats()): `allreduce_ms`, the communication thread's
+ * time on it, and `allreduce_hidden`, the share of that time the backward pass hid (not waited for).
+ */
+function commWindow(from: ReturnType<typeof dist.stats>): { allreduce_ms: number; allreduce_hidden: number } {
+  const now = dist.stats();
+  const busy = now.busyMs - from.busyMs;
+  const waited = now.waitedMs - from.waitedMs;
+  return { allreduce_ms: round(busy, 4), allreduce_hidden: busy > 0 ? round(Math.max(0, Math.min(1, 1 - waited / busy)), 3) : 0 };
+}
+
+/** Process `rank`'s contiguous share of a global batch (of `size` processes): near-equal parts. */
+function shareOf<R>(batch: Batch<R>, rank: number, size: number): Batch<R> {
+  const n = batch.records.length;
+  const start = Math.floor((rank * n) / size);
+  const end = Math.floor(((rank + 1) * n) / size);
+  return { records: batch.records.slice(start, end), indices: batch.indices.slice(start, end), epoch: batch.epoch, index: batch.index + start };
+}
+
 /** Runs the loop until totalSteps (or stopAt) updates are done. */
 export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Promise<TrainSummary> {
   const state: TrainerState = o.resume ? structuredClone(o.resume) : freshState();
   if (o.dropout.offset !== state.dropoutOffset) throw new Error(`trainLoop: the dropout generator is at ${o.dropout.offset}, the state at ${state.dropoutOffset}`);
+  const world = o.world && o.world.size > 1 ? o.world : null;
+  /** Whether this process writes the run's files (the only one, or rank 0). */
+  const lead = !world || world.rank === 0;
   const metrics = new MetricsLog(`${o.runDir}/metrics.jsonl`);
+  const record = (rec: Parameters<MetricsLog['append']>[0]) => {
+    if (lead) metrics.append(rec);
+  };
+  const weightOf = (batch: Batch<R>) => task.lossWeight?.(batch) ?? batch.records.length;
   if (o.resume) {
-    const dropped = await metrics.truncateAfter(state.step);
+    const dropped = lead ? await metrics.truncateAfter(state.step) : 0;
     o.onEvent({ type: 'resume', step: state.step, epoch: state.position.epoch, index: state.position.index, droppedRecords: dropped });
   }
   const loader = task.data.batches({ batchSize: o.batchSize, shuffle: true, seed: o.seed, position: state.position });
   const params = task.model.namedParameters();
+  const names = Object.keys(params);
+  // every process starts from rank 0's parameters (a fresh run's seeded ones, or the checkpoint's)
+  if (world) dist.broadcast(Object.values(params), 0);
+  const reducer = world ? new GradientReducer(Object.values(params)) : null;
+  /** The all-reduce time of the log window so far, and how much of it was hidden behind compute. */
+  let commFrom = world ? dist.stats() : null;
   const policy = o.precision ?? new PrecisionPolicy();
   const scaler = policy.createScaler();
   if (scaler) {
@@ -134,7 +180,7 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
     state.position = loader.position;
     state.dropoutOffset = o.dropout.offset;
     if (scaler) state.lossScaler = scaler.state();
-    await writeCheckpoint(o.runDir, { task: task.name, arch: o.arch, weights: params, optimizer: o.optimizer, state, config: o.config, files: o.files }, best);
+    if (lead) await writeCheckpoint(o.runDir, { task: task.name, arch: o.arch, weights: params, optimizer: o.optimizer, state, config: o.config, files: o.files }, best);
     savedStep = state.step;
   };
 
@@ -150,7 +196,7 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
     }
     lastEval = result;
     const seconds = round((performance.now() - t0) / 1000, 4);
-    metrics.append({ kind: 'eval', step: state.step, epoch: loader.position.epoch, ...result, eval_s: seconds });
+    record({ kind: 'eval', step: state.step, epoch: loader.position.epoch, ...result, eval_s: seconds });
     const main = task.mainMetric;
     const value = main ? result[main.name] : undefined;
     // a non-finite metric (a diverged model) is never the best
@@ -169,6 +215,8 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
   let updatesHere = 0;
   let stoppedEarly = false;
   let interrupted = false;
+  /** Data-parallel: a process asked to stop (the flag travels with the loss), so all stop at this update. */
+  let stopAgreed = false;
   while (state.step < o.totalSteps) {
     if (state.step >= stopAt) {
       stoppedEarly = true;
@@ -176,7 +224,7 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
     }
     // let signal handlers run (a Ctrl-C handler aborts o.stop): the update itself is synchronous
     await new Promise((resolve) => setImmediate(resolve));
-    if (o.stop?.aborted) {
+    if (world ? stopAgreed : o.stop?.aborted) {
       stoppedEarly = interrupted = true;
       if (savedStep !== state.step) await save(null);
       break;
@@ -190,21 +238,54 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
     for (let micro = 0; micro < o.gradAccum; micro++) {
       const batch = loader.next();
       tokens += task.tokens(batch.records);
-      // The scale seeds the backward pass (the value stays unscaled), so crossEntropy's forward can
-      // compute the scaled gradient itself.
-      const { value, grads } = valueAndGrad(() => policy.forward(task.model, () => task.loss(batch)), params, {
-        outputGradient: scale,
-      });
-      lossSum += value.item();
-      value.dispose();
-      if (acc === null) acc = grads;
+      // this process's share, and its part of the batch's loss (1 alone)
+      const part = world ? shareOf(batch, world.rank, world.size) : batch;
+      const whole = world ? weightOf(batch) : 0;
+      const share = !world ? 1 : whole > 0 ? weightOf(part) / whole : part.records.length / batch.records.length;
+      // data-parallel: the last micro-batch's gradients, summed with the earlier ones into tensors of
+      // their own, start their all-reduce as the backward pass completes them
+      const prev = acc;
+      const onGradient =
+        reducer && micro === o.gradAccum - 1 ? (i: number, g: Tensor) => reducer.ready(i, keep(prev ? add(prev[names[i]!]!, g) : mul(g, 1))) : undefined;
+      let grads: Record<string, Tensor>;
+      if (share > 0) {
+        // The scale seeds the backward pass (the value stays unscaled), so crossEntropy's forward can
+        // compute the scaled gradient itself.
+        const out = valueAndGrad(() => policy.forward(task.model, () => task.loss(part)), params, {
+          outputGradient: scale * share,
+          ...(onGradient ? { onGradient } : {}),
+        });
+        grads = out.grads;
+        lossSum += out.value.item() * share;
+        out.value.dispose();
+      } else {
+        // a share with nothing to learn from (a batch smaller than the job) still takes part
+        grads = Object.fromEntries(Object.entries(params).map(([k, p]) => [k, zeros(p.shape, { device: p.device })]));
+        if (onGradient) names.forEach((k, i) => onGradient(i, grads[k]!));
+      }
+      if (onGradient) {
+        // the reducer holds the sums now
+        dispose([Object.values(grads), prev ? Object.values(prev) : []]);
+        acc = null;
+      } else if (acc === null) acc = grads;
       else {
         const prev: Record<string, Tensor> = acc;
         acc = tidy(() => Object.fromEntries(Object.entries(prev).map(([k, a]) => [k, keep(add(a, grads[k]!))])));
         dispose([Object.values(prev), Object.values(grads)]);
       }
     }
-    let grads = acc!;
+    let grads: Record<string, Tensor>;
+    if (reducer) {
+      // the sum over processes of their weighted shares: the whole batch's gradient and loss, and
+      // whether any process was asked to stop (then all stop after this update, with a checkpoint)
+      const extra = tensor([lossSum, o.stop?.aborted ? 1 : 0], [2], { device: Object.values(params)[0]!.device });
+      const summed = reducer.finish(extra);
+      grads = Object.fromEntries(names.map((k, i) => [k, summed[i]!]));
+      const [reducedLoss, stops] = extra.dataSync();
+      lossSum = reducedLoss!;
+      stopAgreed = stops! > 0;
+      extra.dispose();
+    } else grads = acc!;
     if (o.gradAccum > 1) {
       const sum = grads;
       grads = tidy(() => Object.fromEntries(Object.entries(sum).map(([k, a]) => [k, keep(mul(a, 1 / o.gradAccum))])));
@@ -264,8 +345,10 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
         tokens_per_s: round((w.tokens / w.ms) * 1000, 4),
         elapsed_s: round(state.elapsedMs / 1000, 4),
         ...(scaler ? { loss_scale: scaler.scale, skipped_steps: state.skippedSteps } : {}),
+        ...(commFrom ? commWindow(commFrom) : {}),
       };
-      metrics.append(rec);
+      if (commFrom) commFrom = dist.stats();
+      record(rec);
       o.onEvent({ type: 'log', total: o.totalSteps, record: rec });
       state.window = { lossSum: 0, updates: 0, tokens: 0, ms: 0 };
     }

@@ -7,7 +7,7 @@
 
 namespace kx {
 
-enum class Code { Shape, DType, Device, Arg, Disposed, OOM, NoCuda, IO, Format, Internal };
+enum class Code { Shape, DType, Device, Arg, Disposed, OOM, NoCuda, IO, Format, Internal, NoMpi, Dist };
 const char* code_name(Code c);
 
 struct Error : std::runtime_error {

@@ -52,6 +52,19 @@ KX_HD Philox4 philox_block(uint64_t seed, uint64_t block) {
 // A uniform float in [0, 1) from the top 24 bits of a word: every value is exact in float32.
 KX_HD float philox_uniform(uint32_t word) { return (float)(word >> 8) * 5.9604644775390625e-08f; }
 
+// Standard normals ('NRML' in counter word c3, so they never share a block with the words of the
+// convention above): normal element e is the Box–Muller cosine of the first two words of block
+// {lo32(e), hi32(e), 0, kPhiloxNormalStream}, each taken as (top 24 bits + 1/2) / 2^24 in (0, 1).
+constexpr uint32_t kPhiloxNormalStream = 0x4E524D4Cu;
+
+KX_HD float philox_normal(uint64_t seed, uint64_t e) {
+  const Philox4 r = philox4x32_10(Philox4{{(uint32_t)e, (uint32_t)(e >> 32), 0u, kPhiloxNormalStream}}, (uint32_t)seed,
+                                  (uint32_t)(seed >> 32));
+  const float u1 = ((float)(r.v[0] >> 8) + 0.5f) * 5.9604644775390625e-08f;
+  const float u2 = ((float)(r.v[1] >> 8) + 0.5f) * 5.9604644775390625e-08f;
+  return sqrtf(-2.0f * logf(u1)) * cosf(6.283185307179586f * u2);
+}
+
 // Inverted dropout of one element: kept (u >= p) elements are scaled by 1 / (1 - p), passed in
 // precomputed as `scale`; dropped ones become 0.
 KX_HD float dropout_element(float x, float u, float p, float scale) { return u >= p ? x * scale : 0.0f; }

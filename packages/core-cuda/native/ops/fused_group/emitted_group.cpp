@@ -3,9 +3,11 @@
 // split over the thread pool.
 //
 // A stream input is contiguous or repeats along the innermost dims (a [cols] bias over [rows,
-// cols]): element i reads element i mod m of its m. The periods of an iteration shape's suffixes
-// divide each other, so the range is cut at multiples of the shortest period and each cut is one
-// kernel call with every stream's pointer at its own column. An AVX-512 kernel masks the last
+// cols]): element i reads element i mod m of its m. A float32 column is broadcast along the
+// innermost dims (a [rows, 1] statistic over [rows, cols]): element i reads element i / w, w the
+// size of the dims it is broadcast along. Periods and widths are sizes of the iteration shape's
+// suffixes, which divide each other, so the range is cut at multiples of the smallest and each cut
+// is one kernel call with every stream's pointer at its own column and every column's at its row. An AVX-512 kernel masks the last
 // partial vector of a call; with AVX2, the last few elements of a cut run as one vector through
 // zero-padded copies.
 #include <algorithm>
@@ -114,6 +116,23 @@ bool is_suffix(const Shape& shape, const Shape& of) {
   return rank <= of.size() && std::equal(shape.begin() + (std::ptrdiff_t)lead, shape.end(), of.end() - (std::ptrdiff_t)rank);
 }
 
+// The width w when `shape`, aligned to the right of `of`, equals `of` on its outer dims and is 1 on
+// the rest (so element i of a tensor broadcast from `shape` to `of` is element i / w), else 0.
+int64_t column_width(const Shape& shape, const Shape& of) {
+  if (shape.size() > of.size()) return 0;
+  const size_t pad = of.size() - shape.size();
+  size_t outer = of.size();
+  while (outer > pad && shape[outer - 1 - pad] == 1) --outer;
+  int64_t width = 1;
+  for (size_t d = 0; d < of.size(); ++d) {
+    const int64_t dim = d < pad ? 1 : shape[d - pad];
+    if (d < outer && d >= pad && dim != of[d]) return 0;
+    if (d < pad && of[d] != 1) return 0;  // a leading dim the input lacks would repeat it
+    if (d >= outer) width *= of[d];
+  }
+  return width;
+}
+
 // One run: the kernel, its constants, and each stream's base, element size and period.
 struct EmittedRun {
   const GroupKernel* kernel;
@@ -121,12 +140,15 @@ struct EmittedRun {
   std::array<const char*, kKernelStreams> base{};
   std::array<int64_t, kKernelStreams> element_bytes{};
   std::array<int64_t, kKernelStreams> period{};
+  std::array<int64_t, kKernelStreams> width{};  // a column's (0: a stream)
 
-  // Elements [begin, end) of the output range, none crossing a multiple of a period.
+  // Elements [begin, end) of the output range, none crossing a multiple of a period or a width.
   void run_cut(int64_t begin, int64_t end) const {
     std::array<const char*, kKernelStreams> at{};
-    for (int s = 0; s < kKernelStreams; ++s)
-      if (base[(size_t)s]) at[(size_t)s] = base[(size_t)s] + begin % period[(size_t)s] * element_bytes[(size_t)s];
+    for (size_t s = 0; s < (size_t)kKernelStreams; ++s) {
+      if (!base[s]) continue;
+      at[s] = base[s] + (width[s] ? begin / width[s] : begin % period[s]) * element_bytes[s];
+    }
     if (kernel->masks_tail) return kernel->fn(at.data(), constants.data(), end - begin);
     const int64_t lanes = kernel->lanes;
     const int64_t whole = (end - begin) / lanes * lanes;
@@ -141,6 +163,10 @@ struct EmittedRun {
     std::array<const char*, kKernelStreams> padded{};
     for (int s = 0; s < kKernelStreams; ++s) {
       if (!at[(size_t)s]) continue;
+      if (width[(size_t)s]) {  // a column reads its one element in place
+        padded[(size_t)s] = at[(size_t)s];
+        continue;
+      }
       padded[(size_t)s] = pad[s];
       if (s < kMaxGroupInputs)
         std::memcpy(pad[s], at[(size_t)s] + from * element_bytes[(size_t)s], (size_t)(rest * element_bytes[(size_t)s]));
@@ -180,11 +206,7 @@ std::optional<std::vector<Tensor>> run_emitted_group(const GroupProgram& p, cons
   layout.isa = *isa;
   layout.dtype = p.dtype;
   run.constants.assign(kConstImms + p.code.size(), 0.0f);
-  run.constants[kConstSign] = -0.0f;
-  run.constants[kConstOne] = 1.0f;
-  const uint32_t bf16_bias = 0x7fff, bf16_nan = 0x7fc0;
-  std::memcpy(&run.constants[kConstBf16Bias], &bf16_bias, sizeof bf16_bias);
-  std::memcpy(&run.constants[kConstBf16NaN], &bf16_nan, sizeof bf16_nan);
+  std::memcpy(run.constants.data(), kernel_fixed_constants().data(), sizeof(uint32_t) * kConstInputs);
   for (size_t at = 0; at < p.code.size(); ++at) run.constants[kConstImms + at] = p.code[at].imm;
   int64_t shortest = std::max<int64_t>(n, 1);
   for (int k = 0; k < p.inputs; ++k) {
@@ -196,12 +218,19 @@ std::optional<std::vector<Tensor>> run_emitted_group(const GroupProgram& p, cons
       run.constants[kConstInputs + k] = element_as_float(t.raw(), t.dtype, 0);
       continue;
     }
-    if (!is_suffix(t.shape, p.shape)) return interpret();
-    layout.reads[(size_t)k] = stream_read(t.dtype);
     run.base[(size_t)k] = static_cast<const char*>(t.raw());
     run.element_bytes[(size_t)k] = (int64_t)dtype_size(t.dtype);
-    run.period[(size_t)k] = m;
-    shortest = std::min(shortest, m);
+    if (is_suffix(t.shape, p.shape)) {
+      layout.reads[(size_t)k] = stream_read(t.dtype);
+      run.period[(size_t)k] = m;
+      shortest = std::min(shortest, m);
+      continue;
+    }
+    const int64_t w = t.dtype == DType::Float32 ? column_width(t.shape, p.shape) : 0;
+    if (w == 0) return interpret();
+    layout.reads[(size_t)k] = InputRead::Column;
+    run.width[(size_t)k] = w;
+    shortest = std::min(shortest, w);
   }
   if (shortest < n && shortest < kMinPeriod) return interpret();
   run.kernel = find_kernel(p, layout);

@@ -1,10 +1,13 @@
 // The code generator of the x86-64 emitter (emitter.h), on Xbyak: one loop over whole vectors
 // each iteration running the program on one vector of elements. Every operation is one IEEE
 // instruction (the multiply-adds one FMA, as the interpreter's), so an emitted group gives the
-// interpreter's bits. Halves are widened on load (F16C, or a shift for bfloat16) and narrowed on
+// interpreter's bits. The exponential and what is made of it (sigmoid, SiLU, tanh, both GELUs)
+// are the vector runs' own steps (cpu/simd/lanes-inl.h and runs.cpp as gcc compiles them for
+// AVX-512 and for AVX2: the same contractions into FMAs, vscalefps or the two-factor 2^n), so they
+// give those bits too. Halves are widened on load (F16C, or a shift for bfloat16) and narrowed on
 // store as kx/dtype.h's from_float (round to nearest even; every bfloat16 NaN 0x7fc0), values
-// staying float32 in between, as in the interpreter. Instructions it does not emit (the
-// transcendentals, pow, the unary derivatives) leave the whole group to the interpreter.
+// staying float32 in between, as in the interpreter. Instructions it does not emit (log, pow, the
+// unary derivatives) leave the whole group to the interpreter.
 //
 // Calling convention: System V x86-64 (rdi = streams, rsi = constants, rdx = n); rcx counts
 // elements, rax holds a stream pointer, r8 the tail's mask bits; every register used is
@@ -13,21 +16,74 @@
 // lanes it leaves out).
 #include "ops/fused_group/emitter.h"
 
+#include <cstring>
+
 #if KX_WITH_XBYAK
 #include <xbyak/xbyak.h>
 #endif
 
 namespace kx {
 
+const std::array<uint32_t, kConstInputs>& kernel_fixed_constants() {
+  static const std::array<uint32_t, kConstInputs> table = [] {
+    std::array<uint32_t, kConstInputs> t{};
+    const auto put = [&](int at, float v) { std::memcpy(&t[(size_t)at], &v, sizeof v); };
+    put(kConstSign, -0.0f);
+    put(kConstOne, 1.0f);
+    t[kConstBf16Bias] = 0x7fff;
+    t[kConstBf16NaN] = 0x7fc0;
+    // lanes-inl.h's Exp and kx/math_formulas.inc's exp_remainder_ and exp_poly_
+    put(kConstExpMax, 89.0f);
+    put(kConstExpMin, -104.0f);
+    put(kConstLog2e, 1.44269504088896341f);
+    put(kConstShifter, 12582912.0f);
+    put(kConstNegShifter, -12582912.0f);
+    put(kConstLn2Hi, 0.693359375f);
+    put(kConstLn2Lo, -2.12194440e-4f);
+    const float poly[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+    for (int k = 0; k < 6; ++k) put(kConstExpPoly + k, poly[k]);
+    t[kConstExpBitsBias] = (uint32_t)-0x4B400000;
+    t[kConstExpBias] = 127;
+    // kx/math_formulas.inc's tanh_small_, erf_as_t_, erf_as_poly_ and gelu_tanh_inner_
+    t[kConstAbsMask] = 0x7fffffff;
+    put(kConstHalf, 0.5f);
+    put(kConstTwo, 2.0f);
+    put(kConstTanhCut, 0.625f);
+    const float tanh_poly[5] = {-5.70498872745e-3f, 2.06390887954e-2f, -5.37397155531e-2f, 1.33314422036e-1f, -3.33332819422e-1f};
+    for (int k = 0; k < 5; ++k) put(kConstTanhPoly + k, tanh_poly[k]);
+    put(kConstInvSqrt2, kInvSqrt2);
+    put(kConstErfP, 0.3275911f);
+    const float erf_poly[5] = {1.061405429f, -1.453152027f, 1.421413741f, -0.284496736f, 0.254829592f};
+    for (int k = 0; k < 5; ++k) put(kConstErfPoly + k, erf_poly[k]);
+    put(kConstGeluCubic, 0.044715f);
+    put(kConstSqrt2OverPi, kSqrt2OverPi);
+    return t;
+  }();
+  return table;
+}
+
 #if KX_WITH_XBYAK
 namespace {
 
 using Xbyak::Xmm;
 
-// Vector registers 0..4 are scratch: three operands fetched from the stack or the constants, a
-// spilled destination, and a temporary (a zero, a mask); the program's registers live in the rest,
-// in order, and those beyond them in stack slots.
-constexpr int kScratch = 5;
+// Vector registers 0..7 are scratch: three operands fetched from the stack or the constants, a
+// spilled destination, and four temporaries (a zero, a mask, the exponential's intermediates); the
+// program's registers live in the rest, in order, and those beyond them in stack slots.
+constexpr int kScratch = 8;
+
+// Whether the emitter writes this instruction: the code generators' common set (generated_instr)
+// and the exponential's family (exp, sigmoid, SiLU, tanh, both GELUs).
+bool emitted_instr(const GroupInstr& ins) {
+  if (generated_instr(ins)) return true;
+  if (ins.op != GroupOp::Unary) return false;
+  switch (ins.fn) {
+    case UnaryFn::Exp: case UnaryFn::Sigmoid: case UnaryFn::Silu: case UnaryFn::Tanh: case UnaryFn::Gelu: case UnaryFn::GeluTanh:
+      return true;
+    default:
+      return false;
+  }
+}
 
 class GroupKernelCode final : public GroupKernel, private Xbyak::CodeGenerator {
  public:
@@ -109,6 +165,10 @@ class GroupKernelCode final : public GroupKernel, private Xbyak::CodeGenerator {
       case InputRead::Scalar:
         vbroadcastss(d, constant(kConstInputs + k));
         return;
+      case InputRead::Column:  // (one element, always there: nothing to mask in the tail)
+        mov(rax, ptr[rdi + k * 8]);
+        vbroadcastss(d, dword[rax]);
+        return;
       case InputRead::Float32:
         mov(rax, ptr[rdi + k * 8]);
         vmovups(loaded(d), ptr[rax + rcx * 4]);
@@ -162,9 +222,174 @@ class GroupKernelCode final : public GroupKernel, private Xbyak::CodeGenerator {
         vxorps(t, t, t);
         vmaxps(d, t, a);
         return;
+      case UnaryFn::Exp:
+        exp(d, a);
+        return;
+      case UnaryFn::Sigmoid:  // 1 / (1 + e^-x)
+      case UnaryFn::Silu: {   // x / (1 + e^-x)
+        const Xmm x = scratch(1), minus_x = scratch(2);
+        vmovaps(x, a);  // (d may be a's register)
+        vbroadcastss(minus_x, constant(kConstSign));
+        vxorps(minus_x, minus_x, a);
+        exp(d, minus_x);
+        vbroadcastss(t, constant(kConstOne));
+        vaddps(d, t, d);
+        vdivps(d, fn == UnaryFn::Sigmoid ? t : x, d);
+        return;
+      }
+      case UnaryFn::Tanh:
+        vmovaps(scratch(1), a);
+        tanh_of(d);
+        return;
+      case UnaryFn::GeluTanh: {  // (x / 2) (1 + tanh(sqrt(2/π) (0.044715 x³ + x)))
+        const Xmm x = scratch(0), inner = scratch(1), c = scratch(2);
+        vmovaps(inner, a);  // (a may be scratch 0)
+        vbroadcastss(x, constant(kConstHalf));
+        vmulps(x, inner, x);  // x / 2, kept through tanh_of
+        vbroadcastss(c, constant(kConstGeluCubic));
+        vmulps(c, inner, c);
+        vmulps(c, c, inner);
+        vfmadd132ps(c, inner, inner);  // 0.044715 x³ + x
+        vbroadcastss(t, constant(kConstSqrt2OverPi));
+        vmulps(inner, c, t);
+        tanh_of(d);
+        vbroadcastss(t, constant(kConstOne));
+        vaddps(d, d, t);
+        vmulps(d, d, x);
+        return;
+      }
+      case UnaryFn::Gelu:
+        gelu_erf(d, a);
+        return;
       default:
         return;
     }
+  }
+
+  // d = copysign(d, x) when d's sign bit is clear or is to be replaced (as Highway's CopySign).
+  void copy_sign(const Xmm& d, const Xmm& x, const Xmm& t1, const Xmm& t2) {
+    vbroadcastss(t1, constant(kConstAbsMask));
+    vandps(d, d, t1);
+    vbroadcastss(t1, constant(kConstSign));
+    vandps(t2, x, t1);
+    vorps(d, d, t2);
+  }
+
+  // d = tanh(x), x in scratch 1, as lanes-inl.h's Tanh: |x| < 0.625 ? x + x z P(z) : copysign(1 −
+  // 2 / (e^2|x| + 1), x), z = x². Keeps scratch 0 and 1; the small branch lives in scratch 2, 2|x| in
+  // scratch 3 (exp's input, which d may be).
+  void tanh_of(const Xmm& d) {
+    const Xmm x = scratch(1), small = scratch(2), twice = scratch(3), z = scratch(4), c = scratch(5);
+    vmulps(z, x, x);
+    vbroadcastss(small, constant(kConstTanhPoly));
+    for (int k = 1; k < 5; ++k) {
+      vbroadcastss(c, constant(kConstTanhPoly + k));
+      vfmadd132ps(small, c, z);  // P z + c_k
+    }
+    vmulps(small, z, small);
+    vfmadd132ps(small, x, x);  // z P x + x
+    vbroadcastss(twice, constant(kConstAbsMask));
+    vandps(twice, twice, x);
+    vaddps(twice, twice, twice);
+    exp(d, twice);
+    vbroadcastss(z, constant(kConstOne));
+    vaddps(d, d, z);
+    vbroadcastss(c, constant(kConstTwo));
+    vdivps(d, c, d);
+    vsubps(d, z, d);  // 1 − 2 / (e + 1)
+    copy_sign(d, x, c, scratch(6));
+    // |x| < 0.625 (false for NaN): the polynomial
+    vbroadcastss(z, constant(kConstAbsMask));
+    vandps(z, z, x);
+    vbroadcastss(c, constant(kConstTanhCut));
+    if (wide_) {
+      vcmpps(k1, c, z, 0x1E);  // _CMP_GT_OQ: 0.625 > |x|
+      vblendmps(d | k1, d, small);
+    } else {
+      vcmpps(z, c, z, 0x1E);
+      vblendvps(d, d, small, z);
+    }
+  }
+
+  // d = x Φ(x), Φ(x) = (1 + erf(x / √2)) / 2 as lanes-inl.h's GeluCdf: with a = |x| / √2, erf(a) =
+  // |1 − P(t) t e^(−a²)|, t = 1 / (1 + p a), given x's sign.
+  void gelu_erf(const Xmm& d, const Xmm& a_in) {
+    const Xmm x = scratch(1), a = scratch(2), minus_a2 = scratch(3), one = scratch(4), c = scratch(5), t = scratch(6), p = scratch(7);
+    vmovaps(x, a_in);
+    vbroadcastss(a, constant(kConstAbsMask));
+    vandps(a, a, x);
+    vbroadcastss(c, constant(kConstInvSqrt2));
+    vmulps(a, a, c);
+    vmulps(minus_a2, a, a);
+    vbroadcastss(c, constant(kConstSign));
+    vxorps(minus_a2, minus_a2, c);
+    exp(d, minus_a2);
+    vbroadcastss(one, constant(kConstOne));
+    vbroadcastss(c, constant(kConstErfP));
+    vmovaps(t, a);
+    vfmadd132ps(t, one, c);  // a p + 1
+    vdivps(t, one, t);
+    vbroadcastss(p, constant(kConstErfPoly));
+    for (int k = 1; k < 5; ++k) {
+      vbroadcastss(c, constant(kConstErfPoly + k));
+      vfmadd132ps(p, c, t);  // P t + c_k
+    }
+    vmulps(t, t, p);
+    vfnmadd132ps(d, one, t);  // 1 − e P(t) t
+    copy_sign(d, x, c, p);
+    vaddps(d, d, one);
+    vbroadcastss(c, constant(kConstHalf));
+    vmulps(d, d, c);
+    vmulps(d, d, x);
+  }
+
+  // d = e^a as lanes-inl.h's Exp: clamp (x86's min and max keep a NaN of their second operand), n =
+  // round(x log2 e) through the shifter, r = x − n ln2 in two FMAs, Cephes' polynomial by FMAs,
+  // then 2^n by vscalefps or, with AVX2, as two factors built in the exponent bits (a subnormal
+  // result rounds once). a is read first only, so d may be a's register; temporaries: scratch 4-7.
+  void exp(const Xmm& d, const Xmm& a) {
+    const Xmm x = scratch(4), shifted = scratch(5), n = scratch(6), p = scratch(7);
+    vbroadcastss(x, constant(kConstExpMax));
+    vminps(x, x, a);
+    vbroadcastss(n, constant(kConstExpMin));
+    vmaxps(x, n, x);
+    vbroadcastss(n, constant(kConstLog2e));
+    vbroadcastss(p, constant(kConstShifter));
+    vmovaps(shifted, x);
+    vfmadd132ps(shifted, p, n);  // x log2e + shifter
+    vbroadcastss(n, constant(kConstNegShifter));
+    vaddps(n, shifted, n);
+    vbroadcastss(p, constant(kConstLn2Hi));
+    vfnmadd231ps(x, n, p);
+    vbroadcastss(p, constant(kConstLn2Lo));
+    vfnmadd231ps(x, n, p);  // x is now r
+    // the polynomial in p, its coefficients through d (free: a was read), then r² in d
+    vbroadcastss(p, constant(kConstExpPoly));
+    for (int k = 1; k < 6; ++k) {
+      vbroadcastss(d, constant(kConstExpPoly + k));
+      vfmadd132ps(p, d, x);  // p r + c_k
+    }
+    vmulps(d, x, x);
+    vfmadd132ps(p, x, d);  // poly r² + r
+    vbroadcastss(d, constant(kConstOne));
+    vaddps(p, p, d);
+    if (wide_) {
+      vscalefps(d, p, n);
+      return;
+    }
+    // AVX2: ni = the integer n (the shifted bits less the shifter's), n1 = ni >> 1; 2^n =
+    // 2^n1 · 2^(ni − n1), each factor's exponent field written directly
+    vpbroadcastd(d, constant(kConstExpBitsBias));
+    vpaddd(shifted, shifted, d);  // ni
+    vpsrad(n, shifted, 1);        // n1
+    vpbroadcastd(d, constant(kConstExpBias));
+    vpaddd(x, n, d);
+    vpslld(x, x, 23);             // 2^n1
+    vpsubd(n, d, n);
+    vpaddd(n, n, shifted);
+    vpslld(n, n, 23);             // 2^(ni − n1)
+    vmulps(p, p, x);
+    vmulps(d, p, n);
   }
 
   void instruction(const GroupInstr& ins, int at) {
@@ -193,7 +418,7 @@ class GroupKernelCode final : public GroupKernel, private Xbyak::CodeGenerator {
         break;
       }
       case GroupOp::Unary: unary(ins.fn, d, operand(ins.a, at, 0)); break;
-      case GroupOp::UnaryGrad: case GroupOp::Reduce: break;  // never emitted (generated_instr())
+      case GroupOp::UnaryGrad: case GroupOp::Reduce: break;  // never emitted (emitted_instr())
     }
     if (!in_register(ins.dst)) vmovups(slot(ins.dst), d);
     if (ins.output >= 0) store(d, ins.output);
@@ -260,7 +485,7 @@ bool emitter_built() { return true; }
 std::unique_ptr<GroupKernel> emit_group_kernel(const GroupProgram& p, const KernelLayout& layout) {
   if (p.reduce_at >= 0) return nullptr;
   for (const GroupInstr& ins : p.code)
-    if (!generated_instr(ins)) return nullptr;
+    if (!emitted_instr(ins)) return nullptr;
   try {
     return std::make_unique<GroupKernelCode>(p, layout);
   } catch (const Xbyak::Error&) {  // (no executable memory, say): the interpreter runs the group

@@ -3,9 +3,9 @@
 // unset, empty or "emit" leaves the choice to the CPU and the group (any other value is E_ARG).
 // The emitter needs a build with Xbyak and a CPU target of AVX2 or better (the vector runs' own,
 // so KEXUE_SIMD=avx2 also makes it write AVX2 code on an AVX-512 CPU), and supports groups
-// without a reduction whose inputs are contiguous, a row broadcast along the innermost dims, or
-// one element, and whose instructions it emits (emitter.cpp); any other group runs in the
-// interpreter.
+// without a reduction whose inputs are contiguous, a row broadcast along the innermost dims, a
+// float32 column broadcast along them, or one element, and whose instructions it emits
+// (emitter.cpp); any other group runs in the interpreter.
 #pragma once
 #include <cstdint>
 #include <optional>

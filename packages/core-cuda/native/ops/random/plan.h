@@ -31,4 +31,24 @@ inline DropoutParams dropout_params(const Attrs& attrs) {
   return {(float)p, (float)(1.0 / (1.0 - p)), seed, offset};
 }
 
+// normal's key: the seed and the random element of the output's first element.
+struct NormalParams {
+  uint64_t seed;
+  uint64_t offset;
+};
+
+inline NormalParams normal_params(const Attrs& attrs, int64_t count) {
+  constexpr double kMaxExactInt = 9007199254740991.0;
+  uint64_t v[2];
+  const char* names[2] = {"seed", "offset"};
+  for (int i = 0; i < 2; ++i) {
+    const double x = attrs.num(names[i], 0.0);
+    KX_CHECK(std::isfinite(x) && x >= 0 && x <= kMaxExactInt && x == std::floor(x), Arg, "normal: ", names[i],
+             " must be an integer in [0, 2^53), got ", x);
+    v[i] = (uint64_t)x;
+  }
+  KX_CHECK((double)v[1] + (double)count <= kMaxExactInt, Arg, "normal: offset + count must be below 2^53");
+  return {v[0], v[1]};
+}
+
 }  // namespace kx

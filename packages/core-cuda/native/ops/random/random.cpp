@@ -2,6 +2,7 @@
 // only on (seed, offset + element index) and not on how the work is split across threads.
 #include "cpu/thread_pool.h"
 #include "kx/convert.h"
+#include "kx/philox.h"
 #include "kx/registry.h"
 #include "kx/simd.h"
 #include "ops/random/plan.h"
@@ -41,8 +42,22 @@ std::vector<Tensor> dropout_cpu(const Inputs& in, const Attrs& attrs) {
   return {y};
 }
 
+// Standard normals in float32 with like's shape: element i is philox_normal(seed, offset + i).
+std::vector<Tensor> normal_cpu(const Inputs& in, const Attrs& attrs) {
+  const Tensor& like = in[0];
+  const int64_t n = like.numel();
+  const NormalParams np = normal_params(attrs, n);
+  Tensor y = empty(like.shape, DType::Float32, like.device());
+  float* out = y.data<float>();
+  cpu::parallel_for(n, 1 << 12, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) out[i] = philox_normal(np.seed, np.offset + (uint64_t)i);
+  });
+  return {y};
+}
+
 }  // namespace
 
 KX_REGISTER_KERNEL(dropout, CPU, dropout_cpu);
+KX_REGISTER_KERNEL(normal, CPU, normal_cpu);
 
 }  // namespace kx

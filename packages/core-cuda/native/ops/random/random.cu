@@ -43,8 +43,25 @@ std::vector<Tensor> dropout_cuda(const Inputs& in, const Attrs& attrs) {
   return {y};
 }
 
+__global__ void normal_kernel(float* __restrict__ y, int64_t n, NormalParams np) {
+  const int64_t stride = cuda::grid_stride();
+  for (int64_t i = cuda::thread_index(); i < n; i += stride) y[i] = philox_normal(np.seed, np.offset + (uint64_t)i);
+}
+
+std::vector<Tensor> normal_cuda(const Inputs& in, const Attrs& attrs) {
+  const Tensor& like = in[0];
+  const int64_t n = like.numel();
+  const NormalParams np = normal_params(attrs, n);
+  Tensor y = empty(like.shape, DType::Float32, like.device());
+  if (n == 0) return {y};
+  normal_kernel<<<cuda::blocks_for(n, cuda::kThreads), cuda::kThreads, 0, cuda::stream(y)>>>(y.data<float>(), n, np);
+  cuda::check_launch("normal");
+  return {y};
+}
+
 }  // namespace
 
 KX_REGISTER_KERNEL(dropout, CUDA, dropout_cuda);
+KX_REGISTER_KERNEL(normal, CUDA, normal_cuda);
 
 }  // namespace kx
