@@ -206,7 +206,7 @@ describe('kexue installed from its packed tarballs', () => {
     );
     const r = spawnSync(process.execPath, ['user.js'], { cwd: project, encoding: 'utf8', env: userEnv() });
     expect(r.stderr).toBe('');
-    expect(JSON.parse(r.stdout)).toEqual({ y: [2, 1, 4, 3], ids: [101, 1266, 776, 102], tasks: ['ner', 'mlm', 'summarize', 'pegasus'] });
+    expect(JSON.parse(r.stdout)).toEqual({ y: [2, 1, 4, 3], ids: [101, 1266, 776, 102], tasks: ['ner', 'mlm', 'summarize', 'pegasus', 'vae'] });
   });
 
   it('kexue --help lists the commands', (ctx) => {

@@ -245,6 +245,35 @@ function adamwPlainCase(mode: 'eager' | 'compiled', size: string, n: number): Ti
   };
 }
 
+/** The two activation groups of the emitter's transcendentals: sigmoid and SiLU, GELU and tanh. */
+const ACTIVATION_GROUPS = {
+  'sigmoid-silu': (a: kx.Tensor, b: kx.Tensor) => kx.add(kx.mul(kx.sigmoid(a), b), kx.mul(kx.silu(b), 0.5)),
+  'gelu-tanh': (a: kx.Tensor, b: kx.Tensor) => kx.add(kx.mul(kx.gelu(a), b), kx.tanh(b)),
+} as const;
+
+/**
+ * A chain of activations over two 16M float32 tensors, eager (5 ops) or through kx.compile (one
+ * fused group: machine code with the emitter, `KEXUE_FUSION=interp` for the block interpreter).
+ */
+function activationsCase(mode: 'eager' | 'compiled', group: keyof typeof ACTIVATION_GROUPS): TimedCase {
+  const n = 1 << 24;
+  return {
+    name: `activations-${group}-${mode}-16m`,
+    what: `${group === 'sigmoid-silu' ? 'sigmoid(a)·b + silu(b)·0.5' : 'gelu(a)·b + tanh(b)'} on ${n} float32, ${mode === 'eager' ? 'eager (5 ops)' : 'kx.compile (1 fused group)'}`,
+    // the compulsory traffic: a and b read, the result written
+    bytes: n * 12,
+    setup() {
+      const [a, b] = [rand([n], 51), rand([n], 52)];
+      const f = mode === 'eager' ? ACTIVATION_GROUPS[group] : kx.compile(ACTIVATION_GROUPS[group]);
+      kx.tidy(() => void f(a, b));
+      return {
+        run: () => kx.tidy(() => void f(a, b)),
+        dispose: () => kx.dispose([a, b]),
+      };
+    },
+  };
+}
+
 /** What a train-step case builds: the parameters, the loss of its fixed batch, the optimizer. */
 interface TrainStepParts {
   params: Record<string, kx.Tensor>;
@@ -415,6 +444,7 @@ export const CASES: BenchCase[] = [
   adamwPlainCase('compiled', '16m', 1 << 24),
   adamwPlainCase('eager', '1k', 1024),
   adamwPlainCase('compiled', '1k', 1024),
+  ...(['sigmoid-silu', 'gelu-tanh'] as const).flatMap((g) => [activationsCase('eager', g), activationsCase('compiled', g)]),
   opCase({ name: 'gelu', what: `GELU (erf) on [${ROWS}, ${COLS}]`, bytes: ROWS * COLS * 8 }, () => {
     const x = rand([ROWS, COLS], 8, 3);
     return { inputs: [x], op: () => kx.gelu(x) };

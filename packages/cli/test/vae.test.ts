@@ -10,18 +10,11 @@ import { gzipSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 import { afterAll, describe, expect, it } from 'vitest';
 
+import { idx } from '../../models/test/idx_helpers.js';
 import { run } from './run_cli.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'kexue-cli-vae-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-function idx(dims: number[], data: Uint8Array): Buffer {
-  const head = Buffer.alloc(4 + 4 * dims.length);
-  head[2] = 0x08;
-  head[3] = dims.length;
-  dims.forEach((d, i) => head.writeUInt32BE(d, 4 + 4 * i));
-  return Buffer.concat([head, Buffer.from(data)]);
-}
 
 describe('kexue train|eval|sample vae', () => {
   const data = path.join(tmp, 'data');

@@ -14,17 +14,11 @@ import * as kx from '@kexue/core-cuda';
 import { vaeTask, type CommandIO } from '@kexue/models';
 import { afterAll, describe, expect, it } from 'vitest';
 
+import { idx } from './idx_helpers.js';
+
 const gpu = kx.cuda.isAvailable();
 const tmp = mkdtempSync(path.join(tmpdir(), 'kexue-vae-cuda-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-function idx(dims: number[], data: Uint8Array): Buffer {
-  const head = Buffer.alloc(4 + 4 * dims.length);
-  head[2] = 0x08;
-  head[3] = dims.length;
-  dims.forEach((d, i) => head.writeUInt32BE(d, 4 + 4 * i));
-  return Buffer.concat([head, Buffer.from(data)]);
-}
 
 const losses = (runDir: string): number[] =>
   readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8')

@@ -13,17 +13,10 @@ import * as kx from '@kexue/core-cuda';
 import { FASHION_MNIST_DIR, VaeModel, bceFromLogits, imageGrid, parseIdx, readImageSplit, vaeTask, type CommandIO, type GrayImage } from '@kexue/models';
 import { afterAll, describe, expect, it } from 'vitest';
 
+import { idx } from './idx_helpers.js';
+
 const tmp = mkdtempSync(path.join(tmpdir(), 'kexue-vae-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-/** An IDX file of unsigned bytes. */
-function idx(dims: number[], data: Uint8Array): Buffer {
-  const head = Buffer.alloc(4 + 4 * dims.length);
-  head[2] = 0x08;
-  head[3] = dims.length;
-  dims.forEach((d, i) => head.writeUInt32BE(d, 4 + 4 * i));
-  return Buffer.concat([head, Buffer.from(data)]);
-}
 
 /** A directory of 6×6 images: a bright bar at a class-dependent row, gzip for images, plain labels. */
 function syntheticMnist(dir: string, train: number, test: number): void {
