@@ -12,10 +12,12 @@
  * Needs Open MPI (openmpi-bin, libopenmpi-dev). Runs as root with mpirun's --allow-run-as-root.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import { readMetrics } from '@kexue/models';
 
 import { BENCH_CACHE } from './peaks.js';
 
@@ -83,9 +85,8 @@ function train(processes: number, env: Record<string, string> = {}) {
       ? execFileSync(process.execPath, args, { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'ignore'] })
       : mpirun(args, env);
   const summary = jsonLines(out).at(-1)!;
-  const log = readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
-  const last = log.at(-1)!;
-  return { tokensPerSecond: summary.tokens_per_s!, trainSeconds: summary.train_s!, allreduceMs: last.allreduce_ms ?? null, hidden: last.allreduce_hidden ?? null };
+  const last = readMetrics(path.join(runDir, 'metrics.jsonl')).at(-1)!;
+  return { tokensPerSecond: summary.tokens_per_s!, trainSeconds: summary.train_s!, allreduceMs: (last.allreduce_ms as number | undefined) ?? null, hidden: (last.allreduce_hidden as number | undefined) ?? null };
 }
 const single = train(1);
 const serial = train(np);

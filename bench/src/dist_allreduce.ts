@@ -8,14 +8,12 @@
  */
 import * as kx from '@kexue/core-cuda';
 
+import { median } from './stats.js';
+
 const [roundsArg, ...sizes] = process.argv.slice(2);
 const rounds = Number(roundsArg);
 const world = kx.dist.init();
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 for (const text of sizes) {
   const bytes = Number(text);

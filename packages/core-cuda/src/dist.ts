@@ -48,13 +48,20 @@ function call<T>(fn: () => T): T {
   }
 }
 
-/** The limit on one collective, from KEXUE_DIST_TIMEOUT (seconds; default 600). */
+let timeout: { text: string | undefined; ms: number } | null = null;
+
+/** The limit on one collective, from KEXUE_DIST_TIMEOUT (seconds; default 600), parsed once per value. */
 export function timeoutMs(): number {
   const text = process.env.KEXUE_DIST_TIMEOUT;
-  if (text === undefined || text === '') return 600_000;
-  const seconds = Number(text);
-  if (!(seconds > 0)) throw new ArgumentError(`KEXUE_DIST_TIMEOUT must be a positive number of seconds, got '${text}'`);
-  return seconds * 1000;
+  if (timeout !== null && timeout.text === text) return timeout.ms;
+  let ms = 600_000;
+  if (text !== undefined && text !== '') {
+    const seconds = Number(text);
+    if (!(seconds > 0)) throw new ArgumentError(`KEXUE_DIST_TIMEOUT must be a positive number of seconds, got '${text}'`);
+    ms = seconds * 1000;
+  }
+  timeout = { text, ms };
+  return ms;
 }
 
 /**

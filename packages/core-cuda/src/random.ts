@@ -64,12 +64,21 @@ export class PhiloxStream {
   #words: number[] = [];
   #next = 4;
 
-  /** `seed` is an integer in [0, 2^53); c2 and c3 (uint32) select the stream. */
-  constructor(seed: number, c2: number, c3: number) {
+  /**
+   * `seed` is an integer in [0, 2^53); c2 and c3 (uint32) select the stream; the first word read is
+   * word `start` (default 0: random element `start` of the native ops' convention when c2 = c3 = 0).
+   */
+  constructor(seed: number, c2: number, c3: number, start = 0) {
     if (!Number.isSafeInteger(seed) || seed < 0) throw new ArgumentError(`Philox: seed must be an integer in [0, 2^53), got ${String(seed)}`);
+    if (!Number.isSafeInteger(start) || start < 0) throw new ArgumentError(`Philox: start must be an integer in [0, 2^53), got ${String(start)}`);
     this.#key = [seed % 2 ** 32, Math.floor(seed / 2 ** 32)];
     this.#c2 = u32(c2, 'Philox: c2');
     this.#c3 = u32(c3, 'Philox: c3');
+    this.#block = Math.floor(start / 4);
+    if (start % 4 !== 0) {
+      this.nextUint32();
+      this.#next = start % 4;
+    }
   }
 
   /** The next uint32 word. */

@@ -5,13 +5,13 @@
  * noise's Box–Muller rounds its last bits differently), and the checkpoint evaluates and samples
  * there. Without a GPU the file says why it skipped.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 
 import * as kx from '@kexue/core-cuda';
-import { vaeTask, type CommandIO } from '@kexue/models';
+import { readMetrics, vaeTask, type CommandIO } from '@kexue/models';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { idx } from './idx_helpers.js';
@@ -21,12 +21,9 @@ const tmp = mkdtempSync(path.join(tmpdir(), 'kexue-vae-cuda-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const losses = (runDir: string): number[] =>
-  readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as { kind: string; loss: number })
+  readMetrics(path.join(runDir, 'metrics.jsonl'))
     .filter((r) => r.kind === 'train')
-    .map((r) => r.loss);
+    .map((r) => r.loss as number);
 
 it.runIf(!gpu)('without a GPU the CUDA VAE runs are skipped, with the reason', () => {
   const reason = kx.cuda.unavailableReason();

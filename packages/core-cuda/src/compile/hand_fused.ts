@@ -12,9 +12,8 @@
  * the two (nothing is moved across one). The kernels compute what the compositions compute
  * (ops/fused.ts); bias_gelu does not round x + bias to a half dtype first, hence float32 only there.
  */
+import { sameShape } from '../shape.js';
 import type { TraceNode, Value } from './graph.js';
-
-const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 
 /** The nodes with rule (0) applied: each match's add dropped and its consumer replaced by the fused op. */
 export function matchHandFused(nodes: readonly TraceNode[], values: readonly Value[], results: ReadonlySet<number>): TraceNode[] {

@@ -81,11 +81,17 @@ export function ropeScaledBase(base: number, rotaryDim: number, scaling: RopeSca
   return base * factor ** (rotaryDim / (rotaryDim - 2));
 }
 
+/** E_ARG unless r is an even integer in [2, max] (`max`: the channels there are). */
+function checkRotaryDim(r: unknown, max: number, what: string): number {
+  if (typeof r !== 'number' || !Number.isInteger(r) || r < 2 || r % 2 !== 0 || r > max) {
+    throw new ArgumentError(`${what}: rotaryDim must be an even integer ${max === Infinity ? '≥ 2' : `in [2, ${max}]`}, got ${String(r)}`);
+  }
+  return r;
+}
+
 /** θ_i = base^(−2i/r), i < r/2, in float64 (the kernels round each to float32). */
 export function ropeFrequencies(rotaryDim: number, base = DEFAULT_BASE): Float64Array {
-  if (!Number.isInteger(rotaryDim) || rotaryDim < 2 || rotaryDim % 2 !== 0) {
-    throw new ArgumentError(`rope: rotaryDim must be an even integer ≥ 2, got ${String(rotaryDim)}`);
-  }
+  checkRotaryDim(rotaryDim, Infinity, 'rope');
   positiveNumber(base, 'base');
   return Float64Array.from({ length: rotaryDim / 2 }, (_, i) => base ** ((-2 * i) / rotaryDim));
 }
@@ -97,9 +103,7 @@ export function ropeFrequencies(rotaryDim: number, base = DEFAULT_BASE): Float64
  */
 export function ropeLayoutPermutation(headSize: number, rotaryDim = headSize): number[] {
   if (!Number.isInteger(headSize) || headSize < 2) throw new ArgumentError(`ropeLayoutPermutation: headSize must be an integer ≥ 2, got ${String(headSize)}`);
-  if (!Number.isInteger(rotaryDim) || rotaryDim < 2 || rotaryDim % 2 !== 0 || rotaryDim > headSize) {
-    throw new ArgumentError(`ropeLayoutPermutation: rotaryDim must be even, in [2, ${headSize}], got ${String(rotaryDim)}`);
-  }
+  checkRotaryDim(rotaryDim, headSize, 'ropeLayoutPermutation');
   const half = rotaryDim / 2;
   return Array.from({ length: headSize }, (_, j) => (j >= rotaryDim ? j : j < half ? 2 * j : 2 * (j - half) + 1));
 }
@@ -129,9 +133,7 @@ export function rope(x: Tensor, options: RopeOptions = {}): Tensor {
   if (options.rotaryDim === undefined && d % 2 !== 0) throw new ShapeError(`rope: the last axis of ${x.describe()} must be even (pairs)`);
   const rotaryDim = options.rotaryDim ?? d;
   // (without a rotaryDim every channel turns, none at all for an empty last axis)
-  if (options.rotaryDim !== undefined && (!Number.isInteger(rotaryDim) || rotaryDim < 2 || rotaryDim % 2 !== 0 || rotaryDim > d)) {
-    throw new ArgumentError(`rope: rotaryDim must be even, in [2, D = ${d}], got ${String(rotaryDim)}`);
-  }
+  if (options.rotaryDim !== undefined) checkRotaryDim(rotaryDim, d, 'rope');
   if (scaling !== null) {
     if (typeof scaling !== 'object' || (scaling.type !== 'linear' && scaling.type !== 'ntk')) {
       throw new ArgumentError(`rope: scaling must be { type: 'linear' | 'ntk', factor }, got ${JSON.stringify(scaling)}`);

@@ -20,7 +20,7 @@
 import { besselRatio, logBesselIve, logGamma } from '../bessel.js';
 import { tensor, zeros } from '../creation.js';
 import { resolveDevice } from '../device.js';
-import { philox4x32 } from '../random.js';
+import { PhiloxStream } from '../random.js';
 import { ArgumentError, ShapeError } from '../errors.js';
 import { runKernel, runKernel1 } from '../kernel.js';
 import { registerGradient } from '../tape.js';
@@ -177,19 +177,9 @@ export class WPool {
     const { seed, offset } = drawKey(rng, count, 'WPool.sample');
     const n = this.values.length;
     const out = new Float32Array(count);
-    // index i: floor(u · n) of the uniform u of random element offset + i (the native convention: word e % 4 of block e / 4)
-    const key = [seed % 2 ** 32, Math.floor(seed / 2 ** 32)];
-    let block = -1;
-    let words: number[] = [];
-    for (let i = 0; i < count; i++) {
-      const e = offset + i;
-      const b = Math.floor(e / 4);
-      if (b !== block) {
-        block = b;
-        words = philox4x32([b % 2 ** 32, Math.floor(b / 2 ** 32), 0, 0], key);
-      }
-      out[i] = this.values[Math.min(n - 1, Math.floor((words[e % 4]! / 2 ** 32) * n))]!;
-    }
+    // index i: floor(u · n) of the uniform u of random element offset + i (the native convention)
+    const words = new PhiloxStream(seed, 0, 0, offset);
+    for (let i = 0; i < count; i++) out[i] = this.values[Math.min(n - 1, Math.floor((words.nextUint32() / 2 ** 32) * n))]!;
     return tensor(out, [count], options.device !== undefined ? { device: options.device } : {});
   }
 }

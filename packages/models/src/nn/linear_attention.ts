@@ -35,22 +35,36 @@ function triangle(n: number, keep: (i: number, j: number) => boolean, options: T
   return tensor(Float32Array.from({ length: n * n }, (_, k) => (keep(Math.floor(k / n), k % n) ? 1 : 0)), [n, n], options);
 }
 
-/** Σ_{j ≤ i} (q_i · k_j) v_j for q, k [B, H, T, d] and v [B, H, T, e], chunk by chunk. */
-function causalSums(q: Tensor, k: Tensor, v: Tensor, chunk: number): Tensor {
-  const [B, H, T, d] = q.shape as [number, number, number, number];
-  const e = v.shape[3]!;
+/** The causal form's chunking of T positions: C a chunk, n chunks, and the two masks they need. */
+interface Chunking {
+  C: number;
+  n: number;
+  /** uint8 [C, C]: j ≤ i within a chunk. */
+  within: Tensor;
+  /** [n, n] of 1 and 0 in the features' dtype: chunk j strictly before chunk i. */
+  earlier: Tensor;
+}
+
+function chunking(T: number, chunk: number, dtype: Tensor['dtype'], device: string): Chunking {
   const C = Math.min(chunk, T);
   const n = Math.ceil(T / C);
+  return { C, n, within: triangle(C, (i, j) => j <= i, { dtype: 'uint8', device }), earlier: triangle(n, (i, j) => j < i, { dtype, device }) };
+}
+
+/** Σ_{j ≤ i} (q_i · k_j) v_j for q, k [B, H, T, d] and v [B, H, T, e], chunk by chunk. */
+function causalSums(q: Tensor, k: Tensor, v: Tensor, { C, n, within, earlier }: Chunking): Tensor {
+  const [B, H, T, d] = q.shape as [number, number, number, number];
+  const e = v.shape[3]!;
   // Zero rows past T add nothing to any sum.
   const pad = (x: Tensor) => (n * C === T ? x : concat([x, zeros([B, H, n * C - T, x.shape[3]!], { dtype: x.dtype, device: x.device })], 2));
   const qc = reshape(pad(q), [B, H, n, C, d]);
   const kc = reshape(pad(k), [B, H, n, C, d]);
   const vc = reshape(pad(v), [B, H, n, C, e]);
-  const scores = where(triangle(C, (i, j) => j <= i, { dtype: 'uint8', device: q.device }), matmul(qc, transpose(kc)), 0);
+  const scores = where(within, matmul(qc, transpose(kc)), 0);
   const intra = matmul(scores, vc);
   // Σ over earlier chunks of kᵀv: the chunks' [d, e] sums, prefix-summed across chunks.
   const kv = reshape(matmul(transpose(kc), vc), [B, H, n, d * e]);
-  const before = reshape(matmul(triangle(n, (i, j) => j < i, { dtype: q.dtype, device: q.device }), kv), [B, H, n, d, e]);
+  const before = reshape(matmul(earlier, kv), [B, H, n, d, e]);
   const out = reshape(add(intra, matmul(qc, before)), [B, H, n * C, e]);
   return n * C === T ? out : slice(out, [0, 0, 0, 0], [B, H, T, e]);
 }
@@ -87,8 +101,10 @@ export function linearAttention(q: Tensor, k: Tensor, v: Tensor, options: Linear
   const rk = rope ? applyRope(fk, positions, ropeOptions) : fk;
   if (causal) {
     // The denominator is the same sum with v = 1.
-    const den = causalSums(fq, fk, ones([B, H, Tk, 1], { dtype: v.dtype, device: v.device }), chunk);
-    return div(causalSums(rq, rk, v, chunk), den);
+    // (the numerator and the denominator cut the sequence alike)
+    const chunks = chunking(Tk, chunk, fq.dtype, fq.device);
+    const den = causalSums(fq, fk, ones([B, H, Tk, 1], { dtype: v.dtype, device: v.device }), chunks);
+    return div(causalSums(rq, rk, v, chunks), den);
   }
   const num = matmul(rq, matmul(transpose(rk), v));
   const den = matmul(fq, transpose(sum(fk, 2, true)));

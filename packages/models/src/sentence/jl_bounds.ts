@@ -26,14 +26,19 @@ export function checkDimension(dimension: number, where: string): number {
   return dimension;
 }
 
+/** c·ln N / ε², the form of both dimension bounds. */
+function logBound(c: number, points: number, eps: number, where: string): number {
+  return (c * Math.log(checkPointCount(points, where))) / checkEpsilon(eps, where) ** 2;
+}
+
 /** 24·ln N / ε²: above it, all pairs of N points keep their squared distances within (1 ± ε) with probability ≥ 1 − 1/N. */
 export function jlDimensionBound(points: number, eps: number): number {
-  return (24 * Math.log(checkPointCount(points, 'jlDimensionBound'))) / checkEpsilon(eps, 'jlDimensionBound') ** 2;
+  return logBound(24, points, eps, 'jlDimensionBound');
 }
 
 /** 16·ln N / ε²: above it the success probability is only ≥ 1/N, which proves that such a projection exists. */
 export function jlExistenceDimensionBound(points: number, eps: number): number {
-  return (16 * Math.log(checkPointCount(points, 'jlExistenceDimensionBound'))) / checkEpsilon(eps, 'jlExistenceDimensionBound') ** 2;
+  return logBound(16, points, eps, 'jlExistenceDimensionBound');
 }
 
 /** The smallest integer n > 24·ln N / ε² (the dimension `kexue jl --dim auto` projects to). */
@@ -67,8 +72,13 @@ export function orthogonalityBound(dimension: number, eps: number): number {
  * capped at 1). At n > 24·ln N/ε² it is below 1/N; at 16·ln N/ε² it is 1 − 1/N.
  */
 export function jlFailureBound(points: number, dimension: number, eps: number): number {
-  const n = checkPointCount(points, 'jlFailureBound');
-  return Math.min(1, n * (n - 1) * chernoffTail(dimension, eps, 'jlFailureBound'));
+  return unionBound(1, points, dimension, eps, 'jlFailureBound');
+}
+
+/** min(1, c·N(N − 1)·exp(−ε²n/8)): the union bound over the pairs of N points, c events a pair. */
+function unionBound(c: number, points: number, dimension: number, eps: number, where: string): number {
+  const n = checkPointCount(points, where);
+  return Math.min(1, c * n * (n - 1) * chernoffTail(dimension, eps, where));
 }
 
 /**
@@ -78,6 +88,5 @@ export function jlFailureBound(points: number, dimension: number, eps: number): 
  * n > 24·ln N/ε², so the form holds with probability ≥ (N − 2)/N.
  */
 export function jlInnerProductFailureBound(points: number, dimension: number, eps: number): number {
-  const n = checkPointCount(points, 'jlInnerProductFailureBound');
-  return Math.min(1, 2 * n * (n - 1) * chernoffTail(dimension, eps, 'jlInnerProductFailureBound'));
+  return unionBound(2, points, dimension, eps, 'jlInnerProductFailureBound');
 }

@@ -149,8 +149,9 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
   const params = task.model.namedParameters();
   const names = Object.keys(params);
   // every process starts from rank 0's parameters (a fresh run's seeded ones, or the checkpoint's)
-  if (world) dist.broadcast(Object.values(params), 0);
-  const reducer = world ? new GradientReducer(Object.values(params)) : null;
+  const tensors = Object.values(params);
+  if (world) dist.broadcast(tensors, 0);
+  const reducer = world ? new GradientReducer(tensors) : null;
   /** The all-reduce time of the log window so far, and how much of it was hidden behind compute. */
   let commFrom = world ? dist.stats() : null;
   const policy = o.precision ?? new PrecisionPolicy();
@@ -176,7 +177,7 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
   /** Writes a checkpoint, unless the last update diverged; weights that are not finite stop the run. */
   const save = async (best: { metric: string; value: number } | null) => {
     if (streak > 0) return;
-    if (!Number.isFinite(globalNorm(Object.values(params)))) throw new DivergedError(`training diverged: the weights are not finite after step ${state.step}; ${lastGood()}`);
+    if (!Number.isFinite(globalNorm(tensors))) throw new DivergedError(`training diverged: the weights are not finite after step ${state.step}; ${lastGood()}`);
     state.position = loader.position;
     state.dropoutOffset = o.dropout.offset;
     if (scaler) state.lossScaler = scaler.state();
@@ -278,7 +279,7 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
     if (reducer) {
       // the sum over processes of their weighted shares: the whole batch's gradient and loss, and
       // whether any process was asked to stop (then all stop after this update, with a checkpoint)
-      const extra = tensor([lossSum, o.stop?.aborted ? 1 : 0], [2], { device: Object.values(params)[0]!.device });
+      const extra = tensor([lossSum, o.stop?.aborted ? 1 : 0], [2], { device: tensors[0]!.device });
       const summed = reducer.finish(extra);
       grads = Object.fromEntries(names.map((k, i) => [k, summed[i]!]));
       const [reducedLoss, stops] = extra.dataSync();

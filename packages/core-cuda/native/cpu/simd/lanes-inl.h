@@ -67,12 +67,12 @@ template <class Vec> HWY_INLINE LanesOf<Vec> sqrt(LanesOf<Vec> a) { return {hn::
 HWY_INLINE V Exp(V x) {
   // x86's min/max return their second operand when either is NaN, so x's NaN is kept; the scalar
   // target's return the other one, so there the NaN is put back.
-  V xc = hn::Max(splat(-104.0f), hn::Min(splat(89.0f), x));
+  V xc = hn::Max(splat(kExpMin), hn::Min(splat(kExpMax), x));
 #if HWY_TARGET == HWY_SCALAR
   xc = hn::IfThenElse(hn::IsNaN(x), x, xc);
 #endif
-  const V shifted = hn::Add(hn::Mul(xc, splat(1.44269504088896341f)), splat(12582912.0f));
-  const V n = hn::Sub(shifted, splat(12582912.0f));
+  const V shifted = hn::Add(hn::Mul(xc, splat(kExpLog2e)), splat(kExpShifter));
+  const V n = hn::Sub(shifted, splat(kExpShifter));
   const V p = exp_poly_(exp_remainder_(Lanes{xc}, Lanes{n})).v;
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
   // AVX-512's vscalefps: p 2^n in one instruction that also rounds subnormal results once (the two

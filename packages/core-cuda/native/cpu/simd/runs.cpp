@@ -30,7 +30,7 @@ HWY_INLINE V Tanh(V x) {
   const V ax = hn::Abs(x);
   const V small = tanh_small_(Lanes{x}, Lanes{hn::Mul(x, x)}).v;
   const V big = tanh_big_(Lanes{Exp(hn::Add(ax, ax))}).v;
-  return hn::IfThenElse(hn::Lt(ax, splat(0.625f)), small, hn::CopySign(big, x));
+  return hn::IfThenElse(hn::Lt(ax, splat(kTanhCut)), small, hn::CopySign(big, x));
 }
 
 // kx::gelu_cdf on lanes.
@@ -94,7 +94,7 @@ void DropoutRun(const float* x, float* y, int64_t n, uint64_t seed, uint64_t off
   int64_t i = 0;
   const auto one = [&](int64_t k) {
     const uint64_t e = offset + (uint64_t)k;
-    y[k] = dropout_element(x[k], philox_uniform(philox_block(seed, e >> 2).v[e & 3]), p, scale);
+    y[k] = dropout_element(x[k], philox_uniform_at(seed, e), p, scale);
   };
   for (; i < n && ((offset + (uint64_t)i) & 3) != 0; ++i) one(i);
 #if HWY_TARGET != HWY_SCALAR

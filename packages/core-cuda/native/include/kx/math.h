@@ -42,10 +42,10 @@ KX_HD float exp_fast(float x) {
 #if defined(__CUDA_ARCH__)
   return expf(x);
 #else
-  float xc = x > 89.0f ? 89.0f : x;  // NaN kept
-  xc = xc < -104.0f ? -104.0f : xc;
+  float xc = x > kExpMax ? kExpMax : x;  // NaN kept
+  xc = xc < kExpMin ? kExpMin : xc;
   // n = round(x / ln2) by the 1.5 * 2^23 trick (floorf would not vectorise under -ftrapping-math).
-  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  const float n = (xc * kExpLog2e + kExpShifter) - kExpShifter;
   const float p = exp_poly_(exp_remainder_(xc, n));
   const int32_t ni = (int32_t)(n == n ? n : 0.0f);  // no float-to-int conversion of a NaN
   const int32_t n1 = ni >> 1;
@@ -69,7 +69,7 @@ KX_HD float tanh_fast(float x) {
   return tanhf(x);
 #else
   const float ax = fabsf(x);
-  return ax < 0.625f ? tanh_small_(x, x * x) : copysignf(tanh_big_(exp_fast(2.0f * ax)), x);
+  return ax < kTanhCut ? tanh_small_(x, x * x) : copysignf(tanh_big_(exp_fast(2.0f * ax)), x);
 #endif
 }
 

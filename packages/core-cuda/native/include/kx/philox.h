@@ -43,14 +43,24 @@ KX_HD Philox4 philox4x32_10(Philox4 c, uint32_t k0, uint32_t k1) {
   return c;
 }
 
-// The four words of block `block` (random elements 4*block .. 4*block+3) for a 64-bit seed.
-KX_HD Philox4 philox_block(uint64_t seed, uint64_t block) {
-  return philox4x32_10(Philox4{{(uint32_t)block, (uint32_t)(block >> 32), 0u, 0u}}, (uint32_t)seed,
-                       (uint32_t)(seed >> 32));
+// Block j of the stream `stream` (counter word c3) of element e: counter {lo32(e), hi32(e), j,
+// stream} under the 64-bit seed. Stream 0, j 0 is the convention below (philox_block); draws that
+// need several numbers an element take a stream of their own (normals, Wood's vMF sampler).
+KX_HD Philox4 philox_stream_block(uint64_t seed, uint64_t e, uint32_t j, uint32_t stream) {
+  return philox4x32_10(Philox4{{(uint32_t)e, (uint32_t)(e >> 32), j, stream}}, (uint32_t)seed, (uint32_t)(seed >> 32));
 }
+
+// The four words of block `block` (random elements 4*block .. 4*block+3) for a 64-bit seed.
+KX_HD Philox4 philox_block(uint64_t seed, uint64_t block) { return philox_stream_block(seed, block, 0u, 0u); }
 
 // A uniform float in [0, 1) from the top 24 bits of a word: every value is exact in float32.
 KX_HD float philox_uniform(uint32_t word) { return (float)(word >> 8) * 5.9604644775390625e-08f; }
+
+// The uniform of random element e: word e % 4 of block e / 4.
+KX_HD float philox_uniform_at(uint64_t seed, uint64_t e) { return philox_uniform(philox_block(seed, e >> 2).v[e & 3]); }
+
+// A uniform float in (0, 1): (the top 24 bits + 1/2) / 2^24, never 0 (its logarithm is finite).
+KX_HD float philox_uniform_open(uint32_t word) { return ((float)(word >> 8) + 0.5f) * 5.9604644775390625e-08f; }
 
 // Standard normals ('NRML' in counter word c3, so they never share a block with the words of the
 // convention above): normal element e is the Box–Muller cosine of the first two words of block
@@ -58,10 +68,9 @@ KX_HD float philox_uniform(uint32_t word) { return (float)(word >> 8) * 5.960464
 constexpr uint32_t kPhiloxNormalStream = 0x4E524D4Cu;
 
 KX_HD float philox_normal(uint64_t seed, uint64_t e) {
-  const Philox4 r = philox4x32_10(Philox4{{(uint32_t)e, (uint32_t)(e >> 32), 0u, kPhiloxNormalStream}}, (uint32_t)seed,
-                                  (uint32_t)(seed >> 32));
-  const float u1 = ((float)(r.v[0] >> 8) + 0.5f) * 5.9604644775390625e-08f;
-  const float u2 = ((float)(r.v[1] >> 8) + 0.5f) * 5.9604644775390625e-08f;
+  const Philox4 r = philox_stream_block(seed, e, 0u, kPhiloxNormalStream);
+  const float u1 = philox_uniform_open(r.v[0]);
+  const float u2 = philox_uniform_open(r.v[1]);
   return sqrtf(-2.0f * logf(u1)) * cosf(6.283185307179586f * u2);
 }
 

@@ -32,30 +32,30 @@ const std::array<uint32_t, kConstInputs>& kernel_fixed_constants() {
     put(kConstOne, 1.0f);
     t[kConstBf16Bias] = 0x7fff;
     t[kConstBf16NaN] = 0x7fc0;
-    // lanes-inl.h's Exp and kx/math_formulas.inc's exp_remainder_ and exp_poly_
-    put(kConstExpMax, 89.0f);
-    put(kConstExpMin, -104.0f);
-    put(kConstLog2e, 1.44269504088896341f);
-    put(kConstShifter, 12582912.0f);
-    put(kConstNegShifter, -12582912.0f);
-    put(kConstLn2Hi, 0.693359375f);
-    put(kConstLn2Lo, -2.12194440e-4f);
-    const float poly[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
-    for (int k = 0; k < 6; ++k) put(kConstExpPoly + k, poly[k]);
-    t[kConstExpBitsBias] = (uint32_t)-0x4B400000;
+    // kx/math_formulas.inc's constants: the exponential's (as lanes-inl.h's Exp uses them), tanh's,
+    // the erf's and GELU's
+    put(kConstExpMax, kExpMax);
+    put(kConstExpMin, kExpMin);
+    put(kConstLog2e, kExpLog2e);
+    put(kConstShifter, kExpShifter);
+    put(kConstNegShifter, -kExpShifter);
+    put(kConstLn2Hi, kLn2Hi);
+    put(kConstLn2Lo, kLn2Lo);
+    const float exp_poly[6] = {kExpP0, kExpP1, kExpP2, kExpP3, kExpP4, kExpP5};
+    for (int k = 0; k < 6; ++k) put(kConstExpPoly + k, exp_poly[k]);
+    t[kConstExpBitsBias] = (uint32_t)-0x4B400000;  // -(the bits of kExpShifter)
     t[kConstExpBias] = 127;
-    // kx/math_formulas.inc's tanh_small_, erf_as_t_, erf_as_poly_ and gelu_tanh_inner_
     t[kConstAbsMask] = 0x7fffffff;
     put(kConstHalf, 0.5f);
     put(kConstTwo, 2.0f);
-    put(kConstTanhCut, 0.625f);
-    const float tanh_poly[5] = {-5.70498872745e-3f, 2.06390887954e-2f, -5.37397155531e-2f, 1.33314422036e-1f, -3.33332819422e-1f};
+    put(kConstTanhCut, kTanhCut);
+    const float tanh_poly[5] = {kTanhP0, kTanhP1, kTanhP2, kTanhP3, kTanhP4};
     for (int k = 0; k < 5; ++k) put(kConstTanhPoly + k, tanh_poly[k]);
     put(kConstInvSqrt2, kInvSqrt2);
-    put(kConstErfP, 0.3275911f);
-    const float erf_poly[5] = {1.061405429f, -1.453152027f, 1.421413741f, -0.284496736f, 0.254829592f};
+    put(kConstErfP, kErfP);
+    const float erf_poly[5] = {kErfA0, kErfA1, kErfA2, kErfA3, kErfA4};
     for (int k = 0; k < 5; ++k) put(kConstErfPoly + k, erf_poly[k]);
-    put(kConstGeluCubic, 0.044715f);
+    put(kConstGeluCubic, kGeluCubic);
     put(kConstSqrt2OverPi, kSqrt2OverPi);
     return t;
   }();
@@ -207,8 +207,7 @@ class GroupKernelCode final : public GroupKernel, private Xbyak::CodeGenerator {
     const Xmm t = scratch(4);
     switch (fn) {
       case UnaryFn::Neg:
-        vbroadcastss(t, constant(kConstSign));
-        vxorps(d, a, t);
+        negated(d, a, t);
         return;
       case UnaryFn::Sqrt:
         vsqrtps(d, a);
@@ -228,9 +227,8 @@ class GroupKernelCode final : public GroupKernel, private Xbyak::CodeGenerator {
       case UnaryFn::Sigmoid:  // 1 / (1 + e^-x)
       case UnaryFn::Silu: {   // x / (1 + e^-x)
         const Xmm x = scratch(1), minus_x = scratch(2);
-        vmovaps(x, a);  // (d may be a's register)
-        vbroadcastss(minus_x, constant(kConstSign));
-        vxorps(minus_x, minus_x, a);
+        if (fn == UnaryFn::Silu) vmovaps(x, a);  // (d may be a's register)
+        negated(minus_x, a, minus_x);
         exp(d, minus_x);
         vbroadcastss(t, constant(kConstOne));
         vaddps(d, t, d);
@@ -266,6 +264,28 @@ class GroupKernelCode final : public GroupKernel, private Xbyak::CodeGenerator {
     }
   }
 
+  // p = the polynomial of `count` coefficients at constants[first...] (highest degree first) in x,
+  // by Horner's rule with one FMA a coefficient, as the vector runs contract it; c: a temporary.
+  void horner(const Xmm& p, int first, int count, const Xmm& x, const Xmm& c) {
+    vbroadcastss(p, constant(first));
+    for (int k = 1; k < count; ++k) {
+      vbroadcastss(c, constant(first + k));
+      vfmadd132ps(p, c, x);  // p x + c_k
+    }
+  }
+
+  // d = −x (the sign bit flipped); tmp a register other than x, d's own allowed.
+  void negated(const Xmm& d, const Xmm& x, const Xmm& tmp) {
+    vbroadcastss(tmp, constant(kConstSign));
+    vxorps(d, x, tmp);
+  }
+
+  // d = |x| (the sign bit cleared); d a register other than x.
+  void abs_of(const Xmm& d, const Xmm& x) {
+    vbroadcastss(d, constant(kConstAbsMask));
+    vandps(d, d, x);
+  }
+
   // d = copysign(d, x) when d's sign bit is clear or is to be replaced (as Highway's CopySign).
   void copy_sign(const Xmm& d, const Xmm& x, const Xmm& t1, const Xmm& t2) {
     vbroadcastss(t1, constant(kConstAbsMask));
@@ -281,15 +301,10 @@ class GroupKernelCode final : public GroupKernel, private Xbyak::CodeGenerator {
   void tanh_of(const Xmm& d) {
     const Xmm x = scratch(1), small = scratch(2), twice = scratch(3), z = scratch(4), c = scratch(5);
     vmulps(z, x, x);
-    vbroadcastss(small, constant(kConstTanhPoly));
-    for (int k = 1; k < 5; ++k) {
-      vbroadcastss(c, constant(kConstTanhPoly + k));
-      vfmadd132ps(small, c, z);  // P z + c_k
-    }
+    horner(small, kConstTanhPoly, 5, z, c);
     vmulps(small, z, small);
     vfmadd132ps(small, x, x);  // z P x + x
-    vbroadcastss(twice, constant(kConstAbsMask));
-    vandps(twice, twice, x);
+    abs_of(twice, x);
     vaddps(twice, twice, twice);
     exp(d, twice);
     vbroadcastss(z, constant(kConstOne));
@@ -299,8 +314,7 @@ class GroupKernelCode final : public GroupKernel, private Xbyak::CodeGenerator {
     vsubps(d, z, d);  // 1 − 2 / (e + 1)
     copy_sign(d, x, c, scratch(6));
     // |x| < 0.625 (false for NaN): the polynomial
-    vbroadcastss(z, constant(kConstAbsMask));
-    vandps(z, z, x);
+    abs_of(z, x);
     vbroadcastss(c, constant(kConstTanhCut));
     if (wide_) {
       vcmpps(k1, c, z, 0x1E);  // _CMP_GT_OQ: 0.625 > |x|
@@ -316,24 +330,18 @@ class GroupKernelCode final : public GroupKernel, private Xbyak::CodeGenerator {
   void gelu_erf(const Xmm& d, const Xmm& a_in) {
     const Xmm x = scratch(1), a = scratch(2), minus_a2 = scratch(3), one = scratch(4), c = scratch(5), t = scratch(6), p = scratch(7);
     vmovaps(x, a_in);
-    vbroadcastss(a, constant(kConstAbsMask));
-    vandps(a, a, x);
+    abs_of(a, x);
     vbroadcastss(c, constant(kConstInvSqrt2));
     vmulps(a, a, c);
     vmulps(minus_a2, a, a);
-    vbroadcastss(c, constant(kConstSign));
-    vxorps(minus_a2, minus_a2, c);
+    negated(minus_a2, minus_a2, c);
     exp(d, minus_a2);
     vbroadcastss(one, constant(kConstOne));
     vbroadcastss(c, constant(kConstErfP));
     vmovaps(t, a);
     vfmadd132ps(t, one, c);  // a p + 1
     vdivps(t, one, t);
-    vbroadcastss(p, constant(kConstErfPoly));
-    for (int k = 1; k < 5; ++k) {
-      vbroadcastss(c, constant(kConstErfPoly + k));
-      vfmadd132ps(p, c, t);  // P t + c_k
-    }
+    horner(p, kConstErfPoly, 5, t, c);
     vmulps(t, t, p);
     vfnmadd132ps(d, one, t);  // 1 − e P(t) t
     copy_sign(d, x, c, p);
@@ -364,11 +372,7 @@ class GroupKernelCode final : public GroupKernel, private Xbyak::CodeGenerator {
     vbroadcastss(p, constant(kConstLn2Lo));
     vfnmadd231ps(x, n, p);  // x is now r
     // the polynomial in p, its coefficients through d (free: a was read), then r² in d
-    vbroadcastss(p, constant(kConstExpPoly));
-    for (int k = 1; k < 6; ++k) {
-      vbroadcastss(d, constant(kConstExpPoly + k));
-      vfmadd132ps(p, d, x);  // p r + c_k
-    }
+    horner(p, kConstExpPoly, 6, x, d);
     vmulps(d, x, x);
     vfmadd132ps(p, x, d);  // poly r² + r
     vbroadcastss(d, constant(kConstOne));

@@ -46,7 +46,7 @@ std::vector<Tensor> dropout_cpu(const Inputs& in, const Attrs& attrs) {
 std::vector<Tensor> normal_cpu(const Inputs& in, const Attrs& attrs) {
   const Tensor& like = in[0];
   const int64_t n = like.numel();
-  const NormalParams np = normal_params(attrs, n);
+  const PhiloxKey np = philox_key(attrs, "normal", n);
   Tensor y = empty(like.shape, DType::Float32, like.device());
   float* out = y.data<float>();
   cpu::parallel_for(n, 1 << 12, [&](int64_t b, int64_t e) {

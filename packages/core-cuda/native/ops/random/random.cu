@@ -43,7 +43,7 @@ std::vector<Tensor> dropout_cuda(const Inputs& in, const Attrs& attrs) {
   return {y};
 }
 
-__global__ void normal_kernel(float* __restrict__ y, int64_t n, NormalParams np) {
+__global__ void normal_kernel(float* __restrict__ y, int64_t n, PhiloxKey np) {
   const int64_t stride = cuda::grid_stride();
   for (int64_t i = cuda::thread_index(); i < n; i += stride) y[i] = philox_normal(np.seed, np.offset + (uint64_t)i);
 }
@@ -51,7 +51,7 @@ __global__ void normal_kernel(float* __restrict__ y, int64_t n, NormalParams np)
 std::vector<Tensor> normal_cuda(const Inputs& in, const Attrs& attrs) {
   const Tensor& like = in[0];
   const int64_t n = like.numel();
-  const NormalParams np = normal_params(attrs, n);
+  const PhiloxKey np = philox_key(attrs, "normal", n);
   Tensor y = empty(like.shape, DType::Float32, like.device());
   if (n == 0) return {y};
   normal_kernel<<<cuda::blocks_for(n, cuda::kThreads), cuda::kThreads, 0, cuda::stream(y)>>>(y.data<float>(), n, np);

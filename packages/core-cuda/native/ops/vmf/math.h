@@ -32,8 +32,7 @@ struct VmfStream {
 
   KX_HD uint32_t word() {
     if (next == 4) {
-      words = philox4x32_10(Philox4{{(uint32_t)e, (uint32_t)(e >> 32), block, kVmfWoodStream}}, (uint32_t)seed,
-                            (uint32_t)(seed >> 32));
+      words = philox_stream_block(seed, e, block, kVmfWoodStream);
       ++block;
       next = 0;
     }

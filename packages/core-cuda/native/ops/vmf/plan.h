@@ -4,19 +4,12 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kx/philox_key.h"
 #include "kx/registry.h"
 #include "kx/tensor.h"
 #include "ops/vmf/math.h"
 
 namespace kx {
-
-inline uint64_t vmf_u53_attr(const Attrs& attrs, const char* op, const char* name) {
-  constexpr double kMaxExactInt = 9007199254740991.0;  // 2^53 - 1: the integers a JS number holds
-  const double v = attrs.num(name, 0.0);
-  KX_CHECK(std::isfinite(v) && v >= 0 && v <= kMaxExactInt && v == std::floor(v), Arg, op, ": ", name,
-           " must be an integer in [0, 2^53), got ", v);
-  return (uint64_t)v;
-}
 
 // d (an integer >= 2: the sphere S^{d-1} in R^d) and κ (finite, >= 0).
 inline void vmf_check_d_kappa(const char* op, double d, double kappa) {
@@ -56,22 +49,18 @@ inline VmfIcdfPlan vmf_icdf_plan(const Tensor& cdf, const Attrs& attrs) {
   KX_CHECK(g.n == cdf.numel(), Shape, "vmf_sample_icdf: a table of ", cdf.numel(), " entries is not the grid of delta ", g.delta,
            " (", g.n, " points)");
   const double count = attrs.num("count", -1.0);
-  KX_CHECK(std::isfinite(count) && count >= 0 && count == std::floor(count) && count <= 9007199254740991.0, Arg,
+  KX_CHECK(std::isfinite(count) && count >= 0 && count == std::floor(count) && count <= kMaxExactInt, Arg,
            "vmf_sample_icdf: count must be an integer >= 0, got ", count);
-  const uint64_t seed = vmf_u53_attr(attrs, "vmf_sample_icdf", "seed");
-  const uint64_t offset = vmf_u53_attr(attrs, "vmf_sample_icdf", "offset");
-  KX_CHECK(offset + (uint64_t)count <= 9007199254740991ull, Arg, "vmf_sample_icdf: offset + count must be below 2^53");
-  return {g.delta, g.n, (int64_t)count, seed, offset};
+  const PhiloxKey key = philox_key(attrs, "vmf_sample_icdf", (int64_t)count);
+  return {g.delta, g.n, (int64_t)count, key.seed, key.offset};
 }
 
 inline VmfWoodParams vmf_wood_plan(const Tensor& like, const Attrs& attrs) {
   const double d = attrs.num("d", 0.0);
   const double kappa = attrs.num("kappa", -1.0);
   vmf_check_d_kappa("vmf_sample_wood", d, kappa);
-  const uint64_t seed = vmf_u53_attr(attrs, "vmf_sample_wood", "seed");
-  const uint64_t offset = vmf_u53_attr(attrs, "vmf_sample_wood", "offset");
-  KX_CHECK(offset + (uint64_t)like.numel() <= 9007199254740991ull, Arg, "vmf_sample_wood: offset + count must be below 2^53");
-  return vmf_wood_params(d, kappa, seed, offset);
+  const PhiloxKey key = philox_key(attrs, "vmf_sample_wood", like.numel());
+  return vmf_wood_params(d, kappa, key.seed, key.offset);
 }
 
 // vmf_compose's layout: mu and eps [B, d], w [B], one dtype (dz too for the backward).

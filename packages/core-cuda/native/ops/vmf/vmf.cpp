@@ -73,7 +73,7 @@ std::vector<Tensor> vmf_sample_icdf_cpu(const Inputs& in, const Attrs& attrs) {
   cpu::parallel_for(p.count, 1 << 12, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const uint64_t r = p.offset + (uint64_t)i;
-      const float u = philox_uniform(philox_block(p.seed, r >> 2).v[r & 3]);
+      const float u = philox_uniform_at(p.seed, r);
       out[i] = (float)vmf_icdf_lookup(table, p.n, p.delta, u);
     }
   });

@@ -13,7 +13,7 @@ __global__ void vmf_icdf_kernel(const float* __restrict__ cdf, float* __restrict
   const int64_t stride = cuda::grid_stride();
   for (int64_t i = cuda::thread_index(); i < p.count; i += stride) {
     const uint64_t r = p.offset + (uint64_t)i;
-    const float u = philox_uniform(philox_block(p.seed, r >> 2).v[r & 3]);
+    const float u = philox_uniform_at(p.seed, r);
     w[i] = (float)vmf_icdf_lookup(cdf, p.n, p.delta, u);
   }
 }
