@@ -564,21 +564,23 @@ def linear_attention_rope(q, k, v, cos, sin, chunk):
 
 
 def vmf_table(d, kappa, delta):
-    """The post's inverse-CDF table of w (ALGORITHMS.md 5.2) in float64: grid -1 + (k+1) delta < 1, its CDF."""
+    """The post's inverse-CDF table of w (ALGORITHMS.md 5.2): grid -1 + (k+1) delta < 1, its CDF built
+    in float64 and kept in float32, as kexue keeps it (half the bytes every search step reads)."""
     n = int(math.floor(2 / delta - 1e-9))
     x = -1 + torch.arange(1, n + 1, dtype=torch.float64) * delta
     y = kappa * x + (d - 3) / 2 * torch.log((1 - x) * (1 + x))
     c = torch.cumsum(torch.exp(y - y.max()), 0)
-    return x, c / c[-1]
+    return (c / c[-1]).float()
 
 
-def vmf_icdf(x, cdf, n):
-    """np.interp(u, cdf, x) for n uniforms: searchsorted, then the line between the grid points."""
-    u = torch.rand(n, dtype=torch.float64)
+def vmf_icdf(cdf, delta, n):
+    """np.interp(u, cdf, grid) for n float32 uniforms: searchsorted, then the line between the grid
+    points, which are computed (-1 + (k+1) delta), not read from a table, as kexue's lookup does."""
+    u = torch.rand(n)
     k = torch.searchsorted(cdf, u, right=True).clamp(1, cdf.numel() - 1)
     c0, c1 = cdf[k - 1], cdf[k]
-    t = ((u - c0) / (c1 - c0)).clamp(0, 1)
-    return (x[k - 1] + t * (x[k] - x[k - 1])).float()
+    t = (u - c0) / (c1 - c0)
+    return (-1 + (k.double() + t.double()) * delta).float()
 
 
 def vmf_wood(d, kappa, n):
@@ -783,8 +785,9 @@ def setup(name, args):
     if name.startswith('vmf-'):
         d, kappa, n = int(args['d']), float(args['kappa']), int(args['n'])
         if args['method'] == 'icdf':
-            x, cdf = vmf_table(d, kappa, float(args['delta']))
-            draw_w = lambda: vmf_icdf(x, cdf, n)
+            delta = float(args['delta'])
+            cdf = vmf_table(d, kappa, delta)
+            draw_w = lambda: vmf_icdf(cdf, delta, n)
         else:
             draw_w = lambda: vmf_wood(d, kappa, n)
         if name.startswith('vmf-z-'):

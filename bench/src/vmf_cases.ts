@@ -4,7 +4,8 @@
  * implementation of the same samplers (torch_bench.py's vmf_*):
  *
  * - w by the inverse CDF: kexue's native table lookup (the table built once in setup, δ = 1e-6)
- *   against torch.rand + torch.searchsorted + linear interpolation on the same float64-built table;
+ *   against torch.rand + torch.searchsorted + linear interpolation on the same table, built in
+ *   float64 and kept in float32 on both sides, the grid points computed rather than read;
  * - w by Wood's rejection sampler: kexue's native per-draw loop against the usual vectorised PyTorch
  *   form (torch.distributions.Beta proposals for the draws still rejected, until none is);
  * - z = wμ + sqrt(1 − w²)ν for a batch of unit μ (w by the inverse CDF, ν from Gaussian noise):
