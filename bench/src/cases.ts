@@ -245,26 +245,36 @@ function adamwPlainCase(mode: 'eager' | 'compiled', size: string, n: number): Ti
   };
 }
 
-/** The two activation groups of the emitter's transcendentals: sigmoid and SiLU, GELU and tanh. */
+/**
+ * The activation groups of the emitter's transcendentals: sigmoid and SiLU, GELU and tanh (5 ops
+ * each), and a backward-shaped one, GELU's derivative (as a training step's backward has it, dx =
+ * dy·gelu'(x)) scaled and added to its dy (3 ops).
+ */
 const ACTIVATION_GROUPS = {
-  'sigmoid-silu': (a: kx.Tensor, b: kx.Tensor) => kx.add(kx.mul(kx.sigmoid(a), b), kx.mul(kx.silu(b), 0.5)),
-  'gelu-tanh': (a: kx.Tensor, b: kx.Tensor) => kx.add(kx.mul(kx.gelu(a), b), kx.tanh(b)),
+  'sigmoid-silu': { what: 'sigmoid(a)·b + silu(b)·0.5', ops: 5, fn: (a: kx.Tensor, b: kx.Tensor) => kx.add(kx.mul(kx.sigmoid(a), b), kx.mul(kx.silu(b), 0.5)) },
+  'gelu-tanh': { what: 'gelu(a)·b + tanh(b)', ops: 5, fn: (a: kx.Tensor, b: kx.Tensor) => kx.add(kx.mul(kx.gelu(a), b), kx.tanh(b)) },
+  'gelu-backward': {
+    what: "b·gelu'(a)·0.5 + b",
+    ops: 3,
+    fn: (a: kx.Tensor, b: kx.Tensor) => kx.add(kx.mul(kx.runKernel('unary_backward', [a, a, b], { fn: 'gelu' })[0]!, 0.5), b),
+  },
 } as const;
 
 /**
- * A chain of activations over two 16M float32 tensors, eager (5 ops) or through kx.compile (one
- * fused group: machine code with the emitter, `KEXUE_FUSION=interp` for the block interpreter).
+ * A chain of activations over two 16M float32 tensors, eager or through kx.compile (one fused
+ * group: machine code with the emitter, `KEXUE_FUSION=interp` for the block interpreter).
  */
 function activationsCase(mode: 'eager' | 'compiled', group: keyof typeof ACTIVATION_GROUPS): TimedCase {
   const n = 1 << 24;
+  const { what, ops, fn } = ACTIVATION_GROUPS[group];
   return {
     name: `activations-${group}-${mode}-16m`,
-    what: `${group === 'sigmoid-silu' ? 'sigmoid(a)·b + silu(b)·0.5' : 'gelu(a)·b + tanh(b)'} on ${n} float32, ${mode === 'eager' ? 'eager (5 ops)' : 'kx.compile (1 fused group)'}`,
+    what: `${what} on ${n} float32, ${mode === 'eager' ? `eager (${ops} ops)` : 'kx.compile (1 fused group)'}`,
     // the compulsory traffic: a and b read, the result written
     bytes: n * 12,
     setup() {
       const [a, b] = [rand([n], 51), rand([n], 52)];
-      const f = mode === 'eager' ? ACTIVATION_GROUPS[group] : kx.compile(ACTIVATION_GROUPS[group]);
+      const f = mode === 'eager' ? fn : kx.compile(fn);
       kx.tidy(() => void f(a, b));
       return {
         run: () => kx.tidy(() => void f(a, b)),
@@ -444,7 +454,7 @@ export const CASES: BenchCase[] = [
   adamwPlainCase('compiled', '16m', 1 << 24),
   adamwPlainCase('eager', '1k', 1024),
   adamwPlainCase('compiled', '1k', 1024),
-  ...(['sigmoid-silu', 'gelu-tanh'] as const).flatMap((g) => [activationsCase('eager', g), activationsCase('compiled', g)]),
+  ...(['sigmoid-silu', 'gelu-tanh', 'gelu-backward'] as const).flatMap((g) => [activationsCase('eager', g), activationsCase('compiled', g)]),
   opCase({ name: 'gelu', what: `GELU (erf) on [${ROWS}, ${COLS}]`, bytes: ROWS * COLS * 8 }, () => {
     const x = rand([ROWS, COLS], 8, 3);
     return { inputs: [x], op: () => kx.gelu(x) };

@@ -72,8 +72,10 @@ export function progressRenderer(o: RendererOptions): TrainObserver {
       case 'log': {
         const r = e.record as Record<string, number>;
         const scaling = r.loss_scale !== undefined ? `  loss scale ${r.loss_scale}${r.skipped_steps ? ` (${r.skipped_steps} skipped)` : ''}` : '';
+        // train.compile: programs traced so far (a count that grows means new batch shapes)
+        const compiled = r.compile_traces !== undefined ? `  ${r.compile_traces} traces` : '';
         line(
-          `step ${r.step}/${e.total}  epoch ${r.epoch}  loss ${r.loss!.toFixed(4)}  lr ${r.lr!.toExponential(2)}  grad norm ${r.grad_norm!.toFixed(3)}${scaling}  ` +
+          `step ${r.step}/${e.total}  epoch ${r.epoch}  loss ${r.loss!.toFixed(4)}  lr ${r.lr!.toExponential(2)}  grad norm ${r.grad_norm!.toFixed(3)}${scaling}${compiled}  ` +
             `${Math.round(r.tokens_per_s!)} tok/s  ${clock(timing.elapsedMs)} elapsed, ETA ${clock(timing.etaMs)}`,
         );
         return;

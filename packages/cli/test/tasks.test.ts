@@ -45,10 +45,8 @@ const toy = defineTask({
     return {
       model,
       data: new Dataset(xs),
-      loss: ({ records }) => {
-        const x = kx.tensor(Float32Array.from(records), [records.length]);
-        return kx.mean(kx.pow(kx.sub(kx.mul(x, model.w), kx.mul(x, config.data.slope)), 2));
-      },
+      inputs: ({ records }: { records: number[] }) => ({ x: kx.tensor(Float32Array.from(records), [records.length]) }),
+      lossOf: ({ x }: { x: kx.Tensor }) => kx.mean(kx.pow(kx.sub(kx.mul(x, model.w), kx.mul(x, config.data.slope)), 2)),
       tokens: (records: number[]) => records.length,
       evaluate: async () => ({ error: error() }),
       arch: { kind: 'line' },
@@ -120,6 +118,28 @@ describe('commands from the task registry', () => {
     const bad = await run(['train', 'nre']);
     expect(bad.code).toBe(2);
     expect(bad.err).toContain("unknown task 'nre' (did you mean 'ner'?) (tasks: ner, mlm, summarize, pegasus, vae)");
+  });
+
+  it('train.compile=true trains with compiled updates (the train records count traces), and is refused with loss scaling', async () => {
+    const r = await runToy(['train', 'toy', 'optim.name=adamw', 'optim.lr=0.2', 'train.compile=true', '--run-dir', 'toy-compiled']);
+    expect(r.code).toBe(0);
+    const train = readFileSync(path.join(tmp, 'toy-compiled', 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { kind: string; compile_traces?: number; compile_replays?: number })
+      .filter((rec) => rec.kind === 'train');
+    // 4 updates of one batch shape: the micro-step and the update traced once, replayed 3 times each
+    expect(train.at(-1)).toMatchObject({ compile_traces: 2, compile_replays: 6 });
+    expect(r.err).toMatch(/step 4\/4 .* grad norm [\d.]+  2 traces  /);
+    const refused = await runToy(['train', 'toy', 'train.compile=true', '--precision', 'fp16', '--run-dir', 'toy-fp16']);
+    expect(refused.code).toBe(2);
+    expect(refused.err).toContain('train.compile=true cannot run with loss scaling (precision=fp16');
+    expect(existsSync(path.join(tmp, 'toy-fp16'))).toBe(false);
+    // --nproc is refused before mpirun starts (every rank would refuse it)
+    const dataParallel = await runToy(['train', 'toy', 'train.compile=true', '--nproc', '2', '--run-dir', 'toy-dp']);
+    expect(dataParallel.code).toBe(2);
+    expect(dataParallel.err).toContain('train.compile=true cannot run data-parallel (--nproc, mpirun)');
+    expect(existsSync(path.join(tmp, 'toy-dp'))).toBe(false);
   });
 
   it('a task defined outside the CLI trains, resumes and evaluates through it', async () => {

@@ -114,19 +114,34 @@ export interface NativeAddon {
   /**
    * Runs a compiled program on its input handles: one addon call for the whole program. `patches`
    * give the op steps they name new attributes for this run (checked against the op `op` declares).
+   * `stepNs` (one slot per step) receives each step's wall time in nanoseconds (the profiler's; CUDA
+   * steps: their launch).
    */
-  programRun(program: NativeProgram, inputs: readonly NativeHandle[], patches?: readonly NativeAttrPatch[]): NativeTensor[];
+  programRun(program: NativeProgram, inputs: readonly NativeHandle[], patches?: readonly NativeAttrPatch[], stepNs?: Float64Array): NativeTensor[];
   /** Frees a program and its constants now (a later programRun is E_ARG). */
   programDispose(program: NativeProgram): void;
   /**
    * The CPU's fused-group executors (ops/fused_group/executor.h): the code the emitter writes
    * ('interp' where it writes none: KEXUE_FUSION=interp, no Xbyak in the build, a CPU without
-   * AVX2), the groups run so far by the emitter and by the interpreter, and the kernels emitted.
+   * AVX2), the groups run so far by the emitter and by the interpreter, and the kernels emitted;
+   * `cuda`: the CUDA executor's groups run from PTX and by the interpreter kernel, the PTX kernels
+   * loaded, and the loads that failed with the last reason (ops/fused_group/group_device.h).
    */
-  fusionStats(): { executor: 'avx512' | 'avx2' | 'interp'; emitted: number; interpreted: number; kernels: number };
+  fusionStats(): {
+    executor: 'avx512' | 'avx2' | 'interp';
+    emitted: number;
+    interpreted: number;
+    kernels: number;
+    cuda: { ptx: number; interpreted: number; kernels: number; loadFailures: number; lastFailure: string };
+  };
+  /**
+   * A fused group run on CPU tensors by the CUDA interpreter kernel's element code
+   * (ops/fused_group/group_eval.h), serially: each output's values as float32. For tests.
+   */
+  fusionInterpretReference(group: NativeGroupSpec, inputs: readonly NativeHandle[]): Float32Array[];
   /**
    * The PTX text of a fused group (ops/fused_group/ptx_writer.h), or null where the writer does not
-   * support it; reads[k] says how input k is read. For tests: nothing loads the text yet.
+   * support it; reads[k] says how input k is read. For tests (the CUDA executor loads it natively).
    */
   fusionPtx(group: NativeGroupSpec, reads: readonly ('float32' | 'uint8' | 'float32-row' | 'uint8-row' | 'scalar' | 'unused')[]): string | null;
   /** A zero-filled tensor made on its device (CUDA: a memset on the device's stream, no host copy). */
@@ -181,7 +196,7 @@ interface RawAddon extends Omit<NativeAddon, 'fromData' | 'toDevice' | 'run' | '
   /** The spec with each op step's `op` as its position in buildInfo().ops. */
   programCreate(spec: unknown): NativeProgram;
   /** As run: the n input handles are info's first numbers; returns the number of outputs. */
-  programRun(program: NativeProgram, n: number, info: Float64Array, patches?: { step: number; attrs: Record<string, unknown> | undefined }[]): number;
+  programRun(program: NativeProgram, n: number, info: Float64Array, patches?: { step: number; attrs: Record<string, unknown> | undefined }[], stepNs?: Float64Array): number;
   /** DType names by the native enum's value. */
   dtypeNames: string[];
 }
@@ -257,11 +272,11 @@ export const native: NativeAddon = {
       ...spec,
       steps: spec.steps.map((s) => ('op' in s ? { ...s, op: opDef(s.op).index, attrs: checkedAttrs(opDef(s.op), s.attrs) } : s)),
     }),
-  programRun: (program, inputs, patches) => {
+  programRun: (program, inputs, patches, stepNs) => {
     if (inputs.length > info.length) throw Object.assign(new Error(`compiled function: too many inputs (${inputs.length})`), { code: 'E_ARG' });
     const checked = patches?.map((p) => ({ step: p.step, attrs: checkedAttrs(opDef(p.op), p.attrs) }));
     for (let i = 0; i < inputs.length; i++) info[i] = inputs[i]!;
-    return described(checked ? raw.programRun(program, inputs.length, info, checked) : raw.programRun(program, inputs.length, info));
+    return described(raw.programRun(program, inputs.length, info, checked, stepNs));
   },
 };
 

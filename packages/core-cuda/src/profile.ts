@@ -10,7 +10,7 @@
  */
 import { ArgumentError } from './errors.js';
 import { native, type NativeAddon } from './native.js';
-import { activeTape } from './tape.js';
+import { inBackward } from './tape.js';
 
 /** One row of the profile. */
 export interface ProfileRow {
@@ -54,10 +54,9 @@ function count(table: Map<string, Counter>, key: string, ns: bigint): void {
   if (ns > c.maxNs) c.maxNs = ns;
 }
 
-/** The op's row: its name, with ` (backward)` while a gradient tape replays. */
-function opKey(op: string): string {
-  const tape = activeTape();
-  return tape && !tape.recording ? `${op} (backward)` : op;
+/** An op's row: its name, with ` (backward)` for an op of a backward pass. */
+export function opRowName(op: string, backward = inBackward()): string {
+  return backward ? `${op} (backward)` : op;
 }
 
 /** fn timed into its call row (and run into its op's row); `sync` waits for CUDA after each op. */
@@ -68,7 +67,7 @@ function timed(name: keyof AddonFunctions, fn: AnyFunction, sync: AnyFunction | 
       const outs = fn(...args) as { device: string }[];
       if (sync && outs.some((o) => o.device !== 'cpu')) sync();
       const ns = process.hrtime.bigint() - start;
-      count(ops, opKey(args[0] as string), ns);
+      count(ops, opRowName(args[0] as string), ns);
       count(calls, name, ns);
       return outs;
     };
@@ -96,6 +95,14 @@ function rowsOf(kind: ProfileRow['kind'], table: Map<string, Counter>, elapsedMs
       share: elapsedMs > 0 ? totalMs / elapsedMs : 0,
     };
   });
+}
+
+/**
+ * Counts a compiled program's replay into the op rows: `stepNs[i]` nanoseconds under `rows[i]`
+ * (the traced op's row name, or `fused group`), so a compiled step's table reads like an eager one.
+ */
+export function countProgramSteps(rows: readonly string[], stepNs: Float64Array): void {
+  rows.forEach((row, i) => count(ops, row, BigInt(Math.round(stepNs[i]!))));
 }
 
 /** The profiler (one per process). */

@@ -92,6 +92,11 @@ export function activeTape(): Tape | null {
   return current;
 }
 
+/** Whether ops run now belong to a backward pass (a gradient tape replaying, not recording). */
+export function inBackward(): boolean {
+  return current !== null && !current.recording;
+}
+
 export function setActiveTape(tape: Tape | null): void {
   if (tape && current) throw new ArgumentError('valueAndGrad/grad cannot be nested (higher-order gradients are not supported)');
   current = tape;

@@ -419,7 +419,7 @@ describe('kx.compile: the interpreter on each SIMD target', () => {
       if (simd === 'avx2') expect(report.target).toBe('AVX2');
       expect(report.groups).toBe(1);
       const code = report.code.join('\n');
-      for (const form of [/\* r\d+ \+ r/, /\* 0\.75 - r/, /= r\d+ - r\d+ \* r/, /\? r\d+ : r/, /tanh/]) expect(code).toMatch(form);
+      for (const form of [/\* r\d+ \+ r/, /\* 0\.75 - r/, /= r\d+ - r\d+ \* r/, /\? r\d+ : r/, /tanh/, /\* gelu'\(/]) expect(code).toMatch(form);
       expect(report.error).toBeLessThanOrEqual(1e-6);
     });
   }

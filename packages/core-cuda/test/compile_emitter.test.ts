@@ -30,11 +30,17 @@ interface CaseResult {
   error: number;
   bits: number;
 }
+type CaseName = 'e1' | 'e1Float16' | 'e1BFloat16' | 'adamw' | 'select' | 'wide' | 'specialsFloat16' | 'specialsBFloat16' | 'transcendental' | 'gelus' | 'gelusSpecials' | 'logarithm' | 'column' | 'column3d' | 'expFamily' | 'expSpecials' | 'geluGrads' | 'mlpStep';
 interface Report {
   executor: string;
   target: string;
-  cases: Record<'e1' | 'e1Float16' | 'e1BFloat16' | 'adamw' | 'select' | 'wide' | 'specialsFloat16' | 'specialsBFloat16' | 'transcendental' | 'gelus' | 'gelusSpecials' | 'logarithm' | 'column' | 'column3d' | 'expFamily' | 'expSpecials', CaseResult>;
+  // (and grad_<fn>_<dtype>: each unary derivative on special values, compile_emitter_case.ts)
+  cases: Record<CaseName, CaseResult> & Record<string, CaseResult>;
 }
+
+// The unary derivatives the emitter writes, and the dtypes each is run in.
+const gradFns = ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'tanh', 'sigmoid', 'relu', 'silu', 'gelu', 'geluTanh'];
+const gradDtypes = ['float32', 'float16', 'bfloat16'];
 
 function report(env: Record<string, string>): Report {
   const r = spawnSync(process.execPath, ['--import', 'tsx', '--conditions=source', path.join(here, 'compile_emitter_case.ts')], {
@@ -60,17 +66,33 @@ describe.skipIf(!avx2 || process.arch !== 'x64')('kx.compile: the CPU executors 
       runs.set(config.name, r);
       expect(r.executor).toBe(config.executor);
       const emits = config.executor !== 'interp';
+      // (SiLU's and the GELUs' derivatives are emitted in AVX2 code only: emitter.cpp's emitted_instr)
+      const emitsGrad = (fn: string) => emits && !(config.executor === 'avx512' && ['silu', 'gelu', 'geluTanh'].includes(fn));
       // (halves: eager rounds after each op, a group once at the end)
-      const tolerance = { e1: 1e-6, e1Float16: 2e-3, e1BFloat16: 2e-2, adamw: 1e-6, select: 1e-6, wide: 1e-6, column: 1e-6, column3d: 1e-6, expFamily: 1e-6, transcendental: 1e-6, gelus: 1e-6 };
-      for (const [name, tol] of Object.entries(tolerance) as [keyof Report['cases'], number][]) {
+      const tolerance = { e1: 1e-6, e1Float16: 2e-3, e1BFloat16: 2e-2, adamw: 1e-6, select: 1e-6, wide: 1e-6, column: 1e-6, column3d: 1e-6, expFamily: 1e-6, transcendental: 1e-6, gelus: 1e-6, geluGrads: 1e-6 };
+      for (const [name, tol] of Object.entries(tolerance) as [CaseName, number][]) {
         const c = r.cases[name];
         expect(c.groups, name).toBe(1);
         // two replays of one group each
-        expect([c.emitted, c.interpreted], name).toEqual(emits ? [2, 0] : [0, 2]);
+        expect([c.emitted, c.interpreted], name).toEqual((name === 'geluGrads' ? emitsGrad('gelu') : emits) ? [2, 0] : [0, 2]);
         expect(c.error, name).toBeLessThanOrEqual(tol);
       }
       // (NaN and infinity: compared by their bits below)
       for (const name of ['specialsFloat16', 'specialsBFloat16', 'expSpecials', 'gelusSpecials'] as const) expect([r.cases[name].emitted, r.cases[name].interpreted], name).toEqual(emits ? [2, 0] : [0, 2]);
+      for (const fn of gradFns) {
+        for (const dtype of gradDtypes) {
+          const c = r.cases[`grad_${fn}_${dtype}`]!;
+          expect([c.groups, c.emitted, c.interpreted], `${fn}' in ${dtype}`).toEqual(emitsGrad(fn) ? [1, 2, 0] : [1, 0, 2]);
+        }
+      }
+      // a compiled training step: forward, backward (the unary derivatives) and update groups, all
+      // emitted in AVX2 code (with AVX-512, those holding a GELU's derivative interpreted)
+      const step = r.cases.mlpStep;
+      expect(step.groups).toBeGreaterThanOrEqual(6);
+      expect(step.emitted + step.interpreted).toBe(2 * step.groups);
+      if (config.executor === 'avx512') expect(step.interpreted).toBeGreaterThan(0);
+      else expect([step.emitted, step.interpreted]).toEqual(emits ? [2 * step.groups, 0] : [0, 2 * step.groups]);
+      expect(step.error).toBeLessThanOrEqual(1e-6);
       // log is not emitted: its group falls back to the interpreter
       expect([r.cases.logarithm.emitted, r.cases.logarithm.interpreted]).toEqual([0, 2]);
       expect(r.cases.logarithm.error).toBeLessThanOrEqual(1e-6);
@@ -79,7 +101,7 @@ describe.skipIf(!avx2 || process.arch !== 'x64')('kx.compile: the CPU executors 
 
   it('the emitted kernels give the interpreter bits (the same IEEE operations and FMAs)', () => {
     const [first, ...rest] = configs.map((c) => runs.get(c.name) ?? report(c.env));
-    for (const r of rest) for (const name of Object.keys(first!.cases) as (keyof Report['cases'])[]) expect(r.cases[name].bits, name).toBe(first!.cases[name].bits);
+    for (const r of rest) for (const name of Object.keys(first!.cases)) expect(r.cases[name]!.bits, name).toBe(first!.cases[name]!.bits);
   });
 
   it('KEXUE_FUSION with an unknown value is E_ARG at the first group run', () => {

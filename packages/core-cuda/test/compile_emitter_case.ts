@@ -3,8 +3,9 @@
 // float32, float16 and bfloat16; AdamW in plain ops; select/relu/neg/rsqrt with a uint8 mask; a
 // program with more live registers than AVX2 has; NaN and overflow narrowed to halves; [rows, 1]
 // columns; the
-// exponential, sigmoid, SiLU, tanh and the GELUs, with special values) and one it leaves to the
-// interpreter (log), each against eager. Prints one JSON
+// exponential, sigmoid, SiLU, tanh and the GELUs, with special values; every unary derivative the
+// emitter writes, in each dtype, on special values, subnormals and NaNs of both signs; a compiled
+// MLP training step) and one it leaves to the interpreter (log), each against eager. Prints one JSON
 // line: the executor, per case the groups each executor ran over two replays, the worst error
 // relative to the largest eager value, and a hash of the replay's bits (equal across executors).
 import * as kx from '../src/index.js';
@@ -46,6 +47,32 @@ const normalise = (x: kx.Tensor, mean: kx.Tensor, rstd: kx.Tensor, g: kx.Tensor)
 // included), sigmoid and SiLU of b.
 const expFamily = (a: kx.Tensor, b: kx.Tensor) => kx.add(kx.mul(kx.exp(a), 0.5), kx.add(kx.sigmoid(b), kx.silu(b)));
 
+// The unary derivatives the emitter writes (dx = dy f'(x, y), y = f(x)), each in a group of its own
+// (doubled, then halved: a group needs three ops; each scaling exact but past the range's ends),
+// the GELUs' also together with a tanh.
+const gradFns: Record<string, Record<string, string>> = {
+  neg: { fn: 'neg' }, exp: { fn: 'exp' }, log: { fn: 'log' }, sqrt: { fn: 'sqrt' }, rsqrt: { fn: 'rsqrt' }, tanh: { fn: 'tanh' },
+  sigmoid: { fn: 'sigmoid' }, relu: { fn: 'relu' }, silu: { fn: 'silu' }, gelu: { fn: 'gelu' }, geluTanh: { fn: 'gelu', approximate: 'tanh' },
+};
+const unaryGrad = (attrs: Record<string, string>) => (x: kx.Tensor, y: kx.Tensor, dy: kx.Tensor) =>
+  kx.mul(kx.mul(kx.runKernel('unary_backward', [x, y, dy], attrs)[0]!, 2), 0.5);
+const geluGrads = (x: kx.Tensor, dy: kx.Tensor) =>
+  kx.add(kx.runKernel('unary_backward', [x, x, dy], { fn: 'gelu' })[0]!, kx.tanh(kx.runKernel('unary_backward', [x, x, dy], { fn: 'gelu', approximate: 'tanh' })[0]!));
+
+// One SGD step (weight decay 0.01, rate 0.1) of a two-layer MLP, tanh(gelu(x W1 / 2)) then tanh,
+// summed by matmuls (no reduction op, so that every group is one the emitter can take): the
+// forward's groups, the backward's chains of unary derivatives, the updates. Returns the loss and
+// both new weights.
+const mlpStep = (x: kx.Tensor, w1: kx.Tensor, w2: kx.Tensor, v: kx.Tensor, ones: kx.Tensor) => {
+  const { value, grads } = kx.valueAndGrad(([a, b]) => {
+    const h = kx.tanh(kx.gelu(kx.mul(kx.matmul(x, a!), 0.5)));
+    const o = kx.tanh(kx.gelu(kx.mul(kx.matmul(h, b!), 0.5), { approximate: 'tanh' }));
+    return kx.reshape(kx.matmul(ones, kx.matmul(o, v)), []);
+  }, [w1, w2]);
+  const update = (w: kx.Tensor, g: kx.Tensor) => kx.sub(w, kx.mul(kx.add(g, kx.mul(w, 0.01)), 0.1));
+  return [value, update(w1, grads[0]!), update(w2, grads[1]!)];
+};
+
 function hash(arrays: Float32Array[]): number {
   let h = 0x811c9dc5;
   for (const a of arrays) for (const byte of new Uint8Array(a.buffer, a.byteOffset, a.byteLength)) h = Math.imul(h ^ byte, 0x01000193) >>> 0;
@@ -79,6 +106,15 @@ function run(fn: (...xs: kx.Tensor[]) => kx.Tensor | kx.Tensor[], args: kx.Tenso
 }
 
 const [rows, cols] = [37, 100]; // rows of 100: no multiple of any vector width
+// Float32 subnormals (and their negatives), the smallest normal, and the largest finite values.
+// NaNs of both signs, quiet and signalling, with payloads, beside finite values: with `shift`, x and
+// dy hold different NaNs at one element (which of two NaNs an operation keeps depends on its
+// operand order).
+const nanBits = [0x7fc00001, 0xffc00002, 0x7fa00003, 0xff900004, 0x3f800000, 0xbf800000, 0x00000000, 0x80000000, 0x7f800000];
+const nans = (shift: number) =>
+  kx.tensor(new Float32Array(Uint32Array.from({ length: rows * cols }, (_, i) => nanBits[(i + shift * ((i / nanBits.length) | 0)) % nanBits.length]!).buffer), [rows, cols]);
+const subnormals = () =>
+  kx.tensor(Float32Array.from({ length: rows * cols }, (_, i) => [1e-40, -1e-40, 1.4e-45, -3e-39, 1.1754944e-38, 3.4e38, -3.4e38][i % 7]! * (1 + next() * 1e-2)), [rows, cols]);
 const specialValues = () => {
   const specials = [NaN, Infinity, -Infinity, 200, -200, 89, -104, 88.7, -87.5, -0, 0, 1e-30];
   return kx.tensor(Float32Array.from({ length: rows * cols }, (_, i) => specials[i % specials.length]! * (i % 7 === 0 ? 1 : 1 + next() * 1e-3)), [rows, cols]);
@@ -105,5 +141,25 @@ const cases = {
   expFamily: run(expFamily, [make([rows, cols], -103, 88), make([rows, cols], -30, 30)]),
   // NaN, infinities and values past both clamps (compared by their bits)
   expSpecials: run(expFamily, [specialValues(), specialValues()]),
+  geluGrads: run(geluGrads, [make([rows, cols], -12, 12), make([rows, cols])]),
+  mlpStep: run(mlpStep, [make([64, 48], -2, 2), make([48, 96], -0.5, 0.5), make([96, 80], -0.5, 0.5), make([80, 1]), kx.ones([1, 64])]),
+  ...gradCases('float32'),
+  ...gradCases('float16'),
+  ...gradCases('bfloat16'),
 };
+
+/**
+ * Per derivative and dtype, a case on the special values and random ones (x and dy; y = f(x) eager,
+ * so that each derivative reads the y it is meant for): named grad_<fn>_<dtype>.
+ */
+function gradCases(dtype: kx.DType) {
+  const xs = kx.concat([specialValues(), make([rows, cols], -6, 6), make([rows, cols], 1e-3, 30), subnormals(), nans(0)], 0).cast(dtype);
+  const dy = kx.concat([specialValues(), make([rows, cols], -2, 2), make([rows, cols], -2, 2), subnormals(), nans(1)], 0).cast(dtype);
+  return Object.fromEntries(
+    Object.entries(gradFns).map(([name, attrs]) => {
+      const y = kx.runKernel('unary', [xs], attrs)[0]!;
+      return [`grad_${name}_${dtype}`, run(unaryGrad(attrs), [xs, y, dy])];
+    }),
+  );
+}
 console.log(JSON.stringify({ executor: native.fusionStats().executor, target: kx.buildInfo().simd, cases }));

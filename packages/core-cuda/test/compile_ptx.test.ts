@@ -2,8 +2,9 @@
  * The PTX writer of fused groups (native/ops/fused_group/ptx_writer.h): the text written for E1
  * (res + mask·(x + bias)·s, a row-broadcast bias), for AdamW in plain ops (three outputs, 0-d
  * scalars) and for a select over a uint8 mask row must assemble with ptxas for sm_80 and sm_90
- * without spills. Nothing loads or launches the kernels yet, so only ptxas judges them; skipped
- * where ptxas is not found.
+ * without spills. The CUDA executor (fused_group.cu) loads and launches such text, and
+ * compile_fusion.cuda.test.ts runs it on a GPU; here only ptxas judges it. Skipped where ptxas is
+ * not found.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';

@@ -1,6 +1,7 @@
 // Run by compile.test.ts in a child process under one KEXUE_SIMD cap (read once, when the addon
 // loads): a fused group with every superinstruction (multiply-adds with a register and with an
-// immediate multiplier, multiply-subtract, negated multiply-add, select) and a transcendental,
+// immediate multiplier, multiply-subtract, negated multiply-add, select), a transcendental and a
+// unary derivative (GELU's, a vector run on every target but the scalar one),
 // compiled and eager, on lengths that are no multiple of any vector width. Prints one JSON line:
 // the dispatched target, the group's instructions and the worst error relative to the largest
 // eager value.
@@ -14,7 +15,8 @@ const f = (a: kx.Tensor, b: kx.Tensor, c: kx.Tensor, m: kx.Tensor) => {
   const t = kx.add(kx.mul(a, b), c); // a·b + c
   const u = kx.sub(kx.mul(t, 0.75), b); // t·0.75 − b
   const v = kx.sub(c, kx.mul(u, a)); // c − u·a
-  return kx.where(m, kx.tanh(v), kx.add(kx.mul(v, v), a));
+  const dv = kx.runKernel('unary_backward', [v, v, u], { fn: 'gelu' })[0]!; // u · gelu'(v)
+  return kx.add(kx.where(m, kx.tanh(v), kx.add(kx.mul(v, v), a)), dv);
 };
 const shape = [37, 53];
 const a = make(shape);

@@ -43,6 +43,39 @@ describe('profiler', () => {
     kx.dispose([w, x]);
   });
 
+  it("times a compiled program's steps into the same op rows as the eager ops, backward and fused groups named", () => {
+    const w = kx.keep(kx.full([16, 8], 0.1));
+    const x = kx.keep(kx.full([4, 16], 1));
+    const b = kx.keep(kx.full([8], 0.5));
+    // gelu(x·w)·2 + b: a traced train-like step whose elementwise tail becomes a fused group
+    const compiled = kx.compile((w: kx.Tensor) => {
+      const { value, grads } = kx.valueAndGrad(({ w }) => kx.sum(kx.add(kx.mul(kx.gelu(kx.matmul(x, w)), 2), kx.mul(b, b))), { w });
+      return [value, grads.w!];
+    });
+    kx.tidy(() => void compiled(w)); // the trace runs eagerly: not profiled here
+    const plan = compiled.plan(w)!;
+    kx.profiler.reset();
+    kx.profiler.enable();
+    for (let i = 0; i < 3; i++) kx.tidy(() => void compiled(w));
+    kx.profiler.disable();
+    const rows = kx.profiler.rows();
+    const op = (name: string) => rows.find((r) => r.kind === 'op' && r.name === name);
+    expect(op('matmul')?.calls).toBe(3);
+    expect(op('matmul (backward)')?.calls).toBe(3); // only dW: x is not differentiated
+    expect(plan.groups.length).toBeGreaterThan(0);
+    const groupRows = rows.filter((r) => r.kind === 'op' && r.name.startsWith('fused group'));
+    expect(groupRows.reduce((n, r) => n + r.calls, 0)).toBe(3 * plan.groups.length);
+    const stepCalls = rows.filter((r) => r.kind === 'op').reduce((n, r) => n + r.calls, 0);
+    expect(stepCalls).toBe(3 * plan.steps);
+    const programRun = rows.find((r) => r.kind === 'call' && r.name === 'programRun')!;
+    expect(programRun.calls).toBe(3);
+    // the steps' times lie inside their programRun calls
+    const stepMs = rows.filter((r) => r.kind === 'op').reduce((t, r) => t + r.totalMs, 0);
+    expect(stepMs).toBeGreaterThan(0);
+    expect(stepMs).toBeLessThanOrEqual(programRun.totalMs);
+    kx.dispose([w, x, b]);
+  });
+
   it('leaves the addon untouched when off, and counts nothing then', () => {
     const run = native.run;
     kx.profiler.enable();

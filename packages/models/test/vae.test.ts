@@ -10,7 +10,7 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 
 import * as kx from '@kexue/core-cuda';
-import { FASHION_MNIST_DIR, VaeModel, bceFromLogits, imageGrid, parseIdx, readImageSplit, vaeTask, type CommandIO, type GrayImage } from '@kexue/models';
+import { FASHION_MNIST_DIR, VaeModel, bceFromLogits, imageGrid, parseIdx, readImageSplit, readMetrics, vaeTask, type CommandIO, type GrayImage } from '@kexue/models';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { idx } from './idx_helpers.js';
@@ -197,6 +197,21 @@ describe('kexue train|eval|sample vae', () => {
     for (const kind of ['vmf', 'gaussian'] as const) {
       const r = await vaeTask.train({ values: { ...small, precision: 'bf16', model: { ...small.model, kind }, train: { ...small.train, steps: 4 } }, runDir: path.join(tmp, `bf16-${kind}`) });
       expect(Number.isFinite(r.lastEval!.loss!)).toBe(true);
+    }
+  });
+
+  it('trains compiled (train.compile: the noise and w drawn afresh at each replay) as it trains eagerly', async () => {
+    for (const kind of ['vmf', 'gaussian'] as const) {
+      const values = { ...small, model: { ...small.model, kind }, train: { ...small.train, log_every: 1 } };
+      const eager = await vaeTask.train({ values, runDir: path.join(tmp, `eager-${kind}`) });
+      const compiled = await vaeTask.train({ values, overrides: ['train.compile=true'], runDir: path.join(tmp, `compiled-${kind}`) });
+      const losses = (dir: string) => readMetrics(path.join(dir, 'metrics.jsonl')).filter((r) => r.kind === 'train');
+      const [e, c] = [losses(eager.runDir), losses(compiled.runDir)];
+      expect(c).toHaveLength(12);
+      // every batch has 20 images: one trace of the micro-step and one of the update
+      expect(c.at(-1)).toMatchObject({ compile_traces: 2, compile_replays: 22 });
+      c.forEach((r, i) => expect(Math.abs((r.loss as number) - (e[i]!.loss as number)) / (e[i]!.loss as number)).toBeLessThanOrEqual(2e-3));
+      expect(Math.abs(compiled.lastEval!.loss! - eager.lastEval!.loss!) / eager.lastEval!.loss!).toBeLessThanOrEqual(2e-3);
     }
   });
 

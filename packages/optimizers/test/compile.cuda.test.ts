@@ -1,5 +1,5 @@
 /**
- * Compiled optimizer steps on a GPU (the program replayed without fusion): Tiger with clipping on
+ * Compiled optimizer steps on a GPU (fused groups on the CUDA executor): Tiger with clipping on
  * the device and its guard's flags handed back by each replay equals the eager optimizer step after
  * step. Skipped with the reason where no GPU answers; compile.test.ts covers the CPU.
  */

@@ -89,6 +89,9 @@ function trainCommand(task: Task, m: Models): LeafCommand {
       };
       if (resume !== undefined && runDir !== undefined) throw new UsageError('--resume DIR continues that run: drop --run-dir', cmd.name);
       if (resume !== undefined && file !== undefined) throw new UsageError("--resume uses the run's own config: drop --config", cmd.name);
+      // --precision X and --device X are the overrides precision=X and device=X, given last so that they win
+      const flags = Object.entries({ precision, device }).flatMap(([key, value]) => (value !== undefined ? [`${key}=${value}`] : []));
+      const overrides = [...((args.positionals.overrides as string[] | undefined) ?? []), ...flags];
       if (nproc !== undefined) {
         if (nproc < 1) throw new UsageError(`--nproc must be at least 1, got ${nproc}`, cmd.name);
         if (process.env.OMPI_COMM_WORLD_SIZE !== undefined) throw new UsageError('--nproc starts mpirun itself: drop it when running under mpirun', cmd.name);
@@ -96,11 +99,9 @@ function trainCommand(task: Task, m: Models): LeafCommand {
         // here, so that every rank (and the user) knows it
         const given = Object.entries({ config: file, 'run-dir': resume === undefined ? (runDir ?? m.timestampedRunDir(path.resolve(ctx.cwd, 'runs'), task.name)) : undefined, resume, precision, device });
         const argv = ['train', task.name, ...given.flatMap(([k, v]) => (v !== undefined ? [`--${k}`, v] : [])), ...((args.positionals.overrides as string[] | undefined) ?? [])];
+        await refuseCompiledDataParallel(task, m, { file, resume, overrides }, ctx, cmd.name);
         return launchMpi(nproc, argv, ctx);
       }
-      // --precision X and --device X are the overrides precision=X and device=X, given last so that they win
-      const flags = Object.entries({ precision, device }).flatMap(([key, value]) => (value !== undefined ? [`${key}=${value}`] : []));
-      const overrides = [...((args.positionals.overrides as string[] | undefined) ?? []), ...flags];
       const stop = new AbortController();
       const values = file !== undefined ? await readConfigFile(path.resolve(ctx.cwd, file)) : undefined;
       const result = await whileStoppable(stop, ctx, () =>
@@ -141,6 +142,25 @@ function trainCommand(task: Task, m: Models): LeafCommand {
     },
   };
   return cmd;
+}
+
+/**
+ * Refuses `--nproc` with train.compile (the run's config: its file and overrides, or a resumed run's
+ * own) before mpirun starts, where every rank would refuse it (a compiled update cannot all-reduce).
+ */
+async function refuseCompiledDataParallel(
+  task: Task,
+  m: Models,
+  o: { file: string | undefined; resume: string | undefined; overrides: string[] },
+  ctx: CommandContext,
+  command: string,
+): Promise<void> {
+  const config = await asUsage(command, m.RequestError, async () =>
+    o.resume !== undefined
+      ? task.readConfig(path.resolve(ctx.cwd, o.resume))
+      : task.resolve({ ...(o.file !== undefined ? { file: { name: o.file, values: await readConfigFile(path.resolve(ctx.cwd, o.file)) } } : {}), overrides: o.overrides, cwd: ctx.cwd }),
+  );
+  if ((config as { train?: { compile?: unknown } }).train?.compile === true) throw new UsageError(m.COMPILE_NOT_DATA_PARALLEL, command);
 }
 
 /** The `kexue` command's script, which mpirun starts in each process. */

@@ -18,6 +18,8 @@
 #include "kx/simd.h"
 #include "kx/tensor.h"
 #include "ops/fused_group/executor.h"
+#include "ops/fused_group/group_device.h"
+#include "ops/fused_group/group_eval.h"
 #include "ops/fused_group/ptx_writer.h"
 #include "collective/communicator.h"
 #include "program/program.h"
@@ -430,13 +432,14 @@ Napi::Value ProgramCreate(const Napi::CallbackInfo& info) {
   });
 }
 
-// programRun(program, n, info, patches?) -> the number of outputs: the n input handles are info's
-// first numbers, the outputs are written to info as run's; patches, [{step, attrs}], give op steps
-// new attributes for this run.
+// programRun(program, n, info, patches?, stepNs?) -> the number of outputs: the n input handles are
+// info's first numbers, the outputs are written to info as run's; patches, [{step, attrs}], give op
+// steps new attributes for this run; stepNs, a Float64Array of a slot per step, receives each
+// step's wall time in nanoseconds.
 Napi::Value ProgramRun(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    KX_CHECK((info.Length() == 3 || info.Length() == 4) && info[0].IsExternal() && info[1].IsNumber(), Arg,
-             "programRun(program, n, info, patches?)");
+    KX_CHECK(info.Length() >= 3 && info.Length() <= 5 && info[0].IsExternal() && info[1].IsNumber(), Arg,
+             "programRun(program, n, info, patches?, stepNs?)");
     InfoWriter w = info_writer(info, 2);
     const kx::Program* program = info[0].As<Napi::External<ProgramSlot>>().Data()->program.get();
     KX_CHECK(program != nullptr, Arg, "programRun: the program was disposed");
@@ -445,7 +448,7 @@ Napi::Value ProgramRun(const Napi::CallbackInfo& info) {
     std::vector<kx::Tensor> inputs((size_t)n);
     for (size_t i = 0; i < inputs.size(); ++i) inputs[i] = handles().get(w.data[i], "compiled function input");
     std::vector<kx::AttrPatch> patches;
-    if (info.Length() == 4 && !info[3].IsUndefined()) {
+    if (info.Length() >= 4 && !info[3].IsUndefined()) {
       KX_CHECK(info[3].IsArray(), Arg, "programRun: patches must be an array");
       Napi::Array list = info[3].As<Napi::Array>();
       for (uint32_t i = 0; i < list.Length(); ++i) {
@@ -455,7 +458,16 @@ Napi::Value ProgramRun(const Napi::CallbackInfo& info) {
         patches.push_back({step, parse_op_attrs(program->patchable_op(step), p.Get("attrs"))});
       }
     }
-    std::vector<kx::Tensor> outs = program->run(inputs, patches);
+    double* step_ns = nullptr;
+    if (info.Length() == 5 && !info[4].IsUndefined()) {
+      KX_CHECK(info[4].IsTypedArray() && info[4].As<Napi::TypedArray>().TypedArrayType() == napi_float64_array, Arg,
+               "programRun: stepNs must be a Float64Array");
+      Napi::Float64Array ns = info[4].As<Napi::Float64Array>();
+      KX_CHECK(ns.ElementLength() >= program->steps(), Arg, "programRun: stepNs holds ", ns.ElementLength(),
+               " slots for ", program->steps(), " steps");
+      step_ns = ns.Data();
+    }
+    std::vector<kx::Tensor> outs = program->run(inputs, patches, step_ns);
     for (kx::Tensor& t : outs) wrap(std::move(t), w);
     return Napi::Number::New(env, (double)outs.size());
   });
@@ -470,8 +482,9 @@ Napi::Value ProgramDispose(const Napi::CallbackInfo& info) {
   });
 }
 
-// fusionStats() -> {executor, emitted, interpreted, kernels}: the code the CPU's fused-group emitter
-// writes ("avx512", "avx2", or "interp" for none), the groups each executor ran, the kernels emitted.
+// fusionStats() -> {executor, emitted, interpreted, kernels, cuda}: the code the CPU's fused-group
+// emitter writes ("avx512", "avx2", or "interp" for none), the groups each executor ran, the kernels
+// emitted; cuda: {ptx, interpreted, kernels, loadFailures, lastFailure} of the CUDA executor.
 Napi::Value FusionStatsOf(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     const kx::FusionStats s = kx::fusion_stats();
@@ -480,13 +493,43 @@ Napi::Value FusionStatsOf(const Napi::CallbackInfo& info) {
     o.Set("emitted", (double)s.emitted);
     o.Set("interpreted", (double)s.interpreted);
     o.Set("kernels", (double)s.kernels);
+    const kx::FusionCudaStats c = kx::fusion_cuda_stats();
+    Napi::Object cuda = Napi::Object::New(env);
+    cuda.Set("ptx", (double)c.ptx);
+    cuda.Set("interpreted", (double)c.interpreted);
+    cuda.Set("kernels", (double)c.kernels);
+    cuda.Set("loadFailures", (double)c.load_failures);
+    cuda.Set("lastFailure", c.last_failure);
+    o.Set("cuda", cuda);
     return o;
+  });
+}
+
+// fusionInterpretReference(group, inputs) -> each output's values as a Float32Array: the group run
+// on CPU tensors (handles) by the CUDA interpreter kernel's element code (ops/fused_group/
+// group_eval.h), one element at a time. For tests.
+Napi::Value FusionInterpretReference(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    KX_CHECK(info.Length() == 2 && info[1].IsArray(), Arg, "fusionInterpretReference(group, inputs)");
+    const kx::GroupProgram p = parse_group(info[0]);
+    Napi::Array list = info[1].As<Napi::Array>();
+    kx::Inputs in;
+    for (uint32_t k = 0; k < list.Length(); ++k) in.push_back(tensor_of(list.Get(k), "fusionInterpretReference input"));
+    const std::vector<kx::Tensor> outs = kx::group_reference(p, in);
+    Napi::Array result = Napi::Array::New(env, outs.size());
+    for (size_t k = 0; k < outs.size(); ++k) {
+      const kx::Tensor& t = outs[k];
+      Napi::Float32Array values = Napi::Float32Array::New(env, (size_t)t.numel());
+      for (int64_t i = 0; i < t.numel(); ++i) values[(size_t)i] = kx::element_as_float(t.raw(), t.dtype, i);
+      result.Set((uint32_t)k, values);
+    }
+    return result;
   });
 }
 
 // fusionPtx(group, reads) -> the PTX text of a group (ops/fused_group/ptx_writer.h), or null where
 // the writer does not support it; reads[k], how input k is read: 'float32', 'uint8', 'float32-row',
-// 'uint8-row', 'scalar' or 'unused'. For tests (ptxas checks the text): nothing loads it yet.
+// 'uint8-row', 'scalar' or 'unused'. For tests (ptxas checks the text; the CUDA executor loads it natively).
 Napi::Value FusionPtx(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     KX_CHECK(info.Length() == 2 && info[1].IsArray(), Arg, "fusionPtx(group, reads)");
@@ -723,6 +766,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("programDispose", Napi::Function::New(env, ProgramDispose));
   exports.Set("fusionStats", Napi::Function::New(env, FusionStatsOf));
   exports.Set("fusionPtx", Napi::Function::New(env, FusionPtx));
+  exports.Set("fusionInterpretReference", Napi::Function::New(env, FusionInterpretReference));
   Napi::Array dtype_names = Napi::Array::New(env, kx::kNumDTypes);
   for (int i = 0; i < kx::kNumDTypes; ++i) dtype_names.Set((uint32_t)i, kx::dtype_name((kx::DType)i));
   exports.Set("dtypeNames", dtype_names);

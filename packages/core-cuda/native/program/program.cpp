@@ -1,8 +1,10 @@
 #include "program/program.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "kx/error.h"
+#include "ops/fused_group/group_device.h"
 
 namespace kx {
 
@@ -47,7 +49,8 @@ const OpDef& Program::patchable_op(int64_t step) const {
   return *op;
 }
 
-std::vector<Tensor> Program::run(const std::vector<Tensor>& inputs, const std::vector<AttrPatch>& patches) const {
+std::vector<Tensor> Program::run(const std::vector<Tensor>& inputs, const std::vector<AttrPatch>& patches,
+                                 double* step_ns) const {
   KX_CHECK((int32_t)inputs.size() == inputs_, Arg, "program: expected ", inputs_, " inputs, got ", inputs.size());
   std::vector<const Attrs*> attrs(steps_.size(), nullptr);
   for (const AttrPatch& p : patches) {
@@ -63,13 +66,15 @@ std::vector<Tensor> Program::run(const std::vector<Tensor>& inputs, const std::v
     in.assign(step.inputs.size(), Tensor{});
     for (size_t i = 0; i < step.inputs.size(); ++i)
       if (step.inputs[i] >= 0) in[i] = values[(size_t)step.inputs[i]];
+    const auto started = step_ns ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     std::vector<Tensor> outs =
-        step.op ? kx::run(*step.op, in, attrs[s] ? *attrs[s] : step.attrs) : run_fused_group_cpu(*step.group, in);
+        step.op ? kx::run(*step.op, in, attrs[s] ? *attrs[s] : step.attrs) : run_fused_group(*step.group, in);
     KX_CHECK((int32_t)outs.size() == step.outputs, Internal, "program: step ", s, " (",
              step.op ? step.op->name : std::string("fused group"), ") made ", outs.size(), " outputs, the trace ",
              step.outputs);
     for (int32_t k = 0; k < step.outputs; ++k) values[(size_t)(first_output_[s] + k)] = std::move(outs[(size_t)k]);
     for (int32_t id : release_[s]) values[(size_t)id] = Tensor{};
+    if (step_ns) step_ns[s] = (double)std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started).count();
   }
   std::vector<Tensor> result;
   result.reserve(outputs_.size());

@@ -1,6 +1,6 @@
 // A compiled program (kx.compile, FUSION.md §5): the ops a traced function ran, as a flat list of
 // steps in their order, replayed natively in one call. A step is an op of the table (run through
-// the registry, kx::run, exactly as an eager call) or a fused group (ops/fused_group/, CPU).
+// the registry, kx::run, exactly as an eager call) or a fused group (ops/fused_group/, on the CPU or CUDA).
 // Values are numbered in order: the program's inputs (the function's tensor arguments and the
 // tensors it captured, passed anew on each run, so a parameter updated in place is read as it is
 // now), then its constants (tensors the function made without an op, such as scalars; held by the
@@ -37,6 +37,7 @@ class Program {
   Program(int32_t inputs, std::vector<Tensor> constants, std::vector<ProgramStep> steps, std::vector<int32_t> outputs);
 
   int32_t inputs() const { return inputs_; }
+  size_t steps() const { return steps_.size(); }
 
   // The op a step runs, whose attributes a patch may replace: E_ARG for a step that does not exist
   // or is a fused group.
@@ -45,8 +46,10 @@ class Program {
   // Runs every step on these inputs (E_ARG on a count that is not inputs()); returns the outputs.
   // `patches` replace the attributes of the op steps they name for this run only (the attributes a
   // trace marked as recomputed at every call: an optimizer's step count and learning rate).
-  // Safe to call from several threads at once: a run's values are its own.
-  std::vector<Tensor> run(const std::vector<Tensor>& inputs, const std::vector<AttrPatch>& patches = {}) const;
+  // `step_ns`, when given (steps() slots), receives each step's wall time in nanoseconds (a CUDA
+  // step's: its launch). Safe to call from several threads at once: a run's values are its own.
+  std::vector<Tensor> run(const std::vector<Tensor>& inputs, const std::vector<AttrPatch>& patches = {},
+                          double* step_ns = nullptr) const;
 
  private:
   int32_t inputs_;

@@ -1,7 +1,8 @@
 /**
  * Fusion, FUSION.md §3 rules (1), (2), (3), (5) and budget (7): chains of elementwise and broadcast
- * ops on the CPU become groups that run as one pass, a reduction may take its elementwise producers
- * as a prologue and its elementwise consumers as an epilogue, and sibling groups merge.
+ * ops on any one device become groups that run as one pass (on CUDA a group needs a tensor input,
+ * whose device it runs on), a reduction may take its elementwise producers as a prologue and its
+ * elementwise consumers as an epilogue, and sibling groups merge.
  *
  * Groups grow from a sink (the last op of a chain, walking the trace backwards) up through its
  * producers. The group runs at its sink's place, so a producer joins when its value is read in the
@@ -62,24 +63,26 @@ export interface FusionGroup {
 const ELEMENTWISE = new Set(['add', 'sub', 'mul', 'div', 'where', 'unary', 'unary_backward']);
 const REDUCE_OPS = new Set(['sum', 'mean', 'max']);
 
-/** Whether a node computes elementwise (or broadcasts) on the CPU in a floating dtype (masks broadcast too). */
+/**
+ * Whether a node computes elementwise (or broadcasts) in a floating dtype (masks broadcast too), on
+ * any device: an op's inputs share its output's device, so a group's members and inputs do too.
+ */
 function fusible(n: TraceNode, values: readonly Value[]): boolean {
   if (n.outputs.length !== 1 || n.dynamic) return false;
   const out = values[n.outputs[0]!]!;
-  if (out.device !== 'cpu') return false;
   if (ELEMENTWISE.has(n.op)) return isFloating(out.dtype);
   return n.op === 'broadcast_to' && (isFloating(out.dtype) || out.dtype === 'uint8');
 }
 
 /**
- * A reduce node's reduction when a group can run it: a CPU floating sum, mean or max whose reduced
+ * A reduce node's reduction when a group can run it: a floating sum, mean or max whose reduced
  * axes are the innermost ones (size-1 axes aside); otherwise undefined (it stays an eager op).
  */
 function reductionOf(n: TraceNode, values: readonly Value[]): GroupReduce | undefined {
   if (!REDUCE_OPS.has(n.op) || n.inputs[0] == null) return undefined;
   const x = values[n.inputs[0]]!;
   const y = values[n.outputs[0]!]!;
-  if (x.device !== 'cpu' || !isFloating(x.dtype)) return undefined;
+  if (!isFloating(x.dtype)) return undefined;
   const axes = (n.attrs.axes as number[] | undefined) ?? [];
   const reduced = x.shape.map((_, a) => axes.length === 0 || axes.includes(a));
   let rows = 1;
@@ -201,9 +204,12 @@ export function planGroups(
     const members = new Set(part.keys());
     const ops = (where: Part) => [...part].filter(([id, w]) => w === where && byId.get(id)!.op !== 'broadcast_to').length;
     if (ops('in') + ops('out') < MIN_GROUP_OPS && !(reduce && ops('in') > 0)) continue;
-    for (const id of members) assigned.add(id);
     const epilogue = reduce ? [...part].filter(([id, w]) => w === 'out' && id !== reduce!.node).map(([id]) => id) : [];
-    groups.push(finish(members, reduce ? inShape() : outShape, out.dtype, reduce, epilogue));
+    const group = finish(members, reduce ? inShape() : outShape, out.dtype, reduce, epilogue);
+    // A group runs on its inputs' device: one of immediates alone would run on the CPU.
+    if (group.inputs.length === 0 && out.device !== 'cpu') continue;
+    for (const id of members) assigned.add(id);
+    groups.push(group);
   }
 
   function finish(members: ReadonlySet<number>, shape: readonly number[], dtype: string, reduce?: GroupReduce, epilogue: number[] = []): FusionGroup {

@@ -45,6 +45,8 @@ export interface TraceNode {
   inPlace: boolean;
   /** Its attributes are recomputed at every replay (dynamicAttrs): it stays a step of its own. */
   dynamic: boolean;
+  /** Traced in a backward pass (a gradient tape replaying): the profiler's row says so. */
+  backward: boolean;
 }
 
 const KINDS: Record<string, NodeKind> = {

@@ -2,13 +2,12 @@
  * kx.compile (FUSION.md): a function of tensors traced once per signature by running it, then
  * replayed as a native program in one addon call, with compositions of a hand-fused kernel replaced
  * by it (every device), and chains of elementwise ops, and reductions with their elementwise
- * prologues and epilogues, fused into groups on the CPU.
- *
- * On CUDA devices the groups are not formed (there is no CUDA executor of fused groups yet): one
- * addon call still runs every op.
+ * prologues and epilogues, fused into groups (on the CPU: emitted x86 code or the block
+ * interpreter; on CUDA: the group's PTX or an interpreter kernel, never yet run on a GPU).
  */
 import { ArgumentError, fromNativeError } from '../errors.js';
 import { native, type NativeProgram } from '../native.js';
+import { countProgramSteps, profiler } from '../profile.js';
 import { activeTape } from '../tape.js';
 import { nextTensorId, Tensor } from '../tensor.js';
 import { activeTrace, setActiveTrace } from '../trace_hook.js';
@@ -58,6 +57,8 @@ interface Entry {
   leaves: LeafSource[];
   plan: CompiledPlan;
   dynamic: DynamicSteps[];
+  /** The profiler's row of each program step. */
+  stepRows: string[];
   /** Receivers of the program's outputs after the result's leaves (replayOutput), in order. */
   receivers: ((t: Tensor) => void)[];
   /** Conditions for replaying (guardTrace): while one fails, the function is traced again. */
@@ -109,7 +110,7 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, options: 
       recorder.finish();
       const { template, leaves } = resultTemplate(result);
       const extra = recorder.replayOutputs;
-      const { plan, spec, leaves: sources, dynamic } = lower(recorder, [...leaves, ...extra.map((o) => o.tensor)].map((t) => recorder.valueOf(t)), fuse);
+      const { plan, spec, leaves: sources, dynamic, stepRows } = lower(recorder, [...leaves, ...extra.map((o) => o.tensor)].map((t) => recorder.valueOf(t)), fuse);
       let program: NativeProgram;
       try {
         program = native.programCreate(spec);
@@ -123,7 +124,7 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, options: 
       recorder.captures.forEach((t, i) => {
         if (t.version !== recorder.captureVersions[i]) mutated.push({ from: 'capture', index: i, delta: t.version - recorder.captureVersions[i]! });
       });
-      cache.set(key, { program, captures: recorder.captures, mutated, template, leaves: sources, plan, dynamic, receivers: extra.map((o) => o.receive), guards: recorder.guards });
+      cache.set(key, { program, captures: recorder.captures, mutated, template, leaves: sources, plan, dynamic, stepRows, receivers: extra.map((o) => o.receive), guards: recorder.guards });
       stats.traces++;
       if (process.env.KX_DUMP === '1') process.stderr.write(formatPlan(plan, `${name} (${key})`));
       return result;
@@ -140,12 +141,15 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, options: 
       }
       return d.steps.flatMap((step, i) => (step < 0 ? [] : [{ step, op: d.ops[i]!, attrs: attrs[i]! }]));
     });
+    // While profiling, the program times its steps into the op rows, as eager ops would be.
+    const stepNs = profiler.enabled ? new Float64Array(entry.stepRows.length) : undefined;
     let raw;
     try {
-      raw = native.programRun(entry.program, [...tensors.map((t) => t.handle), ...entry.captures.map((t) => t.handle)], patches.length ? patches : undefined);
+      raw = native.programRun(entry.program, [...tensors.map((t) => t.handle), ...entry.captures.map((t) => t.handle)], patches.length ? patches : undefined, stepNs);
     } catch (err) {
       throw fromNativeError(err);
     }
+    if (stepNs) countProgramSteps(entry.stepRows, stepNs);
     const outs = raw.map((r) => new Tensor(r));
     for (const m of entry.mutated) (m.from === 'arg' ? tensors : entry.captures)[m.index]!.version += m.delta;
     const leaves = entry.leaves.map((s) => (s.from === 'arg' ? tensors : s.from === 'capture' ? entry.captures : outs)[s.index]!);

@@ -1,10 +1,11 @@
 /**
  * From a trace to a plan: dead ops dropped, compositions of a hand-fused kernel replaced by it
- * (hand_fused.ts), groups formed (CPU only), and the steps of the native program laid out with their
- * value numbering (native/program/program.h): inputs (the tensor arguments, then the captures),
- * constants, then each step's outputs.
+ * (hand_fused.ts), groups formed (on any device), and the steps of the native program laid out
+ * with their value numbering (native/program/program.h): inputs (the tensor arguments, then the
+ * captures), constants, then each step's outputs.
  */
 import type { NativeProgramSpec, NativeStepSpec } from '../native.js';
+import { opRowName } from '../profile.js';
 import type { Attrs } from '../tape.js';
 import { compileGroup, type GroupCode } from './group_program.js';
 import { planGroups, type FusionGroup } from './fusion.js';
@@ -25,7 +26,7 @@ export interface CompiledPlan {
   nodes: readonly TraceNode[];
   /** The trace's values (nodes' inputs and outputs are their ids). */
   values: readonly Value[];
-  /** The fused groups (empty with fuse: false, or off the CPU). */
+  /** The fused groups (empty with fuse: false). */
   groups: readonly PlannedGroup[];
   /** Steps of the native program: eager ops plus groups. */
   steps: number;
@@ -47,6 +48,8 @@ export interface Lowered {
   spec: NativeProgramSpec;
   leaves: LeafSource[];
   dynamic: DynamicSteps[];
+  /** Each program step's row in the profiler: its op's (`matmul (backward)`), or `fused group`. */
+  stepRows: string[];
 }
 
 /** The live nodes: those whose outputs are results or feed live nodes, and every in-place update. */
@@ -66,11 +69,11 @@ function liveNodes(nodes: readonly TraceNode[], results: readonly number[]): Tra
 export function lower(rec: Recorder, results: readonly number[], fuse: boolean): Lowered {
   const { values } = rec;
   const live = liveNodes(rec.nodes, results);
-  // Rule (0) on every device, then the groups (rules 1-5) on the CPU.
+  // Rule (0), then the groups (rules 1-5), on every device.
   const nodes = fuse ? matchHandFused(live, values, new Set(results)) : live;
   const groups: PlannedGroup[] = [];
   const byId = new Map(nodes.map((n) => [n.id, n]));
-  if (fuse && values.every((v) => v.device === 'cpu')) {
+  if (fuse) {
     for (const g of planGroups(nodes, values, new Set(results), (v) => rec.constantValue(v))) {
       groups.push({ ...g, program: compileGroup(g, byId) });
     }
@@ -147,5 +150,6 @@ export function lower(rec: Recorder, results: readonly number[], fuse: boolean):
     spec: { inputs, constants, steps: specSteps, outputs: programOutputs },
     leaves,
     dynamic,
+    stepRows: steps.map(({ node, group }) => opRowName(group ? 'fused group' : node.op, node.backward)),
   };
 }

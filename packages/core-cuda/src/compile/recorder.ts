@@ -5,7 +5,7 @@
 import { isFloating } from '../dtype.js';
 import { ArgumentError, fromNativeError } from '../errors.js';
 import { native, type NativeHandle } from '../native.js';
-import type { Attrs } from '../tape.js';
+import { inBackward, type Attrs } from '../tape.js';
 import type { Tensor } from '../tensor.js';
 import type { OpObserver } from '../trace_hook.js';
 import { kindOf, type TraceNode, type Value, type ValueOrigin } from './graph.js';
@@ -65,6 +65,7 @@ export class Recorder implements OpObserver {
       kind: kindOf(op),
       inPlace: isInPlace(op),
       dynamic: this.pending !== null,
+      backward: inBackward(),
     };
     if (this.pending) {
       this.pending.nodes.push(node.id);

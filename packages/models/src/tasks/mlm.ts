@@ -16,6 +16,7 @@ import { Dataset, type Batch } from '../data/dataset.js';
 import { readTextCorpus } from '../data/text.js';
 import type { BertTokenizer } from '../tokenizers/bert.js';
 import { buildFromCheckpoint, checkArchitecture, openRunCheckpoint, type Architecture } from '../train/checkpoint.js';
+import { paddedLength } from '../train/compiled_step.js';
 import { RequestError, number, type ConfigOf } from './config.js';
 import { FROM_SCRATCH_LR, checkEncoderKeys, demoDataKeys, encoderArch, encoderConfig, fromScratchKeys, loadTokenizer, vocabFile } from './sections.js';
 import { RUN_DIR_OPTIONS, defineTask, evalDataOptions } from './task.js';
@@ -52,8 +53,15 @@ export async function readTexts(file: string, format: MlmConfig['data']['format'
   return texts;
 }
 
+/** A record's masked ids, and the chosen positions with their original tokens. */
+export interface MaskedRow {
+  ids: number[];
+  positions: number[];
+  targets: number[];
+}
+
 /** Masked inputs of one record: ids with replacements, and the chosen positions with their targets. */
-export function maskRecord(ids: readonly number[], tokenizer: BertTokenizer, prob: number, rng: PhiloxStream): { ids: number[]; positions: number[]; targets: number[] } {
+export function maskRecord(ids: readonly number[], tokenizer: BertTokenizer, prob: number, rng: PhiloxStream): MaskedRow {
   const out = [...ids];
   const positions: number[] = [];
   const targets: number[] = [];
@@ -76,30 +84,60 @@ export function maskRecord(ids: readonly number[], tokenizer: BertTokenizer, pro
   return { ids: out, positions, targets };
 }
 
-/** The masked-LM loss (mean over chosen positions) and accuracy of a batch of token-id lists (its tensors made on the model's device). */
-function mlmLoss(model: BertForMaskedLM, rows: { ids: number[]; positions: number[]; targets: number[] }[], padId: number): { loss: Tensor; logits: Tensor; targets: number[] } {
+/** A masked-LM batch's tensors (the training step's inputs). */
+export type MlmInputs = {
+  /** int32 [B, n]: the masked token ids, padded. */
+  ids: Tensor;
+  /** uint8 [B, n]: 1 at real tokens. */
+  mask: Tensor;
+  /** int32 [1, M]: the chosen positions, flattened b·n + t (padding rows: 0). */
+  where: Tensor;
+  /** int32 [M]: their original tokens (padding rows: -100, ignored by the loss). */
+  targets: Tensor;
+};
+
+/** The label of a padding row of MlmInputs.targets (crossEntropy's default ignoreIndex). */
+const IGNORED = -100;
+
+/**
+ * The tensors of masked rows on a device: the length n and the chosen positions M are the batch's
+ * longest and count, or rounded up to a multiple of `pad.multiple` (n at most `pad.maxLength`).
+ */
+function mlmInputs(rows: readonly MaskedRow[], padId: number, device: string, pad: { multiple: number; maxLength: number }): MlmInputs {
   const B = rows.length;
-  const n = Math.max(...rows.map((r) => r.ids.length));
+  const n = paddedLength(Math.max(...rows.map((r) => r.ids.length)), pad.multiple, pad.maxLength);
+  const chosen = rows.reduce((m, r) => m + r.positions.length, 0);
+  const M = paddedLength(chosen, pad.multiple);
   const ids = new Int32Array(B * n).fill(padId);
   const mask = new Uint8Array(B * n);
-  const where: number[] = [];
-  const targets: number[] = [];
+  const where = new Int32Array(M);
+  const targets = new Int32Array(M).fill(IGNORED);
+  let m = 0;
   rows.forEach((r, b) => {
     r.ids.forEach((id, t) => {
       ids[b * n + t] = id;
       mask[b * n + t] = 1;
     });
     r.positions.forEach((p, k) => {
-      where.push(b * n + p);
-      targets.push(r.targets[k]!);
+      where[m] = b * n + p;
+      targets[m++] = r.targets[k]!;
     });
   });
-  const device = model.device;
-  const h = model.encoder.forward(tensor(ids, [B, n], { dtype: 'int32', device }), { attentionMask: tensor(mask, [B, n], { dtype: 'uint8', device }), hiddenStates: false }).lastHiddenState;
-  const H = h.shape[2]!;
-  const chosen = embedding(tensor(Int32Array.from(where), [1, where.length], { dtype: 'int32', device }), reshape(h, [B * n, H])); // [1, M, H]
-  const logits = reshape(model.cls.predictions.forward(chosen), [where.length, -1]);
-  return { loss: crossEntropy(logits, tensor(Int32Array.from(targets), [targets.length], { dtype: 'int32', device })), logits, targets };
+  return {
+    ids: tensor(ids, [B, n], { dtype: 'int32', device }),
+    mask: tensor(mask, [B, n], { dtype: 'uint8', device }),
+    where: tensor(where, [1, M], { dtype: 'int32', device }),
+    targets: tensor(targets, [M], { dtype: 'int32', device }),
+  };
+}
+
+/** The masked-LM loss (mean over the chosen positions) of a batch's tensors, and the logits at those positions [M, V]. */
+function mlmLossOf(model: BertForMaskedLM, { ids, mask, where, targets }: MlmInputs): { loss: Tensor; logits: Tensor } {
+  const h = model.encoder.forward(ids, { attentionMask: mask, hiddenStates: false }).lastHiddenState;
+  const [B, n, H] = h.shape as [number, number, number];
+  const chosen = embedding(where, reshape(h, [B * n, H])); // [1, M, H]
+  const logits = reshape(model.cls.predictions.forward(chosen), [where.shape[1]!, -1]);
+  return { loss: crossEntropy(logits, targets), logits };
 }
 
 /** The Philox stream word of the held-out masking: fixed, so every evaluation masks the same positions. */
@@ -117,8 +155,9 @@ function scoreMlm(model: BertForMaskedLM, texts: readonly number[][], tokenizer:
   let count = 0;
   for (let i = 0; i < texts.length; i += 32) {
     const rows = texts.slice(i, i + 32).map((ids, k) => masked(ids, tokenizer, seed, prob, i + k, EVAL_MASK_EPOCH));
+    const targets = rows.flatMap((r) => r.targets);
     tidy(() => {
-      const { loss, logits, targets } = mlmLoss(model, rows, tokenizer.padId);
+      const { loss, logits } = mlmLossOf(model, mlmInputs(rows, tokenizer.padId, model.device, { multiple: 1, maxLength: Infinity }));
       lossSum += loss.item() * targets.length;
       const V = logits.shape[1]!;
       const s = logits.toFloat32Array();
@@ -164,8 +203,15 @@ export const mlmTask = defineTask({
     return {
       model,
       data: train,
-      loss: (batch: Batch<number[]>) =>
-        mlmLoss(model, batch.records.map((ids, k) => masked(ids, tokenizer, seed, prob, batch.indices[k]!, batch.epoch)), tokenizer.padId).loss,
+      // the masking is drawn on the host from (seed, record, epoch): it is part of the inputs
+      inputs: (batch: Batch<number[]>, padTo: number) =>
+        mlmInputs(
+          batch.records.map((ids, k) => masked(ids, tokenizer, seed, prob, batch.indices[k]!, batch.epoch)),
+          tokenizer.padId,
+          run.device,
+          { multiple: padTo, maxLength: config.data.max_length },
+        ),
+      lossOf: (inputs: MlmInputs) => mlmLossOf(model, inputs).loss,
       // the loss is a mean over the chosen positions (data-parallel shares are weighted by them)
       lossWeight: (batch: Batch<number[]>) =>
         batch.records.reduce((n, ids, k) => n + masked(ids, tokenizer, seed, prob, batch.indices[k]!, batch.epoch).positions.length, 0),

@@ -22,6 +22,7 @@ import { Module, loadModule } from '../nn/module.js';
 import { BertTokenizer } from '../tokenizers/bert.js';
 import { Vocab } from '../tokenizers/vocab.js';
 import { buildFromCheckpoint, checkArchitecture, checkpointDir, openRunCheckpoint, loadWeights, MODEL_FILE, readModelHeader, type Architecture } from '../train/checkpoint.js';
+import { paddedLength } from '../train/compiled_step.js';
 import { assertRunDir } from '../train/run_dir.js';
 import { ServiceWorker, siblingModule } from '../worker/client.js';
 import { packValue, unpackValue, type PackedTensor } from '../worker/tensors.js';
@@ -111,19 +112,27 @@ export function encodeNer(records: readonly NerRecord[], tokenizer: BertTokenize
   });
 }
 
-/** Model inputs of a batch, padded to its longest record. */
-export interface NerBatch {
+/** A NER batch's tensors (the training step's inputs). */
+export type NerInputs = {
   ids: Tensor;
   mask: Tensor;
   /** int32 [B, heads, P]: flattened spans i·n + j, padded with 0. */
   labels: Tensor;
+};
+
+/** Model inputs of a batch, padded to its longest record. */
+export interface NerBatch extends NerInputs {
   lengths: number[];
 }
 
-/** Builds padded tensors for a batch on a device (the model's; call inside tidy). */
-export function nerBatch(records: readonly EncodedNer[], heads: number, padId: number, device = 'cpu'): NerBatch {
+/**
+ * Builds padded tensors for a batch on a device (the model's; call inside tidy). The length n and
+ * the spans per head P are the batch's longest, or rounded up to a multiple of `pad.multiple` (n at
+ * most `pad.maxLength`), as a compiled run pads them.
+ */
+export function nerBatch(records: readonly EncodedNer[], heads: number, padId: number, device = 'cpu', pad: { multiple: number; maxLength: number } = { multiple: 1, maxLength: Infinity }): NerBatch {
   const B = records.length;
-  const n = Math.max(...records.map((r) => r.ids.length));
+  const n = paddedLength(Math.max(...records.map((r) => r.ids.length)), pad.multiple, pad.maxLength);
   const ids = new Int32Array(B * n).fill(padId);
   const mask = new Uint8Array(B * n);
   const perHead: number[][][] = records.map(() => Array.from({ length: heads }, () => []));
@@ -134,7 +143,7 @@ export function nerBatch(records: readonly EncodedNer[], heads: number, padId: n
     });
     for (const [type, i, j] of r.spans) perHead[b]![type]!.push(i * n + j);
   });
-  const P = Math.max(1, ...perHead.flatMap((h) => h.map((l) => l.length)));
+  const P = paddedLength(Math.max(1, ...perHead.flatMap((h) => h.map((l) => l.length))), pad.multiple);
   const labels = new Int32Array(B * heads * P);
   perHead.forEach((h, b) => h.forEach((list, t) => list.forEach((v, p) => (labels[(b * heads + t) * P + p] = v))));
   return {
@@ -260,10 +269,11 @@ export const nerTask = defineTask({
     return {
       model,
       data: train,
-      loss: ({ records }: Batch<EncodedNer>) => {
-        const b = nerBatch(records, labels.length, pad, run.device);
-        return sparseGlobalPointerLoss(model.forward(b.ids, b.mask), b.labels);
+      inputs: ({ records }: Batch<EncodedNer>, padTo: number): NerInputs => {
+        const { ids, mask, labels: spans } = nerBatch(records, labels.length, pad, run.device, { multiple: padTo, maxLength: config.data.max_length });
+        return { ids, mask, labels: spans };
       },
+      lossOf: ({ ids, mask, labels: spans }: NerInputs) => sparseGlobalPointerLoss(model.forward(ids, mask), spans),
       tokens: (records: EncodedNer[]) => records.reduce((n, r) => n + r.ids.length, 0),
       ...(dev.length ? { evaluate: async () => prf(scoreNer(model, dev, labels, pad, Math.max(config.train.batch_size, 32)).result()) } : {}),
       arch: nerArch(config, tokenizer.vocabSize, labels),

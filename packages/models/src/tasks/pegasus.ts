@@ -17,7 +17,7 @@ import { T5PegasusTokenizer } from '../tokenizers/t5_pegasus.js';
 import { choice, integer, pathKey, type ConfigOf } from './config.js';
 import { demoFile } from './demo.js';
 import { FROM_SCRATCH_LR, RUN_KEYS, optimKeys, trainKeys } from './sections.js';
-import { buildT5, describeT5, encodePairs, pairTokens, summarizeArch, summarizeLoss, t5InitKeys, targetTokens, t5ModelKeys, vocabOf, type EncodedPair } from './summarize.js';
+import { buildT5, describeT5, encodePairs, pairTokens, seq2seqStep, summarizeArch, summarizeLoss, t5InitKeys, targetTokens, t5ModelKeys, vocabOf, type EncodedPair } from './summarize.js';
 import { defineTask } from './task.js';
 
 const FORMATS = ['text', 'csl', 'lcsts'] as const;
@@ -103,7 +103,7 @@ export const pegasusTask = defineTask({
     return {
       model,
       data: train,
-      loss: ({ records }: Batch<EncodedPair>) => summarizeLoss(model, records, tokenizer.padId),
+      ...seq2seqStep(model, tokenizer.padId, run.device, config.data),
       lossWeight: ({ records }: Batch<EncodedPair>) => targetTokens(records),
       tokens: pairTokens,
       ...(dev.length ? { evaluate: async () => ({ loss: devLoss(model, dev, tokenizer.padId) }) } : {}),

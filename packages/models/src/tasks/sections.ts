@@ -8,7 +8,9 @@ import { AdamW, Lion, Tiger, hfParamClass, piecewiseLinear, warmupCosine, warmup
 import { bertConfig, type BertConfig } from '../bert/config.js';
 import { BertTokenizer } from '../tokenizers/bert.js';
 import { BUNDLED_VOCABS } from '../tokenizers/bundled.js';
-import { RequestError, choice, integer, number, pathKey, string, type ConfigOf } from './config.js';
+import { COMPILE_PAD_MULTIPLE } from '../train/compiled_step.js';
+import { PrecisionPolicy } from '../train/precision.js';
+import { RequestError, boolean, choice, integer, number, pathKey, string, type ConfigOf } from './config.js';
 import { demoFile } from './demo.js';
 
 /** The optimizers a task can train with, by config name. */
@@ -91,9 +93,42 @@ export function trainKeys(d: { batch: number; epochs: number; log: number }) {
     stop_at: integer(0, 'stop after N updates with a checkpoint, to continue with --resume (0 = never)', { min: 0, resumable: true }),
     threads: integer(0, 'CPU threads (0 = KEXUE_NUM_THREADS or all cores; more than the cores only slows a run)', { min: 0, max: 256, resumable: true }),
     max_nonfinite: integer(10, 'stop with E_DIVERGED after this many updates in a row with a non-finite loss', { min: 1, resumable: true }),
+    compile: boolean(
+      false,
+      "run each update (forward, backward, clipping, optimizer) as kx.compile'd programs, traced once per padded batch shape (train.pad_multiple; train records count the traces); not with loss scaling or --nproc",
+    ),
+    pad_multiple: integer(
+      0,
+      `pad batch lengths and counts up to a multiple of N, at most the max length (0 = ${COMPILE_PAD_MULTIPLE} with train.compile, else none); padding changes the dropout masks`,
+      { min: 0 },
+    ),
   };
 }
 export type TrainConfig = ConfigOf<ReturnType<typeof trainKeys>>;
+
+/**
+ * The rules of train.compile (RequestError naming the keys and why): a compiled update has no loss
+ * scaler, which reads the gradients' finiteness on the host to skip an update and change its scale.
+ * Data-parallel runs are refused where the job is known (defineTask's train, and before mpirun).
+ */
+export function checkCompileKeys(c: { train: TrainConfig; precision: string; loss_scale: string }): void {
+  if (!c.train.compile) return;
+  const policy = PrecisionPolicy.fromConfig(c);
+  if (policy.lossScale !== null) {
+    throw new RequestError(
+      `train.compile=true cannot run with loss scaling (precision=${c.precision}, loss_scale=${c.loss_scale}: a ${policy.lossScale === 'dynamic' ? 'dynamic' : 'constant'} loss scale): the scaler reads the gradients' finiteness on the host at every update; use precision=bf16 or fp32, or loss_scale=none, or train.compile=false`,
+    );
+  }
+}
+
+/** Why train.compile cannot run data-parallel (RequestError's message). */
+export const COMPILE_NOT_DATA_PARALLEL =
+  'train.compile=true cannot run data-parallel (--nproc, mpirun): the gradients\' all-reduce waits on the other processes on the host in the middle of the update; train on one process or set train.compile=false';
+
+/** The multiple a run pads its batches to (TrainPlan.inputs' padTo): train.pad_multiple, or its default for train.compile. */
+export function padMultiple(t: TrainConfig): number {
+  return t.pad_multiple > 0 ? t.pad_multiple : t.compile ? COMPILE_PAD_MULTIPLE : 1;
+}
 
 /** The top-level keys every training task has: mixed precision (docs/training.md) and the device. */
 export const RUN_KEYS = {

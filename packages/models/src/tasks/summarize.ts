@@ -24,6 +24,7 @@ import { resolveT5Pretrained } from '../t5/pretrained.js';
 import { BUNDLED_VOCABS } from '../tokenizers/bundled.js';
 import { T5PegasusTokenizer } from '../tokenizers/t5_pegasus.js';
 import { buildFromCheckpoint, checkArchitecture, checkpointDir, openRunCheckpoint, MODEL_FILE, readModelHeader, type Architecture } from '../train/checkpoint.js';
+import { paddedLength } from '../train/compiled_step.js';
 import { INDEX_FILE } from '../train/run_dir.js';
 import { RequestError, choice, integer, number, pathKey, type ConfigOf } from './config.js';
 import { demoFile } from './demo.js';
@@ -107,10 +108,10 @@ export function encodePairs(pairs: ReadonlyArray<{ source: string; target: strin
   }));
 }
 
-/** Padded int32 ids [B, n] and their uint8 mask on a device (call inside tidy). */
-function padded(rows: readonly number[][], pad: number, device: string): { ids: Tensor; mask: Tensor } {
+/** Padded int32 ids [B, n] and their uint8 mask on a device (call inside tidy); n is the longest row, or rounded up as `padding` says. */
+function padded(rows: readonly number[][], pad: number, device: string, padding: Padding = NO_PADDING): { ids: Tensor; mask: Tensor } {
   const B = rows.length;
-  const n = Math.max(1, ...rows.map((r) => r.length));
+  const n = paddedLength(Math.max(1, ...rows.map((r) => r.length)), padding.multiple, padding.maxLength);
   const ids = new Int32Array(B * n).fill(pad);
   const mask = new Uint8Array(B * n);
   rows.forEach((r, b) => r.forEach((id, t) => ((ids[b * n + t] = id), (mask[b * n + t] = 1))));
@@ -122,16 +123,54 @@ export function targetTokens(pairs: readonly EncodedPair[]): number {
   return pairs.reduce((n, p) => n + p.targetIds.length - 1, 0);
 }
 
-/** The teacher-forced loss of a batch: the decoder reads target[:-1] and predicts target[1:] (padding ignored). */
-export function summarizeLoss(model: T5ForConditionalGeneration, pairs: readonly EncodedPair[], pad: number): Tensor {
-  const device = model.device;
-  const src = padded(pairs.map((p) => p.sourceIds), pad, device);
-  const dec = padded(pairs.map((p) => p.targetIds.slice(0, -1)), pad, device);
+/** How a batch's lengths are padded: up to a multiple (1: the longest row), at most a maximum length. */
+interface Padding {
+  multiple: number;
+  maxLength: number;
+}
+const NO_PADDING: Padding = { multiple: 1, maxLength: Number.POSITIVE_INFINITY };
+
+/** A teacher-forced batch's tensors (the training step's inputs). */
+export type Seq2seqInputs = {
+  sourceIds: Tensor;
+  sourceMask: Tensor;
+  /** The decoder reads target[:-1]. */
+  decoderIds: Tensor;
+  decoderMask: Tensor;
+  /** int32 [B, T]: target[1:], -100 at padding (ignored). */
+  labels: Tensor;
+};
+
+/**
+ * The tensors of a teacher-forced batch on a device: source and decoder lengths are the longest, or
+ * rounded up to a multiple of `padding.multiple` (at most the task's max_source and max_target).
+ */
+export function seq2seqInputs(pairs: readonly EncodedPair[], pad: number, device: string, padding: { multiple: number; maxSource: number; maxTarget: number }): Seq2seqInputs {
+  const src = padded(pairs.map((p) => p.sourceIds), pad, device, { multiple: padding.multiple, maxLength: padding.maxSource });
+  const dec = padded(pairs.map((p) => p.targetIds.slice(0, -1)), pad, device, { multiple: padding.multiple, maxLength: padding.maxTarget - 1 });
   const T = dec.ids.shape[1]!;
   const labels = new Int32Array(pairs.length * T).fill(-100);
   pairs.forEach((p, b) => p.targetIds.slice(1).forEach((id, t) => (labels[b * T + t] = id)));
-  const { logits } = model.forward({ inputIds: src.ids, attentionMask: src.mask, decoderInputIds: dec.ids, decoderAttentionMask: dec.mask });
-  return seq2seqLoss(logits, tensor(labels, [pairs.length, T], { dtype: 'int32', device }));
+  return { sourceIds: src.ids, sourceMask: src.mask, decoderIds: dec.ids, decoderMask: dec.mask, labels: tensor(labels, [pairs.length, T], { dtype: 'int32', device }) };
+}
+
+/** The teacher-forced loss of a batch's tensors: the decoder reads target[:-1] and predicts target[1:] (padding ignored). */
+export function seq2seqLossOf(model: T5ForConditionalGeneration, t: Seq2seqInputs): Tensor {
+  const { logits } = model.forward({ inputIds: t.sourceIds, attentionMask: t.sourceMask, decoderInputIds: t.decoderIds, decoderAttentionMask: t.decoderMask });
+  return seq2seqLoss(logits, t.labels);
+}
+
+/** The teacher-forced loss of pairs (padded to their longest), on the model's device. */
+export function summarizeLoss(model: T5ForConditionalGeneration, pairs: readonly EncodedPair[], pad: number): Tensor {
+  return seq2seqLossOf(model, seq2seqInputs(pairs, pad, model.device, { multiple: 1, maxSource: Infinity, maxTarget: Infinity }));
+}
+
+/** A T5 task's inputs and lossOf (summarize, pegasus): pairs padded as the run asks, up to data.max_source and data.max_target. */
+export function seq2seqStep(model: T5ForConditionalGeneration, pad: number, device: string, data: { max_source: number; max_target: number }) {
+  return {
+    inputs: ({ records }: Batch<EncodedPair>, padTo: number) => seq2seqInputs(records, pad, device, { multiple: padTo, maxSource: data.max_source, maxTarget: data.max_target }),
+    lossOf: (inputs: Seq2seqInputs) => seq2seqLossOf(model, inputs),
+  };
 }
 
 /** Generated targets for sources, as text: beams 1 decodes greedily, every row at once; more, by beam search row by row. */
@@ -268,7 +307,7 @@ export const summarizeTask = defineTask({
     return {
       model,
       data: train,
-      loss: ({ records }: Batch<EncodedPair>) => summarizeLoss(model, records, tokenizer.padId),
+      ...seq2seqStep(model, tokenizer.padId, run.device, config.data),
       lossWeight: ({ records }: Batch<EncodedPair>) => targetTokens(records),
       tokens: pairTokens,
       ...(dev.length

@@ -20,9 +20,10 @@ import { tensorboardObserver } from '../train/tensorboard.js';
 import { readJson, writeJsonAtomic } from '../train/files.js';
 import { PrecisionPolicy } from '../train/precision.js';
 import { CONFIG_FILE, INDEX_FILE, assertRunDir, checkNewRunDir, createRunDir, lockRunDir, removeUnfinishedRun, timestampedRunDir, type RunLock } from '../train/run_dir.js';
+import type { BatchTensors } from '../train/compiled_step.js';
 import { trainLoop, type TrainSummary } from '../train/trainer.js';
 import { RequestError, configKeys, flatten, resolveConfig, type ConfigOf, type ConfigSources, type ConfigSpec, type ConfigValues, type Key } from './config.js';
-import { DEVICE_NAME, buildOptimizer, totalSteps, type LearningRateRecipe, type optimKeys, type RUN_KEYS, type trainKeys } from './sections.js';
+import { COMPILE_NOT_DATA_PARALLEL, DEVICE_NAME, buildOptimizer, checkCompileKeys, padMultiple, totalSteps, type LearningRateRecipe, type optimKeys, type RUN_KEYS, type trainKeys } from './sections.js';
 
 /** The keys the shared run machinery reads: every training task's spec has them. */
 export type RunSpec = { train: ReturnType<typeof trainKeys>; optim: ReturnType<typeof optimKeys> } & typeof RUN_KEYS;
@@ -132,13 +133,25 @@ export interface RunContext {
   dropout: Philox;
 }
 
-/** What a task builds for training. */
-export interface TrainPlan<R> {
+/**
+ * What a task builds for training. The loss of a micro-batch is split in two, so that a compiled
+ * run (train.compile) can take the batch's tensors as arguments of its program: `inputs` makes them
+ * from the records on the host (with anything drawn per batch there, such as MLM's masking), and
+ * `lossOf` is the loss of those tensors (tensor code only). The loss of a batch is
+ * `lossOf(inputs(batch, 1))`.
+ */
+export interface TrainPlan<R, I extends BatchTensors = BatchTensors> {
   /** Built on the CPU; the run moves it to its device. */
   model: Module;
   data: Dataset<R>;
-  /** The loss of one micro-batch (a scalar; its tensors made on the model's device). */
-  loss(batch: Batch<R>): Tensor;
+  /**
+   * A micro-batch's tensors on the model's device, every length and count padded up to a multiple
+   * of `padTo` (1: the batch's longest; the run's train.pad_multiple, by default 16 when compiled),
+   * never beyond the task's maximum length.
+   */
+  inputs(batch: Batch<R>, padTo: number): I;
+  /** The loss (a scalar) of a micro-batch's tensors: tensor code only (no host reads, no tensors from host data). */
+  lossOf(inputs: I): Tensor;
   /** Real tokens in a batch (for tokens/s). */
   tokens(records: R[]): number;
   /** What the loss of a batch is a mean over, where not its examples (TrainTask.lossWeight). */
@@ -155,7 +168,7 @@ export interface TrainPlan<R> {
 }
 
 /** What a task module declares. */
-export interface TaskDefinition<S extends ConfigSpec & RunSpec, R> {
+export interface TaskDefinition<S extends ConfigSpec & RunSpec, R, I extends BatchTensors = BatchTensors> {
   /** `ner`, `mlm`, … (the CLI's `kexue train <name>`, recorded in checkpoints). */
   name: string;
   /** One line for `kexue train --help`. */
@@ -170,7 +183,7 @@ export interface TaskDefinition<S extends ConfigSpec & RunSpec, R> {
   /** The rules between keys (RequestError naming them and why), checked whenever a config is resolved. */
   check?(config: ConfigOf<S>): void;
   /** Builds data, model, loss and evaluation; checks every input before the run writes anything. */
-  setup(config: ConfigOf<S> & { task: string }, run: RunContext): Promise<TrainPlan<R>>;
+  setup(config: ConfigOf<S> & { task: string }, run: RunContext): Promise<TrainPlan<R, I>>;
   /** One line about an evaluation: 'dev F1 0.4805 (P 0.5381, R 0.4341)'. */
   describeEval(metrics: Record<string, number>): string;
   commands: TaskCommands;
@@ -235,7 +248,7 @@ function resumePoint(runDir: string): ResumePoint {
 }
 
 /** Makes a task from its declaration: config resolution, run preparation and training, shared by every task. */
-export function defineTask<S extends ConfigSpec & RunSpec, R>(def: TaskDefinition<S, R>): Task<ConfigOf<S>> {
+export function defineTask<S extends ConfigSpec & RunSpec, R, I extends BatchTensors = BatchTensors>(def: TaskDefinition<S, R, I>): Task<ConfigOf<S>> {
   type C = ConfigOf<S>;
   const keys = configKeys(def.config);
 
@@ -243,6 +256,8 @@ export function defineTask<S extends ConfigSpec & RunSpec, R>(def: TaskDefinitio
     const { values, ...rest } = sources;
     const config = resolveConfig(def.name, def.config, values === undefined ? rest : { ...rest, values: values as Record<string, unknown> });
     def.check?.(config);
+    // every task's spec has the run keys (RunSpec), which TypeScript cannot see through ConfigOf<S>
+    checkCompileKeys(config as unknown as ConfigOf<RunSpec>);
     return config;
   };
 
@@ -277,6 +292,7 @@ export function defineTask<S extends ConfigSpec & RunSpec, R>(def: TaskDefinitio
     // a process started by mpirun is one of a data-parallel job, where rank 0 alone reports and
     // writes the run (its directory, lock, config, metrics, checkpoints)
     const world = dist.launchedByMpi() ? dist.init() : null;
+    if (world && world.size > 1 && run.train.compile) throw new RequestError(COMPILE_NOT_DATA_PARALLEL);
     const lead = !world || world.rank === 0;
     // a fresh run's directory is checked and taken once everything else is (nothing written before)
     const existed = fresh && existsSync(runDir);
@@ -293,7 +309,7 @@ export function defineTask<S extends ConfigSpec & RunSpec, R>(def: TaskDefinitio
       return lock;
     };
     let lock = fresh || !lead ? null : tookOver(lockRunDir(runDir));
-    let plan: TrainPlan<R> | null = null;
+    let plan: TrainPlan<R, I> | null = null;
     let optimizer: Optimizer | null = null;
     try {
       if (run.train.threads > 0) setNumThreads(run.train.threads);
@@ -333,7 +349,8 @@ export function defineTask<S extends ConfigSpec & RunSpec, R>(def: TaskDefinitio
           name: def.name,
           model: plan.model,
           data: plan.data,
-          loss: plan.loss,
+          inputs: plan.inputs,
+          lossOf: plan.lossOf,
           tokens: plan.tokens,
           ...(plan.lossWeight ? { lossWeight: plan.lossWeight } : {}),
           ...(plan.evaluate ? { evaluate: plan.evaluate, ...(def.best ? { mainMetric: { name: def.best.metric, higherIsBetter: def.best.higherIsBetter } } : {}) } : {}),
@@ -358,6 +375,8 @@ export function defineTask<S extends ConfigSpec & RunSpec, R>(def: TaskDefinitio
           ...(resume ? { resume: resume.state } : {}),
           ...(o.stop ? { stop: o.stop } : {}),
           ...(world ? { world } : {}),
+          compile: run.train.compile,
+          padTo: padMultiple(run.train),
           precision,
         },
       );

@@ -150,6 +150,13 @@ export const vaeTask = defineTask({
   config: VAE_KEYS,
   recipe: {},
   best: { metric: 'loss', higherIsBetter: false },
+  check(config) {
+    if (config.train.compile && config.model.kind === 'vmf' && config.model.sampler === 'pool') {
+      throw new RequestError(
+        "train.compile=true cannot use model.sampler=pool: the pool's draws are gathered on the host, which a compiled step would not repeat; use model.sampler=icdf or wood, or train.compile=false",
+      );
+    }
+  },
   async setup(config, run) {
     const train = limited(readImageSplit(config.data.dir, 'train'), config.data.train_limit);
     const test = limited(readImageSplit(config.data.dir, 't10k'), config.data.test_limit);
@@ -161,7 +168,9 @@ export const vaeTask = defineTask({
     return {
       model,
       data: new Dataset(Array.from({ length: train.count }, (_, i) => i)),
-      loss: ({ records }: Batch<number>) => model.forward(imageBatch(train, records, model.device), sampler, run.dropout).loss,
+      inputs: ({ records }: Batch<number>) => ({ images: imageBatch(train, records, run.device) }),
+      // the posterior's noise (and w) are drawn from the dropout generator: a compiled step draws afresh at each replay
+      lossOf: ({ images }: { images: Tensor }) => model.forward(images, sampler, run.dropout).loss,
       tokens: (records: number[]) => records.length,
       evaluate: async () => scoreVae(model, test, sampler),
       arch: vaeArch(m),

@@ -53,3 +53,4 @@ export {
   type PrecisionOptions,
 } from './precision.js';
 export { EventFileWriter, TFEVENTS_FILE_VERSION, TFEVENTS_PREFIX, encodeEvent, maskedCrc32c, tensorboardObserver, tfRecord, type TensorBoardObserver, type TfEvent } from './tensorboard.js';
+export { COMPILE_PAD_MULTIPLE, CompiledUpdate, paddedLength, scaleGradients, sumGradients, type BatchTensors } from './compiled_step.js';

@@ -15,29 +15,40 @@
  * loss weight, so that the sum over processes (one all-reduce per update, before clipping and the
  * optimizer) is the gradient of the whole batch; parameters start from rank 0's, every process then
  * makes the same updates, and rank 0 alone writes metrics and checkpoints.
+ * Compiled (`compile`): the micro-steps, their sum and the update run as kx.compile'd programs
+ * (compiled_step.ts) over padded batches (`padTo`, COMPILE_PAD_MULTIPLE by default); the same ops,
+ * batches, dropout masks and counters as an eager run with the same padding, so the same run within
+ * the fused groups' rounding (DESIGN.md, "Compiled training steps"). It needs a single process and
+ * no loss scaler, which read values on the host inside the update.
  */
 import path from 'node:path';
 
-import { add, dist, dispose, DivergedError, globalNorm, keep, mul, tensor, tidy, valueAndGrad, zeros, type Philox, type Tensor } from '@kexue/core-cuda';
+import { add, ArgumentError, dist, dispose, DivergedError, globalNorm, keep, mul, tensor, valueAndGrad, zeros, type Philox, type Tensor } from '@kexue/core-cuda';
 import type { Optimizer, StepResult } from '@kexue/optimizers';
 
 import type { Batch, Dataset } from '../data/dataset.js';
 import type { Module } from '../nn/module.js';
 import { readCheckpointIndex, writeCheckpoint, type Architecture, type TrainerState } from './checkpoint.js';
+import { COMPILE_PAD_MULTIPLE, CompiledUpdate, scaleGradients, sumGradients, type BatchTensors } from './compiled_step.js';
 import { GradientReducer } from './gradient_reducer.js';
 import { MetricsLog } from './metrics.js';
 import { PrecisionPolicy } from './precision.js';
 import type { TrainObserver } from './events.js';
 
 /** What a task gives the trainer. */
-export interface TrainTask<R> {
+export interface TrainTask<R, I extends BatchTensors = BatchTensors> {
   /** 'ner', 'mlm', … (recorded in checkpoints). */
   readonly name: string;
   readonly model: Module;
   /** The encoded training records. */
   readonly data: Dataset<R>;
-  /** The loss of one micro-batch (a scalar), computed with the model's live parameters. */
-  loss(batch: Batch<R>): Tensor;
+  /**
+   * A micro-batch's tensors on the model's device, every length and count padded up to a multiple of
+   * `padTo` (1: the batch's longest). Everything drawn per batch on the host (masking) is in them.
+   */
+  inputs(batch: Batch<R>, padTo: number): I;
+  /** The loss (a scalar) of a micro-batch's tensors with the model's live parameters: tensor code only, no host reads. */
+  lossOf(inputs: I): Tensor;
   /** Real tokens in a batch (for tokens/s). */
   tokens(records: R[]): number;
   /**
@@ -89,6 +100,10 @@ export interface TrainLoopOptions {
   stop?: AbortSignal;
   /** This process's place in a data-parallel job (kx.dist.init()); absent: a single process. */
   world?: { rank: number; size: number };
+  /** Run each update as kx.compile'd programs (a single process without a loss scaler only). */
+  compile?: boolean;
+  /** Batches' lengths and counts are padded up to a multiple of this (TrainTask.inputs); default 1 (none), COMPILE_PAD_MULTIPLE when compiled. */
+  padTo?: number;
 }
 
 export interface TrainSummary {
@@ -130,7 +145,7 @@ function shareOf<R>(batch: Batch<R>, rank: number, size: number): Batch<R> {
 }
 
 /** Runs the loop until totalSteps (or stopAt) updates are done. */
-export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Promise<TrainSummary> {
+export async function trainLoop<R, I extends BatchTensors>(task: TrainTask<R, I>, o: TrainLoopOptions): Promise<TrainSummary> {
   const state: TrainerState = o.resume ? structuredClone(o.resume) : freshState();
   if (o.dropout.offset !== state.dropoutOffset) throw new Error(`trainLoop: the dropout generator is at ${o.dropout.offset}, the state at ${state.dropoutOffset}`);
   const world = o.world && o.world.size > 1 ? o.world : null;
@@ -156,6 +171,12 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
   let commFrom = world ? dist.stats() : null;
   const policy = o.precision ?? new PrecisionPolicy();
   const scaler = policy.createScaler();
+  if (o.compile && (scaler || world)) {
+    throw new ArgumentError(`trainLoop: a compiled update cannot ${scaler ? 'use a loss scaler' : 'run data-parallel'}: it reads values on the host inside the update`);
+  }
+  const lossOf = (inputs: I) => policy.forward(task.model, () => task.lossOf(inputs));
+  const padTo = o.padTo ?? (o.compile ? COMPILE_PAD_MULTIPLE : 1);
+  const compiled = o.compile ? new CompiledUpdate<I>(params, o.optimizer, o.gradAccum, lossOf) : null;
   if (scaler) {
     if (state.lossScaler) scaler.loadState(state.lossScaler);
     state.skippedSteps ??= 0;
@@ -249,10 +270,21 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
       const onGradient =
         reducer && micro === o.gradAccum - 1 ? (i: number, g: Tensor) => reducer.ready(i, keep(prev ? add(prev[names[i]!]!, g) : mul(g, 1))) : undefined;
       let grads: Record<string, Tensor>;
-      if (share > 0) {
+      if (compiled) {
+        const inputs = task.inputs(part, padTo);
+        let out: { value: Tensor; grads: Record<string, Tensor> };
+        try {
+          out = compiled.micro(inputs);
+        } finally {
+          dispose(Object.values(inputs));
+        }
+        grads = out.grads;
+        lossSum += out.value.item();
+        out.value.dispose();
+      } else if (share > 0) {
         // The scale seeds the backward pass (the value stays unscaled), so crossEntropy's forward can
         // compute the scaled gradient itself.
-        const out = valueAndGrad(() => policy.forward(task.model, () => task.loss(part)), params, {
+        const out = valueAndGrad(() => lossOf(task.inputs(part, padTo)), params, {
           outputGradient: scale * share,
           ...(onGradient ? { onGradient } : {}),
         });
@@ -271,7 +303,7 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
       } else if (acc === null) acc = grads;
       else {
         const prev: Record<string, Tensor> = acc;
-        acc = tidy(() => Object.fromEntries(Object.entries(prev).map(([k, a]) => [k, keep(add(a, grads[k]!))])));
+        acc = compiled ? compiled.sum(prev, grads) : sumGradients(prev, grads);
         dispose([Object.values(prev), Object.values(grads)]);
       }
     }
@@ -287,22 +319,34 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
       stopAgreed = stops! > 0;
       extra.dispose();
     } else grads = acc!;
-    if (o.gradAccum > 1) {
-      const sum = grads;
-      grads = tidy(() => Object.fromEntries(Object.entries(sum).map(([k, a]) => [k, keep(mul(a, 1 / o.gradAccum))])));
-      dispose(Object.values(sum));
-    }
-    // the norm of the scaled gradients; logged unscaled
-    const scaledNorm = globalNorm(Object.values(grads));
-    const gradNorm = scaledNorm / scale;
-    let result: StepResult | null;
-    if (scaler) {
-      result = scaler.step(o.optimizer, params, grads, { gradNorm: scaledNorm }).result;
-      if (!result) state.skippedSteps! += 1;
+    let gradNorm: number;
+    /** The schedule's multiplier of this update's learning rate (a skipped update reports the rate the next one will use). */
+    let multiplier: number;
+    if (compiled) {
+      const norm = compiled.apply(grads);
+      dispose(Object.values(grads));
+      gradNorm = norm.item();
+      norm.dispose();
+      multiplier = o.optimizer.scheduleMultiplier(o.optimizer.iterations - 1);
     } else {
-      result = o.optimizer.step(params, grads, { gradNorm });
+      if (o.gradAccum > 1) {
+        const sum = grads;
+        grads = scaleGradients(sum, 1 / o.gradAccum);
+        dispose(Object.values(sum));
+      }
+      // the norm of the scaled gradients; logged unscaled
+      const scaledNorm = globalNorm(Object.values(grads));
+      gradNorm = scaledNorm / scale;
+      let result: StepResult | null;
+      if (scaler) {
+        result = scaler.step(o.optimizer, params, grads, { gradNorm: scaledNorm }).result;
+        if (!result) state.skippedSteps! += 1;
+      } else {
+        result = o.optimizer.step(params, grads, { gradNorm });
+      }
+      dispose(Object.values(grads));
+      multiplier = result ? result.scheduleMultiplier : o.optimizer.scheduleMultiplier();
     }
-    dispose(Object.values(grads));
     state.step++;
     const loss = lossSum / o.gradAccum;
     if (Number.isFinite(loss) && (scaler !== null || Number.isFinite(gradNorm))) streak = 0;
@@ -340,13 +384,14 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
         step: state.step,
         epoch,
         loss: w.lossSum / w.updates,
-        // a skipped update reports the rate the next one will use
-        lr: o.optimizer.learningRate * (result ? result.scheduleMultiplier : o.optimizer.scheduleMultiplier()),
+        lr: o.optimizer.learningRate * multiplier,
         grad_norm: gradNorm,
         tokens_per_s: round((w.tokens / w.ms) * 1000, 4),
         elapsed_s: round(state.elapsedMs / 1000, 4),
         ...(scaler ? { loss_scale: scaler.scale, skipped_steps: state.skippedSteps } : {}),
         ...(commFrom ? commWindow(commFrom) : {}),
+        // programs traced so far (a trace after the first updates means a new padded batch shape) and replayed
+        ...(compiled ? { compile_traces: compiled.stats.traces, compile_replays: compiled.stats.replays } : {}),
       };
       if (commFrom) commFrom = dist.stats();
       record(rec);
@@ -359,6 +404,7 @@ export async function trainLoop<R>(task: TrainTask<R>, o: TrainLoopOptions): Pro
     if (evalNow || last || state.step === stopAt || (o.saveEvery > 0 && state.step % o.saveEvery === 0)) await save(best);
   }
   if (streak > 0) throw new DivergedError(`training diverged: its last ${streak} updates (steps ${streakFrom}–${state.step}) had a non-finite loss; ${lastGood()}`);
+  compiled?.clear();
   o.onEvent({ type: 'done', step: state.step });
   return {
     step: state.step,

@@ -1,4 +1,4 @@
-// The fused groups' superinstructions of kx/simd.h (multiply-add and select over float32 runs), for
+// The fused groups' superinstructions of kx/simd.h (multiply-add, select, square roots over float32 runs), for
 // the block interpreter of ops/fused_group/: compiled per x86 target by Highway like runs.cpp and
 // dispatched at run time to the best target the CPU has and KEXUE_SIMD allows.
 #include <cstdint>
@@ -52,6 +52,21 @@ void SelectRun(const float* cond, const float* a, const float* b, float* out, in
   }, cond, a, b, out);
 }
 
+// √x and 1 / √x, each operation correctly rounded: the bits of the scalar sqrtf and 1.0f / sqrtf
+// (Unary<Sqrt>, Unary<Rsqrt>) at every target's width.
+void SqrtRun(const float* x, float* out, int64_t n) {
+  const D d;
+  for_each_group(n, (int64_t)hn::Lanes(d), [&](const float* xs, float* os) { hn::StoreU(hn::Sqrt(hn::LoadU(d, xs)), d, os); },
+                 x, out);
+}
+
+void RsqrtRun(const float* x, float* out, int64_t n) {
+  const D d;
+  const V one = hn::Set(d, 1.0f);
+  for_each_group(n, (int64_t)hn::Lanes(d),
+                 [&](const float* xs, float* os) { hn::StoreU(hn::Div(one, hn::Sqrt(hn::LoadU(d, xs))), d, os); }, x, out);
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace simd_targets
 }  // namespace kx
@@ -62,6 +77,8 @@ namespace kx {
 namespace simd_targets {
 HWY_EXPORT(MulAddRun);
 HWY_EXPORT(SelectRun);
+HWY_EXPORT(SqrtRun);
+HWY_EXPORT(RsqrtRun);
 }  // namespace simd_targets
 
 namespace simd {
@@ -73,6 +90,8 @@ void mul_add(MulAddOp op, const float* a, const float* b, int64_t sb, const floa
 void select(const float* cond, const float* a, const float* b, float* out, int64_t n) {
   HWY_DYNAMIC_DISPATCH(SelectRun)(cond, a, b, out, n);
 }
+void sqrt(const float* x, float* out, int64_t n) { HWY_DYNAMIC_DISPATCH(SqrtRun)(x, out, n); }
+void rsqrt(const float* x, float* out, int64_t n) { HWY_DYNAMIC_DISPATCH(RsqrtRun)(x, out, n); }
 
 }  // namespace simd
 }  // namespace kx

@@ -81,6 +81,11 @@ void mul_add(MulAddOp op, const float* a, const float* b, int64_t sb, const floa
 // out[i] = cond[i] != 0 ? a[i] : b[i] (the bits of a or b; out may be any of them).
 void select(const float* cond, const float* a, const float* b, float* out, int64_t n);
 
+// out[i] = √x[i] and 1 / √x[i], each operation correctly rounded (the bits of sqrtf, 1.0f / sqrtf),
+// at the target's full width (the eager loop's sqrtf vectorises only to the build's baseline).
+void sqrt(const float* x, float* out, int64_t n);
+void rsqrt(const float* x, float* out, int64_t n);
+
 // ---- row reductions, in kx/reduce.h's order -------------------------------------------------------
 
 float block_sum(const float* x, int64_t n);                   // Σ x, one block of lanes (no cascade)

@@ -57,8 +57,11 @@ inline void unary_blocks(const float* __restrict x, float* __restrict y, int64_t
   }
 }
 
+// Not inlined: the whole blocks and the padded last one then run the same instructions (inlined,
+// gcc compiled the padded copy with other operand orders, so that of two NaN operands a
+// derivative kept the other one there; the x86 emitter writes the whole blocks' order).
 template <UnaryFn F>
-inline void unary_backward_blocks(const float* __restrict x, const float* __restrict y, const float* __restrict dy,
+__attribute__((noinline)) void unary_backward_blocks(const float* __restrict x, const float* __restrict y, const float* __restrict dy,
                                   float* __restrict dx, int64_t n, float p) {
   if constexpr (unary_simd_grad_run<F>() != nullptr) {
     unary_simd_grad_run<F>()(x, dy, dx, n);

@@ -1,6 +1,6 @@
 // The emitter's driver (executor.h): chooses the executor, reads each input as a stream or a
-// scalar, finds the group's kernel in a cache keyed by structure, and runs it over the output range
-// split over the thread pool.
+// scalar, finds the group's kernel (the program's own after its first run, else in a process-wide
+// cache keyed by structure), and runs it over the output range split over the thread pool.
 //
 // A stream input is contiguous or repeats along the innermost dims (a [cols] bias over [rows,
 // cols]): element i reads element i mod m of its m. A float32 column is broadcast along the
@@ -12,7 +12,6 @@
 // zero-padded copies.
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -22,6 +21,7 @@
 #include "kx/simd.h"
 #include "ops/fused_group/emitter.h"
 #include "ops/fused_group/executor.h"
+#include "ops/fused_group/group_device.h"
 
 namespace kx {
 namespace {
@@ -36,21 +36,11 @@ constexpr int64_t kCut = 1024;
 std::atomic<int64_t> groups_emitted{0};
 std::atomic<int64_t> groups_interpreted{0};
 
-bool interpreter_forced() {
-  static const bool forced = [] {
-    const char* v = std::getenv("KEXUE_FUSION");
-    if (v == nullptr || *v == '\0' || std::strcmp(v, "emit") == 0) return false;
-    if (std::strcmp(v, "interp") == 0) return true;
-    fail(Code::Arg, "KEXUE_FUSION=", v, ": unknown executor (expected emit or interp)");
-  }();
-  return forced;
-}
-
 // The ISA the emitter writes, or nothing. Read at the first group run, after the addon's load
 // capped the vector runs' target by KEXUE_SIMD.
 std::optional<KernelIsa> kernel_isa() {
   static const std::optional<KernelIsa> isa = []() -> std::optional<KernelIsa> {
-    if (interpreter_forced() || !emitter_built()) return std::nullopt;
+    if (fusion_interp_forced() || !emitter_built()) return std::nullopt;
     const std::string target = simd::target_name();
     if (target.rfind("AVX3", 0) == 0) return KernelIsa::Avx512;
     if (target == "AVX2") return KernelIsa::Avx2;
@@ -85,7 +75,31 @@ std::string kernel_key(const GroupProgram& p, const KernelLayout& layout) {
   return key;
 }
 
+bool same_layout(const KernelLayout& a, const KernelLayout& b) {
+  return a.isa == b.isa && a.dtype == b.dtype && a.reads == b.reads;
+}
+
+}  // namespace
+
+// A program's kernel for the layout of its first run (a program is replayed with its inputs'
+// shapes and dtypes, so every run has that layout; another is looked up in the cache each time).
+// Written once, under the cache's lock, before `ready` is published; never changed after.
+struct GroupKernelMemo {
+  std::atomic<bool> ready{false};
+  KernelLayout layout;
+  const GroupKernel* kernel = nullptr;  // null: the emitter does not support the program
+};
+
+std::shared_ptr<GroupKernelMemo> make_group_kernel_memo() { return std::make_shared<GroupKernelMemo>(); }
+
+namespace {
+
+// Program p's kernel for `layout` (null: not emittable): its memo's, else the cache's by
+// structure (made on the first miss), memoized on p's first run.
 const GroupKernel* find_kernel(const GroupProgram& p, const KernelLayout& layout) {
+  GroupKernelMemo& memo = p.kernel.memo();
+  const bool ready = memo.ready.load(std::memory_order_acquire);
+  if (ready && same_layout(memo.layout, layout)) return memo.kernel;
   KernelCache& cache = kernel_cache();
   std::string key = kernel_key(p, layout);
   std::lock_guard<std::mutex> lock(cache.mutex);
@@ -93,6 +107,11 @@ const GroupKernel* find_kernel(const GroupProgram& p, const KernelLayout& layout
   if (it == cache.kernels.end()) {
     it = cache.kernels.emplace(std::move(key), emit_group_kernel(p, layout)).first;
     if (it->second) ++cache.made;
+  }
+  if (!memo.ready.load(std::memory_order_relaxed)) {
+    memo.layout = layout;
+    memo.kernel = it->second.get();
+    memo.ready.store(true, std::memory_order_release);
   }
   return it->second.get();
 }

@@ -6,8 +6,9 @@
 // AVX-512 and for AVX2: the same contractions into FMAs, vscalefps or the two-factor 2^n), so they
 // give those bits too. Halves are widened on load (F16C, or a shift for bfloat16) and narrowed on
 // store as kx/dtype.h's from_float (round to nearest even; every bfloat16 NaN 0x7fc0), values
-// staying float32 in between, as in the interpreter. Instructions it does not emit (log, pow, the
-// unary derivatives) leave the whole group to the interpreter.
+// staying float32 in between, as in the interpreter. The unary derivatives are the interpreter's
+// runs too (unary_grad()). Instructions it does not emit (log, pow, pow's derivative) leave the
+// whole group to the interpreter.
 //
 // Calling convention: System V x86-64 (rdi = streams, rsi = constants, rdx = n); rcx counts
 // elements, rax holds a stream pointer, r8 the tail's mask bits; every register used is
@@ -57,6 +58,8 @@ const std::array<uint32_t, kConstInputs>& kernel_fixed_constants() {
     for (int k = 0; k < 5; ++k) put(kConstErfPoly + k, erf_poly[k]);
     put(kConstGeluCubic, kGeluCubic);
     put(kConstSqrt2OverPi, kSqrt2OverPi);
+    put(kConstInvSqrt2Pi, kInvSqrt2Pi);
+    put(kConstGeluTanhSlope, kGeluTanhSlope);
     return t;
   }();
   return table;
@@ -72,14 +75,23 @@ using Xbyak::Xmm;
 // program's registers live in the rest, in order, and those beyond them in stack slots.
 constexpr int kScratch = 8;
 
-// Whether the emitter writes this instruction: the code generators' common set (generated_instr)
-// and the exponential's family (exp, sigmoid, SiLU, tanh, both GELUs).
-bool emitted_instr(const GroupInstr& ins) {
+// Whether the emitter writes this instruction: the code generators' common set (generated_instr),
+// the exponential's family (exp, sigmoid, SiLU, tanh, both GELUs) and the derivatives of every
+// unary but pow's. Log and pow stay libm's scalar logf and powf in the interpreter, whose bits
+// are the C library's (glibc's tables and double-precision steps, which may change with its
+// version), so no emitted sequence can promise them; pow's derivative calls powf too. The
+// derivatives of SiLU and both GELUs are Highway vector runs whose contractions differ per target:
+// their AVX2 forms are emitted (read off gcc's AVX2 code and checked bit for bit on an AVX2 CPU);
+// on AVX-512 they stay interpreted until their AVX3 forms can be checked on such a CPU.
+bool emitted_instr(const GroupInstr& ins, KernelIsa isa) {
   if (generated_instr(ins)) return true;
-  if (ins.op != GroupOp::Unary) return false;
-  switch (ins.fn) {
-    case UnaryFn::Exp: case UnaryFn::Sigmoid: case UnaryFn::Silu: case UnaryFn::Tanh: case UnaryFn::Gelu: case UnaryFn::GeluTanh:
-      return true;
+  switch (ins.op) {
+    case GroupOp::Unary:
+      return ins.fn == UnaryFn::Exp || ins.fn == UnaryFn::Sigmoid || ins.fn == UnaryFn::Silu || ins.fn == UnaryFn::Tanh ||
+             ins.fn == UnaryFn::Gelu || ins.fn == UnaryFn::GeluTanh;
+    case GroupOp::UnaryGrad:
+      if (ins.fn == UnaryFn::Silu || ins.fn == UnaryFn::Gelu || ins.fn == UnaryFn::GeluTanh) return isa == KernelIsa::Avx2;
+      return ins.fn != UnaryFn::Pow;
     default:
       return false;
   }
@@ -297,8 +309,9 @@ class GroupKernelCode final : public GroupKernel, private Xbyak::CodeGenerator {
 
   // d = tanh(x), x in scratch 1, as lanes-inl.h's Tanh: |x| < 0.625 ? x + x z P(z) : copysign(1 −
   // 2 / (e^2|x| + 1), x), z = x². Keeps scratch 0 and 1; the small branch lives in scratch 2, 2|x| in
-  // scratch 3 (exp's input, which d may be).
-  void tanh_of(const Xmm& d) {
+  // scratch 3 (exp's input, which d may be). fused_plus_one: e^2|x| + 1 as exp's plus_one (as the
+  // tanh GELU's derivative's vector run has it).
+  void tanh_of(const Xmm& d, bool fused_plus_one = false) {
     const Xmm x = scratch(1), small = scratch(2), twice = scratch(3), z = scratch(4), c = scratch(5);
     vmulps(z, x, x);
     horner(small, kConstTanhPoly, 5, z, c);
@@ -306,9 +319,9 @@ class GroupKernelCode final : public GroupKernel, private Xbyak::CodeGenerator {
     vfmadd132ps(small, x, x);  // z P x + x
     abs_of(twice, x);
     vaddps(twice, twice, twice);
-    exp(d, twice);
+    exp(d, twice, fused_plus_one);
     vbroadcastss(z, constant(kConstOne));
-    vaddps(d, d, z);
+    if (!fused_plus_one) vaddps(d, d, z);
     vbroadcastss(c, constant(kConstTwo));
     vdivps(d, c, d);
     vsubps(d, z, d);  // 1 − 2 / (e + 1)
@@ -325,11 +338,22 @@ class GroupKernelCode final : public GroupKernel, private Xbyak::CodeGenerator {
     }
   }
 
-  // d = x Φ(x), Φ(x) = (1 + erf(x / √2)) / 2 as lanes-inl.h's GeluCdf: with a = |x| / √2, erf(a) =
-  // |1 − P(t) t e^(−a²)|, t = 1 / (1 + p a), given x's sign.
+  // d = x Φ(x), Φ(x) = (1 + erf(x / √2)) / 2 as runs.cpp's GeluCdf.
   void gelu_erf(const Xmm& d, const Xmm& a_in) {
-    const Xmm x = scratch(1), a = scratch(2), minus_a2 = scratch(3), one = scratch(4), c = scratch(5), t = scratch(6), p = scratch(7);
+    const Xmm x = scratch(1), one = scratch(4), c = scratch(5);
     vmovaps(x, a_in);
+    signed_erf(d);
+    vaddps(d, d, one);
+    vbroadcastss(c, constant(kConstHalf));
+    vmulps(d, d, c);
+    vmulps(d, d, x);
+  }
+
+  // d = erf(x / √2), x in scratch 1 (kept), as runs.cpp's GeluCdf: with a = |x| / √2, erf(a) =
+  // |1 − P(t) t e^(−a²)|, t = 1 / (1 + p a), given x's sign. Leaves 1.0 in scratch 4; temporaries:
+  // scratch 2-7, d scratch 3 or a program register.
+  void signed_erf(const Xmm& d) {
+    const Xmm x = scratch(1), a = scratch(2), minus_a2 = scratch(3), one = scratch(4), c = scratch(5), t = scratch(6), p = scratch(7);
     abs_of(a, x);
     vbroadcastss(c, constant(kConstInvSqrt2));
     vmulps(a, a, c);
@@ -345,17 +369,68 @@ class GroupKernelCode final : public GroupKernel, private Xbyak::CodeGenerator {
     vmulps(t, t, p);
     vfnmadd132ps(d, one, t);  // 1 − e P(t) t
     copy_sign(d, x, c, p);
-    vaddps(d, d, one);
-    vbroadcastss(c, constant(kConstHalf));
-    vmulps(d, d, c);
-    vmulps(d, d, x);
+  }
+
+  // g = Φ(x) + x φ(x) (scratch 3), φ(x) = e^(−x²/2) / √(2π), as runs.cpp's GeluErfGradRun: x φ as
+  // (e · (1/√(2π))) x, then (1 + erf) · 0.5 + x φ in one FMA (gcc's contraction of Φ's halving into
+  // the sum; 1 + erf's operands in AVX2's order). AVX2 only (emitted_instr). Temporaries: scratch 0-7.
+  Xmm gelu_erf_grad(const Xmm& x_in) {
+    const Xmm x_phi = scratch(0), x = scratch(1), c = scratch(2), g = scratch(3), one = scratch(4), half = scratch(5);
+    vmovaps(x, x_in);  // (x_in may be scratch 0)
+    vbroadcastss(x_phi, constant(kConstHalf));
+    negated(x_phi, x_phi, c);  // −0.5
+    vmulps(x_phi, x, x_phi);
+    vmulps(x_phi, x_phi, x);
+    exp(x_phi, x_phi);
+    vbroadcastss(c, constant(kConstInvSqrt2Pi));
+    vmulps(x_phi, x_phi, c);
+    vmulps(x_phi, x_phi, x);
+    signed_erf(g);
+    vaddps(g, g, one);
+    vbroadcastss(half, constant(kConstHalf));
+    vfmadd132ps(g, x_phi, half);
+    return g;
+  }
+
+  // g = (1 + t) / 2 + (x / 2)(1 − t²) u', t = tanh(u), u = √(2/π)(x + 0.044715 x³), u' = √(2/π)(1 +
+  // 3 · 0.044715 x²), as runs.cpp's GeluTanhGradRun compiles for AVX2 (tanh's e + 1 fused, the last
+  // FMA in its 231 form). AVX2 only (emitted_instr). Returns g's register (scratch 3); temporaries:
+  // scratch 0-7.
+  Xmm gelu_tanh_grad(const Xmm& x_in) {
+    const Xmm x = scratch(0), u = scratch(1), c = scratch(2), t = scratch(3);
+    vmovaps(x, x_in);
+    vbroadcastss(c, constant(kConstGeluCubic));
+    vmulps(u, x, c);
+    vmulps(u, u, x);
+    vfmadd132ps(u, x, x);  // 0.044715 x³ + x
+    vbroadcastss(c, constant(kConstSqrt2OverPi));
+    vmulps(u, u, c);
+    tanh_of(t, true);
+    const Xmm du = scratch(4), one_minus_t2 = scratch(5), one = scratch(6), k = scratch(7);
+    vmulps(du, x, x);
+    vmovaps(one_minus_t2, t);
+    vbroadcastss(one, constant(kConstOne));
+    vbroadcastss(k, constant(kConstGeluTanhSlope));
+    vfmadd132ps(du, one, k);  // x² 0.134145 + 1
+    vfnmadd132ps(one_minus_t2, one, t);
+    vaddps(t, t, one);
+    vbroadcastss(k, constant(kConstHalf));
+    vmulps(x, x, k);
+    vmulps(t, t, k);
+    vbroadcastss(one, constant(kConstSqrt2OverPi));
+    vmulps(du, du, one);
+    vmulps(x, x, one_minus_t2);
+    vfmadd231ps(t, du, x);
+    return t;
   }
 
   // d = e^a as lanes-inl.h's Exp: clamp (x86's min and max keep a NaN of their second operand), n =
   // round(x log2 e) through the shifter, r = x − n ln2 in two FMAs, Cephes' polynomial by FMAs,
   // then 2^n by vscalefps or, with AVX2, as two factors built in the exponent bits (a subnormal
   // result rounds once). a is read first only, so d may be a's register; temporaries: scratch 4-7.
-  void exp(const Xmm& d, const Xmm& a) {
+  // plus_one (AVX2 only): d = e^a + 1, as the vector runs of SiLU's derivative compute it (gcc
+  // contracts the second factor's multiplication and the addition into one FMA).
+  void exp(const Xmm& d, const Xmm& a, bool plus_one = false) {
     const Xmm x = scratch(4), shifted = scratch(5), n = scratch(6), p = scratch(7);
     vbroadcastss(x, constant(kConstExpMax));
     vminps(x, x, a);
@@ -393,7 +468,95 @@ class GroupKernelCode final : public GroupKernel, private Xbyak::CodeGenerator {
     vpaddd(n, n, shifted);
     vpslld(n, n, 23);             // 2^(ni − n1)
     vmulps(p, p, x);
-    vmulps(d, p, n);
+    if (!plus_one) {
+      vmulps(d, p, n);
+      return;
+    }
+    vbroadcastss(x, constant(kConstOne));
+    vfmadd132ps(p, x, n);  // p 2^(ni − n1) + 1
+    vmovaps(d, p);
+  }
+
+  // d = dy · fn'(x, y) (x = a, y = b = fn(x), dy = c) as unary_backward_float_run computes it. The
+  // derivatives from plain loops are gcc's vectorisation of math.h's df for the baseline x86-64
+  // target (SSE: no FMA, so one IEEE operation a step on either ISA), with the loop's operand
+  // order (the first source's NaN is the one an operation keeps) and its folds (dy · −1 a sign
+  // flip, dy · 1 dy itself); SiLU's is the vector run's (the GELUs': gelu_erf_grad, gelu_tanh_grad).
+  // d is written last, so it may be any operand's register; temporaries: scratch 4-7, and 0-3 for
+  // SiLU's.
+  void unary_grad(UnaryFn fn, const Xmm& d, const Xmm& x, const Xmm& y, const Xmm& dy) {
+    const Xmm t = scratch(4), k = scratch(5);
+    switch (fn) {
+      case UnaryFn::Neg:
+        negated(d, dy, t);
+        return;
+      case UnaryFn::Exp:  // dy y
+        vmulps(d, dy, y);
+        return;
+      case UnaryFn::Log:  // (1 / x) dy
+        vbroadcastss(t, constant(kConstOne));
+        vdivps(t, t, x);
+        vmulps(d, t, dy);
+        return;
+      case UnaryFn::Sqrt:  // (0.5 / y) dy
+        vbroadcastss(t, constant(kConstHalf));
+        vdivps(t, t, y);
+        vmulps(d, t, dy);
+        return;
+      case UnaryFn::Rsqrt:  // (y (−0.5)) y y dy
+        vbroadcastss(k, constant(kConstHalf));
+        negated(k, k, t);
+        vmulps(t, y, k);
+        vmulps(t, t, y);
+        vmulps(t, t, y);
+        vmulps(d, t, dy);
+        return;
+      case UnaryFn::Tanh:  // dy (1 − y²)
+        vmulps(t, y, y);
+        vbroadcastss(k, constant(kConstOne));
+        vsubps(t, k, t);
+        vmulps(d, dy, t);
+        return;
+      case UnaryFn::Sigmoid:  // ((1 − y) y) dy
+        vbroadcastss(t, constant(kConstOne));
+        vsubps(t, t, y);
+        vmulps(t, t, y);
+        vmulps(d, t, dy);
+        return;
+      case UnaryFn::Relu:  // x <= 0 (false for NaN) ? dy · 0 : dy
+        vxorps(t, t, t);
+        vmulps(k, dy, t);
+        if (wide_) {
+          vcmpps(k1, x, t, 0x12);  // _CMP_LE_OQ
+          vblendmps(d | k1, dy, k);
+        } else {
+          vcmpps(t, x, t, 0x12);
+          vblendvps(d, dy, k, t);
+        }
+        return;
+      case UnaryFn::Silu:
+        silu_grad(d, x, dy);
+        return;
+      default:
+        return;
+    }
+  }
+
+  // d = s (1 + x (1 − s)) dy, s = 1 / (1 + e^−x), as runs.cpp's SiluGradRun (1 + e^−x from exp's
+  // plus_one; the last product's operands in the order gcc gives AVX2). AVX2 only (emitted_instr).
+  void silu_grad(const Xmm& d, const Xmm& x_in, const Xmm& dy_in) {
+    const Xmm e = scratch(0), x = scratch(1), dy = scratch(2), one = scratch(3), s = scratch(4), t = scratch(5);
+    if (dy_in.getIdx() != dy.getIdx()) vmovaps(dy, dy_in);
+    vmovaps(x, x_in);  // (x_in may be scratch 0)
+    negated(e, x, e);
+    exp(e, e, true);
+    // (scratch 3 is d when d is spilled: d is written last)
+    vbroadcastss(one, constant(kConstOne));
+    vdivps(s, one, e);
+    vsubps(t, one, s);
+    vfmadd132ps(t, one, x);  // (1 − s) x + 1
+    vmulps(t, s, t);
+    vmulps(d, t, dy);
   }
 
   void instruction(const GroupInstr& ins, int at) {
@@ -422,7 +585,16 @@ class GroupKernelCode final : public GroupKernel, private Xbyak::CodeGenerator {
         break;
       }
       case GroupOp::Unary: unary(ins.fn, d, operand(ins.a, at, 0)); break;
-      case GroupOp::UnaryGrad: case GroupOp::Reduce: break;  // never emitted (emitted_instr())
+      case GroupOp::UnaryGrad:
+        // (the GELUs need every scratch register: dy is fetched after their derivative)
+        if (ins.fn == UnaryFn::Gelu || ins.fn == UnaryFn::GeluTanh) {
+          const Xmm g = ins.fn == UnaryFn::Gelu ? gelu_erf_grad(operand(ins.a, at, 0)) : gelu_tanh_grad(operand(ins.a, at, 0));
+          vmulps(d, g, operand(ins.c, at, 2));
+        } else {
+          unary_grad(ins.fn, d, operand(ins.a, at, 0), operand(ins.b, at, 1), operand(ins.c, at, 2));
+        }
+        break;
+      case GroupOp::Reduce: break;  // never emitted (emitted_instr())
     }
     if (!in_register(ins.dst)) vmovups(slot(ins.dst), d);
     if (ins.output >= 0) store(d, ins.output);
@@ -489,7 +661,7 @@ bool emitter_built() { return true; }
 std::unique_ptr<GroupKernel> emit_group_kernel(const GroupProgram& p, const KernelLayout& layout) {
   if (p.reduce_at >= 0) return nullptr;
   for (const GroupInstr& ins : p.code)
-    if (!emitted_instr(ins)) return nullptr;
+    if (!emitted_instr(ins, layout.isa)) return nullptr;
   try {
     return std::make_unique<GroupKernelCode>(p, layout);
   } catch (const Xbyak::Error&) {  // (no executable memory, say): the interpreter runs the group

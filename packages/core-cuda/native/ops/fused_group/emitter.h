@@ -32,9 +32,9 @@ struct KernelLayout {
 
 // The kernel's 32-bit constants, one table per run: the fixed ones (kernel_fixed_constants(): the
 // sign bit and 1.0f (for neg and rsqrt), bfloat16 rounding's bias and quiet NaN (as integers), the
-// exponential's clamps, multipliers and polynomial and, for AVX2's 2^n, two integers, then tanh's
-// and the GELUs'), then the scalar inputs' values by input index, then each instruction's
-// immediate by its index (so a new immediate needs no new kernel).
+// exponential's clamps, multipliers and polynomial and, for AVX2's 2^n, two integers, then tanh's,
+// the GELUs' and their derivatives'), then the scalar inputs' values by input index, then each
+// instruction's immediate by its index (so a new immediate needs no new kernel).
 constexpr int kConstSign = 0;
 constexpr int kConstOne = 1;
 constexpr int kConstBf16Bias = 2;
@@ -59,7 +59,9 @@ constexpr int kConstErfP = 29;         // Abramowitz-Stegun 7.1.26's p
 constexpr int kConstErfPoly = 30;      // its five coefficients, highest degree first
 constexpr int kConstGeluCubic = 35;    // 0.044715
 constexpr int kConstSqrt2OverPi = 36;
-constexpr int kConstInputs = 37;
+constexpr int kConstInvSqrt2Pi = 37;    // 1 / √(2π): GELU's derivative's φ
+constexpr int kConstGeluTanhSlope = 38; // 3 · 0.044715: the tanh GELU's inner derivative
+constexpr int kConstInputs = 39;
 constexpr int kConstImms = kConstInputs + kMaxGroupInputs;
 
 // The bits of the fixed constants, slots 0 to kConstInputs - 1 of every run's table.

@@ -65,9 +65,12 @@ float element_as_float(const void* base, DType t, int64_t at) {
 GroupRun::GroupRun(const GroupProgram& p, const Inputs& in) : p_(p) {
   index_[0] = group_index(p, p.shape, 1, in);
   if (p.reduce_at >= 0) index_[1] = group_index(p, p.reduction.shape, 2, in);
-  for (const Tensor& t : in) {
+  for (size_t k = 0; k < in.size(); ++k) {
+    const Tensor& t = in[k];
     in_data_.push_back(t.raw());
     in_dtype_.push_back(t.dtype);
+    uniform_[k] = t.numel() == 1;
+    if (uniform_[k]) uniform_value_[k] = element_as_float(t.raw(), t.dtype, 0);
   }
   for (size_t k = 0; k < p.outputs.size(); ++k) {
     outs_.push_back(empty(p.output_shape(k), p.dtype, Device{DeviceType::CPU, 0}));
@@ -119,21 +122,47 @@ void GroupRun::store(int k, int64_t o, const float* v, int64_t n) const {
   KX_DISPATCH_FLOAT(p_.dtype, narrow(v, static_cast<scalar_t*>(out_data_[k]) + o, n));
 }
 
-void GroupRun::run_block(GroupPart part, size_t first, size_t last, int64_t o, int64_t n, float* scratch,
-                         const float** val, const float* reduced) const {
+GroupRegisters::GroupRegisters(const GroupProgram& p)
+    : scratch(thread_scratch((size_t)(p.registers + p.inputs) * kGroupBlock)) {
+  std::fill(std::begin(uniform_input), std::end(uniform_input), (int8_t)-1);
+}
+
+const float* GroupRun::block_of(GroupRegisters& regs, int32_t r) const {
+  const int k = regs.uniform_input[r];
+  if (k < 0) return regs.val[r];
+  float* block = regs.scratch + (int64_t)(p_.registers + k) * kGroupBlock;
+  if (!(regs.filled >> k & 1u)) {
+    std::fill(block, block + kGroupBlock, uniform_value_[(size_t)k]);
+    regs.filled |= 1u << k;
+  }
+  return block;
+}
+
+void GroupRun::run_block(GroupPart part, size_t first, size_t last, int64_t o, int64_t n, GroupRegisters& regs,
+                         const float* reduced) const {
   const GroupIndex& index = index_[part == GroupPart::Prologue ? 0 : 1];
   const bool direct = p_.dtype == DType::Float32;
+  const float** val = regs.val;
+  // An arithmetic operand: register r's block (stride 1), or one value read as an immediate is read
+  // (stride 0): a one-element input's register, or the instruction's immediate where r is -1.
+  const auto operand = [&](int32_t r, const GroupInstr& ins, int64_t& stride) -> const float* {
+    stride = r >= 0 && regs.uniform_input[r] < 0 ? 1 : 0;
+    return r >= 0 ? val[r] : &ins.imm;
+  };
   for (size_t at = first; at < last; ++at) {
     const GroupInstr& ins = p_.code[at];
-    float* buf = scratch + (int64_t)ins.dst * kGroupBlock;
+    float* buf = regs.scratch + (int64_t)ins.dst * kGroupBlock;
     float* dst = (direct && ins.output >= 0) ? static_cast<float*>(out_data_[ins.output]) + o : buf;
-    // (a load's `a` is an input's index, not a register: its operand is not read)
-    const float* a = ins.a >= 0 ? val[ins.a] : &ins.imm;
-    const float* b = ins.b >= 0 ? val[ins.b] : &ins.imm;
     bool stored = direct;  // whether dst already is the output
+    int8_t uniform = -1;
     switch (ins.op) {
-      case GroupOp::Load:
-        dst = const_cast<float*>(load(index, ins.a, o, n, buf));
+      case GroupOp::Load:  // (`a` is an input's index, not a register)
+        if (uniform_[(size_t)ins.a]) {
+          uniform = (int8_t)ins.a;
+          dst = const_cast<float*>(&uniform_value_[(size_t)ins.a]);
+        } else {
+          dst = const_cast<float*>(load(index, ins.a, o, n, buf));
+        }
         stored = false;
         break;
       case GroupOp::Reduce:  // (run by the epilogue only: the reduction driver reduced the prologue's a)
@@ -146,27 +175,38 @@ void GroupRun::run_block(GroupPart part, size_t first, size_t last, int64_t o, i
       case GroupOp::Add: case GroupOp::Sub: case GroupOp::Mul: case GroupOp::Div: {
         static constexpr simd::BinaryOp ops[] = {simd::BinaryOp::Add, simd::BinaryOp::Sub, simd::BinaryOp::Mul,
                                                  simd::BinaryOp::Div};
-        simd::binary(ops[(int)ins.op - (int)GroupOp::Add], a, ins.a >= 0, b, ins.b >= 0, dst, n);
+        int64_t sa, sb;
+        const float* a = operand(ins.a, ins, sa);
+        const float* b = operand(ins.b, ins, sb);
+        simd::binary(ops[(int)ins.op - (int)GroupOp::Add], a, sa, b, sb, dst, n);
         break;
       }
       case GroupOp::MulAdd: case GroupOp::MulSub: case GroupOp::NegMulAdd: {
         static constexpr simd::MulAddOp ops[] = {simd::MulAddOp::MulAdd, simd::MulAddOp::MulSub,
                                                  simd::MulAddOp::NegMulAdd};
-        simd::mul_add(ops[(int)ins.op - (int)GroupOp::MulAdd], a, b, ins.b >= 0, val[ins.c], dst, n);
+        int64_t sb;
+        const float* b = operand(ins.b, ins, sb);
+        simd::mul_add(ops[(int)ins.op - (int)GroupOp::MulAdd], block_of(regs, ins.a), b, sb, block_of(regs, ins.c),
+                      dst, n);
         break;
       }
       case GroupOp::Where:
-        simd::select(a, b, val[ins.c], dst, n);
+        simd::select(block_of(regs, ins.a), block_of(regs, ins.b), block_of(regs, ins.c), dst, n);
         break;
       case GroupOp::Unary:
-        KX_DISPATCH_UNARY(ins.fn, unary_float_run<kFn>(a, dst, n, ins.imm));
+        // (the square roots at the target's width: the eager loop's bits, faster)
+        if (ins.fn == UnaryFn::Sqrt) simd::sqrt(block_of(regs, ins.a), dst, n);
+        else if (ins.fn == UnaryFn::Rsqrt) simd::rsqrt(block_of(regs, ins.a), dst, n);
+        else KX_DISPATCH_UNARY(ins.fn, unary_float_run<kFn>(block_of(regs, ins.a), dst, n, ins.imm));
         break;
       case GroupOp::UnaryGrad:
-        KX_DISPATCH_UNARY(ins.fn, unary_backward_float_run<kFn>(a, b, val[ins.c], dst, n, ins.imm));
+        KX_DISPATCH_UNARY(ins.fn, unary_backward_float_run<kFn>(block_of(regs, ins.a), block_of(regs, ins.b),
+                                                                block_of(regs, ins.c), dst, n, ins.imm));
         break;
     }
     val[ins.dst] = dst;
-    if (ins.output >= 0 && !stored) store(ins.output, o, dst, n);
+    regs.uniform_input[ins.dst] = uniform;
+    if (ins.output >= 0 && !stored) store(ins.output, o, block_of(regs, ins.dst), n);
   }
 }
 
@@ -186,16 +226,15 @@ std::vector<Tensor> run_fused_group_cpu(const GroupProgram& p, const Inputs& in)
   }
   const int64_t n = numel_of(p.shape);
   if (n == 0) return std::move(run.outputs());
-  // A part is whole blocks, about 2^15 instruction-elements of work (transcendentals cost more, but
+  // A part is whole blocks, about 2^16 instruction-elements of work (transcendentals cost more, but
   // a part this size is already long against the pool's wake-up).
-  const int64_t per_element = (int64_t)p.code.size();
-  const int64_t grain = (cpu::grain_for(per_element, 1 << 16) + kGroupBlock - 1) / kGroupBlock * kGroupBlock;
-  const size_t floats = (size_t)p.registers * kGroupBlock;
-  cpu::parallel_for(n, grain, [&](int64_t begin, int64_t end) {
-    float* scratch = thread_scratch(floats);
-    const float* val[kMaxGroupRegisters] = {};
-    for (int64_t o = begin; o < end; o += kGroupBlock)
-      run.run_block(GroupPart::Prologue, 0, p.code.size(), o, std::min(kGroupBlock, end - o), scratch, val, nullptr);
+  const int64_t blocks = (n + kGroupBlock - 1) / kGroupBlock;
+  const int64_t grain = (cpu::grain_for((int64_t)p.code.size(), 1 << 16) + kGroupBlock - 1) / kGroupBlock;
+  cpu::parallel_for(blocks, grain, [&](int64_t first, int64_t last) {
+    GroupRegisters regs(p);
+    const int64_t end = std::min(n, last * kGroupBlock);
+    for (int64_t o = first * kGroupBlock; o < end; o += kGroupBlock)
+      run.run_block(GroupPart::Prologue, 0, p.code.size(), o, std::min(kGroupBlock, end - o), regs, nullptr);
   });
   return std::move(run.outputs());
 }

@@ -54,7 +54,6 @@ void run_fused_reduction_cpu(GroupRun& run) {
   if (outer == 0) return;
   const size_t at = (size_t)p.reduce_at;
   const int32_t src = p.code[at].a;
-  const size_t floats = (size_t)p.registers * kGroupBlock;
   const float identity = red.op == RedOp::Max ? -INFINITY : 0.0f;
   std::vector<float> reduced((size_t)outer, identity);
   if (R > 0 && R <= kSumBlock) {
@@ -62,15 +61,15 @@ void run_fused_reduction_cpu(GroupRun& run) {
     const int64_t rows = std::max<int64_t>(1, kGroupBlock / R);
     const int64_t grain = (cpu::grain_for(R * (int64_t)(at + 1), 1 << 16) + rows - 1) / rows * rows;
     cpu::parallel_for(outer, grain, [&](int64_t begin, int64_t end) {
-      float* scratch = thread_scratch(floats);
-      const float* val[kMaxGroupRegisters] = {};
+      GroupRegisters regs(p);
       for (int64_t r0 = begin; r0 < end; r0 += rows) {
         const int64_t k = std::min(rows, end - r0);
-        run.run_block(GroupPart::Prologue, 0, at, r0 * R, k * R, scratch, val, nullptr);
+        run.run_block(GroupPart::Prologue, 0, at, r0 * R, k * R, regs, nullptr);
+        const float* values = run.block_of(regs, src);
         for (int64_t i = 0; i < k; ++i) {
           PairwiseSum sum;
           float max = -INFINITY;
-          accumulate(red.op, val[src] + i * R, R, sum, max);
+          accumulate(red.op, values + i * R, R, sum, max);
           reduced[(size_t)(r0 + i)] = red.op == RedOp::Max ? max : sum.result();
         }
       }
@@ -79,16 +78,15 @@ void run_fused_reduction_cpu(GroupRun& run) {
     const int64_t chunks = (R + kChunk - 1) / kChunk;
     std::vector<float> partial((size_t)(outer * chunks));
     cpu::parallel_for(outer * chunks, 1, [&](int64_t begin, int64_t end) {
-      float* scratch = thread_scratch(floats);
-      const float* val[kMaxGroupRegisters] = {};
+      GroupRegisters regs(p);
       for (int64_t t = begin; t < end; ++t) {
         const int64_t row = t / chunks, c0 = (t % chunks) * kChunk, c1 = std::min(R, c0 + kChunk);
         PairwiseSum sum;
         float max = -INFINITY;
         for (int64_t o = c0; o < c1; o += kGroupBlock) {
           const int64_t n = std::min(kGroupBlock, c1 - o);
-          run.run_block(GroupPart::Prologue, 0, at, row * R + o, n, scratch, val, nullptr);
-          accumulate(red.op, val[src], n, sum, max);
+          run.run_block(GroupPart::Prologue, 0, at, row * R + o, n, regs, nullptr);
+          accumulate(red.op, run.block_of(regs, src), n, sum, max);
         }
         partial[(size_t)t] = red.op == RedOp::Max ? max : sum.result();
       }
@@ -107,11 +105,9 @@ void run_fused_reduction_cpu(GroupRun& run) {
     for (float& v : reduced) v /= (float)R;
   const int64_t grain = (cpu::grain_for((int64_t)(p.code.size() - at), 1 << 16) + kGroupBlock - 1) / kGroupBlock * kGroupBlock;
   cpu::parallel_for(outer, grain, [&](int64_t begin, int64_t end) {
-    float* scratch = thread_scratch(floats);
-    const float* val[kMaxGroupRegisters] = {};
+    GroupRegisters regs(p);
     for (int64_t o = begin; o < end; o += kGroupBlock)
-      run.run_block(GroupPart::Epilogue, at, p.code.size(), o, std::min(kGroupBlock, end - o), scratch, val,
-                    reduced.data());
+      run.run_block(GroupPart::Epilogue, at, p.code.size(), o, std::min(kGroupBlock, end - o), regs, reduced.data());
   });
 }
 

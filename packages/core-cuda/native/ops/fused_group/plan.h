@@ -14,9 +14,8 @@
 // A group is not an op of core/ops.def: the program that holds it (native/program/) validates it
 // once, here, when the program is built, and runs it on each replay. The CPU runs it as machine
 // code of the x86-64 emitter (emitter.h, executor.h) or through the block interpreter of
-// fused_group.cpp (fused_reduce.cpp for a group with a reduction); there is no CUDA executor yet
-// (kx.compile replays programs on CUDA devices without fusion; ptx_writer.h writes a group's PTX,
-// which nothing loads yet).
+// fused_group.cpp (fused_reduce.cpp for a group with a reduction); CUDA runs it from its PTX
+// (ptx_writer.h) or in an interpreter kernel (fused_group.cu; group_device.h picks by device).
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -28,6 +27,7 @@
 #include "kx/error.h"
 #include "kx/registry.h"
 #include "ops/elementwise/math.h"
+#include "ops/fused_group/kernel_memo.h"
 #include "ops/reduce/plan.h"
 
 namespace kx {
@@ -96,6 +96,7 @@ struct GroupProgram {
   int32_t reduce_at = -1;        // the Reduce instruction's index, or -1
   GroupReduction reduction;
   std::vector<uint8_t> input_loads;  // per input: 1 loaded by the prologue, 2 by the epilogue
+  GroupKernelSlot kernel;            // the emitter's, filled at the first run (kernel_memo.h)
 
   // The shape of output k.
   const Shape& output_shape(size_t k) const { return output_reduced[k] ? reduction.shape : shape; }
@@ -226,15 +227,15 @@ inline GroupProgram group_program(const std::vector<int64_t>& code, int64_t inpu
   return p;
 }
 
-// A run's inputs: as many as the table, each on the CPU, floating of the group's dtype or a uint8
-// mask, and broadcasting to the iteration shape of each part (prologue, epilogue) that loads it.
+// A run's inputs: as many as the table, all on one device, floating of the group's dtype or a
+// uint8 mask, and broadcasting to the iteration shape of each part (prologue, epilogue) that loads it.
 inline void check_group_inputs(const GroupProgram& p, const Inputs& in) {
   KX_CHECK((int64_t)in.size() == p.inputs, Arg, "fused group: expected ", p.inputs, " inputs, got ", in.size());
   for (size_t k = 0; k < in.size(); ++k) {
     const Tensor& t = in[k];
     KX_CHECK(t.defined(), Arg, "fused group: input ", k, " is missing");
-    KX_CHECK(t.device().type == DeviceType::CPU, Device, "fused group: input on ", t.device().name(),
-             " (fused groups run on the CPU only)");
+    KX_CHECK(t.device() == in[0].device(), Device, "fused group: input ", k, " on ", t.device().name(), ", input 0 on ",
+             in[0].device().name(), " (a group runs on one device)");
     KX_CHECK(t.dtype == p.dtype || t.dtype == DType::UInt8, DType, "fused group: input ", k, " is ", dtype_name(t.dtype),
              ", the group computes ", dtype_name(p.dtype));
     for (const Shape* to : {&p.shape, &p.reduction.shape}) {

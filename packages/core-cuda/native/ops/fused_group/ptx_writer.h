@@ -1,8 +1,9 @@
 // The PTX writer of group programs (plan.h; FUSION.md §4, the CUDA side): a group without a
 // reduction, of the x86 emitter's ops (emitter.cpp), as the text of one `.visible .entry` kernel
 // for sm_80, a grid-stride loop over the elements, shape-generic (the element count and each row
-// input's period are kernel parameters). Nothing loads or launches it yet: the CUDA replay of
-// compiled programs does not fuse, and tests check the text with ptxas (compile_ptx.test.ts).
+// input's period are kernel parameters). The CUDA executor (fused_group.cu) loads it with
+// cudaLibraryLoadData and launches it (one-element inputs read as rows of period 1, since their
+// value is on the device); tests check the text with ptxas (compile_ptx.test.ts).
 #pragma once
 #include <cstdint>
 #include <optional>
