@@ -329,12 +329,19 @@ class GroupKernelCode final : public GroupKernel, private Xbyak::CodeGenerator {
     // |x| < 0.625 (false for NaN): the polynomial
     abs_of(z, x);
     vbroadcastss(c, constant(kConstTanhCut));
+    select_where(d, c, z, 0x1E, d, small, z);  // _CMP_GT_OQ: 0.625 > |x|
+  }
+
+  // d = (lhs pred rhs) ? when_true : when_false, lane by lane (pred a vcmpps predicate): an opmask
+  // blend with AVX-512, vblendvps on a compare mask written into `mask` (a scratch) with AVX2.
+  void select_where(const Xmm& d, const Xmm& lhs, const Xmm& rhs, uint8_t pred, const Xmm& when_false,
+                    const Xmm& when_true, const Xmm& mask) {
     if (wide_) {
-      vcmpps(k1, c, z, 0x1E);  // _CMP_GT_OQ: 0.625 > |x|
-      vblendmps(d | k1, d, small);
+      vcmpps(k1, lhs, rhs, pred);
+      vblendmps(d | k1, when_false, when_true);
     } else {
-      vcmpps(z, c, z, 0x1E);
-      vblendvps(d, d, small, z);
+      vcmpps(mask, lhs, rhs, pred);
+      vblendvps(d, when_false, when_true, mask);
     }
   }
 
@@ -526,13 +533,7 @@ class GroupKernelCode final : public GroupKernel, private Xbyak::CodeGenerator {
       case UnaryFn::Relu:  // x <= 0 (false for NaN) ? dy · 0 : dy
         vxorps(t, t, t);
         vmulps(k, dy, t);
-        if (wide_) {
-          vcmpps(k1, x, t, 0x12);  // _CMP_LE_OQ
-          vblendmps(d | k1, dy, k);
-        } else {
-          vcmpps(t, x, t, 0x12);
-          vblendvps(d, dy, k, t);
-        }
+        select_where(d, x, t, 0x12, dy, k, t);  // _CMP_LE_OQ
         return;
       case UnaryFn::Silu:
         silu_grad(d, x, dy);
@@ -575,13 +576,7 @@ class GroupKernelCode final : public GroupKernel, private Xbyak::CodeGenerator {
         const Xmm a = operand(ins.a, at, 0), b = operand(ins.b, at, 1), c = operand(ins.c, at, 2);
         const Xmm t = scratch(4);
         vxorps(t, t, t);
-        if (wide_) {
-          vcmpps(k1, a, t, 0x0C);  // _CMP_NEQ_OQ
-          vblendmps(d | k1, c, b);
-        } else {
-          vcmpps(t, a, t, 0x0C);
-          vblendvps(d, c, b, t);
-        }
+        select_where(d, a, t, 0x0C, c, b, t);  // _CMP_NEQ_OQ
         break;
       }
       case GroupOp::Unary: unary(ins.fn, d, operand(ins.a, at, 0)); break;

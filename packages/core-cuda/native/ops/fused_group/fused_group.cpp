@@ -22,9 +22,7 @@ namespace {
 // The index over `shape` of the inputs that part `bit` of the program loads (the others, not read
 // there, count as `shape` itself).
 GroupIndex group_index(const GroupProgram& p, const Shape& shape, uint8_t bit, const Inputs& in) {
-  std::array<const Shape*, kMaxGroupInputs> shapes;
-  for (int k = 0; k < kMaxGroupInputs; ++k) shapes[k] = k < (int)in.size() && (p.input_loads[k] & bit) ? &in[k].shape : &shape;
-  CoalescedBroadcast<kMaxGroupInputs> c = coalesce_broadcast<kMaxGroupInputs>(shape, shapes);
+  CoalescedBroadcast<kMaxGroupInputs> c = group_input_index(p, shape, bit, in);
   KX_CHECK((int)c.dims.size() <= kMaxIndexDims, Shape, "fused group: ", shape_str(shape), " needs more than ",
            kMaxIndexDims, " broadcast dims");
   return {std::move(c.dims), std::move(c.strides)};

@@ -3,21 +3,16 @@
 // time, a reduction's rows folded in order.
 #include "ops/fused_group/group_eval.h"
 
-#include <array>
 #include <cstring>
 #include <type_traits>
 
 namespace kx {
 namespace {
 
-// Appends the coalesced index over `shape` of the inputs that part `bit` loads (the others count
-// as `shape`, read nowhere) to the table; returns its rank.
+// Appends group_input_index's dims and strides to the table; returns its rank.
 int32_t append_index(GroupEvalTable& t, int part, const GroupProgram& p, const Shape& shape, uint8_t bit,
                      const Inputs& in) {
-  std::array<const Shape*, kMaxGroupInputs> shapes;
-  for (int k = 0; k < kMaxGroupInputs; ++k)
-    shapes[(size_t)k] = k < (int)in.size() && (p.input_loads[(size_t)k] & bit) ? &in[(size_t)k].shape : &shape;
-  const CoalescedBroadcast<kMaxGroupInputs> c = coalesce_broadcast<kMaxGroupInputs>(shape, shapes);
+  const CoalescedBroadcast<kMaxGroupInputs> c = group_input_index(p, shape, bit, in);
   t.dims_at[part] = t.words.size();
   t.words.insert(t.words.end(), c.dims.begin(), c.dims.end());
   t.strides_at[part] = t.words.size();

@@ -18,6 +18,7 @@
 // (ptx_writer.h) or in an interpreter kernel (fused_group.cu; group_device.h picks by device).
 #pragma once
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -225,6 +226,17 @@ inline GroupProgram group_program(const std::vector<int64_t>& code, int64_t inpu
     }
   }
   return p;
+}
+
+// The coalesced broadcast index over `shape` of the inputs that part `bit` of the program loads (1:
+// the prologue, 2: the epilogue); the others, not read there, count as `shape` itself. Every
+// executor reads the inputs through it.
+inline CoalescedBroadcast<kMaxGroupInputs> group_input_index(const GroupProgram& p, const Shape& shape, uint8_t bit,
+                                                             const Inputs& in) {
+  std::array<const Shape*, kMaxGroupInputs> shapes;
+  for (int k = 0; k < kMaxGroupInputs; ++k)
+    shapes[(size_t)k] = k < (int)in.size() && (p.input_loads[(size_t)k] & bit) ? &in[(size_t)k].shape : &shape;
+  return coalesce_broadcast<kMaxGroupInputs>(shape, shapes);
 }
 
 // A run's inputs: as many as the table, all on one device, floating of the group's dtype or a
