@@ -78,4 +78,9 @@ for dt, tag in ((torch.float16, "f16"), (torch.bfloat16, "bf16")):
     tensors[f"{name}.y"] = torch.matmul(a.float(), b.float().t()) + c.float()
     cases.append({"name": name, "transA": False, "transB": True, "grads": False, "half": True, "bias": True})
 
+# Parts of 64 rows and more whose b is not stored transposed: on CPUs without AVX-512 these run on
+# OpenBLAS rather than oneDNN (ops/matmul), the gradients' aᵀ·dy too.
+case("rows_NN_bias", [256, 32], [32, 64], bias=True)
+case("rows_TN", [200, 40], [40, 48], trans_a=True)
+
 save_fixture("matmul", tensors, cases)

@@ -5,8 +5,8 @@
 // workers, which then poll for ~0.1 s after every call beside kexue's pool and take the cores from
 // it (why the products run on oneDNN on the pool: docs/DESIGN.md, Threading). native.ts loads the
 // addon with OPENBLAS_NUM_THREADS=1, so that OpenBLAS starts no workers, unless the user set it; and
-// the addon sets one thread as it loads, so that a user's setting starts workers that never get
-// work. So eigh and svd use one thread, and the covariance's products run on kexue's pool, one tile
+// the addon sets one thread as it loads (cpu/openblas.cpp), so that a user's setting starts workers
+// that never get work. So eigh and svd use one thread, and the covariance's products run on kexue's pool, one tile
 // of the output per task.
 //
 // Row-major storage read by column-major LAPACK is the transpose: a [m, n] row-major matrix is
@@ -26,10 +26,9 @@
 #include "kx/registry.h"
 #include "ops/linalg/plan.h"
 
-// OpenBLAS's own entry point and the Fortran LAPACK/BLAS ones (32-bit integers: Debian's LP64
+// The Fortran LAPACK/BLAS entry points (32-bit integers: Debian's LP64
 // build). The trailing size_t arguments are gfortran's hidden lengths of the character arguments.
 extern "C" {
-void openblas_set_num_threads(int n);
 void dsyevd_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda, double* w, double* work,
              const int* lwork, int* iwork, const int* liwork, int* info, size_t jobz_len, size_t uplo_len);
 void dgesdd_(const char* jobz, const int* m, const int* n, double* a, const int* lda, double* s, double* u,
@@ -42,12 +41,6 @@ void dgemm_(const char* transa, const char* transb, const int* m, const int* n, 
 
 namespace kx {
 namespace {
-
-// Runs as the addon loads, after OpenBLAS's own initialisation (a library's dependencies initialise
-// first): the workers that initialisation started, if any, never get work and go to sleep.
-struct OpenBlasOnCallingThread {
-  OpenBlasOnCallingThread() { openblas_set_num_threads(1); }
-} openblas_on_calling_thread;
 
 [[noreturn]] void fail_non_finite(const char* op, const char* role, const Shape& shape, int64_t flat, float value) {
   Shape at(shape.size());

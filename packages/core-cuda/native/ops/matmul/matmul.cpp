@@ -10,6 +10,8 @@
 // there the product is bound by streaming the weight ([32, 768]·[768, 3072] from memory: 685 us
 // with both threads reading all of it, against 876 us on one thread).
 #include <algorithm>
+#include <limits>
+#include <optional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "cpu/onednn.h"
+#include "cpu/openblas.h"
 #include "cpu/thread_pool.h"
 #include "kx/convert.h"
 #include "kx/registry.h"
@@ -169,10 +172,58 @@ void run_part(const char* what, const Mat& a, int64_t r0, int64_t r1, int64_t k,
   cpu::onednn::execute(what, part.primitive, args);
 }
 
+// A strided matrix as BLAS reads it: row-major with leading dimension ld, or its transpose.
+struct BlasOperand {
+  bool trans;
+  int64_t ld;
+};
+// m's [rows, cols] view as a BLAS operand, if it is one (one unit stride, the other at least the
+// extent it steps over, every size within OpenBLAS's 32-bit interface).
+std::optional<BlasOperand> blas_operand(const Mat& m, int64_t rows, int64_t cols) {
+  constexpr int64_t kMax = std::numeric_limits<int>::max();
+  if (rows > kMax || cols > kMax) return std::nullopt;
+  if (m.cs == 1 && m.rs >= std::max<int64_t>(1, cols) && m.rs <= kMax) return BlasOperand{false, m.rs};
+  if (m.rs == 1 && m.cs >= std::max<int64_t>(1, rows) && m.cs <= kMax) return BlasOperand{true, m.cs};
+  return std::nullopt;
+}
+
+// Whether the plain products' weight-not-transposed parts go to OpenBLAS: where oneDNN runs AVX2
+// kernels (no AVX-512). There its sgemm reads a [k, n] or transposed-a operand in place for these
+// shapes, and at leading dimensions that are multiples of 1,024 floats it runs at half speed (BERT's
+// dX = dY·W and dW = dYᵀ·X with FFN width 1024 or 3072: 55-65 against 100-130 GFLOP/s on 2 threads,
+// docs/DESIGN.md); OpenBLAS always packs. A weight stored [n, k] (a Linear's forward) stays with
+// oneDNN, which is as fast or faster there at every measured size. AVX-512 kernels do not have the
+// problem, and oneDNN beats OpenBLAS on them.
+bool openblas_for_plain_products() {
+  static const bool avx2_only = (int(dnnl::get_effective_cpu_isa()) & int(dnnl::cpu_isa::avx512_core)) !=
+                                int(dnnl::cpu_isa::avx512_core);
+  return avx2_only;
+}
+
+// Parts of fewer rows stay with oneDNN, whose unpacked kernels serve them better.
+constexpr int64_t kOpenBlasMinRows = 64;
+
+// c [rows, cols] (row stride ldc) = a·w (+ bias) through OpenBLAS when that is the faster library
+// (openblas_for_plain_products); false, doing nothing, where oneDNN should run it.
+bool openblas_part(const Mat& a, const Mat& w, const float* bias, float* c, int64_t ldc, int64_t k, int64_t rows,
+                   int64_t cols) {
+  if (rows < kOpenBlasMinRows || !openblas_for_plain_products() || ldc > std::numeric_limits<int>::max()) return false;
+  const auto ao = blas_operand(a, rows, k), wo = blas_operand(w, k, cols);
+  if (!ao || !wo || wo->trans) return false;
+  // the bias as c's starting rows, added to by beta = 1 (BLAS has no bias epilogue)
+  if (bias)
+    for (int64_t r = 0; r < rows; ++r) std::copy(bias, bias + cols, c + r * ldc);
+  cpu::openblas::sgemm(ao->trans, false, rows, cols, k, a.p, ao->ld, w.p, wo->ld, bias ? 1.0f : 0.0f, c, ldc);
+  return true;
+}
+
 // c[r0:r1, j0:j1] = a[r0:r1, :]·w[:, j0:j1] (+ bias[j0:j1]) for a plain weight.
 void product_part(const char* what, const Mat& a, const Weight& w, const float* bias, float* c, int64_t ldc,
                   int64_t k, int64_t r0, int64_t r1, int64_t j0, int64_t j1) {
   const int64_t cols = j1 - j0;
+  if (openblas_part(Mat{a.at(r0, 0), a.rs, a.cs}, Mat{w.plain.at(0, j0), w.plain.rs, w.plain.cs}, bias ? bias + j0 : nullptr,
+                c + r0 * ldc + j0, ldc, k, r1 - r0, cols))
+    return;
   run_part(what, a, r0, r1, k, cols, f32({k, cols}, {w.plain.rs, w.plain.cs}), w.plain.at(0, j0), false, w.plain.rs,
            w.plain.cs, bias ? bias + j0 : nullptr, c + r0 * ldc + j0, ldc);
 }
