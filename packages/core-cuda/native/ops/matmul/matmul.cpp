@@ -1,6 +1,7 @@
 // matmul on the CPU: oneDNN's matmul primitive (cpu/onednn.h) with the transposes and the broadcast
 // batch dims written as strides (no transposed copies) and the bias row as its epilogue. Half
-// operands are widened to float32 scratch, multiplied in float32 and rounded once at the end.
+// operands are widened to float32 scratch, multiplied in float32 and rounded once at the end. On
+// CPUs without AVX-512 some parts run on OpenBLAS instead (openblas_for_plain_products).
 //
 // Packed weights (matmul_pack, matmul_packed): a weight reordered once into the blocked layout
 // oneDNN's kernels read, so that a product at small m (inference at batch 1) does not pay for
@@ -429,11 +430,16 @@ const PackedLayout& packed_layout(int64_t k, int64_t n) {
   const dnnl_memory_desc_t& whole = layout.whole.data;
   const bool row_major = whole.format_kind == dnnl_blocked && whole.format_desc.blocking.inner_nblks == 0 &&
                          whole.format_desc.blocking.strides[0] == n && whole.format_desc.blocking.strides[1] == 1;
+  // Row-major rows 4 KiB apart (n a multiple of 1,024) ran oneDNN's AVX2 kernels at half speed or
+  // worse ([128, 768]·[768, 3072]: 62 against 102 GFLOP/s; [4096, 256]·[256, 1024]: 65 against 125):
+  // the rows of such a weight are stored 16 floats further apart. n = 768 gained nothing from it.
+  const int64_t ld = row_major && n % 1024 == 0 ? n + 16 : n;
+  if (row_major) layout.whole = f32({k, n}, {ld, 1});
   const int64_t width = col_part_width(n, kMaxColParts);
   for (int64_t j0 = 0; j0 < n && width < n; j0 += width) {
     const int64_t cols = std::min(width, n - j0);
     if (row_major) {
-      layout.panels.push_back(Panel{j0, cols, size_t(j0) * sizeof(float), f32({k, cols}, {n, 1}), n, 1});
+      layout.panels.push_back(Panel{j0, cols, size_t(j0) * sizeof(float), f32({k, cols}, {ld, 1}), ld, 1});
       continue;
     }
     memory::desc desc = panel_desc(k, cols);
