@@ -33,6 +33,7 @@ import {
   type MlmConfig,
   type NerConfig,
 } from '@kexue/models';
+import * as kx from '@kexue/core-cuda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { expectCode } from '../../core-cuda/test/helpers.js';
@@ -129,6 +130,26 @@ describe('train.compile', () => {
     expect(last.compile_traces).toBe(shapes.size + 2);
     // every call: STEPS × ACCUM micro-steps, STEPS × (ACCUM − 1) sums, STEPS updates
     expect((last.compile_traces as number) + (last.compile_replays as number)).toBe(STEPS * ACCUM + STEPS * (ACCUM - 1) + STEPS);
+  });
+
+  it('frees its programs however the run ends: a run that throws mid-way leaves no more tensors alive than one that finishes', async () => {
+    const allocated = () => kx.memory().bytes;
+    const values = withValues(NER, { 'data.dev': dev });
+    const before = allocated();
+    await nerTask.train({ values, overrides: ['train.compile=true'], runDir: path.join(tmp, 'ner-compiled-free-done') });
+    const afterDone = allocated() - before;
+    const failure = new Error('observer failed at step 3');
+    const thrown = nerTask.train({
+      values,
+      overrides: ['train.compile=true'],
+      runDir: path.join(tmp, 'ner-compiled-free-thrown'),
+      onEvent: (e) => {
+        if (e.type === 'log' && e.record.step === 3) throw failure;
+      },
+    });
+    await expect(thrown).rejects.toBe(failure);
+    // a program's buffers and constants are native memory: still allocated here if it was not freed
+    expect(allocated() - before - afterDone).toBe(afterDone);
   });
 
   it('MLM: the compiled run (host masking as inputs, padded masked positions ignored) gives the eager losses', async () => {

@@ -239,172 +239,176 @@ export async function trainLoop<R, I extends BatchTensors>(task: TrainTask<R, I>
   let interrupted = false;
   /** Data-parallel: a process asked to stop (the flag travels with the loss), so all stop at this update. */
   let stopAgreed = false;
-  while (state.step < o.totalSteps) {
-    if (state.step >= stopAt) {
-      stoppedEarly = true;
-      break;
-    }
-    // let signal handlers run (a Ctrl-C handler aborts o.stop): the update itself is synchronous
-    await new Promise((resolve) => setImmediate(resolve));
-    if (world ? stopAgreed : o.stop?.aborted) {
-      stoppedEarly = interrupted = true;
-      if (savedStep !== state.step) await save(null);
-      break;
-    }
-    const t0 = performance.now();
-    const epochBefore = loader.position.epoch;
-    let acc: Record<string, Tensor> | null = null;
-    let lossSum = 0;
-    let tokens = 0;
-    const scale = scaler ? scaler.scale : 1;
-    for (let micro = 0; micro < o.gradAccum; micro++) {
-      const batch = loader.next();
-      tokens += task.tokens(batch.records);
-      // this process's share, and its part of the batch's loss (1 alone)
-      const part = world ? shareOf(batch, world.rank, world.size) : batch;
-      const whole = world ? weightOf(batch) : 0;
-      const share = !world ? 1 : whole > 0 ? weightOf(part) / whole : part.records.length / batch.records.length;
-      // data-parallel: the last micro-batch's gradients, summed with the earlier ones into tensors of
-      // their own, start their all-reduce as the backward pass completes them
-      const prev = acc;
-      const onGradient =
-        reducer && micro === o.gradAccum - 1 ? (i: number, g: Tensor) => reducer.ready(i, keep(prev ? add(prev[names[i]!]!, g) : mul(g, 1))) : undefined;
-      let grads: Record<string, Tensor>;
-      if (compiled) {
-        const inputs = task.inputs(part, padTo);
-        let out: { value: Tensor; grads: Record<string, Tensor> };
-        try {
-          out = compiled.micro(inputs);
-        } finally {
-          dispose(Object.values(inputs));
+  // the compiled programs are freed however the loop ends (a thrown error included)
+  try {
+    while (state.step < o.totalSteps) {
+      if (state.step >= stopAt) {
+        stoppedEarly = true;
+        break;
+      }
+      // let signal handlers run (a Ctrl-C handler aborts o.stop): the update itself is synchronous
+      await new Promise((resolve) => setImmediate(resolve));
+      if (world ? stopAgreed : o.stop?.aborted) {
+        stoppedEarly = interrupted = true;
+        if (savedStep !== state.step) await save(null);
+        break;
+      }
+      const t0 = performance.now();
+      const epochBefore = loader.position.epoch;
+      let acc: Record<string, Tensor> | null = null;
+      let lossSum = 0;
+      let tokens = 0;
+      const scale = scaler ? scaler.scale : 1;
+      for (let micro = 0; micro < o.gradAccum; micro++) {
+        const batch = loader.next();
+        tokens += task.tokens(batch.records);
+        // this process's share, and its part of the batch's loss (1 alone)
+        const part = world ? shareOf(batch, world.rank, world.size) : batch;
+        const whole = world ? weightOf(batch) : 0;
+        const share = !world ? 1 : whole > 0 ? weightOf(part) / whole : part.records.length / batch.records.length;
+        // data-parallel: the last micro-batch's gradients, summed with the earlier ones into tensors of
+        // their own, start their all-reduce as the backward pass completes them
+        const prev = acc;
+        const onGradient =
+          reducer && micro === o.gradAccum - 1 ? (i: number, g: Tensor) => reducer.ready(i, keep(prev ? add(prev[names[i]!]!, g) : mul(g, 1))) : undefined;
+        let grads: Record<string, Tensor>;
+        if (compiled) {
+          const inputs = task.inputs(part, padTo);
+          let out: { value: Tensor; grads: Record<string, Tensor> };
+          try {
+            out = compiled.micro(inputs);
+          } finally {
+            dispose(Object.values(inputs));
+          }
+          grads = out.grads;
+          lossSum += out.value.item();
+          out.value.dispose();
+        } else if (share > 0) {
+          // The scale seeds the backward pass (the value stays unscaled), so crossEntropy's forward can
+          // compute the scaled gradient itself.
+          const out = valueAndGrad(() => lossOf(task.inputs(part, padTo)), params, {
+            outputGradient: scale * share,
+            ...(onGradient ? { onGradient } : {}),
+          });
+          grads = out.grads;
+          lossSum += out.value.item() * share;
+          out.value.dispose();
+        } else {
+          // a share with nothing to learn from (a batch smaller than the job) still takes part
+          grads = Object.fromEntries(Object.entries(params).map(([k, p]) => [k, zeros(p.shape, { device: p.device })]));
+          if (onGradient) names.forEach((k, i) => onGradient(i, grads[k]!));
         }
-        grads = out.grads;
-        lossSum += out.value.item();
-        out.value.dispose();
-      } else if (share > 0) {
-        // The scale seeds the backward pass (the value stays unscaled), so crossEntropy's forward can
-        // compute the scaled gradient itself.
-        const out = valueAndGrad(() => lossOf(task.inputs(part, padTo)), params, {
-          outputGradient: scale * share,
-          ...(onGradient ? { onGradient } : {}),
-        });
-        grads = out.grads;
-        lossSum += out.value.item() * share;
-        out.value.dispose();
+        if (onGradient) {
+          // the reducer holds the sums now
+          dispose([Object.values(grads), prev ? Object.values(prev) : []]);
+          acc = null;
+        } else if (acc === null) acc = grads;
+        else {
+          const prev: Record<string, Tensor> = acc;
+          acc = compiled ? compiled.sum(prev, grads) : sumGradients(prev, grads);
+          dispose([Object.values(prev), Object.values(grads)]);
+        }
+      }
+      let grads: Record<string, Tensor>;
+      if (reducer) {
+        // the sum over processes of their weighted shares: the whole batch's gradient and loss, and
+        // whether any process was asked to stop (then all stop after this update, with a checkpoint)
+        const extra = tensor([lossSum, o.stop?.aborted ? 1 : 0], [2], { device: tensors[0]!.device });
+        const summed = reducer.finish(extra);
+        grads = Object.fromEntries(names.map((k, i) => [k, summed[i]!]));
+        const [reducedLoss, stops] = extra.dataSync();
+        lossSum = reducedLoss!;
+        stopAgreed = stops! > 0;
+        extra.dispose();
+      } else grads = acc!;
+      let gradNorm: number;
+      /** The schedule's multiplier of this update's learning rate (a skipped update reports the rate the next one will use). */
+      let multiplier: number;
+      if (compiled) {
+        const norm = compiled.apply(grads);
+        dispose(Object.values(grads));
+        gradNorm = norm.item();
+        norm.dispose();
+        multiplier = o.optimizer.scheduleMultiplier(o.optimizer.iterations - 1);
       } else {
-        // a share with nothing to learn from (a batch smaller than the job) still takes part
-        grads = Object.fromEntries(Object.entries(params).map(([k, p]) => [k, zeros(p.shape, { device: p.device })]));
-        if (onGradient) names.forEach((k, i) => onGradient(i, grads[k]!));
+        if (o.gradAccum > 1) {
+          const sum = grads;
+          grads = scaleGradients(sum, 1 / o.gradAccum);
+          dispose(Object.values(sum));
+        }
+        // the norm of the scaled gradients; logged unscaled
+        const scaledNorm = globalNorm(Object.values(grads));
+        gradNorm = scaledNorm / scale;
+        let result: StepResult | null;
+        if (scaler) {
+          result = scaler.step(o.optimizer, params, grads, { gradNorm: scaledNorm }).result;
+          if (!result) state.skippedSteps! += 1;
+        } else {
+          result = o.optimizer.step(params, grads, { gradNorm });
+        }
+        dispose(Object.values(grads));
+        multiplier = result ? result.scheduleMultiplier : o.optimizer.scheduleMultiplier();
       }
-      if (onGradient) {
-        // the reducer holds the sums now
-        dispose([Object.values(grads), prev ? Object.values(prev) : []]);
-        acc = null;
-      } else if (acc === null) acc = grads;
-      else {
-        const prev: Record<string, Tensor> = acc;
-        acc = compiled ? compiled.sum(prev, grads) : sumGradients(prev, grads);
-        dispose([Object.values(prev), Object.values(grads)]);
+      state.step++;
+      const loss = lossSum / o.gradAccum;
+      if (Number.isFinite(loss) && (scaler !== null || Number.isFinite(gradNorm))) streak = 0;
+      else if (++streak === 1) streakFrom = state.step;
+      if (streak >= maxNonFinite) {
+        throw new DivergedError(
+          `training diverged: the loss${scaler ? '' : ' or gradient norm'} was not finite for ${streak} updates in a row (steps ${streakFrom}–${state.step}); ` +
+            `${lastGood()}. Try a lower optim.lr or clipping (optim.clip_norm); train.max_nonfinite sets how many such updates a run tolerates`,
+        );
       }
-    }
-    let grads: Record<string, Tensor>;
-    if (reducer) {
-      // the sum over processes of their weighted shares: the whole batch's gradient and loss, and
-      // whether any process was asked to stop (then all stop after this update, with a checkpoint)
-      const extra = tensor([lossSum, o.stop?.aborted ? 1 : 0], [2], { device: tensors[0]!.device });
-      const summed = reducer.finish(extra);
-      grads = Object.fromEntries(names.map((k, i) => [k, summed[i]!]));
-      const [reducedLoss, stops] = extra.dataSync();
-      lossSum = reducedLoss!;
-      stopAgreed = stops! > 0;
-      extra.dispose();
-    } else grads = acc!;
-    let gradNorm: number;
-    /** The schedule's multiplier of this update's learning rate (a skipped update reports the rate the next one will use). */
-    let multiplier: number;
-    if (compiled) {
-      const norm = compiled.apply(grads);
-      dispose(Object.values(grads));
-      gradNorm = norm.item();
-      norm.dispose();
-      multiplier = o.optimizer.scheduleMultiplier(o.optimizer.iterations - 1);
-    } else {
-      if (o.gradAccum > 1) {
-        const sum = grads;
-        grads = scaleGradients(sum, 1 / o.gradAccum);
-        dispose(Object.values(sum));
-      }
-      // the norm of the scaled gradients; logged unscaled
-      const scaledNorm = globalNorm(Object.values(grads));
-      gradNorm = scaledNorm / scale;
-      let result: StepResult | null;
-      if (scaler) {
-        result = scaler.step(o.optimizer, params, grads, { gradNorm: scaledNorm }).result;
-        if (!result) state.skippedSteps! += 1;
-      } else {
-        result = o.optimizer.step(params, grads, { gradNorm });
-      }
-      dispose(Object.values(grads));
-      multiplier = result ? result.scheduleMultiplier : o.optimizer.scheduleMultiplier();
-    }
-    state.step++;
-    const loss = lossSum / o.gradAccum;
-    if (Number.isFinite(loss) && (scaler !== null || Number.isFinite(gradNorm))) streak = 0;
-    else if (++streak === 1) streakFrom = state.step;
-    if (streak >= maxNonFinite) {
-      throw new DivergedError(
-        `training diverged: the loss${scaler ? '' : ' or gradient norm'} was not finite for ${streak} updates in a row (steps ${streakFrom}–${state.step}); ` +
-          `${lastGood()}. Try a lower optim.lr or clipping (optim.clip_norm); train.max_nonfinite sets how many such updates a run tolerates`,
-      );
-    }
-    const ms = performance.now() - t0;
-    state.tokens += tokens;
-    state.elapsedMs += ms;
-    trainedMs += ms;
-    updatesHere++;
-    const w = state.window;
-    w.lossSum += loss;
-    w.updates++;
-    w.tokens += tokens;
-    w.ms += ms;
-    const epoch = loader.position.epoch;
-    o.onEvent({
-      type: 'step',
-      step: state.step,
-      total: o.totalSteps,
-      epoch,
-      loss: w.lossSum / w.updates,
-      tokensPerSecond: (w.tokens / w.ms) * 1000,
-      elapsedMs: performance.now() - started,
-      etaMs: (trainedMs / updatesHere) * (stopAt - state.step),
-    });
-    if (state.step % o.logEvery === 0 || state.step === o.totalSteps) {
-      const rec = {
-        kind: 'train' as const,
+      const ms = performance.now() - t0;
+      state.tokens += tokens;
+      state.elapsedMs += ms;
+      trainedMs += ms;
+      updatesHere++;
+      const w = state.window;
+      w.lossSum += loss;
+      w.updates++;
+      w.tokens += tokens;
+      w.ms += ms;
+      const epoch = loader.position.epoch;
+      o.onEvent({
+        type: 'step',
         step: state.step,
+        total: o.totalSteps,
         epoch,
         loss: w.lossSum / w.updates,
-        lr: o.optimizer.learningRate * multiplier,
-        grad_norm: gradNorm,
-        tokens_per_s: round((w.tokens / w.ms) * 1000, 4),
-        elapsed_s: round(state.elapsedMs / 1000, 4),
-        ...(scaler ? { loss_scale: scaler.scale, skipped_steps: state.skippedSteps } : {}),
-        ...(commFrom ? commWindow(commFrom) : {}),
-        // programs traced so far (a trace after the first updates means a new padded batch shape) and replayed
-        ...(compiled ? { compile_traces: compiled.stats.traces, compile_replays: compiled.stats.replays } : {}),
-      };
-      if (commFrom) commFrom = dist.stats();
-      record(rec);
-      o.onEvent({ type: 'log', total: o.totalSteps, record: rec });
-      state.window = { lossSum: 0, updates: 0, tokens: 0, ms: 0 };
+        tokensPerSecond: (w.tokens / w.ms) * 1000,
+        elapsedMs: performance.now() - started,
+        etaMs: (trainedMs / updatesHere) * (stopAt - state.step),
+      });
+      if (state.step % o.logEvery === 0 || state.step === o.totalSteps) {
+        const rec = {
+          kind: 'train' as const,
+          step: state.step,
+          epoch,
+          loss: w.lossSum / w.updates,
+          lr: o.optimizer.learningRate * multiplier,
+          grad_norm: gradNorm,
+          tokens_per_s: round((w.tokens / w.ms) * 1000, 4),
+          elapsed_s: round(state.elapsedMs / 1000, 4),
+          ...(scaler ? { loss_scale: scaler.scale, skipped_steps: state.skippedSteps } : {}),
+          ...(commFrom ? commWindow(commFrom) : {}),
+          // programs traced so far (a trace after the first updates means a new padded batch shape) and replayed
+          ...(compiled ? { compile_traces: compiled.stats.traces, compile_replays: compiled.stats.replays } : {}),
+        };
+        if (commFrom) commFrom = dist.stats();
+        record(rec);
+        o.onEvent({ type: 'log', total: o.totalSteps, record: rec });
+        state.window = { lossSum: 0, updates: 0, tokens: 0, ms: 0 };
+      }
+      const last = state.step === o.totalSteps;
+      const evalNow = last || (o.evalEvery > 0 ? state.step % o.evalEvery === 0 : epoch > epochBefore);
+      const best = evalNow ? await evaluate() : null;
+      if (evalNow || last || state.step === stopAt || (o.saveEvery > 0 && state.step % o.saveEvery === 0)) await save(best);
     }
-    const last = state.step === o.totalSteps;
-    const evalNow = last || (o.evalEvery > 0 ? state.step % o.evalEvery === 0 : epoch > epochBefore);
-    const best = evalNow ? await evaluate() : null;
-    if (evalNow || last || state.step === stopAt || (o.saveEvery > 0 && state.step % o.saveEvery === 0)) await save(best);
+    if (streak > 0) throw new DivergedError(`training diverged: its last ${streak} updates (steps ${streakFrom}–${state.step}) had a non-finite loss; ${lastGood()}`);
+  } finally {
+    compiled?.clear();
   }
-  if (streak > 0) throw new DivergedError(`training diverged: its last ${streak} updates (steps ${streakFrom}–${state.step}) had a non-finite loss; ${lastGood()}`);
-  compiled?.clear();
   o.onEvent({ type: 'done', step: state.step });
   return {
     step: state.step,

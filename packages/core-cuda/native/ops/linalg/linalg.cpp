@@ -6,8 +6,8 @@
 // it (why the products run on oneDNN on the pool: docs/DESIGN.md, Threading). native.ts loads the
 // addon with OPENBLAS_NUM_THREADS=1, so that OpenBLAS starts no workers, unless the user set it; and
 // the addon sets one thread as it loads (cpu/openblas.cpp), so that a user's setting starts workers
-// that never get work. So eigh and svd use one thread, and the covariance's products run on kexue's pool, one tile
-// of the output per task.
+// that never get work. So eigh and svd use one thread, and the covariance's products run on kexue's
+// pool, one tile of the output per task.
 //
 // Row-major storage read by column-major LAPACK is the transpose: a [m, n] row-major matrix is
 // LAPACK's aᵀ [n, m] with leading dimension n. The functions below say where that matters.
@@ -26,8 +26,8 @@
 #include "kx/registry.h"
 #include "ops/linalg/plan.h"
 
-// The Fortran LAPACK/BLAS entry points (32-bit integers: Debian's LP64
-// build). The trailing size_t arguments are gfortran's hidden lengths of the character arguments.
+// The Fortran LAPACK/BLAS entry points (32-bit integers: Debian's LP64 build). The trailing size_t
+// arguments are gfortran's hidden lengths of the character arguments.
 extern "C" {
 void dsyevd_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda, double* w, double* work,
              const int* lwork, int* iwork, const int* liwork, int* info, size_t jobz_len, size_t uplo_len);

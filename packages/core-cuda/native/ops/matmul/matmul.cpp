@@ -12,10 +12,10 @@
 // with both threads reading all of it, against 876 us on one thread).
 #include <algorithm>
 #include <limits>
-#include <optional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 #include <type_traits>
 #include <vector>
@@ -222,9 +222,8 @@ bool openblas_part(const Mat& a, const Mat& w, const float* bias, float* c, int6
 void product_part(const char* what, const Mat& a, const Weight& w, const float* bias, float* c, int64_t ldc,
                   int64_t k, int64_t r0, int64_t r1, int64_t j0, int64_t j1) {
   const int64_t cols = j1 - j0;
-  if (openblas_part(Mat{a.at(r0, 0), a.rs, a.cs}, Mat{w.plain.at(0, j0), w.plain.rs, w.plain.cs}, bias ? bias + j0 : nullptr,
-                c + r0 * ldc + j0, ldc, k, r1 - r0, cols))
-    return;
+  const Mat a_rows{a.at(r0, 0), a.rs, a.cs}, w_cols{w.plain.at(0, j0), w.plain.rs, w.plain.cs};
+  if (openblas_part(a_rows, w_cols, bias ? bias + j0 : nullptr, c + r0 * ldc + j0, ldc, k, r1 - r0, cols)) return;
   run_part(what, a, r0, r1, k, cols, f32({k, cols}, {w.plain.rs, w.plain.cs}), w.plain.at(0, j0), false, w.plain.rs,
            w.plain.cs, bias ? bias + j0 : nullptr, c + r0 * ldc + j0, ldc);
 }
