@@ -194,7 +194,7 @@ std::optional<BlasOperand> blas_operand(const Mat& m, int64_t rows, int64_t cols
 // Whether the plain products' weight-not-transposed parts go to OpenBLAS: where oneDNN runs AVX2
 // kernels (no AVX-512). There its sgemm reads a [k, n] or transposed-a operand in place for these
 // shapes, and at leading dimensions that are multiples of 1,024 floats it runs at half speed (BERT's
-// dX = dY·W and dW = dYᵀ·X with FFN width 1024 or 3072: 55-65 against 100-130 GFLOP/s on 2 threads,
+// dX = dY·W and dW = dYᵀ·X with FFN width 1024 or 3072: 57-73 against 106-132 GFLOP/s on 2 threads,
 // docs/DESIGN.md); OpenBLAS always packs. A weight stored [n, k] (a Linear's forward) stays with
 // oneDNN, which is as fast or faster there at every measured size. AVX-512 kernels do not have the
 // problem, and oneDNN beats OpenBLAS on them.
