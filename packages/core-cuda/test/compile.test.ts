@@ -3,10 +3,6 @@
  * results are compared with the eager run of the same function: equal bits without fusion (the
  * replay runs the same kernels), and within rounding with it (multiply-adds round once).
  */
-import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -14,12 +10,10 @@ import * as kx from '../src/index.js';
 import { fromNativeError } from '../src/errors.js';
 import { native } from '../src/native.js';
 import { addonCalls, broadcastShape, mask, maxElementRelError, randomGraph, uniform } from './compile_helpers.js';
-import { expectCode, maxRelError } from './helpers.js';
+import { caseReport, cpuFlags, expectCode, maxRelError } from './helpers.js';
 import { Rng } from './parity_cases.js';
 
 afterEach(() => kx.profiler.reset());
-
-const here = path.dirname(fileURLToPath(import.meta.url));
 
 // E1 of FUSION.md: a residual add of a masked, biased, scaled input.
 const e1 = (res: kx.Tensor, m: kx.Tensor, x: kx.Tensor, bias: kx.Tensor, s: number) => kx.add(res, kx.mul(kx.mul(m, kx.add(x, bias)), s));
@@ -399,23 +393,10 @@ describe('kx.compile: signatures, captures, constants and errors', () => {
 });
 
 describe('kx.compile: the interpreter on each SIMD target', () => {
-  const avx2 = /\bavx2\b/.test((() => {
-    try {
-      return readFileSync('/proc/cpuinfo', 'utf8');
-    } catch {
-      return '';
-    }
-  })());
+  const avx2 = cpuFlags.has('avx2');
   for (const simd of ['best', 'avx2', 'scalar']) {
     it.skipIf(simd === 'avx2' && !avx2)(`KEXUE_SIMD=${simd}: every superinstruction, within rounding of eager`, () => {
-      const r = spawnSync(process.execPath, ['--import', 'tsx', '--conditions=source', path.join(here, 'compile_simd_case.ts')], {
-        cwd: path.join(here, '..'),
-        env: { ...process.env, KEXUE_SIMD: simd },
-        encoding: 'utf8',
-        timeout: 120_000,
-      });
-      expect(r.status, r.stderr).toBe(0);
-      const report = JSON.parse(r.stdout.trim().split('\n').pop()!) as { target: string; groups: number; code: string[]; error: number };
+      const report = caseReport<{ target: string; groups: number; code: string[]; error: number }>('compile_simd_case.ts', { KEXUE_SIMD: simd });
       if (simd === 'avx2') expect(report.target).toBe('AVX2');
       expect(report.groups).toBe(1);
       const code = report.code.join('\n');

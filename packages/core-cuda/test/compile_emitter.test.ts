@@ -6,22 +6,16 @@
  * does an addon built without Xbyak, on an x86-64 CPU with AVX2).
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { describe, expect, it } from 'vitest';
 
+import { caseReport, cpuFlags } from './helpers.js';
+
 const here = path.dirname(fileURLToPath(import.meta.url));
-const cpuFlags = (() => {
-  try {
-    return readFileSync('/proc/cpuinfo', 'utf8');
-  } catch {
-    return '';
-  }
-})();
-const avx2 = /\bavx2\b/.test(cpuFlags) && /\bfma\b/.test(cpuFlags);
-const avx512 = /\bavx512f\b/.test(cpuFlags) && /\bavx512bw\b/.test(cpuFlags);
+const avx2 = cpuFlags.has('avx2') && cpuFlags.has('fma');
+const avx512 = cpuFlags.has('avx512f') && cpuFlags.has('avx512bw');
 
 interface CaseResult {
   groups: number;
@@ -43,14 +37,7 @@ const gradFns = ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'tanh', 'sigmoid', 'relu'
 const gradDtypes = ['float32', 'float16', 'bfloat16'];
 
 function report(env: Record<string, string>): Report {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--conditions=source', path.join(here, 'compile_emitter_case.ts')], {
-    cwd: path.join(here, '..'),
-    env: { ...process.env, KEXUE_FUSION: '', KEXUE_SIMD: '', ...env },
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
-  expect(r.status, r.stderr).toBe(0);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as Report;
+  return caseReport<Report>('compile_emitter_case.ts', { KEXUE_FUSION: '', KEXUE_SIMD: '', ...env });
 }
 
 describe.skipIf(!avx2 || process.arch !== 'x64')('kx.compile: the CPU executors of fused groups', () => {

@@ -7,9 +7,6 @@
  * and by the interpreter, and no PTX load failure (its reason would be in lastFailure). Skipped
  * without a GPU: until a GPU session runs it, the CUDA executor is unverified.
  */
-import { spawnSync } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { describe, expect, it } from 'vitest';
 
@@ -18,6 +15,7 @@ import { native } from '../src/native.js';
 
 import { ADAMW, adamwPlain, mask, uniform } from './compile_helpers.js';
 import { expectClose, GRAD_CASES, gradCase, groupInputs, planOf, randomCase, referenceGroup, runGroup, type GroupCase } from './compile_group_harness.js';
+import { caseReport } from './helpers.js';
 import { Rng } from './parity_cases.js';
 
 const gpu = kx.cuda.isAvailable();
@@ -129,17 +127,8 @@ describe.skipIf(!gpu)(`kx.compile on CUDA: fused groups${skipped}`, () => {
   });
 
   it('KEXUE_FUSION=interp runs the PTX-able groups (E1, AdamW) in the interpreter kernel; unset, from PTX', () => {
-    const here = path.dirname(fileURLToPath(import.meta.url));
-    const report = (fusion: string) => {
-      const r = spawnSync(process.execPath, ['--import', 'tsx', '--conditions=source', path.join(here, 'compile_fusion_cuda_case.ts')], {
-        cwd: path.join(here, '..'),
-        env: { ...process.env, KEXUE_FUSION: fusion },
-        encoding: 'utf8',
-        timeout: 120_000,
-      });
-      expect(r.status, r.stderr).toBe(0);
-      return JSON.parse(r.stdout.trim().split('\n').pop()!) as { ptx: number; interpreted: number; loadFailures: number; lastFailure: string; errors: Record<string, number> };
-    };
+    const report = (fusion: string) =>
+      caseReport<{ ptx: number; interpreted: number; loadFailures: number; lastFailure: string; errors: Record<string, number> }>('compile_fusion_cuda_case.ts', { KEXUE_FUSION: fusion });
     const interp = report('interp');
     expect(interp.ptx).toBe(0);
     expect(interp.interpreted).toBeGreaterThanOrEqual(2); // a replay of each case's group (the trace runs eagerly)

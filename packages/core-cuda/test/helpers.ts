@@ -1,5 +1,6 @@
 /** Shared test helpers: fixtures made by tools/golden, tolerances by dtype, comparisons. */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +9,39 @@ import { afterAll, expect } from 'vitest';
 import * as kx from '../src/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** This CPU's feature flags (Linux's /proc/cpuinfo; none elsewhere), to skip targets it lacks. */
+export const cpuFlags: ReadonlySet<string> = new Set(
+  (() => {
+    try {
+      return (/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').split(/\s+/).filter(Boolean);
+    } catch {
+      return [];
+    }
+  })(),
+);
+
+/**
+ * Runs `script` (a file of this folder) in a child Node process with `env` over this process's
+ * environment (an undefined value removes the variable), for settings read once per process
+ * (KEXUE_SIMD, KEXUE_FUSION, DNNL_MAX_CPU_ISA); the child must exit 0, and its last output line,
+ * JSON, is returned.
+ */
+export function caseReport<T>(script: string, env: Record<string, string | undefined> = {}): T {
+  const childEnv = { ...process.env };
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined) delete childEnv[name];
+    else childEnv[name] = value;
+  }
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--conditions=source', path.join(here, script)], {
+    cwd: path.join(here, '..'),
+    env: childEnv,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  expect(r.status, `${script} with ${JSON.stringify(env)}: ${r.stderr}`).toBe(0);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as T;
+}
 
 export interface Fixture {
   /** Tensors named "<case>.<role>" (CPU); `get` throws on a missing name. */

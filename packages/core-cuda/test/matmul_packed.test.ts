@@ -1,14 +1,7 @@
-import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
 import { describe, expect, it } from 'vitest';
 
 import * as kx from '../src/index.js';
-import { expectClose, expectCode, randomTensor, tolerance } from './helpers.js';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
+import { caseReport, cpuFlags, expectClose, expectCode, randomTensor, tolerance } from './helpers.js';
 
 /** matmulPacked against matmul with the weight itself, for a [..., k] input and a [n, k] (transB) or [k, n] weight. */
 function checkAgainstMatmul(aShape: number[], k: number, n: number, transB: boolean, dtype: kx.DType, withBias: boolean): void {
@@ -96,15 +89,6 @@ describe('packed weights refuse what they cannot do', () => {
     }));
 });
 
-// The CPU's flags (Linux), to skip oneDNN's AVX2 cap where the CPU lacks AVX2.
-const hasAvx2 = (() => {
-  try {
-    return /^flags\s*:.*\bavx2\b/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
-  } catch {
-    return false;
-  }
-})();
-
 describe('the CPU products do not depend on the thread count', () => {
   // ops/matmul splits a product into parts over the pool: chunks of rows, or, with few rows, the
   // columns (a plain weight's, or a packed weight's panels), all in shapes fixed by the product's
@@ -112,18 +96,9 @@ describe('the CPU products do not depend on the thread count', () => {
   // best this CPU has, and AVX2, whose sgemm rounds a row differently at other places in other m.
   const isas: Array<[string, string | undefined]> = [['best', undefined], ['AVX2', 'AVX2']];
   for (const [label, cap] of isas) {
-    it.skipIf(cap === 'AVX2' && !hasAvx2)(`${label}: 1, 2 and 3 threads give the same bits, plain and packed`, () => {
-      const env = { ...process.env };
-      if (cap === undefined) delete env.DNNL_MAX_CPU_ISA;
-      else env.DNNL_MAX_CPU_ISA = cap;
-      const r = spawnSync(process.execPath, ['--import', 'tsx', '--conditions=source', path.join(here, 'matmul_threads_cases.ts')], {
-        cwd: path.join(here, '..'),
-        env,
-        encoding: 'utf8',
-        timeout: 120_000,
-      });
-      expect(r.status, `DNNL_MAX_CPU_ISA=${cap}: ${r.stderr}`).toBe(0);
-      const differing = JSON.parse(r.stdout.trim().split('\n').pop()!) as string[];
+    // (skipped where the CPU lacks AVX2)
+    it.skipIf(cap === 'AVX2' && !cpuFlags.has('avx2'))(`${label}: 1, 2 and 3 threads give the same bits, plain and packed`, () => {
+      const differing = caseReport<string[]>('matmul_threads_cases.ts', { DNNL_MAX_CPU_ISA: cap });
       expect(differing).toEqual([]);
     });
   }

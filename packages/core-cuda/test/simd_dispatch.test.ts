@@ -7,13 +7,13 @@
 // and backward, the optimizer updates and the 16-bit float conversions (bfloat16 exactly; float16
 // with the same bits on every target). An unknown KEXUE_SIMD fails the load with E_ARG.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { describe, expect, it } from 'vitest';
 
 import * as kx from '../src/index.js';
+import { caseReport, cpuFlags } from './helpers.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -25,28 +25,7 @@ interface CaseReport {
   narrowedBits: number;
 }
 
-function runCases(simd: string | undefined): CaseReport {
-  const env = { ...process.env };
-  if (simd === undefined) delete env.KEXUE_SIMD;
-  else env.KEXUE_SIMD = simd;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--conditions=source', path.join(here, 'simd_cases.ts')], {
-    cwd: path.join(here, '..'),
-    env,
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
-  expect(r.status, `KEXUE_SIMD=${simd}: ${r.stderr}`).toBe(0);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as CaseReport;
-}
-
-// The CPU's flags (Linux), to skip the AVX2 cap where the CPU lacks AVX2 (it would run a lower target).
-const flags = (() => {
-  try {
-    return (/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').split(/\s+/);
-  } catch {
-    return [];
-  }
-})();
+const runCases = (simd: string | undefined) => caseReport<CaseReport>('simd_cases.ts', { KEXUE_SIMD: simd });
 
 describe('SIMD dispatch (KEXUE_SIMD)', () => {
   const reports = new Map<string, CaseReport>();
@@ -58,7 +37,8 @@ describe('SIMD dispatch (KEXUE_SIMD)', () => {
 
   for (const [cap, target] of caps) {
     const label = cap ?? 'best';
-    it.skipIf(cap === 'avx2' && !flags.includes('avx2'))(`${label}: every run within its bounds of float64`, { timeout: 180_000 }, () => {
+    // (on a CPU without AVX2 the cap would run a lower target)
+    it.skipIf(cap === 'avx2' && !cpuFlags.has('avx2'))(`${label}: every run within its bounds of float64`, { timeout: 180_000 }, () => {
       const report = runCases(cap);
       reports.set(label, report);
       if (target) expect(report.target).toBe(target);
